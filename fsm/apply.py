@@ -1,0 +1,247 @@
+"""The finite-state machine: apply one log entry to the state, deterministically.
+
+``FSM.apply(index, blob)`` decodes the envelope, runs the applier for its type inside
+one transaction, publishes the new state and returns the answer for the submitter.
+It never raises: a request that the state refuses (a failed check-and-set, an unknown
+job) comes back as ``{"Error", "Code"}`` and changes nothing, and an unexpected
+exception is caught, logged and answered as an error, because an exception escaping a
+pysyncobj replicated method wedges the whole cluster.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from msgspec.structs import replace
+
+from fsm import entries as e
+from fsm import jobs
+from fsm import schema as t
+from fsm.jobs import Rejected
+from fsm.store import State, Txn
+from fsm.structs import RequestResult
+
+log = logging.getLogger("caravan.fsm")
+
+DEFAULT_TRACKED_VERSIONS = 6
+# How many log indexes a request id is remembered for (its answer is replayed to a
+# retry that arrives within that window).
+REQUEST_WINDOW = 200_000
+_SWEEP_EVERY = 4096
+
+
+class FSM:
+    def __init__(self, tracked_versions: int = DEFAULT_TRACKED_VERSIONS):
+        self.tracked_versions = tracked_versions
+        self.state = State.empty()
+        # Called after each applied entry with (tables touched, index); the server uses
+        # it to wake blocking queries. It must not raise and must be quick.
+        self.on_commit: Callable[[frozenset[str], int], None] | None = None
+        # Set when an entry of an unknown type arrives: this binary is older than the
+        # log, and the node must stop rather than skip it.
+        self.fatal: str | None = None
+        self._appliers: dict[e.EntryType, Callable[[Txn, e.Request], dict]] = {
+            e.EntryType.NOOP: self._noop,
+            e.EntryType.JOB_REGISTER: self._job_register,
+            e.EntryType.JOB_DEREGISTER: self._job_deregister,
+            e.EntryType.JOB_STABILITY: self._job_stability,
+            e.EntryType.JOB_REVERT: self._job_revert,
+            e.EntryType.JOB_DISPATCH: self._job_dispatch,
+            e.EntryType.PERIODIC_FORCE: self._periodic_force,
+            e.EntryType.JOB_EVALUATE: self._job_evaluate,
+        }
+        missing = set(e.EntryType) - set(self._appliers)
+        if missing:
+            raise RuntimeError(f"entry types without an applier: {sorted(missing)}")
+
+    # --- the entry point ----------------------------------------------------------------
+
+    def apply(self, index: int, blob: bytes) -> dict:
+        try:
+            etype, body = e.decode(blob)
+        except e.UnknownEntryType as exc:
+            self.fatal = f"log entry {index}: {exc}"
+            log.critical("%s; this server is older than the log and must be upgraded", self.fatal)
+            return {"Error": str(exc), "Code": 500, "Index": index}
+        except Exception as exc:  # undecodable body: nothing to apply
+            log.error("log entry %d could not be decoded: %s", index, exc)
+            return self._publish(Txn(self.state, index), {"Error": f"undecodable entry: {exc}",
+                                                         "Code": 500})
+        if body.RequestID:
+            seen = self.state.get(t.REQUESTS, body.RequestID)
+            if seen is not None:
+                return self._publish(Txn(self.state, index), seen.Result)
+        txn = Txn(self.state, index)
+        try:
+            result = self._appliers[etype](txn, body)
+        except Rejected as rej:
+            txn = Txn(self.state, index)
+            result = {"Error": rej.message, "Code": rej.code}
+        except Exception as exc:
+            log.exception("applying log entry %d (%s) failed", index, etype.name)
+            txn = Txn(self.state, index)
+            result = {"Error": f"internal error applying {etype.name}: {exc}", "Code": 500}
+        result["Index"] = index
+        if body.RequestID and etype != e.EntryType.NOOP:
+            txn.put(t.REQUESTS, RequestResult(RequestID=body.RequestID, Index=index, Result=result))
+        if index % _SWEEP_EVERY == 0:
+            self._forget_old_requests(txn)
+        return self._publish(txn, result)
+
+    def restore(self, state: State) -> None:
+        """Replace the whole state (snapshot install); wakes every blocking query."""
+        self.state = state
+        if self.on_commit is not None:
+            self.on_commit(frozenset(t.SCHEMA), state.last_index)
+
+    def _publish(self, txn: Txn, result: dict) -> dict:
+        result.setdefault("Index", txn.index)
+        self.state = txn.commit()
+        if self.on_commit is not None:
+            try:
+                self.on_commit(txn.touched, txn.index)
+            except Exception:
+                log.exception("on_commit hook failed")
+        return result
+
+    def _forget_old_requests(self, txn: Txn) -> None:
+        horizon = txn.index - REQUEST_WINDOW
+        old = [r.RequestID for r in txn.rows_unordered(t.REQUESTS) if r.Index < horizon]
+        for rid in sorted(old):
+            txn.delete(t.REQUESTS, rid)
+
+    # --- appliers -------------------------------------------------------------------------
+
+    def _noop(self, txn: Txn, body: e.Noop) -> dict:
+        return {}
+
+    def _job_register(self, txn: Txn, body: e.JobRegister) -> dict:
+        job = body.Job
+        existing = txn.get(t.JOBS, job.ID)
+        if body.EnforceIndex:
+            _enforce_index(existing, body.JobModifyIndex)
+        if existing is not None and body.PreserveCounts:
+            counts = {tg.Name: tg.Count for tg in existing.TaskGroups or ()}
+            job = replace(job, TaskGroups=[
+                replace(tg, Count=counts[tg.Name]) if tg.Name in counts else tg
+                for tg in job.TaskGroups or ()])
+        return self._register(txn, job, existing, body.Eval, body.SubmitTime)
+
+    def _register(self, txn: Txn, job, existing, ev, submit_time: int) -> dict:
+        """Shared by register, revert, dispatch and periodic launches: write a new
+        version if the spec changed, then the eval (if any) in the same transaction."""
+        if existing is None or jobs.spec_changed(existing, job):
+            stored = jobs.upsert_job(txn, replace(job, SubmitTime=submit_time or job.SubmitTime),
+                                     tracked_versions=self.tracked_versions)
+        else:
+            stored = existing
+        result = {"JobModifyIndex": stored.JobModifyIndex, "EvalID": "", "EvalCreateIndex": 0,
+                  "JobCreateIndex": stored.CreateIndex}
+        if ev is not None:
+            ev = jobs.insert_eval(txn, replace(ev, JobModifyIndex=stored.JobModifyIndex))
+            jobs.refresh_status(txn, stored.ID)
+            result.update(EvalID=ev.ID, EvalCreateIndex=ev.CreateIndex)
+        return result
+
+    def _job_deregister(self, txn: Txn, body: e.JobDeregister) -> dict:
+        job = txn.get(t.JOBS, body.JobID)
+        if job is None:
+            # Nomad 1.x: deregistering an unknown job succeeds and creates nothing.
+            return {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0}
+        if body.Purge:
+            jobs.purge_job(txn, job)
+            modify_index = txn.index
+        elif not job.Stop:
+            modify_index = jobs.upsert_job(
+                txn, replace(job, Stop=True, SubmitTime=body.SubmitTime or job.SubmitTime),
+                tracked_versions=self.tracked_versions).JobModifyIndex
+        else:
+            modify_index = job.JobModifyIndex
+        result = {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": modify_index}
+        # Periodic and parameterized parents are never evaluated themselves.
+        if body.Eval is not None and not job.is_periodic() and not job.is_parameterized():
+            ev = jobs.insert_eval(txn, replace(body.Eval, JobModifyIndex=modify_index))
+            jobs.refresh_status(txn, job.ID)
+            result.update(EvalID=ev.ID, EvalCreateIndex=ev.CreateIndex)
+        return result
+
+    def _job_stability(self, txn: Txn, body: e.JobStability) -> dict:
+        if txn.get(t.JOBS, body.JobID) is None:
+            raise Rejected(404, "job not found")
+        job = jobs.set_stability(txn, body.JobID, body.JobVersion, body.Stable)
+        return {"JobModifyIndex": job.JobModifyIndex if job else 0}
+
+    def _job_revert(self, txn: Txn, body: e.JobRevert) -> dict:
+        current = txn.get(t.JOBS, body.JobID)
+        if current is None:
+            raise Rejected(404, f'job "{body.JobID}" not found')
+        if body.EnforcePriorVersion is not None and body.EnforcePriorVersion != current.Version:
+            raise Rejected(409, f"Current job has version {current.Version}; enforcing version "
+                                f"{body.EnforcePriorVersion}")
+        if body.JobVersion == current.Version:
+            raise Rejected(400, "can't revert to current version")
+        target = txn.get(t.JOB_VERSIONS, (body.JobID, body.JobVersion))
+        if target is None:
+            raise Rejected(404, f'job "{body.JobID}" at version {body.JobVersion} not found')
+        ev = body.Eval if not target.is_periodic() and not target.is_parameterized() else None
+        return self._register(txn, target, current, ev, body.SubmitTime)
+
+    def _job_dispatch(self, txn: Txn, body: e.JobDispatch) -> dict:
+        parent = txn.get(t.JOBS, body.ParentID)
+        rej = jobs.dispatch_rejection(parent, body.ParentID, body.Meta, body.Payload)
+        if rej is not None:
+            raise rej
+        if body.IdempotencyToken:
+            for child in txn.by_index(t.JOBS, "parent", parent.ID):
+                if child.Dispatched and child.DispatchIdempotencyToken == body.IdempotencyToken:
+                    return {"DispatchedJobID": child.ID, "EvalID": "", "EvalCreateIndex": 0,
+                            "JobCreateIndex": child.CreateIndex}
+        child = jobs.dispatch_child(parent, body.DispatchedJobID, body.Meta, body.Payload,
+                                    body.IdempotencyToken, body.SubmitTime)
+        ev = body.Eval if not child.is_periodic() else None
+        result = self._register(txn, child, txn.get(t.JOBS, child.ID), ev, body.SubmitTime)
+        result["DispatchedJobID"] = child.ID
+        return result
+
+    def _periodic_force(self, txn: Txn, body: e.PeriodicForce) -> dict:
+        parent = txn.get(t.JOBS, body.ParentID)
+        if parent is None:
+            raise Rejected(404, "job not found")
+        if not parent.is_periodic():
+            raise Rejected(400, "can't force launch non-periodic job")
+        if not parent.is_periodic_active():
+            raise Rejected(400, f'force launch for job "{parent.ID}" failed: can\'t force run '
+                                f"non-tracked job {parent.ID}")
+        child = jobs.periodic_child(parent, body.LaunchTime)
+        ev = replace(body.Eval, JobID=child.ID) if body.Eval is not None else None
+        result = self._register(txn, child, txn.get(t.JOBS, child.ID), ev, body.LaunchTime)
+        jobs.record_launch(txn, parent.ID, body.LaunchTime)
+        result["DispatchedJobID"] = child.ID
+        return result
+
+    def _job_evaluate(self, txn: Txn, body: e.JobEvaluate) -> dict:
+        job = txn.get(t.JOBS, body.JobID)
+        if job is None:
+            raise Rejected(404, "job not found")
+        if job.is_periodic():
+            raise Rejected(400, "can't evaluate periodic job")
+        if job.is_parameterized():
+            raise Rejected(400, "can't evaluate parameterized job")
+        # Nomad quirk kept for compatibility: the eval's JobModifyIndex is the job's
+        # ModifyIndex.
+        ev = jobs.insert_eval(txn, replace(body.Eval, JobModifyIndex=job.ModifyIndex))
+        jobs.refresh_status(txn, job.ID)
+        return {"EvalID": ev.ID, "EvalCreateIndex": ev.CreateIndex,
+                "JobModifyIndex": job.JobModifyIndex}
+
+
+def _enforce_index(existing, want: int) -> None:
+    prefix = f"Enforcing job modify index {want}"
+    if existing is None:
+        if want != 0:
+            raise Rejected(409, f"{prefix}: job does not exist")
+    elif want == 0:
+        raise Rejected(409, f"{prefix}: job already exists")
+    elif existing.JobModifyIndex != want:
+        raise Rejected(409, f"{prefix}: job exists with conflicting job modify index: "
+                            f"{existing.JobModifyIndex}")

@@ -1,0 +1,120 @@
+"""Log entry types and their envelope: one type byte followed by a msgpack body.
+
+The enum is append-only: a number, once used, keeps its meaning forever, because old
+entries sit in journals and snapshots. Bodies are typed structs; every value that is
+not a function of the state (ids, wall-clock times, the eval to create) is decided by
+the server that builds the entry and carried in it, so every replica applies the same
+thing.
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+import msgspec
+
+from fsm.structs import Evaluation, Job
+
+
+class EntryType(IntEnum):
+    NOOP = 0              # read barrier: changes nothing, proves the log reached here
+    JOB_REGISTER = 1
+    JOB_DEREGISTER = 2
+    JOB_STABILITY = 3
+    JOB_REVERT = 4
+    JOB_DISPATCH = 5
+    PERIODIC_FORCE = 6
+    JOB_EVALUATE = 7
+
+
+class Request(msgspec.Struct, kw_only=True):
+    # A unique id chosen by the submitting server; resubmitting the same bytes after an
+    # unknown outcome is answered from the first application instead of applying twice.
+    RequestID: str = ""
+
+
+class Noop(Request):
+    pass
+
+
+class JobRegister(Request):
+    Job: Job
+    Eval: Evaluation | None = None
+    EnforceIndex: bool = False
+    JobModifyIndex: int = 0
+    PreserveCounts: bool = False
+    SubmitTime: int = 0
+
+
+class JobDeregister(Request):
+    JobID: str
+    Purge: bool = False
+    Eval: Evaluation | None = None
+    SubmitTime: int = 0
+
+
+class JobStability(Request):
+    JobID: str
+    JobVersion: int
+    Stable: bool
+
+
+class JobRevert(Request):
+    JobID: str
+    JobVersion: int
+    EnforcePriorVersion: int | None = None
+    Eval: Evaluation | None = None
+    SubmitTime: int = 0
+
+
+class JobDispatch(Request):
+    ParentID: str
+    DispatchedJobID: str
+    Meta: dict[str, str] | None = None
+    Payload: bytes | None = None
+    IdempotencyToken: str = ""
+    Eval: Evaluation | None = None
+    SubmitTime: int = 0
+
+
+class PeriodicForce(Request):
+    ParentID: str
+    LaunchTime: int  # unix nanoseconds
+    Eval: Evaluation | None = None
+
+
+class JobEvaluate(Request):
+    JobID: str
+    Eval: Evaluation
+
+
+BODY_TYPES: dict[EntryType, type[Request]] = {
+    EntryType.NOOP: Noop,
+    EntryType.JOB_REGISTER: JobRegister,
+    EntryType.JOB_DEREGISTER: JobDeregister,
+    EntryType.JOB_STABILITY: JobStability,
+    EntryType.JOB_REVERT: JobRevert,
+    EntryType.JOB_DISPATCH: JobDispatch,
+    EntryType.PERIODIC_FORCE: PeriodicForce,
+    EntryType.JOB_EVALUATE: JobEvaluate,
+}
+_TYPE_OF = {body: t for t, body in BODY_TYPES.items()}
+_decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}
+_encoder = msgspec.msgpack.Encoder()
+
+
+class UnknownEntryType(Exception):
+    pass
+
+
+def encode(body: Request) -> bytes:
+    return bytes([_TYPE_OF[type(body)]]) + _encoder.encode(body)
+
+
+def decode(blob: bytes) -> tuple[EntryType, Request]:
+    if not blob:
+        raise UnknownEntryType("empty entry")
+    try:
+        etype = EntryType(blob[0])
+    except ValueError:
+        raise UnknownEntryType(f"unknown log entry type {blob[0]}") from None
+    return etype, _decoders[etype].decode(blob[1:])

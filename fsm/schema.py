@@ -1,0 +1,70 @@
+"""The tables of the state store and the indexes their queries need, declared as data.
+
+A table is a set of rows keyed by a primary key; each secondary index maps a key
+computed from a row to the set of primary keys that have it (a key of ``None`` keeps
+the row out of that index). Prefix queries (``?prefix=``) are served from the sorted
+primary keys, so they need no index of their own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
+
+from fsm import structs as s
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    key: Callable[[Any], Hashable | None]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    row_type: type
+    primary: Callable[[Any], Hashable]
+    indexes: tuple[Index, ...] = field(default=())
+
+
+def _declare(*tables: Table) -> dict[str, Table]:
+    by_name: dict[str, Table] = {}
+    for table in tables:
+        if table.name in by_name:
+            raise ValueError(f"duplicate table {table.name!r} in schema")
+        names = [ix.name for ix in table.indexes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate index name in table {table.name!r}: {names}")
+        by_name[table.name] = table
+    return by_name
+
+
+JOBS = "jobs"
+JOB_VERSIONS = "job_versions"
+JOB_SUMMARIES = "job_summaries"
+EVALS = "evals"
+ALLOCS = "allocs"
+DEPLOYMENTS = "deployments"
+PERIODIC_LAUNCHES = "periodic_launches"
+REQUESTS = "requests"
+
+SCHEMA: dict[str, Table] = _declare(
+    Table(JOBS, s.Job, primary=lambda j: j.ID,
+          indexes=(Index("parent", lambda j: j.ParentID or None),)),
+    Table(JOB_VERSIONS, s.Job, primary=lambda j: (j.ID, j.Version),
+          indexes=(Index("job", lambda j: j.ID),)),
+    Table(JOB_SUMMARIES, s.JobSummary, primary=lambda x: x.JobID),
+    Table(EVALS, s.Evaluation, primary=lambda e: e.ID,
+          indexes=(Index("job", lambda e: e.JobID),)),
+    Table(ALLOCS, s.Allocation, primary=lambda a: a.ID,
+          indexes=(Index("job", lambda a: a.JobID),
+                   Index("node", lambda a: a.NodeID or None),
+                   Index("eval", lambda a: a.EvalID or None),
+                   Index("deployment", lambda a: a.DeploymentID or None))),
+    Table(DEPLOYMENTS, s.Deployment, primary=lambda d: d.ID,
+          indexes=(Index("job", lambda d: d.JobID),)),
+    Table(PERIODIC_LAUNCHES, s.PeriodicLaunch, primary=lambda p: p.ID),
+    # Answers of recently applied requests, by request id: a retried submission whose
+    # first attempt was applied after all gets the first answer (exactly-once writes).
+    Table(REQUESTS, s.RequestResult, primary=lambda r: r.RequestID),
+)

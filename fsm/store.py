@@ -1,0 +1,226 @@
+"""The state store: persistent tables, their indexes, and snapshots that never change.
+
+``State`` is an immutable value: every table is an ``immutables.Map`` from primary key
+to row plus one map per secondary index, and the highest log index that changed it.
+A write builds a new ``State`` through a ``Txn``; the FSM publishes it with a single
+reference assignment, so a reader that took a ``State`` keeps a consistent snapshot
+for as long as it wants, at no cost, while entries keep applying.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Hashable, Iterable, Iterator
+
+import immutables
+import msgspec
+
+from fsm.schema import SCHEMA, Table
+
+_EMPTY = immutables.Map()
+
+
+class TableState:
+    """One table at one moment. Immutable; ``sorted_keys`` is computed once, lazily."""
+
+    __slots__ = ("rows", "indexes", "index", "_sorted")
+
+    def __init__(self, rows: immutables.Map, indexes: dict[str, immutables.Map], index: int):
+        self.rows = rows
+        self.indexes = indexes
+        self.index = index
+        self._sorted: list | None = None
+
+    def sorted_keys(self) -> list:
+        if self._sorted is None:
+            self._sorted = sorted(self.rows.keys())
+        return self._sorted
+
+
+def _empty_table(table: Table) -> TableState:
+    return TableState(_EMPTY, {ix.name: _EMPTY for ix in table.indexes}, 0)
+
+
+class State:
+    """A read-only snapshot of every table."""
+
+    __slots__ = ("tables", "last_index")
+
+    def __init__(self, tables: dict[str, TableState], last_index: int):
+        self.tables = tables
+        self.last_index = last_index
+
+    @classmethod
+    def empty(cls) -> "State":
+        return cls({name: _empty_table(t) for name, t in SCHEMA.items()}, 0)
+
+    # --- reads ---------------------------------------------------------------------
+
+    def get(self, table: str, key: Hashable) -> Any:
+        return self.tables[table].rows.get(key)
+
+    def rows(self, table: str) -> Iterator[Any]:
+        """All rows in primary-key order."""
+        ts = self.tables[table]
+        for k in ts.sorted_keys():
+            yield ts.rows[k]
+
+    def prefix(self, table: str, prefix: str) -> list[Any]:
+        """Rows whose (string) primary key starts with ``prefix``, in key order."""
+        ts = self.tables[table]
+        if not prefix:
+            return [ts.rows[k] for k in ts.sorted_keys()]
+        keys = ts.sorted_keys()
+        lo = _bisect_left(keys, prefix)
+        out = []
+        for k in keys[lo:]:
+            if not k.startswith(prefix):
+                break
+            out.append(ts.rows[k])
+        return out
+
+    def by_index(self, table: str, index: str, key: Hashable) -> list[Any]:
+        """Rows whose ``index`` key equals ``key``, in primary-key order."""
+        ts = self.tables[table]
+        pks = ts.indexes[index].get(key)
+        if not pks:
+            return []
+        return [ts.rows[pk] for pk in sorted(pks.keys())]
+
+    def count(self, table: str) -> int:
+        return len(self.tables[table].rows)
+
+    def table_index(self, *tables: str) -> int:
+        """The highest log index that changed any of ``tables``; never below 1, so a
+        blocking query with ``index=0``... never sees 0 and spins."""
+        return max([1] + [self.tables[t].index for t in tables])
+
+
+def _bisect_left(keys: list, x: str) -> int:
+    lo, hi = 0, len(keys)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if keys[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+class Txn:
+    """A write transaction for one log entry at ``index``. Reads see the writes made so
+    far in this transaction; ``commit()`` returns the new ``State``."""
+
+    def __init__(self, base: State, index: int):
+        self.index = index
+        self._tables = dict(base.tables)
+        self._touched: set[str] = set()
+
+    # reads (same API as State for the calls appliers need)
+    def get(self, table: str, key: Hashable) -> Any:
+        return self._tables[table].rows.get(key)
+
+    def by_index(self, table: str, index: str, key: Hashable) -> list[Any]:
+        ts = self._tables[table]
+        pks = ts.indexes[index].get(key)
+        if not pks:
+            return []
+        return [ts.rows[pk] for pk in sorted(pks.keys())]
+
+    def rows_unordered(self, table: str) -> Iterable[Any]:
+        return self._tables[table].rows.values()
+
+    # writes
+    def put(self, table: str, row: Any) -> None:
+        spec = SCHEMA[table]
+        ts = self._tables[table]
+        pk = spec.primary(row)
+        old = ts.rows.get(pk)
+        indexes = ts.indexes
+        if spec.indexes:
+            indexes = dict(indexes)
+            for ix in spec.indexes:
+                old_key = ix.key(old) if old is not None else None
+                new_key = ix.key(row)
+                if old is not None and old_key == new_key:
+                    continue
+                m = indexes[ix.name]
+                if old_key is not None:
+                    m = _index_remove(m, old_key, pk)
+                if new_key is not None:
+                    m = m.set(new_key, m.get(new_key, _EMPTY).set(pk, True))
+                indexes[ix.name] = m
+        self._tables[table] = TableState(ts.rows.set(pk, row), indexes, self.index)
+        self._touched.add(table)
+
+    def delete(self, table: str, pk: Hashable) -> bool:
+        spec = SCHEMA[table]
+        ts = self._tables[table]
+        old = ts.rows.get(pk)
+        if old is None:
+            return False
+        indexes = dict(ts.indexes)
+        for ix in spec.indexes:
+            k = ix.key(old)
+            if k is not None:
+                indexes[ix.name] = _index_remove(indexes[ix.name], k, pk)
+        self._tables[table] = TableState(ts.rows.delete(pk), indexes, self.index)
+        self._touched.add(table)
+        return True
+
+    @property
+    def touched(self) -> frozenset[str]:
+        return frozenset(self._touched)
+
+    def commit(self) -> State:
+        return State(self._tables, self.index)
+
+
+def _index_remove(m: immutables.Map, key: Hashable, pk: Hashable) -> immutables.Map:
+    pks = m.get(key)
+    if pks is None or pk not in pks:
+        return m
+    pks = pks.delete(pk)
+    return m.set(key, pks) if len(pks) else m.delete(key)
+
+
+# --- whole-state encoding (snapshots, determinism checks) ------------------------------
+
+_encoder = msgspec.msgpack.Encoder(order="deterministic")
+SNAPSHOT_FORMAT = 1
+
+
+class _Snapshot(msgspec.Struct):
+    Format: int
+    LastIndex: int
+    TableIndexes: dict[str, int]
+    Tables: dict[str, bytes]
+
+
+def encode_state(state: State) -> bytes:
+    """Encode every table, rows in primary-key order, with deterministic map order:
+    two replicas that applied the same log encode to the same bytes."""
+    tables = {}
+    for name in sorted(SCHEMA):
+        tables[name] = _encoder.encode(list(state.rows(name)))
+    snap = _Snapshot(SNAPSHOT_FORMAT, state.last_index,
+                     {n: state.tables[n].index for n in sorted(SCHEMA)}, tables)
+    return _encoder.encode(snap)
+
+
+def decode_state(blob: bytes) -> State:
+    snap = msgspec.msgpack.decode(blob, type=_Snapshot)
+    if snap.Format != SNAPSHOT_FORMAT:
+        raise ValueError(f"unknown snapshot format {snap.Format}")
+    tables = {}
+    for name, spec in SCHEMA.items():
+        rows = msgspec.msgpack.decode(snap.Tables.get(name, b"\x90"), type=list[spec.row_type])
+        txn = Txn(State({name: _empty_table(spec)}, 0), snap.TableIndexes.get(name, 0))
+        for row in rows:
+            txn.put(name, row)
+        ts = txn.commit().tables[name]
+        tables[name] = TableState(ts.rows, ts.indexes, snap.TableIndexes.get(name, 0))
+    return State(tables, snap.LastIndex)
+
+
+def state_hash(state: State) -> str:
+    return hashlib.sha256(encode_state(state)).hexdigest()

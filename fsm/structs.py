@@ -1,0 +1,438 @@
+"""Typed rows of the state store, shaped like Nomad's JSON.
+
+Every record is a ``msgspec.Struct`` whose field names are Nomad's CamelCase names, so
+the same type decodes a request body (with type checks that name the bad field),
+encodes a response, and encodes/decodes the msgpack bodies of log entries and
+snapshots. Fields that Nomad's API declares as pointers (unset is different from
+zero) are ``X | None = None`` here; canonicalization (``server/jobspec``) fills them
+before a job is submitted to the log.
+
+Rows held by the state store are never mutated: appliers build changed copies with
+``msgspec.structs.replace`` so that snapshots handed to readers stay unchanged.
+
+Fields typed ``Any`` are accepted and stored as given (Nomad 1.x blocks that Caravan
+keeps but does not act on yet, e.g. ``Affinities``, ``Spreads``, ``Scaling``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Record(msgspec.Struct, kw_only=True):
+    """Base of every row: keyword-only construction, all fields encoded (Nomad emits
+    every field, with ``null`` for nil slices and maps)."""
+
+
+# --- job specification -------------------------------------------------------------
+
+
+class Constraint(Record):
+    LTarget: str = ""
+    RTarget: str = ""
+    Operand: str = ""
+
+
+class Port(Record):
+    Label: str = ""
+    Value: int = 0
+    To: int = 0
+    HostNetwork: str = ""
+
+
+class NetworkResource(Record):
+    Mode: str = ""
+    Device: str = ""
+    CIDR: str = ""
+    IP: str = ""
+    MBits: int | None = None
+    DNS: Any = None
+    ReservedPorts: list[Port] | None = None
+    DynamicPorts: list[Port] | None = None
+
+
+class Resources(Record):
+    CPU: int | None = None
+    Cores: int | None = None
+    MemoryMB: int | None = None
+    MemoryMaxMB: int | None = None
+    DiskMB: int | None = None
+    IOPS: int | None = None
+    Networks: list[NetworkResource] | None = None
+    Devices: Any = None
+
+
+class RestartPolicy(Record):
+    Attempts: int | None = None
+    Interval: int | None = None
+    Delay: int | None = None
+    Mode: str | None = None
+
+
+class EphemeralDisk(Record):
+    Sticky: bool | None = None
+    SizeMB: int | None = None
+    Migrate: bool | None = None
+
+
+class UpdateStrategy(Record):
+    Stagger: int | None = None
+    MaxParallel: int | None = None
+    HealthCheck: str | None = None
+    MinHealthyTime: int | None = None
+    HealthyDeadline: int | None = None
+    ProgressDeadline: int | None = None
+    AutoRevert: bool | None = None
+    AutoPromote: bool | None = None
+    Canary: int | None = None
+
+
+class PeriodicConfig(Record):
+    Enabled: bool | None = None
+    Spec: str | None = None
+    SpecType: str | None = None
+    ProhibitOverlap: bool | None = None
+    TimeZone: str | None = None
+
+
+class ParameterizedJobConfig(Record):
+    Payload: str = ""
+    MetaRequired: list[str] | None = None
+    MetaOptional: list[str] | None = None
+
+
+class DispatchPayloadConfig(Record):
+    File: str = ""
+
+
+class ServiceCheck(Record):
+    Name: str = ""
+    Type: str = ""
+    Command: str = ""
+    Args: list[str] | None = None
+    Path: str = ""
+    Protocol: str = ""
+    PortLabel: str = ""
+    Method: str = ""
+    Header: dict[str, list[str]] | None = None
+    Interval: int = 0
+    Timeout: int = 0
+    InitialStatus: str = ""
+    TLSSkipVerify: bool = False
+
+
+class Service(Record):
+    Name: str = ""
+    PortLabel: str = ""
+    AddressMode: str = ""
+    Provider: str = ""
+    Tags: list[str] | None = None
+    CanaryTags: list[str] | None = None
+    Meta: dict[str, str] | None = None
+    Checks: list[ServiceCheck] | None = None
+
+
+class Template(Record):
+    SourcePath: str = ""
+    DestPath: str = ""
+    EmbeddedTmpl: str = ""
+    ChangeMode: str = ""
+    ChangeSignal: str = ""
+    Splay: int | None = None
+    Perms: str = ""
+    LeftDelim: str = ""
+    RightDelim: str = ""
+    Envvars: bool = False
+
+
+class TaskArtifact(Record):
+    GetterSource: str = ""
+    GetterOptions: dict[str, str] | None = None
+    GetterHeaders: dict[str, str] | None = None
+    GetterMode: str | None = None
+    RelativeDest: str | None = None
+
+
+class LogConfig(Record):
+    MaxFiles: int | None = None
+    MaxFileSizeMB: int | None = None
+
+
+class Vault(Record):
+    Policies: list[str] | None = None
+    Namespace: str = ""
+    Env: bool | None = None
+    ChangeMode: str | None = None
+    ChangeSignal: str | None = None
+
+
+class Task(Record):
+    Name: str = ""
+    Driver: str = ""
+    User: str = ""
+    Lifecycle: Any = None
+    Config: dict[str, Any] | None = None
+    Constraints: list[Constraint] | None = None
+    Affinities: Any = None
+    Env: dict[str, str] | None = None
+    Services: list[Service] | None = None
+    Resources: Resources | None = None
+    Meta: dict[str, str] | None = None
+    KillTimeout: int | None = None
+    KillSignal: str = ""
+    ShutdownDelay: int = 0
+    LogConfig: LogConfig | None = None
+    Artifacts: list[TaskArtifact] | None = None
+    Vault: Vault | None = None
+    Templates: list[Template] | None = None
+    DispatchPayload: DispatchPayloadConfig | None = None
+    Leader: bool = False
+
+
+class TaskGroup(Record):
+    Name: str | None = None
+    Count: int | None = None
+    Constraints: list[Constraint] | None = None
+    Affinities: Any = None
+    Spreads: Any = None
+    Tasks: list[Task] | None = None
+    RestartPolicy: RestartPolicy | None = None
+    ReschedulePolicy: Any = None
+    EphemeralDisk: EphemeralDisk | None = None
+    Update: UpdateStrategy | None = None
+    Migrate: Any = None
+    Networks: list[NetworkResource] | None = None
+    Services: list[Service] | None = None
+    Volumes: Any = None
+    Scaling: Any = None
+    ShutdownDelay: int | None = None
+    Meta: dict[str, str] | None = None
+
+
+class Job(Record):
+    Region: str | None = None
+    Namespace: str | None = None
+    ID: str | None = None
+    ParentID: str = ""
+    Name: str | None = None
+    Type: str | None = None
+    Priority: int | None = None
+    AllAtOnce: bool = False
+    Datacenters: list[str] | None = None
+    NodePool: str | None = None
+    Constraints: list[Constraint] | None = None
+    Affinities: Any = None
+    Spreads: Any = None
+    TaskGroups: list[TaskGroup] | None = None
+    Update: UpdateStrategy | None = None
+    Multiregion: Any = None
+    Periodic: PeriodicConfig | None = None
+    ParameterizedJob: ParameterizedJobConfig | None = None
+    Dispatched: bool = False
+    DispatchIdempotencyToken: str = ""
+    Payload: bytes | None = None
+    Meta: dict[str, str] | None = None
+    ConsulToken: str = ""
+    VaultToken: str = ""
+    Stop: bool = False
+    Status: str = ""
+    StatusDescription: str = ""
+    Stable: bool = False
+    Version: int = 0
+    SubmitTime: int = 0
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+    JobModifyIndex: int = 0
+
+    def is_periodic(self) -> bool:
+        return self.Periodic is not None
+
+    def is_periodic_active(self) -> bool:
+        return self.Periodic is not None and bool(self.Periodic.Enabled) and not self.Stop \
+            and self.ParameterizedJob is None
+
+    def is_parameterized(self) -> bool:
+        return self.ParameterizedJob is not None and not self.Dispatched
+
+
+# --- evaluations, allocations, deployments, summaries ------------------------------
+
+
+class Evaluation(Record):
+    ID: str = ""
+    Namespace: str = "default"
+    Priority: int = 50
+    Type: str = ""
+    TriggeredBy: str = ""
+    JobID: str = ""
+    JobModifyIndex: int = 0
+    NodeID: str = ""
+    NodeModifyIndex: int = 0
+    DeploymentID: str = ""
+    Status: str = ""
+    StatusDescription: str = ""
+    Wait: int = 0
+    WaitUntil: str = "0001-01-01T00:00:00Z"
+    NextEval: str = ""
+    PreviousEval: str = ""
+    BlockedEval: str = ""
+    FailedTGAllocs: dict[str, Any] | None = None
+    ClassEligibility: dict[str, bool] | None = None
+    EscapedComputedClass: bool = False
+    AnnotatePlan: bool = False
+    QueuedAllocations: dict[str, int] | None = None
+    SnapshotIndex: int = 0
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+    CreateTime: int = 0
+    ModifyTime: int = 0
+
+
+class TaskEvent(Record):
+    Type: str = ""
+    Time: int = 0
+    Message: str = ""
+    DisplayMessage: str = ""
+    Details: dict[str, str] | None = None
+    FailsTask: bool = False
+    RestartReason: str = ""
+    SetupError: str = ""
+    DriverError: str = ""
+    ExitCode: int = 0
+    Signal: int = 0
+    KillTimeout: int = 0
+    KillError: str = ""
+    KillReason: str = ""
+    StartDelay: int = 0
+    DownloadError: str = ""
+    ValidationError: str = ""
+    DiskLimit: int = 0
+    FailedSibling: str = ""
+    VaultError: str = ""
+    TaskSignalReason: str = ""
+    TaskSignal: str = ""
+    DriverMessage: str = ""
+
+
+class TaskState(Record):
+    State: str = "pending"
+    Failed: bool = False
+    Restarts: int = 0
+    LastRestart: str = "0001-01-01T00:00:00Z"
+    StartedAt: str = "0001-01-01T00:00:00Z"
+    FinishedAt: str = "0001-01-01T00:00:00Z"
+    Events: list[TaskEvent] | None = None
+
+
+class AllocDeploymentStatus(Record):
+    Healthy: bool | None = None
+    Timestamp: str = "0001-01-01T00:00:00Z"
+    Canary: bool = False
+    ModifyIndex: int = 0
+
+
+class Allocation(Record):
+    ID: str = ""
+    Namespace: str = "default"
+    EvalID: str = ""
+    Name: str = ""
+    NodeID: str = ""
+    NodeName: str = ""
+    JobID: str = ""
+    Job: Job | None = None
+    TaskGroup: str = ""
+    Resources: Any = None
+    AllocatedResources: Any = None
+    DesiredStatus: str = ""
+    DesiredDescription: str = ""
+    ClientStatus: str = ""
+    ClientDescription: str = ""
+    TaskStates: dict[str, TaskState] | None = None
+    DeploymentID: str = ""
+    DeploymentStatus: AllocDeploymentStatus | None = None
+    PreviousAllocation: str = ""
+    NextAllocation: str = ""
+    Metrics: Any = None
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+    AllocModifyIndex: int = 0
+    CreateTime: int = 0
+    ModifyTime: int = 0
+
+    def terminal(self) -> bool:
+        return self.DesiredStatus in ("stop", "evict") or \
+            self.ClientStatus in ("complete", "failed", "lost")
+
+
+class DeploymentState(Record):
+    AutoRevert: bool = False
+    AutoPromote: bool = False
+    ProgressDeadline: int = 0
+    RequireProgressBy: str = "0001-01-01T00:00:00Z"
+    Promoted: bool = False
+    PlacedCanaries: list[str] | None = None
+    DesiredCanaries: int = 0
+    DesiredTotal: int = 0
+    PlacedAllocs: int = 0
+    HealthyAllocs: int = 0
+    UnhealthyAllocs: int = 0
+
+
+class Deployment(Record):
+    ID: str = ""
+    Namespace: str = "default"
+    JobID: str = ""
+    JobVersion: int = 0
+    JobModifyIndex: int = 0
+    JobSpecModifyIndex: int = 0
+    JobCreateIndex: int = 0
+    TaskGroups: dict[str, DeploymentState] | None = None
+    Status: str = ""
+    StatusDescription: str = ""
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+    def active(self) -> bool:
+        return self.Status in ("running", "paused")
+
+
+class TaskGroupSummary(Record):
+    Queued: int = 0
+    Complete: int = 0
+    Failed: int = 0
+    Running: int = 0
+    Starting: int = 0
+    Lost: int = 0
+    Unknown: int = 0
+
+
+class JobChildrenSummary(Record):
+    Pending: int = 0
+    Running: int = 0
+    Dead: int = 0
+
+
+class JobSummary(Record):
+    JobID: str = ""
+    Namespace: str = "default"
+    Summary: dict[str, TaskGroupSummary] = {}
+    Children: JobChildrenSummary = msgspec.field(default_factory=JobChildrenSummary)
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class PeriodicLaunch(Record):
+    ID: str = ""
+    Namespace: str = "default"
+    Launch: int = 0  # unix nanoseconds of the last launch
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class RequestResult(Record):
+    """What an applied entry answered, kept so a resubmitted request (same RequestID)
+    gets the same answer instead of being applied twice."""
+    RequestID: str = ""
+    Index: int = 0
+    Result: Any = None

@@ -1,0 +1,1 @@
+"""The agent process: config, CLI, HTTP gateway, raft wrapper, gRPC service."""

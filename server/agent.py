@@ -1,0 +1,78 @@
+"""One server process: the FSM, its raft node, the HTTP gateway and the RPC port.
+
+Start-up order matters: the notifier and the FSM's commit hook exist before the raft
+node is built (pysyncobj may replay the journal at once), the raft node is built on
+the main thread (its tick thread dies with the thread that built it), and only then
+do the listeners open.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import uvicorn
+
+from fsm.apply import FSM
+from server.config import Config, ServerConfig
+from server.http.app import build_app
+from server.notify import Notifier
+from server.raft import RaftNode, RaftSettings
+from server.rpc.status import start_server as start_rpc
+
+log = logging.getLogger("caravan.agent")
+
+
+class Agent:
+    def __init__(self, config: Config, me: ServerConfig, data_dir: str):
+        self.config = config
+        self.me = me
+        self.data_dir = data_dir
+        self.fsm = FSM(tracked_versions=config.cluster.job_tracked_versions)
+        self.raft = RaftNode(RaftSettings(
+            self_addr=me.raft,
+            peers=tuple(s.raft for s in config.servers if s.name != me.name),
+            data_dir=os.path.join(data_dir, "raft"),
+            password=config.cluster.raft_secret), self.fsm)
+        self.notifier: Notifier | None = None
+
+    def leader_rpc(self) -> str:
+        """The leader's RPC address (what ``/v1/status/leader`` answers), or ""."""
+        raft_addr = self.raft.leader()
+        server = self.config.server_by_raft(raft_addr) if raft_addr else None
+        return server.rpc if server else ""
+
+    def peer_rpcs(self) -> list[str]:
+        return [s.rpc for s in self.config.servers]
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.notifier = Notifier(loop)
+        self.fsm.on_commit = self.notifier.notify_threadsafe
+        self.raft.start(loop)
+        rpc = await start_rpc(self, self.me.rpc)
+        host, _, port = self.me.http.rpartition(":")
+        server = uvicorn.Server(uvicorn.Config(
+            build_app(self), host=host.strip("[]"), port=int(port), log_level="warning",
+            access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+        watchdog = asyncio.ensure_future(self._watch_fatal(server))
+        print(f"caravan: server {self.me.name!r}: HTTP http://{self.me.http}, "
+              f"RPC {self.me.rpc}, raft {self.me.raft}, data {self.data_dir}", flush=True)
+        try:
+            await server.serve()
+        finally:
+            watchdog.cancel()
+            await rpc.stop(grace=0.5)
+            self.raft.stop()
+        if not server.started:
+            print(f"caravan: could not listen on {self.me.http}", file=sys.stderr)
+            return 1
+        return 70 if self.fsm.fatal else 0
+
+    async def _watch_fatal(self, server: uvicorn.Server) -> None:
+        """An entry this binary cannot apply stops the server loudly (exit 70)."""
+        while not self.fsm.fatal:
+            await asyncio.sleep(0.5)
+        log.critical("stopping: %s", self.fsm.fatal)
+        server.should_exit = True

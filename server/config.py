@@ -1,0 +1,150 @@
+"""``cluster.toml``: parsed with tomllib into frozen dataclasses, merged over defaults.
+
+Every error names the key and the bad value in one line, e.g.
+``cluster.toml: servers[1].http: bad address "127.0.0.1": expected "host:port"``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    region: str = "global"
+    datacenter: str = "dc1"
+    data_dir: str = "caravan-data"
+    raft_secret: str = ""
+    job_tracked_versions: int = 6
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    name: str
+    http: str
+    rpc: str
+    raft: str
+
+
+@dataclass(frozen=True)
+class Config:
+    cluster: ClusterConfig
+    servers: tuple[ServerConfig, ...]
+    clients: tuple[dict, ...] = field(default=())
+    source: str = "cluster.toml"
+
+    def server(self, name: str) -> ServerConfig:
+        for s in self.servers:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.servers)
+        raise ConfigError(f'{self.source}: -server "{name}": no such server (known: {known})')
+
+    def server_by_raft(self, raft_addr: str) -> ServerConfig | None:
+        return next((s for s in self.servers if s.raft == raft_addr), None)
+
+    def data_dir_for(self, name: str) -> str:
+        return os.path.join(self.cluster.data_dir, name)
+
+
+_CLUSTER_KEYS = {"region": str, "datacenter": str, "data_dir": str, "raft_secret": str,
+                 "job_tracked_versions": int}
+_SERVER_KEYS = ("name", "http", "rpc", "raft")
+_TOP_KEYS = {"cluster", "servers", "clients"}
+
+
+def parse_address(value, where: str) -> str:
+    """Check a ``"host:port"`` string; the host must be an IP literal or ``localhost``."""
+    if not isinstance(value, str) or value.count(":") < 1:
+        raise ConfigError(f'{where}: bad address {value!r}: expected "host:port"')
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(f"{where}: bad address {value!r}: host {host!r} is not an IP "
+                              f"address") from None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: bad address {value!r}: port {port!r} is not in 1-65535")
+    return value
+
+
+def load(path: str) -> Config:
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict, source: str = "cluster.toml") -> Config:
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{source}: unknown key {key!r}")
+    cluster_raw = raw.get("cluster", {})
+    if not isinstance(cluster_raw, dict):
+        raise ConfigError(f"{source}: cluster: expected a table, got {cluster_raw!r}")
+    values = {}
+    for key, value in cluster_raw.items():
+        want = _CLUSTER_KEYS.get(key)
+        if want is None:
+            raise ConfigError(f"{source}: unknown key cluster.{key!r}")
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise ConfigError(f"{source}: cluster.{key}: expected {want.__name__}, got {value!r}")
+        values[key] = value
+    cluster = ClusterConfig(**values)
+    if cluster.job_tracked_versions < 1:
+        raise ConfigError(f"{source}: cluster.job_tracked_versions: must be at least 1, got "
+                          f"{cluster.job_tracked_versions}")
+    if not os.path.isabs(cluster.data_dir):
+        base = os.path.dirname(os.path.abspath(source)) if os.path.exists(source) else os.getcwd()
+        cluster = replace(cluster, data_dir=os.path.join(base, cluster.data_dir))
+
+    servers_raw = raw.get("servers", [])
+    if not isinstance(servers_raw, list) or not servers_raw:
+        raise ConfigError(f"{source}: servers: at least one [[servers]] entry is required")
+    servers, seen = [], set()
+    for i, entry in enumerate(servers_raw):
+        where = f"{source}: servers[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a table, got {entry!r}")
+        for key in entry:
+            if key not in _SERVER_KEYS:
+                raise ConfigError(f"{where}: unknown key {key!r}")
+        for key in _SERVER_KEYS:
+            if key not in entry:
+                raise ConfigError(f"{where}: missing key {key!r}")
+        name = entry["name"]
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}.name: bad name {name!r}")
+        if name in seen:
+            raise ConfigError(f"{where}.name: duplicate server name {name!r}")
+        seen.add(name)
+        addrs = {k: parse_address(entry[k], f"{where}.{k}") for k in ("http", "rpc", "raft")}
+        servers.append(ServerConfig(name=name, **addrs))
+    raft_addrs = [s.raft for s in servers]
+    if len(set(raft_addrs)) != len(raft_addrs):
+        raise ConfigError(f"{source}: servers: two servers share a raft address: {raft_addrs}")
+    clients = raw.get("clients", [])
+    if not isinstance(clients, list):
+        raise ConfigError(f"{source}: clients: expected an array of tables, got {clients!r}")
+    return Config(cluster=cluster, servers=tuple(servers), clients=tuple(clients), source=source)
+
+
+def dev_config(http_port: int, rpc_port: int, raft_port: int, data_dir: str,
+               secret: str) -> Config:
+    return Config(
+        cluster=ClusterConfig(data_dir=data_dir, raft_secret=secret),
+        servers=(ServerConfig(name="dev", http=f"127.0.0.1:{http_port}",
+                              rpc=f"127.0.0.1:{rpc_port}", raft=f"127.0.0.1:{raft_port}"),),
+        source="-dev")

@@ -1,0 +1,1 @@
+"""The HTTP gateway (starlette): one module per API area, routes listed in ``app``."""

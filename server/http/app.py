@@ -1,0 +1,130 @@
+"""The HTTP gateway: the route list and the one error path.
+
+Routes are an explicit list. Everything under ``/v1/job/`` is dispatched by known
+suffix after percent-decoding, as Nomad does, so job IDs may contain ``/`` (dispatched
+and periodic children do) and any other character, newlines included.
+"""
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from server.http import job_reads as r
+from server.http import job_writes as w
+from server.http import status
+from server.http.common import WRITE_METHODS, ApiError, check_method
+from server.raft import ApplyTimeout, NoLeaderError
+
+log = logging.getLogger("caravan.http")
+
+ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"]
+
+
+class _AnyPath(Convertor):
+    """Like starlette's ``path`` convertor, but also across newlines."""
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
+
+# (suffix, allowed methods, handler) in Nomad's matching order.
+_JOB_SUFFIXES = (
+    ("/evaluate", WRITE_METHODS, w.evaluate),
+    ("/allocations", ("GET",), r.job_allocations),
+    ("/evaluations", ("GET",), r.job_evaluations),
+    ("/periodic/force", WRITE_METHODS, w.periodic_force),
+    ("/plan", WRITE_METHODS, w.plan),
+    ("/summary", ("GET",), r.job_summary),
+    ("/dispatch", WRITE_METHODS, w.dispatch),
+    ("/versions", ("GET",), r.job_versions),
+    ("/revert", WRITE_METHODS, w.revert),
+    ("/deployments", ("GET",), r.job_deployments),
+    ("/deployment", ("GET",), r.job_latest_deployment),
+    ("/stable", WRITE_METHODS, w.stable),
+)
+
+
+async def jobs_collection(request: Request):
+    if request.method == "GET":
+        return await r.list_jobs(request)
+    check_method(request, WRITE_METHODS)
+    return await w.register(request)
+
+
+async def job_item(request: Request):
+    rest = request.path_params["rest"]
+    for suffix, methods, handler in _JOB_SUFFIXES:
+        if rest.endswith(suffix):
+            job_id = rest[: -len(suffix)]
+            if not job_id:
+                raise ApiError(400, "Missing job ID")
+            check_method(request, methods)
+            return await handler(request, job_id)
+    if not rest:
+        raise ApiError(400, "Missing job ID")
+    if request.method == "GET":
+        return await r.read_job(request, rest)
+    if request.method == "DELETE":
+        return await w.deregister(request, rest)
+    check_method(request, WRITE_METHODS)
+    return await w.register(request, rest)
+
+
+async def validate_job(request: Request):
+    check_method(request, WRITE_METHODS)
+    return await w.validate(request)
+
+
+ROUTES = [
+    Route("/v1/jobs", jobs_collection, methods=ALL_METHODS),
+    Route("/v1/job/{rest:anypath}", job_item, methods=ALL_METHODS),
+    Route("/v1/validate/job", validate_job, methods=ALL_METHODS),
+    Route("/v1/status/leader", status.leader, methods=ALL_METHODS),
+    Route("/v1/status/peers", status.peers, methods=ALL_METHODS),
+    Route("/v1/agent/health", status.health, methods=ALL_METHODS),
+]
+
+
+def _text(code: int, message: str) -> PlainTextResponse:
+    return PlainTextResponse(message, status_code=code)
+
+
+async def _api_error(request: Request, exc: ApiError):
+    return _text(exc.code, exc.message)
+
+
+async def _http_error(request: Request, exc: HTTPException):
+    return _text(exc.status_code, exc.detail or "")
+
+
+async def _no_leader(request: Request, exc: NoLeaderError):
+    return _text(500, "No cluster leader")
+
+
+async def _timeout(request: Request, exc: ApplyTimeout):
+    return _text(503, str(exc))
+
+
+async def _fault(request: Request, exc: Exception):
+    log.exception("unhandled error serving %s %s", request.method, request.url.path)
+    return _text(500, "internal server error")
+
+
+def build_app(agent, lifespan=None) -> Starlette:
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
+        ApiError: _api_error, HTTPException: _http_error, NoLeaderError: _no_leader,
+        ApplyTimeout: _timeout, Exception: _fault})
+    app.state.agent = agent
+    return app

@@ -1,0 +1,201 @@
+"""What every endpoint shares: errors, query options, blocking reads, JSON replies.
+
+Exception tree (all turn into a plain-text body with the message alone):
+
+    ApiError(code, message)    a request we refuse: 400, 404, 405, 409, 413, 500, 503
+    NoLeaderError              -> 500 "No cluster leader"          (translated in app.py)
+    ApplyTimeout               -> 503 with "outcome is unknown"    (translated in app.py)
+    anything else              -> 500 "internal server error", logged with its traceback
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from typing import Any, Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_WAIT = 300.0
+MAX_WAIT = 300.0
+WRITE_METHODS = ("PUT", "POST")
+
+_json = msgspec.json.Encoder()
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def agent(request: Request):
+    return request.app.state.agent
+
+
+def check_method(request: Request, allowed: tuple[str, ...]) -> None:
+    if request.method not in allowed:
+        raise ApiError(405, "Invalid method")
+
+
+# --- query options ---------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_go_duration(text: str) -> float:
+    """Go's ``time.ParseDuration`` (e.g. ``5s``, ``1m30s``, ``250ms``) in seconds."""
+    text = text.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    if body == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(body):
+        if m.start() != pos:
+            raise ValueError(text)
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if pos != len(body) or not body:
+        raise ValueError(text)
+    return sign * total
+
+
+def parse_bool(value: str, name: str) -> bool:
+    """Go's ``strconv.ParseBool``, the way Nomad parses ``?purge=`` and friends."""
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise ApiError(400, f'Failed to parse value of "{name}" ({value}) as a bool: '
+                        f'strconv.ParseBool: parsing "{value}": invalid syntax')
+
+
+def query_bool(request: Request, name: str) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return False
+    if value == "":
+        return True
+    return parse_bool(value, name)
+
+
+class QueryOptions(msgspec.Struct):
+    min_index: int = 0
+    wait: float = DEFAULT_WAIT
+    stale: bool = False
+    prefix: str = ""
+    pretty: bool = False
+
+
+def query_options(request: Request) -> QueryOptions:
+    q = request.query_params
+    opts = QueryOptions(stale="stale" in q, prefix=q.get("prefix", ""), pretty="pretty" in q)
+    if "index" in q:
+        try:
+            opts.min_index = int(q["index"])
+            if opts.min_index < 0:
+                raise ValueError
+        except ValueError:
+            raise ApiError(400, "Invalid index") from None
+    if "wait" in q:
+        try:
+            wait = parse_go_duration(q["wait"])
+        except ValueError:
+            raise ApiError(400, "Invalid wait time") from None
+        opts.wait = DEFAULT_WAIT if wait <= 0 else min(wait, MAX_WAIT)
+    return opts
+
+
+# --- bodies ------------------------------------------------------------------------------
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"Request body too large: {declared} bytes, the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"Request body too large: the limit is {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, *, required: bool = True) -> Any:
+    """The decoded JSON body; ``None`` for an empty body when not ``required``."""
+    body = await read_body(request)
+    if not body.strip():
+        if required:
+            raise ApiError(400, "Request body is empty")
+        return None
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"Failed to decode request body as JSON: {exc}") from None
+
+
+def convert(obj: Any, typ: type, what: str) -> Any:
+    """Typed view of decoded JSON; a wrong type is a 400 that names the field."""
+    try:
+        return msgspec.convert(obj, typ)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, f"{what}: {_json_path(exc)}") from None
+
+
+def _json_path(exc: msgspec.ValidationError) -> str:
+    return str(exc).replace("`$.", "`")
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+def json_response(payload: Any, *, index: int, request: Request, read: bool = True,
+                  status: int = 200) -> Response:
+    body = _json.encode(payload)
+    if "pretty" in request.query_params:
+        body = msgspec.json.format(body, indent=4)
+    headers = {"X-Nomad-Index": str(max(index, 1))}
+    if read:
+        node = agent(request).raft
+        headers["X-Nomad-KnownLeader"] = "true" if node.leader() else "false"
+        headers["X-Nomad-LastContact"] = str(node.last_contact_ms())
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def blocking_read(request: Request, tables: tuple[str, ...],
+                        query: Callable[[Any], tuple[int, Any]], *, missing: str | None = None,
+                        meta_in_body: bool = False) -> Response:
+    """Run ``query(state) -> (index, payload)`` once, or, with ``?index=N``, until its
+    index passes N or the wait (plus up to wait/16 of jitter) runs out. Parks on the
+    notifier of ``tables``: a parked query costs no CPU.
+
+    A ``None`` payload is answered as 404 ``missing`` when given, else as ``null``.
+    ``meta_in_body`` adds Index/LastContact/KnownLeader to a dict payload, as Nomad's
+    versions endpoint does."""
+    opts = query_options(request)
+    ag = agent(request)
+    if not opts.stale:
+        await ag.raft.read_barrier()
+    index, payload = query(ag.fsm.state)
+    if opts.min_index > 0 and index <= opts.min_index:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + opts.wait + random.uniform(0, opts.wait / 16)
+        while index <= opts.min_index:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await ag.notifier.wait(tables, remaining)
+            index, payload = query(ag.fsm.state)
+    if payload is None and missing is not None:
+        raise ApiError(404, missing)
+    if meta_in_body and isinstance(payload, dict):
+        payload.update(Index=max(index, 1), LastContact=ag.raft.last_contact_ms(),
+                       KnownLeader=ag.raft.leader() is not None)
+    return json_response(payload, index=index, request=request)

@@ -1,0 +1,326 @@
+"""Write endpoints of the Jobs API: each request becomes exactly one log entry.
+
+The handler parses, canonicalizes and validates, decides every value that is not a
+function of the state (ids, times, the eval to create), builds the entry and waits for
+it to be applied here. Checks that need the state at apply time (check-and-set, the
+parent of a dispatch) are made again by the FSM, which answers with a rejection.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import time
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fsm import entries as e
+from fsm import schema as t
+from fsm.jobs import dispatch_rejection
+from fsm.structs import Evaluation, Job
+from server.http.common import (ApiError, agent, convert, json_response, parse_bool,
+                                query_bool, read_json)
+from server.http.job_reads import require_job
+from server.jobspec.canonicalize import canonicalize
+from server.jobspec.diff import job_diff
+from server.jobspec.periodic import next_launch_rfc3339
+from server.jobspec.validate import format_errors, validate_job, validate_update
+
+DISPATCH_PAYLOAD_LIMIT = 16 * 1024
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def new_eval(job: Job, triggered_by: str, priority: int | None = None,
+             job_id: str | None = None) -> Evaluation:
+    now = _now_ns()
+    return Evaluation(ID=str(uuid.uuid4()), Namespace=job.Namespace or "default",
+                      Priority=priority or job.Priority or 50, Type=job.Type or "service",
+                      TriggeredBy=triggered_by, JobID=job_id or job.ID, Status="pending",
+                      CreateTime=now, ModifyTime=now)
+
+
+async def submit(request: Request, body: e.Request) -> dict:
+    """Apply one entry and return its answer; a rejection becomes the HTTP error."""
+    body.RequestID = str(uuid.uuid4())
+    result = await agent(request).raft.submit(e.encode(body))
+    if "Error" in result:
+        raise ApiError(result.get("Code", 500), result["Error"])
+    return result
+
+
+def write_reply(request: Request, payload: dict, index: int) -> Response:
+    return json_response(payload, index=index, request=request, read=False)
+
+
+# --- register -------------------------------------------------------------------------------
+
+
+def _job_from_body(raw, path_id: str | None) -> tuple[Job, dict]:
+    """Accept ``{"Job": {...}, ...}`` or, as the seed's ``--data @my-job.json`` does, the
+    bare job object."""
+    if not isinstance(raw, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    if "Job" in raw:
+        job_raw, opts = raw["Job"], raw
+    elif any(k in raw for k in ("ID", "Name", "TaskGroups", "Type")):
+        job_raw, opts = raw, {}
+    else:
+        job_raw, opts = None, raw
+    if job_raw is None:
+        raise ApiError(400, "Job must be specified")
+    job = convert(job_raw, Job, "Job")
+    if not job.ID:
+        raise ApiError(400, "Job ID hasn't been provided")
+    if path_id is not None and job.ID != path_id:
+        raise ApiError(400, "Job ID does not match name")
+    return job, opts
+
+
+def _check_job(request: Request, job: Job) -> tuple[Job | None, list[str]]:
+    """Canonicalize and validate; returns the stored job (if any) and the warnings."""
+    canonicalize(job, region=agent(request).config.cluster.region)
+    errors, warnings = validate_job(job)
+    existing = agent(request).fsm.state.get(t.JOBS, job.ID)
+    if existing is not None:
+        errors += validate_update(existing, job)
+    if errors:
+        raise ApiError(400, format_errors(errors))
+    return existing, warnings
+
+
+def _enforce_index(opts: dict) -> tuple[bool, int]:
+    enforce = opts.get("EnforceIndex", False)
+    if not isinstance(enforce, (bool, int)):
+        raise ApiError(400, f"EnforceIndex: expected a bool, got {enforce!r}")
+    index = opts.get("JobModifyIndex", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ApiError(400, f"JobModifyIndex: expected a non-negative integer, got {index!r}")
+    return bool(enforce), index
+
+
+def _eval_priority(value, where: str) -> int | None:
+    if value in (None, 0, ""):
+        return None
+    try:
+        p = int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, f"{where}: expected an integer, got {value!r}") from None
+    if isinstance(value, bool) or not 1 <= p <= 100:
+        raise ApiError(400, f"{where}: eval priority must be between [1, 100], got {value!r}")
+    return p
+
+
+async def register(request: Request, path_id: str | None = None):
+    job, opts = _job_from_body(await read_json(request), path_id)
+    _, warnings = _check_job(request, job)
+    enforce, modify_index = _enforce_index(opts)
+    ev = None
+    if not job.is_periodic() and not job.is_parameterized():
+        ev = new_eval(job, "job-register", _eval_priority(opts.get("EvalPriority"), "EvalPriority"))
+    result = await submit(request, e.JobRegister(
+        Job=job, Eval=ev, EnforceIndex=enforce, JobModifyIndex=modify_index,
+        PreserveCounts=bool(opts.get("PreserveCounts", False)), SubmitTime=_now_ns()))
+    return write_reply(request, {
+        "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
+        "JobModifyIndex": result["JobModifyIndex"], "Warnings": "\n".join(warnings),
+        "Index": result["Index"], "LastContact": 0, "KnownLeader": True}, result["Index"])
+
+
+# --- deregister, evaluate, stable, revert -------------------------------------------------------
+
+
+async def deregister(request: Request, job_id: str):
+    purge = query_bool(request, "purge")
+    priority = _eval_priority(request.query_params.get("eval_priority"), "eval_priority")
+    ag = agent(request)
+    job = ag.fsm.state.get(t.JOBS, job_id)
+    if job is None:
+        # Nomad 1.x: deregistering an unknown job succeeds and changes nothing.
+        return write_reply(request, {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0,
+                                     "Index": ag.fsm.state.last_index},
+                           ag.fsm.state.last_index)
+    ev = new_eval(job, "job-deregister", priority)
+    result = await submit(request, e.JobDeregister(JobID=job_id, Purge=purge, Eval=ev,
+                                                   SubmitTime=_now_ns()))
+    return write_reply(request, {
+        "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
+        "JobModifyIndex": result["JobModifyIndex"], "Index": result["Index"],
+        "LastContact": 0, "KnownLeader": True}, result["Index"])
+
+
+def _check_body_job_id(body: dict | None, job_id: str, required: bool,
+                       missing_msg: str) -> None:
+    body_id = (body or {}).get("JobID")
+    if not body_id:
+        if required:
+            raise ApiError(400, missing_msg)
+        return
+    if body_id != job_id:
+        raise ApiError(400, "Job ID does not match")
+
+
+async def evaluate(request: Request, job_id: str):
+    body = await read_json(request, required=False)
+    if body is not None and not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    _check_body_job_id(body, job_id, False, "")
+    job = require_job(agent(request).fsm.state, job_id)
+    result = await submit(request, e.JobEvaluate(JobID=job_id,
+                                                 Eval=new_eval(job, "job-eval")))
+    return write_reply(request, {
+        "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
+        "JobModifyIndex": result["JobModifyIndex"], "Index": result["Index"]}, result["Index"])
+
+
+def _version_field(body: dict, name: str, required: bool = True) -> int | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if value is None:
+            return 0
+        raise ApiError(400, f"{name}: expected a non-negative integer, got {value!r}")
+    return value
+
+
+async def stable(request: Request, job_id: str):
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    _check_body_job_id(body, job_id, True, "JobID must be specified")
+    flag = body.get("Stable", False)
+    if not isinstance(flag, bool):
+        raise ApiError(400, f"Stable: expected a bool, got {flag!r}")
+    result = await submit(request, e.JobStability(
+        JobID=job_id, JobVersion=_version_field(body, "JobVersion"), Stable=flag))
+    return write_reply(request, {"Index": result["Index"],
+                                 "JobModifyIndex": result["JobModifyIndex"]}, result["Index"])
+
+
+async def revert(request: Request, job_id: str):
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    _check_body_job_id(body, job_id, True, "JobID must be specified")
+    version = _version_field(body, "JobVersion")
+    prior = _version_field(body, "EnforcePriorVersion", required=False)
+    state = agent(request).fsm.state
+    current = state.get(t.JOBS, job_id)
+    if current is None:
+        raise ApiError(404, f'job "{job_id}" not found')
+    target = state.get(t.JOB_VERSIONS, (job_id, version))
+    ev = None
+    if target is not None and not target.is_periodic() and not target.is_parameterized():
+        ev = new_eval(target, "job-register")
+    result = await submit(request, e.JobRevert(JobID=job_id, JobVersion=version,
+                                               EnforcePriorVersion=prior, Eval=ev,
+                                               SubmitTime=_now_ns()))
+    return write_reply(request, {
+        "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
+        "JobModifyIndex": result["JobModifyIndex"], "Warnings": "", "Index": result["Index"],
+        "LastContact": 0, "KnownLeader": True}, result["Index"])
+
+
+# --- dispatch and periodic force -----------------------------------------------------------------
+
+
+def _dispatch_id(parent_id: str, prefix: str) -> str:
+    middle = f"{prefix}-" if prefix else ""
+    return f"{parent_id}/dispatch-{middle}{int(time.time())}-{secrets.token_hex(4)}"
+
+
+async def dispatch(request: Request, job_id: str):
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    _check_body_job_id(body, job_id, False, "")
+    meta = body.get("Meta")
+    if meta is not None and (not isinstance(meta, dict) or
+                             not all(isinstance(v, str) for v in meta.values())):
+        raise ApiError(400, "Meta: expected an object of string values")
+    payload = None
+    raw_payload = body.get("Payload")
+    if raw_payload not in (None, ""):
+        if not isinstance(raw_payload, str):
+            raise ApiError(400, "Payload: expected a base64-encoded string")
+        try:
+            payload = base64.b64decode(raw_payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "Payload: not valid base64") from None
+        if len(payload) > DISPATCH_PAYLOAD_LIMIT:
+            raise ApiError(400, f"Payload exceeds maximum size; {len(payload)} > "
+                                f"{DISPATCH_PAYLOAD_LIMIT}")
+    prefix = body.get("IdPrefixTemplate") or ""
+    if not isinstance(prefix, str) or "/" in prefix:
+        raise ApiError(400, "IdPrefixTemplate: expected a string without '/'")
+    token = request.query_params.get("idempotency_token", "")
+    parent = agent(request).fsm.state.get(t.JOBS, job_id)
+    rejection = dispatch_rejection(parent, job_id, meta, payload)
+    if rejection is not None:
+        raise ApiError(rejection.code, rejection.message)
+    child_id = _dispatch_id(job_id, prefix)
+    ev = new_eval(parent, "job-register", job_id=child_id)
+    result = await submit(request, e.JobDispatch(
+        ParentID=job_id, DispatchedJobID=child_id, Meta=meta, Payload=payload,
+        IdempotencyToken=token, Eval=ev, SubmitTime=_now_ns()))
+    return write_reply(request, {
+        "Index": result["Index"], "JobCreateIndex": result["JobCreateIndex"],
+        "EvalCreateIndex": result["EvalCreateIndex"], "EvalID": result["EvalID"],
+        "DispatchedJobID": result["DispatchedJobID"]}, result["Index"])
+
+
+async def periodic_force(request: Request, job_id: str):
+    parent = require_job(agent(request).fsm.state, job_id)
+    launch = _now_ns()
+    result = await submit(request, e.PeriodicForce(
+        ParentID=job_id, LaunchTime=launch, Eval=new_eval(parent, "periodic-job")))
+    return write_reply(request, {"EvalID": result["EvalID"],
+                                 "EvalCreateIndex": result["EvalCreateIndex"],
+                                 "Index": result["Index"]}, result["Index"])
+
+
+# --- plan and validate -------------------------------------------------------------------------------
+
+
+async def plan(request: Request, job_id: str):
+    raw = await read_json(request)
+    if not isinstance(raw, dict) or raw.get("Job") is None:
+        raise ApiError(400, "Job must be specified")
+    job = convert(raw["Job"], Job, "Job")
+    if not job.ID:
+        raise ApiError(400, "Job must have a valid ID")
+    if job.ID != job_id:
+        raise ApiError(400, "Job ID does not match")
+    want_diff = raw.get("Diff", False)
+    if not isinstance(want_diff, bool):
+        want_diff = parse_bool(str(want_diff), "Diff")
+    existing, warnings = _check_job(request, job)
+    diff = None
+    if want_diff:
+        diff = job_diff(existing, job, contextual=True)
+    modify_index = existing.JobModifyIndex if existing else 0
+    # Annotations, FailedTGAllocs and CreatedEvals are the scheduler's dry run; until the
+    # scheduler exists they are reported as absent rather than invented.
+    return write_reply(request, {
+        "Index": modify_index, "JobModifyIndex": modify_index, "Diff": diff,
+        "Annotations": None, "FailedTGAllocs": None, "CreatedEvals": None,
+        "NextPeriodicLaunch": next_launch_rfc3339(job, _now_ns()),
+        "Warnings": "\n".join(warnings)}, modify_index)
+
+
+async def validate(request: Request):
+    raw = await read_json(request)
+    if not isinstance(raw, dict) or raw.get("Job") is None:
+        raise ApiError(400, "Job must be specified")
+    job = convert(raw["Job"], Job, "Job")
+    canonicalize(job, region=agent(request).config.cluster.region)
+    errors, warnings = validate_job(job)
+    return write_reply(request, {
+        "DriverConfigValidated": True, "ValidationErrors": errors,
+        "Error": format_errors(errors) if errors else "", "Warnings": "\n".join(warnings)},
+        agent(request).fsm.state.last_index)

@@ -1,0 +1,325 @@
+"""Fill Nomad 1.x defaults into a freshly decoded job, in place.
+
+Nomad applies defaults in three passes on register: the HTTP agent's
+``api.Job.Canonicalize`` (pointer fields, done before converting to server structs),
+the server's ``structs.Job.Canonicalize`` (empty collections become nil, service name
+interpolation) and the admission mutators (node pool, implied constraints). This module
+is the union of the three, in that order, so that a job read back from Caravan looks
+like one read back from Nomad (checked against hashicorp/nomad ``api/jobs.go``,
+``api/tasks.go``, ``api/resources.go``, ``api/services.go``, ``nomad/structs/structs.go``,
+``nomad/job_endpoint_hooks.go`` and ``command/agent/job_endpoint.go`` of 1.6 and later).
+
+Running it twice gives the same job as running it once, so a job that was already
+canonicalized (a revert, a resubmitted spec) can pass through it safely.
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+import msgspec
+
+from fsm.structs import (
+    Constraint,
+    EphemeralDisk,
+    Job,
+    LogConfig,
+    NetworkResource,
+    Resources,
+    RestartPolicy,
+    Service,
+    Task,
+    TaskGroup,
+    UpdateStrategy,
+)
+
+SECOND = 1_000_000_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+
+SIGNALS_LTARGET = "${attr.os.signals}"
+
+
+def default_update_strategy() -> UpdateStrategy:
+    """``api.DefaultUpdateStrategy``: what every service group gets without an update block."""
+    return UpdateStrategy(
+        Stagger=30 * SECOND, MaxParallel=1, HealthCheck="checks",
+        MinHealthyTime=10 * SECOND, HealthyDeadline=5 * MINUTE,
+        ProgressDeadline=10 * MINUTE, AutoRevert=False, AutoPromote=False, Canary=0)
+
+
+def default_restart_policy(job_type: str | None) -> RestartPolicy:
+    """Restart defaults by job type; anything not service/system gets the batch ones."""
+    if job_type in ("service", "system"):
+        return RestartPolicy(Attempts=2, Interval=30 * MINUTE, Delay=15 * SECOND, Mode="fail")
+    return RestartPolicy(Attempts=3, Interval=24 * HOUR, Delay=15 * SECOND, Mode="fail")
+
+
+def canonicalize(job: Job, region: str = "global") -> None:
+    """Fill defaults in place on a job decoded from a request (never on stored rows)."""
+    _drop_empty(job)
+    _canonicalize_job_fields(job, region)
+    # The job-level update block is canonicalized first and then inherited by groups,
+    # as in api.Job.Canonicalize; only service jobs get a default one.
+    api_update = _copy(job.Update)
+    if api_update is not None:
+        _fill_none(api_update, default_update_strategy())
+    elif job.Type == "service":
+        api_update = default_update_strategy()
+    for tg in _items(job.TaskGroups):
+        _canonicalize_group(job, tg, api_update)
+    job.Update = _job_level_update(api_update)
+    if job.Periodic is not None:
+        p = job.Periodic
+        p.Enabled = True if p.Enabled is None else p.Enabled
+        p.Spec = "" if p.Spec is None else p.Spec
+        p.SpecType = "cron" if p.SpecType is None else p.SpecType
+        p.ProhibitOverlap = False if p.ProhibitOverlap is None else p.ProhibitOverlap
+        p.TimeZone = p.TimeZone or "UTC"
+    if job.ParameterizedJob is not None and not job.ParameterizedJob.Payload:
+        job.ParameterizedJob.Payload = "optional"
+    _add_signal_constraints(job)
+
+
+# --- job and groups ------------------------------------------------------------------
+
+
+def _canonicalize_job_fields(job: Job, region: str) -> None:
+    job.Region = job.Region or region or "global"
+    job.Namespace = job.Namespace or "default"
+    if job.ID is None:
+        job.ID = ""
+    if job.Name is None:
+        job.Name = job.ID
+    if job.Type is None:
+        job.Type = "service"
+    if job.Priority is None:
+        job.Priority = 50
+    if not job.Datacenters:
+        job.Datacenters = ["*"]  # 1.5+: any datacenter
+    job.NodePool = job.NodePool or "default"  # 1.6+: the admission mutator's default pool
+
+
+def _job_level_update(api_update: UpdateStrategy | None) -> UpdateStrategy:
+    """What ``structs.Job.Update`` holds: only Stagger and MaxParallel survive (and only
+    when MaxParallel > 0); the rest now lives in the groups. It is a value, never null."""
+    out = UpdateStrategy(Stagger=0, MaxParallel=0, HealthCheck="", MinHealthyTime=0,
+                         HealthyDeadline=0, ProgressDeadline=0, AutoRevert=False,
+                         AutoPromote=False, Canary=0)
+    if api_update is not None and (api_update.MaxParallel or 0) > 0:
+        out.Stagger = api_update.Stagger or 0
+        out.MaxParallel = api_update.MaxParallel
+    return out
+
+
+def _canonicalize_group(job: Job, tg: TaskGroup, api_update: UpdateStrategy | None) -> None:
+    if tg.Name is None:
+        tg.Name = ""
+    if tg.Count is None:
+        minimum = tg.Scaling.get("Min") if isinstance(tg.Scaling, dict) else None
+        tg.Count = minimum if isinstance(minimum, int) and not isinstance(minimum, bool) else 1
+    if job.Type == "system" and tg.Count == 0:
+        tg.Count = 1
+
+    if tg.EphemeralDisk is None:
+        tg.EphemeralDisk = EphemeralDisk()
+    _fill_none(tg.EphemeralDisk, EphemeralDisk(Sticky=False, SizeMB=300, Migrate=False))
+
+    # Group update: the job's block merged under the group's; a job block is inherited
+    # only when it is non-empty (api.UpdateStrategy.Empty).
+    if api_update is not None and tg.Update is not None:
+        tg.Update = _merge(api_update, tg.Update)
+    elif api_update is not None and not _update_empty(api_update):
+        tg.Update = _copy(api_update)
+    if tg.Update is not None:
+        _fill_none(tg.Update, default_update_strategy())
+
+    tg.RestartPolicy = _merge(default_restart_policy(job.Type), tg.RestartPolicy)
+
+    for net in _items(tg.Networks):
+        _canonicalize_network(net)
+    for svc in _items(tg.Services):
+        _canonicalize_service(svc, job.Name or "", tg.Name, None)
+    for task in _items(tg.Tasks):
+        _canonicalize_task(job, tg, task)
+
+
+def _update_empty(u: UpdateStrategy) -> bool:
+    return not (u.Stagger or u.MaxParallel or u.HealthCheck or u.MinHealthyTime
+                or u.HealthyDeadline or u.ProgressDeadline or u.AutoRevert
+                or u.AutoPromote or u.Canary)
+
+
+# --- tasks ---------------------------------------------------------------------------
+
+
+def _canonicalize_task(job: Job, tg: TaskGroup, task: Task) -> None:
+    task.Resources = _canonicalize_resources(task.Resources)
+    if not task.KillTimeout:  # nil in the API, and 0 on the server, both mean 5s
+        task.KillTimeout = 5 * SECOND
+    if task.LogConfig is None:
+        task.LogConfig = LogConfig()
+    _fill_none(task.LogConfig, LogConfig(MaxFiles=10, MaxFileSizeMB=10))
+
+    for art in _items(task.Artifacts):
+        if art.GetterMode is None:
+            art.GetterMode = "any"
+        if art.RelativeDest is None:
+            if art.GetterMode == "file":
+                art.RelativeDest = _go_join("local", _go_base(art.GetterSource))
+            else:
+                art.RelativeDest = "local/"
+
+    if task.Vault is not None:
+        v = task.Vault
+        v.Env = True if v.Env is None else v.Env
+        v.ChangeMode = v.ChangeMode or "restart"
+        v.ChangeSignal = (v.ChangeSignal or "SIGHUP").upper()
+
+    for tmpl in _items(task.Templates):
+        tmpl.ChangeMode = tmpl.ChangeMode or "restart"
+        if tmpl.ChangeSignal:
+            tmpl.ChangeSignal = tmpl.ChangeSignal.upper()
+        elif tmpl.ChangeMode == "signal":
+            tmpl.ChangeSignal = "SIGHUP"
+        if tmpl.Splay is None:
+            tmpl.Splay = 5 * SECOND
+        tmpl.Perms = tmpl.Perms or "0644"
+        tmpl.LeftDelim = tmpl.LeftDelim or "{{"
+        tmpl.RightDelim = tmpl.RightDelim or "}}"
+
+    for svc in _items(task.Services):
+        _canonicalize_service(svc, job.Name or "", tg.Name or "", task.Name)
+
+
+def _canonicalize_resources(res: Resources | None) -> Resources:
+    res = res if res is not None else Resources()
+    # Setting cores alone means no CPU shares (api.Resources.Canonicalize).
+    if res.Cores is None:
+        res.Cores = 0
+        if res.CPU is None:
+            res.CPU = 100
+    if res.CPU is None:
+        res.CPU = 0
+    _fill_none(res, Resources(MemoryMB=300, MemoryMaxMB=0, DiskMB=0, IOPS=0))
+    for net in _items(res.Networks):
+        _canonicalize_network(net)
+    return res
+
+
+def _canonicalize_network(net: NetworkResource) -> None:
+    if net.MBits is None:  # deprecated; 1.x no longer defaults it to 10
+        net.MBits = 0
+
+
+def _canonicalize_service(svc: Service, job_name: str, group: str, task: str | None) -> None:
+    if not svc.Name:
+        svc.Name = f"{job_name}-{group}-{task}" if task is not None else f"{job_name}-{group}"
+    where = task if task is not None else "group"
+    svc.Name = _replace_env(svc.Name, {
+        "JOB": job_name, "TASKGROUP": group, "TASK": where,
+        "BASE": f"{job_name}-{group}-{where}",
+    })
+    svc.AddressMode = svc.AddressMode or "auto"
+    svc.Provider = svc.Provider or "consul"
+    for check in _items(svc.Checks):
+        if not check.Name:
+            check.Name = f'service: "{svc.Name}" check'
+
+
+_ENV_REF = re.compile(r"\$\{([^}]+)\}")
+
+
+def _replace_env(text: str, env: dict[str, str]) -> str:
+    """``helper/args.ReplaceEnv``: ``${KEY}`` for known keys; unknown ones stay as written."""
+    return _ENV_REF.sub(lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+# --- implied constraints ---------------------------------------------------------------
+
+
+def _add_signal_constraints(job: Job) -> None:
+    """A group whose tasks need signals (kill_signal, or a template/vault change_mode of
+    "signal") may only run where the OS supports them: Nomad's jobImpliedConstraints."""
+    for tg in _items(job.TaskGroups):
+        signals: set[str] = set()
+        for task in _items(tg.Tasks):
+            if task.Vault is not None and task.Vault.ChangeMode == "signal":
+                signals.add(task.Vault.ChangeSignal or "")
+            if task.KillSignal:
+                signals.add(task.KillSignal)
+            for tmpl in _items(task.Templates):
+                if tmpl.ChangeMode == "signal":
+                    signals.add(tmpl.ChangeSignal)
+        if not signals:
+            continue
+        wanted = Constraint(LTarget=SIGNALS_LTARGET, RTarget=",".join(sorted(signals)),
+                            Operand="set_contains")
+        if wanted not in (tg.Constraints or []):
+            tg.Constraints = [*(tg.Constraints or []), wanted]
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _items(seq: list[Any] | None) -> list[Any]:
+    """The non-null elements of an optional list (odd input must not crash us)."""
+    return [x for x in seq or () if x is not None]
+
+
+def _drop_empty(obj: msgspec.Struct) -> None:
+    """Empty lists and maps become null throughout the spec, as Nomad does so that
+    comparing two versions of a spec is stable. Opaque maps (task Config) are not
+    descended into: only their emptiness matters."""
+    for name in obj.__struct_fields__:
+        value = getattr(obj, name)
+        if isinstance(value, (list, dict)) and not value:
+            setattr(obj, name, None)
+        elif isinstance(value, msgspec.Struct):
+            _drop_empty(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, msgspec.Struct):
+                    _drop_empty(item)
+
+
+def _fill_none(target: msgspec.Struct, defaults: msgspec.Struct) -> None:
+    """Set every null field of ``target`` that ``defaults`` has a value for."""
+    for name in target.__struct_fields__:
+        if getattr(target, name) is None:
+            default = getattr(defaults, name)
+            if default is not None:
+                setattr(target, name, default)
+
+
+def _merge(base: msgspec.Struct, over: msgspec.Struct | None) -> Any:
+    """A copy of ``base`` with every non-null field of ``over`` laid on top (the Go
+    ``Merge`` methods of pointer structs)."""
+    out = _copy(base)
+    if over is not None:
+        for name in over.__struct_fields__:
+            value = getattr(over, name)
+            if value is not None:
+                setattr(out, name, value)
+    return out
+
+
+def _copy(obj: Any) -> Any:
+    return None if obj is None else msgspec.structs.replace(obj)
+
+
+def _go_base(path: str) -> str:
+    """Go's ``path.Base``: last element, trailing slashes ignored, "." for empty."""
+    if not path:
+        return "."
+    stripped = path.rstrip("/")
+    if not stripped:
+        return "/"
+    return stripped.rsplit("/", 1)[-1]
+
+
+def _go_join(*parts: str) -> str:
+    """Go's ``filepath.Join``: join non-empty parts with "/" and clean the result."""
+    joined = "/".join(p for p in parts if p)
+    return posixpath.normpath(joined) if joined else ""

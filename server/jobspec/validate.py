@@ -1,0 +1,882 @@
+"""Nomad 1.x job validation, with Nomad's message texts.
+
+``validate_job`` mirrors ``structs.Job.Validate`` / ``TaskGroup.Validate`` /
+``Task.Validate`` plus the register-time ``jobValidate`` admission hook, and
+``Job.Warnings``; ``validate_update`` mirrors ``validateJobUpdate``; ``format_errors``
+is go-multierror's ``ListFormatFunc`` (checked against hashicorp/nomad 1.6+ and
+hashicorp/go-multierror).
+
+Nomad nests a group's errors inside one "Task group x validation failed: ..." entry whose
+text is itself a multierror list. Here every leaf message is its own entry, carrying the
+chain of prefixes that says where it came from, e.g.
+``Task group cache validation failed: Task redis validation failed: Missing task driver``.
+
+Validation only reads the job and never raises on odd input (null fields, empty lists):
+it reports what it finds. Go-formatted values (durations, quoted strings, lists) are
+rendered the way Go prints them, so texts match Nomad's.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import zoneinfo
+from typing import Any, Iterable
+
+from croniter import croniter
+
+from fsm.structs import (
+    Constraint,
+    Job,
+    LogConfig,
+    NetworkResource,
+    Resources,
+    RestartPolicy,
+    Service,
+    ServiceCheck,
+    Task,
+    TaskArtifact,
+    TaskGroup,
+    Template,
+    UpdateStrategy,
+)
+
+SECOND = 1_000_000_000
+JOB_TYPES = ("_core", "service", "batch", "system", "sysbatch")
+MIN_PRIORITY, MAX_PRIORITY = 1, 100
+MIN_CPU, MIN_MEMORY_MB, MIN_DISK_MB = 1, 10, 10
+RESTART_MIN_INTERVAL = 5 * SECOND
+MIN_CHECK_INTERVAL = MIN_CHECK_TIMEOUT = 1 * SECOND
+MAX_PORT = 65535
+
+
+def validate_job(job: Job) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for a canonicalized job; errors empty means it may be registered."""
+    try:
+        errors = _job_errors(job)
+    except Exception as exc:  # last resort: validation must answer, not crash the request
+        errors = [f"internal error while validating job: {exc}"]
+    try:
+        warnings = _job_warnings(job)
+    except Exception:
+        warnings = []
+    return errors, warnings
+
+
+def validate_update(old: Job | None, new: Job) -> list[str]:
+    """Nomad's rules for replacing ``old`` by ``new`` (validateJobUpdate). Like Nomad,
+    it stops at the first broken rule, so the list holds at most one message."""
+    if old is None:
+        return ["job can't be submitted with 'Dispatched' set"] if new.Dispatched else []
+    if old.Type != new.Type:
+        return [f"cannot update job from type {_q(old.Type)} to {_q(new.Type)}"]
+    if old.is_periodic() and not new.is_periodic():
+        return ["cannot update periodic job to being non-periodic"]
+    if new.is_periodic() and not old.is_periodic():
+        return ["cannot update non-periodic job to being periodic"]
+    if old.is_parameterized() and not new.is_parameterized():
+        return ["cannot update parameterized job to being non-parameterized"]
+    if new.is_parameterized() and not old.is_parameterized():
+        return ["cannot update non-parameterized job to being parameterized"]
+    if old.Dispatched != new.Dispatched:
+        return ["field 'Dispatched' is read-only"]
+    return []
+
+
+def format_errors(errors: list[str]) -> str:
+    """go-multierror's ListFormatFunc text, the body Nomad sends for a failed register."""
+    if not errors:
+        return ""
+    if len(errors) == 1:
+        return f"1 error occurred:\n\t* {errors[0]}\n\n"
+    points = "\n\t".join(f"* {e}" for e in errors)
+    return f"{len(errors)} errors occurred:\n\t{points}\n\n"
+
+
+# --- job -------------------------------------------------------------------------------
+
+
+def _job_errors(job: Job) -> list[str]:
+    errs: list[str] = []
+    if not job.Region and job.Multiregion is None:
+        errs.append("Missing job region")
+    if not job.ID:
+        errs.append("Missing job ID")
+    elif " " in job.ID:
+        errs.append("Job ID contains a space")
+    elif "\x00" in job.ID:
+        errs.append("Job ID contains a null character")
+    if not job.Name:
+        errs.append("Missing job name")
+    elif "\x00" in job.Name:
+        errs.append("Job Name contains a null character")
+    if not job.Namespace:
+        errs.append("Job must be in a namespace")
+    if not job.Type:
+        errs.append("Missing job type")
+    elif job.Type not in JOB_TYPES:
+        errs.append(f"Invalid job type: {_q(job.Type)}")
+    if not job.Datacenters and job.Multiregion is None:
+        errs.append("Missing job datacenters")
+    elif any(not dc for dc in job.Datacenters or ()):
+        errs.append("Job datacenter must be non-empty string")
+    groups = _items(job.TaskGroups)
+    if not groups:
+        errs.append("Missing job task groups")
+    errs += _numbered("Constraint", job.Constraints, _constraint_errors)
+    if job.Type == "system":
+        errs += _system_placement_errors(job.Affinities, job.Spreads)
+
+    seen: dict[str, int] = {}
+    for idx, tg in enumerate(groups):
+        name = tg.Name or ""
+        if not name:
+            errs.append(f"Job task group {idx + 1} missing name")
+        elif name in seen:
+            errs.append(f"Job task group {idx + 1} redefines '{name}' from group {seen[name] + 1}")
+        else:
+            seen[name] = idx
+        if tg.ShutdownDelay is not None and tg.ShutdownDelay < 0:
+            errs.append("ShutdownDelay must be a positive value")
+        if job.Type == "system" and _n(tg.Count) > 1:
+            errs.append(f"Job task group {name} has count {_n(tg.Count)}. "
+                        "Count cannot exceed 1 with system scheduler")
+    for tg in groups:
+        errs += _prefixed(f"Task group {tg.Name or ''} validation failed: ", _group_errors(job, tg))
+
+    if job.Periodic is not None and job.Periodic.Enabled:
+        if job.Type not in ("batch", "sysbatch"):
+            errs.append('Periodic can only be used with "batch" or "sysbatch" scheduler')
+        errs += _periodic_errors(job)
+    if job.is_parameterized():
+        if job.Type not in ("batch", "sysbatch"):
+            errs.append('Parameterized job can only be used with "batch" or "sysbatch" scheduler')
+        errs += _parameterized_errors(job)
+
+    # The register-time admission hook (jobValidate) adds these after Job.Validate.
+    if job.Type == "_core":
+        errs.append("job type cannot be core")
+    if job.Payload:
+        errs.append("job can't be submitted with a payload, only dispatched")
+    if not MIN_PRIORITY <= _n(job.Priority) <= MAX_PRIORITY:
+        errs.append(f"job priority must be between [{MIN_PRIORITY}, {MAX_PRIORITY}]")
+    return errs
+
+
+def _periodic_errors(job: Job) -> list[str]:
+    p = job.Periodic
+    errs: list[str] = []
+    spec = p.Spec or ""
+    if not spec:
+        errs.append("Must specify a spec")
+    tz = p.TimeZone or ""
+    if tz:
+        problem = _time_zone_error(tz)
+        if problem:
+            errs.append(f"Invalid time zone {_q(tz)}: {problem}")
+    if p.SpecType == "cron":
+        if spec:
+            problem = _cron_error(spec)
+            if problem:
+                errs.append(f"Invalid cron spec {_q(spec)}: {problem}")
+    elif p.SpecType != "_internal_test":
+        errs.append(f"Unknown periodic specification type {_q(p.SpecType or '')}")
+    return errs
+
+
+def _parameterized_errors(job: Job) -> list[str]:
+    cfg = job.ParameterizedJob
+    errs: list[str] = []
+    if cfg.Payload not in ("optional", "required", "forbidden"):
+        errs.append(f"Unknown payload requirement: {_q(cfg.Payload)}")
+    optional = set(cfg.MetaOptional or ())
+    both = [k for k in cfg.MetaRequired or () if k in optional]
+    if both:
+        errs.append("Required and optional meta keys should be disjoint. "
+                    f"Following keys exist in both: {_go_list(both)}")
+    return errs
+
+
+def _system_placement_errors(affinities: Any, spreads: Any) -> list[str]:
+    errs = []
+    if affinities is not None:
+        errs.append("System jobs may not have an affinity block")
+    if spreads is not None:
+        errs.append("System jobs may not have a spread block")
+    return errs
+
+
+# --- groups ----------------------------------------------------------------------------
+
+
+def _group_errors(job: Job, tg: TaskGroup) -> list[str]:
+    errs: list[str] = []
+    name = tg.Name or ""
+    if not name:
+        errs.append("Missing task group name")
+    elif "\x00" in name:
+        errs.append("Task group name contains null character")
+    if _n(tg.Count) < 0:
+        errs.append("Task group count can't be negative")
+    tasks = _items(tg.Tasks)
+    if not tasks:
+        errs.append("Missing tasks for task group")
+    errs += _numbered("Constraint", tg.Constraints, _constraint_errors)
+    if job.Type == "system":
+        errs += _system_placement_errors(tg.Affinities, tg.Spreads)
+
+    if tg.RestartPolicy is None:
+        errs.append(f"Task Group {name} should have a restart policy")
+    else:
+        errs += _restart_errors(tg.RestartPolicy)
+    if job.Type == "system" and tg.ReschedulePolicy is not None:
+        errs.append("System jobs should not have a reschedule policy")
+    if tg.EphemeralDisk is None:
+        errs.append(f"Task Group {name} should have an ephemeral disk object")
+    elif _n(tg.EphemeralDisk.SizeMB) < MIN_DISK_MB:
+        errs.append(f"minimum DiskMB value is {MIN_DISK_MB}; got {_n(tg.EphemeralDisk.SizeMB)}")
+    if tg.Update is not None:
+        if job.Type not in ("service", "system"):
+            errs.append(f"Job type {_q(job.Type or '')} does not allow update block")
+        errs += _update_errors(tg.Update)
+    if job.Type != "service" and tg.Migrate is not None:
+        errs.append(f"Job type {_q(job.Type or '')} does not allow migrate block")
+
+    seen: dict[str, int] = {}
+    for idx, task in enumerate(tasks):
+        if not task.Name:
+            errs.append(f"Task {idx + 1} missing name")
+        elif task.Name in seen:
+            errs.append(f"Task {idx + 1} redefines '{task.Name}' from task {seen[task.Name] + 1}")
+        else:
+            seen[task.Name] = idx
+    if sum(1 for t in tasks if t.Leader) > 1:
+        errs.append("Only one task may be marked as leader")
+
+    errs += _prefixed("Task group network validation failed: ", _network_errors(tg))
+    errs += _prefixed("Task group service validation failed: ", _group_service_errors(tg))
+    errs += _prefixed("Task group service check validation failed: ", [
+        f"Service [{name}]->{svc.Name} or Check {chk.Name} must specify task parameter"
+        for svc in _items(tg.Services) for chk in _items(svc.Checks) if chk.Type == "script"])
+    for task in tasks:
+        errs += _prefixed(f"Task {task.Name} validation failed: ", _task_errors(job, tg, task))
+    return errs
+
+
+def _restart_errors(rp: RestartPolicy) -> list[str]:
+    errs: list[str] = []
+    mode, attempts = rp.Mode or "", _n(rp.Attempts)
+    interval, delay = _n(rp.Interval), _n(rp.Delay)
+    if mode not in ("delay", "fail"):
+        errs.append(f"Unsupported restart mode: {_q(mode)}")
+    if attempts == 0 and mode != "fail":
+        errs.append(f"Restart policy {_q(mode)} with {attempts} attempts is ambiguous")
+    if interval < RESTART_MIN_INTERVAL:
+        errs.append(f"Interval can not be less than {go_duration(RESTART_MIN_INTERVAL)} "
+                    f"(got {go_duration(interval)})")
+    if attempts * delay > interval:
+        errs.append(f"Nomad can't restart the TaskGroup {attempts} times in an interval of "
+                    f"{go_duration(interval)} with a delay of {go_duration(delay)}")
+    return errs
+
+
+def _update_errors(u: UpdateStrategy) -> list[str]:
+    errs: list[str] = []
+    min_healthy, healthy = _n(u.MinHealthyTime), _n(u.HealthyDeadline)
+    progress, canary = _n(u.ProgressDeadline), _n(u.Canary)
+    if u.HealthCheck not in ("checks", "task_states", "manual"):
+        errs.append(f"Invalid health check given: {_q(u.HealthCheck or '')}")
+    if _n(u.MaxParallel) < 0:
+        errs.append(f"Max parallel can not be less than zero: {_n(u.MaxParallel)} < 0")
+    if canary < 0:
+        errs.append(f"Canary count can not be less than zero: {canary} < 0")
+    if canary == 0 and u.AutoPromote:
+        errs.append("Auto Promote requires a Canary count greater than zero")
+    if min_healthy < 0:
+        errs.append(f"Minimum healthy time may not be less than zero: {go_duration(min_healthy)}")
+    if healthy <= 0:
+        errs.append(f"Healthy deadline must be greater than zero: {go_duration(healthy)}")
+    if progress < 0:
+        errs.append(f"Progress deadline must be zero or greater: {go_duration(progress)}")
+    if min_healthy >= healthy:
+        errs.append("Minimum healthy time must be less than healthy deadline: "
+                    f"{go_duration(min_healthy)} > {go_duration(healthy)}")
+    if progress != 0 and healthy >= progress:
+        errs.append("Healthy deadline must be less than progress deadline: "
+                    f"{go_duration(healthy)} > {go_duration(progress)}")
+    if _n(u.Stagger) <= 0:
+        errs.append(f"Stagger must be greater than zero: {go_duration(_n(u.Stagger))}")
+    return errs
+
+
+def _network_errors(tg: TaskGroup) -> list[str]:
+    """Port labels are unique across the group; a static port is reserved once per host
+    network (TaskGroup.validateNetworks)."""
+    errs: list[str] = []
+    labels: dict[str, str] = {}
+    static: dict[tuple[str, int], str] = {}
+
+    def check_static(port: Any, owner: str) -> None:
+        key = (port.HostNetwork or "default", port.Value)
+        if key in static:
+            errs.append(f"Static port {port.Value} already reserved by {static[key]}")
+        elif port.Value > MAX_PORT:
+            errs.append(f"Port {port.Label} ({port.Value}) cannot be greater than {MAX_PORT}")
+        else:
+            static[key] = f"{owner}:{port.Label}"
+
+    for net in _items(tg.Networks):
+        for port in _ports(net):
+            if port.Label in labels:
+                errs.append(f"Port label {port.Label} already in use by {labels[port.Label]}")
+            else:
+                labels[port.Label] = "taskgroup network"
+            if port.Value != 0:
+                check_static(port, "taskgroup network")
+            if port.To < -1:
+                errs.append(f"Port {_q(port.Label)} cannot be mapped to negative value {port.To}")
+            elif port.To > MAX_PORT:
+                errs.append(f"Port {_q(port.Label)} cannot be mapped to a port ({port.To}) "
+                            f"greater than {MAX_PORT}")
+    for task in _items(tg.Tasks):
+        for net in _items(task.Resources.Networks if task.Resources else None):
+            for port in _ports(net):
+                if port.Label in labels:
+                    errs.append(f"Port label {port.Label} already in use by {labels[port.Label]}")
+                if port.Value != 0:
+                    check_static(port, task.Name)
+    return errs
+
+
+def _group_service_errors(tg: TaskGroup) -> list[str]:
+    errs: list[str] = []
+    providers = {s.Provider for t in _items(tg.Tasks) for s in _items(t.Services)}
+    for i, svc in enumerate(_items(tg.Services)):
+        providers.add(svc.Provider)
+        problems = _service_errors(svc)
+        errs += _prefixed(f"Service[{i}] {svc.Name} validation failed: ", problems)
+        if not problems and svc.AddressMode == "driver":
+            errs.append(f'service {_q(svc.Name)} cannot use address_mode="driver", '
+                        'only services defined in a "task" block can use this mode')
+    if len(providers) > 1:
+        errs.append("Multiple service providers used: task group services must use the same provider")
+    return errs
+
+
+# --- tasks -----------------------------------------------------------------------------
+
+
+def _task_errors(job: Job, tg: TaskGroup, task: Task) -> list[str]:
+    errs: list[str] = []
+    if not task.Name:
+        errs.append("Missing task name")
+    if "/" in task.Name or "\\" in task.Name:
+        errs.append("Task name cannot include slashes")
+    elif "\x00" in task.Name:
+        errs.append("Task name cannot include null characters")
+    if not task.Driver:
+        errs.append("Missing task driver")
+    kill_timeout = _n(task.KillTimeout)
+    if kill_timeout < 0:
+        errs.append("KillTimeout must be a positive value")
+    elif (job.Type == "service" and tg.Update is not None
+          and _n(tg.Update.ProgressDeadline) > 0 and kill_timeout > _n(tg.Update.ProgressDeadline)):
+        errs.append(f"KillTimout ({go_duration(kill_timeout)}) longer than the group's "
+                    f"ProgressDeadline ({go_duration(_n(tg.Update.ProgressDeadline))})")
+    if task.ShutdownDelay < 0:
+        errs.append("ShutdownDelay must be a positive value")
+
+    if task.Resources is None:
+        errs.append("Missing task resources")
+    else:
+        errs += _resource_errors(task.Resources)
+    if task.LogConfig is None:
+        errs.append("Missing Log Config")
+    else:
+        errs += _log_errors(task.LogConfig, tg)
+
+    for idx, c in enumerate(_items(task.Constraints)):
+        errs += _prefixed(f"Constraint {idx + 1} validation failed: ", _constraint_errors(c))
+        if c.Operand in ("distinct_hosts", "distinct_property"):
+            errs.append(f"Constraint {idx + 1} has disallowed Operand at task level: {c.Operand}")
+    if job.Type == "system" and task.Affinities is not None:
+        errs.append("System jobs may not have an affinity block")
+
+    errs += _task_service_errors(tg, task)
+    errs += _numbered("Artifact", task.Artifacts, _artifact_errors)
+    if task.Vault is not None:
+        errs += _prefixed("Vault validation failed: ", _vault_errors(task))
+    destinations: dict[str, int] = {}
+    for idx, tmpl in enumerate(_items(task.Templates)):
+        errs += _prefixed(f"Template {idx + 1} validation failed: ", _template_errors(tmpl))
+        if tmpl.DestPath in destinations:
+            errs.append(f"Template {idx + 1} has same destination as {destinations[tmpl.DestPath]}")
+        else:
+            destinations[tmpl.DestPath] = idx + 1
+    if task.DispatchPayload is not None and _escapes("task/local/", task.DispatchPayload.File):
+        errs.append("Dispatch Payload validation failed: destination escapes allocation directory")
+    if isinstance(task.Lifecycle, dict):
+        hook = task.Lifecycle.get("Hook") or ""
+        if not hook:
+            errs.append("Lifecycle validation failed: no lifecycle hook provided")
+        elif hook not in ("prestart", "poststart", "poststop"):
+            errs.append(f"Lifecycle validation failed: invalid hook: {hook}")
+    return errs
+
+
+def _resource_errors(r: Resources) -> list[str]:
+    errs: list[str] = []
+    cpu, cores, memory = _n(r.CPU), _n(r.Cores), _n(r.MemoryMB)
+    if cores > 0 and cpu > 0:
+        errs.append("Task can only ask for 'cpu' or 'cores' resource, not both.")
+    if cpu < MIN_CPU and cores == 0:
+        errs.append(f"minimum CPU value is {MIN_CPU}; got {cpu}")
+    if memory < MIN_MEMORY_MB:
+        errs.append(f"minimum MemoryMB value is {MIN_MEMORY_MB}; got {memory}")
+    if _n(r.DiskMB) > 0:
+        errs.append("Task can't ask for disk resources, they have to be specified at the task group level.")
+    memory_max = _n(r.MemoryMaxMB)
+    if memory_max not in (0, -1) and memory_max < memory:
+        errs.append(f"MemoryMaxMB value ({memory_max}) should be larger than MemoryMB value ({memory})")
+    return errs
+
+
+def _log_errors(log: LogConfig, tg: TaskGroup) -> list[str]:
+    errs: list[str] = []
+    files, size = _n(log.MaxFiles), _n(log.MaxFileSizeMB)
+    if files < 1:
+        errs.append(f"minimum number of files is 1; got {files}")
+    if size < 1:
+        errs.append(f"minimum file size is 1MB; got {size}")
+    if tg.EphemeralDisk is not None and _n(tg.EphemeralDisk.SizeMB) <= files * size:
+        errs.append(f"log storage ({files * size} MB) must be less than requested disk "
+                    f"capacity ({_n(tg.EphemeralDisk.SizeMB)} MB)")
+    return errs
+
+
+def _task_service_errors(tg: TaskGroup, task: Task) -> list[str]:
+    """Task services: valid, unique, and every port label they use exists (validateServices)."""
+    errs: list[str] = []
+    wanted: dict[str, set[str]] = {}
+    known: set[str] = set()
+    for i, svc in enumerate(_items(task.Services)):
+        errs += _prefixed(f"service[{i}] {_q(svc.Name, ascii_only=True)} validation failed: ",
+                          _service_errors(svc))
+        if svc.AddressMode == "alloc":
+            errs.append(f'service {_q(svc.Name)} cannot use address_mode="alloc", '
+                        'only services defined in a "group" block can use this mode')
+        if svc.Name + svc.PortLabel in known:
+            errs.append(f"service {_q(svc.Name)} is duplicate")
+        known.add(svc.Name + svc.PortLabel)
+        if svc.PortLabel and not (svc.AddressMode == "driver" and svc.PortLabel.isdigit()):
+            wanted.setdefault(svc.PortLabel, set()).add(svc.Name)
+        checks: set[str] = set()
+        for chk in _items(svc.Checks):
+            if chk.Name in checks:
+                errs.append(f"check {_q(chk.Name)} is duplicate")
+            checks.add(chk.Name)
+            if not _requires_port(chk):
+                continue
+            port = chk.PortLabel or svc.PortLabel
+            if not port:
+                errs.append(f"check {_q(chk.Name)} is missing a port")
+            elif _is_go_int(port):
+                errs.append(f'check {_q(chk.Name)} cannot use a numeric port {int(port)} '
+                            'without setting address_mode="driver"')
+            else:
+                wanted.setdefault(port, set()).add(svc.Name)
+
+    labels: set[str] = set()
+    group_nets = _items(tg.Networks)
+    if group_nets:
+        labels |= {p.Label for p in _ports(group_nets[0])}
+    for net in _items(task.Resources.Networks if task.Resources else None):
+        labels |= {p.Label for p in _ports(net)}
+    for label in sorted(wanted):
+        if label not in labels:
+            names = ", ".join(sorted(wanted[label]))
+            errs.append(f"port label {_q(label)} referenced by services {names} does not exist")
+    return errs
+
+
+_SERVICE_NAME = re.compile(r"(?i:[a-z0-9]|[a-z0-9][a-z0-9\-]{0,61}[a-z0-9])")
+_ENV_REF = re.compile(r"\$\{[^}]+\}")
+
+
+def _service_errors(svc: Service) -> list[str]:
+    errs: list[str] = []
+    if not _SERVICE_NAME.fullmatch(_ENV_REF.sub("ENV-VAR", svc.Name)):
+        errs.append("Service name must be valid per RFC 1123 and can contain only alphanumeric "
+                    f"characters or dashes and must be no longer than 63 characters: {_q(svc.Name)}")
+    if svc.AddressMode not in ("", "auto", "host", "driver", "alloc"):
+        errs.append(f'Service address_mode must be "auto", "host", or "driver"; not {_q(svc.AddressMode)}')
+    if svc.Provider not in ("consul", "nomad"):
+        errs.append(f'Service provider must be "consul", or "nomad"; not {_q(svc.Provider)}')
+        return errs
+    allowed = ("grpc", "tcp", "http", "script") if svc.Provider == "consul" else ("tcp", "http")
+    for chk in _items(svc.Checks):
+        if not svc.PortLabel and not chk.PortLabel and _requires_port(chk):
+            errs.append(f"Check {chk.Name} invalid: check requires a port but neither check "
+                        f"nor service {_q(svc.Name, ascii_only=True)} have a port")
+            continue
+        problem = _check_error(chk, allowed)
+        if problem:
+            # Nomad prefixes consul check errors only.
+            errs.append(f"Check {chk.Name} invalid: {problem}" if svc.Provider == "consul" else problem)
+    return errs
+
+
+def _check_error(chk: ServiceCheck, allowed: tuple[str, ...]) -> str | None:
+    kind = chk.Type.lower()
+    if kind not in allowed:
+        return f"invalid check type ({_q(kind)}), must be one of {', '.join(allowed)}"
+    if kind == "http":
+        if not chk.Path:
+            return "http type must have http path"
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", chk.Path):
+            return "http type must have relative http path"
+    if kind == "script" and not chk.Command:
+        return "script type must have a valid script path"
+    if chk.Interval == 0:
+        return ("missing required value interval. Interval cannot be less than "
+                f"{go_duration(MIN_CHECK_INTERVAL)}")
+    if chk.Interval < MIN_CHECK_INTERVAL:
+        return (f"interval ({go_duration(chk.Interval)}) cannot be lower than "
+                f"{go_duration(MIN_CHECK_INTERVAL)}")
+    if chk.Timeout == 0:
+        return ("missing required value timeout. Timeout cannot be less than "
+                f"{go_duration(MIN_CHECK_INTERVAL)}")
+    if chk.Timeout < MIN_CHECK_TIMEOUT:
+        return (f"timeout ({go_duration(chk.Timeout)}) is lower than required minimum timeout "
+                f"{go_duration(MIN_CHECK_INTERVAL)}")
+    if chk.InitialStatus not in ("", "passing", "warning", "critical"):
+        return (f"invalid initial check state ({chk.InitialStatus}), must be one of "
+                '"passing", "warning", "critical" or empty')
+    return None
+
+
+def _requires_port(chk: ServiceCheck) -> bool:
+    return chk.Type in ("grpc", "http", "tcp")
+
+
+def _artifact_errors(art: TaskArtifact) -> list[str]:
+    errs: list[str] = []
+    if not art.GetterSource:
+        errs.append("source must be specified")
+    if art.GetterMode not in (None, "", "any", "file", "dir"):
+        errs.append(f"invalid artifact mode {_q(art.GetterMode)}; must be one of: any, file, dir")
+    if _escapes("task", art.RelativeDest or ""):
+        errs.append("destination escapes allocation directory")
+    problem = _checksum_error((art.GetterOptions or {}).get("checksum"))
+    if problem:
+        errs.append(problem)
+    return errs
+
+
+_CHECKSUM_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64}
+
+
+def _checksum_error(check: str | None) -> str | None:
+    if check is None or "${" in check:  # interpolated later, checked on the client
+        return None
+    check = check.strip()
+    if not check:
+        return "checksum value cannot be empty"
+    parts = check.split(":")
+    if len(parts) != 2:
+        return f'checksum must be given as "type:value"; got {_q(check)}'
+    kind, value = parts
+    bad = next((ch for ch in value if ch not in "0123456789abcdefABCDEF"), None)
+    if bad is not None:
+        return f"invalid checksum: encoding/hex: invalid byte: U+{ord(bad):04X} {_go_rune(bad)}"
+    if len(value) % 2:
+        return "invalid checksum: encoding/hex: odd length hex string"
+    if kind not in _CHECKSUM_BYTES:
+        return f"unsupported checksum type: {kind}"
+    if len(value) // 2 != _CHECKSUM_BYTES[kind]:
+        return f"invalid {kind} checksum: {value}"
+    return None
+
+
+def _vault_errors(task: Task) -> list[str]:
+    v = task.Vault
+    errs = ['Can not specify "root" policy' for p in v.Policies or () if p == "root"]
+    mode = v.ChangeMode or ""
+    if mode == "signal":
+        if not v.ChangeSignal:
+            errs.append('Signal must be specified when using change mode "signal"')
+    elif mode not in ("noop", "restart"):
+        errs.append(f"Unknown change mode {_q(mode)}")
+    return errs
+
+
+def _template_errors(t: Template) -> list[str]:
+    errs: list[str] = []
+    if not t.SourcePath and not t.EmbeddedTmpl:
+        errs.append("Must specify a source path or have an embedded template")
+    if not t.DestPath:
+        errs.append("Must specify a destination for the template")
+    if _escapes("task", t.DestPath):
+        errs.append("destination escapes allocation directory")
+    if t.ChangeMode == "signal":
+        if not t.ChangeSignal:
+            errs.append("Must specify signal value when change mode is signal")
+        if t.Envvars:
+            errs.append("cannot use signals with env var templates")
+    elif t.ChangeMode == "script":
+        errs.append("must specify change script configuration value when change mode is script")
+    elif t.ChangeMode not in ("noop", "restart"):
+        errs.append("Invalid change mode. Must be one of the following: noop, signal, script, restart")
+    if _n(t.Splay) < 0:
+        errs.append("Must specify positive splay value")
+    if t.Perms:
+        problem = _parse_uint_error(t.Perms, base=8, bits=12)
+        if problem:
+            errs.append(f"Failed to parse {_q(t.Perms)} as octal: {problem}")
+    return errs
+
+
+# --- constraints -----------------------------------------------------------------------
+
+_SET_OPERANDS = ("set_contains", "set_contains_all", "set_contains_any")
+_COMPARE_OPERANDS = ("=", "==", "is", "!=", "not", "<", "<=", ">", ">=")
+
+
+def _constraint_errors(c: Constraint) -> list[str]:
+    """Constraint.Validate: a known operand, and the RTarget it needs."""
+    errs: list[str] = []
+    if not c.Operand:
+        errs.append("Missing constraint operand")
+    needs_ltarget = True
+    if c.Operand == "distinct_hosts":
+        needs_ltarget = False
+    elif c.Operand in _SET_OPERANDS:
+        if not c.RTarget:
+            errs.append("Set contains constraint requires an RTarget")
+    elif c.Operand == "regexp":
+        try:
+            re.compile(c.RTarget)
+        except re.error as exc:
+            errs.append(f"Regular expression failed to compile: error parsing regexp: {exc}")
+    elif c.Operand == "version":
+        problem = version_constraint_error(c.RTarget)
+        if problem:
+            errs.append(f"Version constraint is invalid: {problem}")
+    elif c.Operand == "semver":
+        problem = version_constraint_error(c.RTarget, semver=True)
+        if problem:
+            errs.append(f"Semver constraint is invalid: {problem}")
+    elif c.Operand == "distinct_property":
+        if c.RTarget:
+            problem = _parse_uint_error(c.RTarget, base=10, bits=64)
+            if problem:
+                errs.append(f"Failed to convert RTarget {_q(c.RTarget)} to uint64: {problem}")
+            elif int(c.RTarget) < 1:
+                errs.append(f"Distinct Property must have an allowed count of 1 or greater: {int(c.RTarget)} < 1")
+    elif c.Operand in ("is_set", "is_not_set"):
+        if c.RTarget:
+            errs.append(f"Operator {_q(c.Operand)} does not support an RTarget")
+    elif c.Operand in _COMPARE_OPERANDS:
+        if not c.RTarget:
+            errs.append(f"Operator {_q(c.Operand)} requires an RTarget")
+    else:
+        errs.append(f"Unknown constraint type {_q(c.Operand)}")
+    if needs_ltarget and not c.LTarget:
+        errs.append("No LTarget provided but is required by constraint")
+    return errs
+
+
+# hashicorp/go-version's VersionRegexpRaw and SemverRegexpRaw.
+_VERSION = (r"v?([0-9]+(\.[0-9]+)*?)"
+            r"(-([0-9]+[0-9A-Za-z\-~]*(\.[0-9A-Za-z\-~]+)*)|(-?([A-Za-z\-~]+[0-9A-Za-z\-~]*(\.[0-9A-Za-z\-~]+)*)))?"
+            r"(\+([0-9A-Za-z\-~]+(\.[0-9A-Za-z\-~]+)*))??")
+_SEMVER = (r"v?([0-9]+(\.[0-9]+){0,2})"
+           r"(-([0-9A-Za-z\-~]+(\.[0-9A-Za-z\-~]+)*))?"
+           r"(\+([0-9A-Za-z\-~]+(\.[0-9A-Za-z\-~]+)*))??")
+_VERSION_CONSTRAINT = re.compile(rf"^\s*(>=|<=|!=|~>|=|>|<|)\s*({_VERSION})\s*$")
+_SEMVER_CONSTRAINT = re.compile(rf"^\s*(>=|<=|!=|=|>|<|)\s*({_SEMVER})\s*$")
+
+
+def version_constraint_error(text: str, semver: bool = False) -> str | None:
+    """Why a Go-style version constraint such as ">= 1.2, < 2.0" does not parse
+    (go-version's NewConstraint / Nomad's semver constraints), or None."""
+    pattern = _SEMVER_CONSTRAINT if semver else _VERSION_CONSTRAINT
+    for single in text.split(","):
+        if not pattern.match(single):
+            return f"Malformed constraint: {single}"
+    return None
+
+
+# --- periodic helpers ------------------------------------------------------------------
+
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly")
+_YEAR_ITEM = re.compile(r"^(\*|(\d{4})(-(\d{4}))?)(/(\d+))?$")
+
+
+def _cron_error(spec: str) -> str | None:
+    """Why cronexpr (the parser Nomad uses) would refuse ``spec``: 5 fields, 6 with a
+    trailing year, 7 with a leading seconds field, or a macro such as "@daily"."""
+    spec = spec.strip()
+    if spec.startswith("@"):
+        return None if spec in _CRON_MACROS else f"syntax error in {spec}: unknown macro"
+    fields = spec.split()
+    if len(fields) < 5:
+        return "missing field(s)"
+    if len(fields) > 7:
+        return "too many fields"
+    seconds = fields[0] if len(fields) == 7 else None
+    year = fields[-1] if len(fields) >= 6 else None
+    core = fields[1:6] if len(fields) == 7 else fields[:5]
+    try:
+        croniter(" ".join(core))
+        if seconds is not None:  # same range and syntax as minutes
+            croniter(f"{seconds} * * * *")
+    except Exception as exc:  # croniter raises several error types for bad specs
+        return str(exc)
+    if year is not None:
+        for item in year.split(","):
+            m = _YEAR_ITEM.match(item)
+            bad = m is None or any(
+                g is not None and not 1970 <= int(g) <= 2099 for g in (m.group(2), m.group(4)))
+            if bad or (m.group(6) is not None and int(m.group(6)) == 0):
+                return f"syntax error in year field: {_q(item)}"
+    return None
+
+
+def _time_zone_error(tz: str) -> str | None:
+    if tz in ("UTC", "Local"):
+        return None
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except Exception:  # ZoneInfoNotFoundError, ValueError for malformed keys
+        return f"unknown time zone {tz}"
+    return None
+
+
+# --- warnings --------------------------------------------------------------------------
+
+
+def _job_warnings(job: Job) -> list[str]:
+    out: list[str] = []
+    has_auto, all_auto = False, True
+    for tg in _items(job.TaskGroups):
+        out += _prefixed(f'Group "{tg.Name or ""}" has warnings: ', _group_warnings(tg))
+        if tg.Update is not None:
+            has_auto = has_auto or bool(tg.Update.AutoPromote)
+            all_auto = all_auto and (_n(tg.Update.Canary) == 0 or bool(tg.Update.AutoPromote))
+    if has_auto and not all_auto:
+        out.append("auto_promote must be true for all groups to enable automatic promotion")
+    return out
+
+
+def _group_warnings(tg: TaskGroup) -> list[str]:
+    out: list[str] = []
+    count = _n(tg.Count)
+    if tg.Update is not None and count > 1 and _n(tg.Update.MaxParallel) > count:
+        out.append(f"Update max parallel count is greater than task group count "
+                   f"({_n(tg.Update.MaxParallel)} > {count}). A destructive change would result "
+                   "in the simultaneous replacement of all allocations.")
+    nets = _items(tg.Networks)
+    if nets and _n(nets[0].MBits) > 0:
+        out.append("mbits has been deprecated as of Nomad 0.12.0. Please remove mbits from the network block")
+    for task in _items(tg.Tasks):
+        task_out = []
+        if task.Resources is not None and _n(task.Resources.IOPS) != 0:
+            task_out.append("IOPS has been deprecated as of Nomad 0.9.0. Please remove IOPS from resource block.")
+        if task.Resources is not None and task.Resources.Networks:
+            task_out.append("task network resources have been deprecated as of Nomad 0.12.0. "
+                            "Please configure networking via group network block.")
+        out += _prefixed(f'Task "{task.Name}" has warnings: ', task_out)
+    return out
+
+
+# --- small helpers ---------------------------------------------------------------------
+
+
+def _items(seq: list[Any] | None) -> list[Any]:
+    return [x for x in seq or () if x is not None]
+
+
+def _n(value: Any) -> int:
+    """An optional integer field, null read as Go's zero value."""
+    return value if isinstance(value, int) else 0
+
+
+def _prefixed(prefix: str, messages: Iterable[str]) -> list[str]:
+    return [prefix + m for m in messages]
+
+
+def _numbered(kind: str, seq: list[Any] | None, check) -> list[str]:
+    """"<Kind> N validation failed: ..." for each item of a list, counting from 1."""
+    out: list[str] = []
+    for idx, item in enumerate(_items(seq)):
+        out += _prefixed(f"{kind} {idx + 1} validation failed: ", check(item))
+    return out
+
+
+def _ports(net: NetworkResource) -> list[Any]:
+    return [*_items(net.ReservedPorts), *_items(net.DynamicPorts)]
+
+
+def _escapes(prefix: str, path: str) -> bool:
+    """escapingfs.PathEscapesAllocViaRelative: does ``prefix/path`` leave the alloc dir?"""
+    alloc = "/alloc-dir/alloc-id"
+    full = posixpath.normpath("/".join(p for p in (alloc, prefix, path or "") if p))
+    return posixpath.relpath(full, alloc).startswith("..")
+
+
+def _parse_uint_error(text: str, base: int, bits: int) -> str | None:
+    """The error Go's strconv.ParseUint would give, or None."""
+    digits = "01234567" if base == 8 else "0123456789"
+    if not text or any(ch not in digits for ch in text):
+        return f"strconv.ParseUint: parsing {_q(text)}: invalid syntax"
+    if int(text, base) >= 1 << bits:
+        return f"strconv.ParseUint: parsing {_q(text)}: value out of range"
+    return None
+
+
+def _is_go_int(text: str) -> bool:
+    return re.fullmatch(r"[+-]?\d+", text) is not None
+
+
+def _q(text: str | None, ascii_only: bool = False) -> str:
+    """Go's %q (or %+q with ``ascii_only``) for a string."""
+    return json.dumps(text or "", ensure_ascii=ascii_only)
+
+
+def _go_rune(ch: str) -> str:
+    return "'" + json.dumps(ch)[1:-1].replace("'", "\\'") + "'"
+
+
+def _go_list(items: list[str]) -> str:
+    """Go's %v for a []string: [a b c]."""
+    return "[" + " ".join(items) + "]"
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String(): 0s, 1.5s, 5m0s, 24h0m0s, 500ms."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-" if ns < 0 else ""), abs(ns)
+    if ns < 1000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_decimal(ns, 1000)}µs"
+    if ns < SECOND:
+        return f"{sign}{_decimal(ns, 1_000_000)}ms"
+    hours, rest = divmod(ns, 3600 * SECOND)
+    minutes, rest = divmod(rest, 60 * SECOND)
+    text = _decimal(rest, SECOND) + "s"
+    if hours:
+        text = f"{hours}h{minutes}m{text}"
+    elif minutes:
+        text = f"{minutes}m{text}"
+    return sign + text
+
+
+def _decimal(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    width = len(str(unit)) - 1
+    return f"{whole}.{str(frac).rjust(width, '0').rstrip('0')}"

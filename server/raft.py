@@ -1,0 +1,286 @@
+"""The one place that touches pysyncobj.
+
+``RaftNode`` replicates opaque entry bytes through a single replicated method, applies
+them with the FSM, snapshots the FSM with msgpack, and turns pysyncobj's callbacks and
+failure codes into awaitable results and two exceptions: ``NoLeaderError`` (nobody can
+take the write now; nothing was applied) and ``ApplyTimeout`` (the outcome is unknown).
+
+pysyncobj's sharp edges, and what this module does about each
+(``shared/reference/pysyncobj.md``):
+- an exception escaping a replicated method wedges the cluster: ``FSM.apply`` never
+  raises;
+- pickle over the raft port: a password is always set and raft binds only the
+  configured address;
+- a journal without a dump file loses data after compaction: both are always set;
+- a custom deserializer must hand back tuples: the raft triple is stored with pickle;
+- callbacks may never fire: every submission has its own deadline, and retries of an
+  unknown outcome resubmit the same bytes, which the FSM deduplicates by request id;
+- two leaders for ``leaderFallbackTimeout``: lowered to 3 s, and a new leader serves
+  local reads only after a barrier of its own term has been applied.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.config import FAIL_REASON
+from pysyncobj.transport import TCPTransport
+
+from fsm import entries
+from fsm.apply import FSM
+from fsm.store import decode_state, encode_state
+
+log = logging.getLogger("caravan.raft")
+
+
+class NoLeaderError(Exception):
+    """No leader could take the write within the hold time; nothing was applied."""
+
+
+class ApplyTimeout(Exception):
+    """The write was submitted but no outcome arrived in time: it may or may not apply."""
+
+
+@dataclass(frozen=True)
+class RaftSettings:
+    self_addr: str                 # "host:port" of this server's raft listener
+    peers: tuple[str, ...]         # the other servers' raft addresses
+    data_dir: str
+    password: str
+    compaction_entries: int = 20000
+    apply_timeout: float = 10.0    # seconds a write may take before its outcome is unknown
+    leader_hold: float = 5.0       # seconds a write waits for a leader to exist
+
+
+_SNAPSHOT_MAGIC = b"CRVNSNP1"
+
+_RETRYABLE = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED,
+              FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED}
+_UNKNOWN_OUTCOME = getattr(FAIL_REASON, "UNKNOWN_OUTCOME", 7)
+_RETRYABLE.add(_UNKNOWN_OUTCOME)
+
+
+class _Replicated(SyncObjConsumer):
+    """The single replicated entry point. Renaming or adding replicated methods would
+    shift pysyncobj's method ids under old journals: keep exactly this one."""
+
+    def __init__(self, fsm: FSM):
+        super().__init__()
+        self._fsm = fsm
+
+    @replicated
+    def apply_entry(self, blob: bytes):
+        # Inside a replicated method raftLastApplied is still the previous entry's index.
+        return self._fsm.apply(self._syncObj.raftLastApplied + 1, blob)
+
+
+class _Transport(TCPTransport):
+    """Records when each peer was last heard from (for ``X-Nomad-LastContact``)."""
+
+    def __init__(self, *args, **kwargs):
+        self.last_heard: dict[str, float] = {}
+        super().__init__(*args, **kwargs)
+
+    def _onMessageReceived(self, node, message):
+        self.last_heard[getattr(node, "address", str(node))] = time.monotonic()
+        return super()._onMessageReceived(node, message)
+
+
+class RaftNode:
+    def __init__(self, settings: RaftSettings, fsm: FSM):
+        self.settings = settings
+        self.fsm = fsm
+        self._consumer = _Replicated(fsm)
+        self._sync: SyncObj | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._leader_term_read_ready: int | None = None
+        self._barrier_group: asyncio.Future | None = None
+        self._barrier_running = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Construct the pysyncobj node. Must run on the main thread: its tick thread
+        stops when the constructing thread exits."""
+        assert threading.current_thread() is threading.main_thread()
+        self._loop = loop
+        s = self.settings
+        os.makedirs(s.data_dir, exist_ok=True)
+        conf = SyncObjConf(
+            journalFile=os.path.join(s.data_dir, "raft.journal"),
+            fullDumpFile=os.path.join(s.data_dir, "raft.snapshot"),
+            serializer=self._write_snapshot,
+            deserializer=self._read_snapshot,
+            appendEntriesUseBatch=False,   # ~0.4 ms per sync commit instead of ~100 ms
+            leaderFallbackTimeout=3.0,
+            connectionRetryTime=1.0,
+            commandsQueueSize=10000,
+            logCompactionMinEntries=s.compaction_entries,
+            password=s.password,
+            bindAddress=s.self_addr,
+            dynamicMembershipChange=False,
+        )
+        self._sync = SyncObj(s.self_addr, list(s.peers), conf=conf, consumers=[self._consumer],
+                             transportClass=_Transport)
+
+    def stop(self) -> None:
+        if self._sync is not None:
+            self._sync.destroy()
+            self._sync = None
+
+    # --- snapshot hooks (run on the raft thread, between applies) ---------------------------
+
+    def _write_snapshot(self, path: str, raft_data) -> None:
+        state_blob = encode_state(self.fsm.state)
+        raft_blob = pickle.dumps(raft_data, protocol=4)
+        with open(path, "wb") as f:
+            f.write(_SNAPSHOT_MAGIC)
+            f.write(struct.pack(">QQ", len(state_blob), len(raft_blob)))
+            f.write(state_blob)
+            f.write(raft_blob)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _read_snapshot(self, path: str):
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[:8] != _SNAPSHOT_MAGIC:
+            raise ValueError(f"{path}: not a caravan snapshot")
+        n_state, n_raft = struct.unpack(">QQ", data[8:24])
+        state_blob = data[24:24 + n_state]
+        raft_blob = data[24 + n_state:24 + n_state + n_raft]
+        self.fsm.restore(decode_state(state_blob))
+        # pysyncobj compares these entries with its journal; they must be tuples, which
+        # pickle preserves (msgpack would turn them into lists and drop the journal).
+        return pickle.loads(raft_blob)
+
+    # --- status ----------------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self._sync is not None and self._sync._isLeader()
+
+    def leader(self) -> str | None:
+        """The raft address of the leader this node believes in, if any."""
+        if self._sync is None:
+            return None
+        node = self._sync._getLeader()
+        return getattr(node, "address", None) if node is not None else None
+
+    def last_contact_ms(self) -> int:
+        if self.is_leader:
+            return 0
+        leader = self.leader()
+        if leader is None or self._sync is None:
+            return 0
+        heard = self._sync._SyncObj__transport.last_heard.get(leader)
+        return int((time.monotonic() - heard) * 1000) if heard else 0
+
+    def status(self) -> dict:
+        return self._sync.getStatus() if self._sync is not None else {}
+
+    def applied_index(self) -> int:
+        return self.fsm.state.last_index
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def submit(self, blob: bytes) -> dict:
+        """Replicate ``blob`` and return the FSM's answer, once applied on this node."""
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        deadline = loop.time() + s.apply_timeout
+        hold_until = loop.time() + s.leader_hold
+        delay = 0.01
+        while True:
+            if self.leader() is None:
+                if loop.time() >= hold_until:
+                    raise NoLeaderError("No cluster leader")
+                await asyncio.sleep(min(0.05, max(0.0, hold_until - loop.time())))
+                continue
+            fut = loop.create_future()
+
+            def done(result, error, fut=fut):
+                loop.call_soon_threadsafe(_resolve, fut, result, error)
+
+            self._consumer.apply_entry(blob, callback=done)
+            remaining = deadline - loop.time()
+            try:
+                result, error = await asyncio.wait_for(fut, max(remaining, 0.001))
+            except (asyncio.TimeoutError, TimeoutError):
+                raise ApplyTimeout("timed out waiting for the write to be applied; "
+                                   "its outcome is unknown") from None
+            if error == FAIL_REASON.SUCCESS:
+                if self.fsm.fatal:
+                    raise RuntimeError(self.fsm.fatal)
+                return result
+            if error not in _RETRYABLE:
+                raise RuntimeError(f"raft refused the write (reason {error})")
+            # Not applied, or outcome unknown: resubmit the same bytes. The entry's
+            # request id makes a second application answer with the first one's result.
+            if loop.time() >= deadline:
+                if error in (FAIL_REASON.LEADER_CHANGED, _UNKNOWN_OUTCOME):
+                    raise ApplyTimeout("leader changed; the write's outcome is unknown")
+                raise NoLeaderError("No cluster leader")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            if self.leader() is None and loop.time() >= hold_until:
+                raise NoLeaderError("No cluster leader")
+
+    # --- consistent reads --------------------------------------------------------------------
+
+    async def read_barrier(self) -> None:
+        """Return once this node has applied every write acknowledged before the call.
+
+        The leader answers from its own state once it has applied an entry of its
+        current term (Nomad serves default reads from the leader the same way). A
+        follower waits for a no-op entry it submits after the call began; concurrent
+        readers share one such entry."""
+        if self.is_leader:
+            term = self._sync.raftCurrentTerm
+            if self._leader_term_read_ready == term:
+                return
+            await self._shared_barrier()
+            self._leader_term_read_ready = term
+            return
+        await self._shared_barrier()
+
+    async def _shared_barrier(self) -> None:
+        if self._barrier_group is None:
+            self._barrier_group = asyncio.get_running_loop().create_future()
+        group = self._barrier_group
+        if not self._barrier_running:
+            self._barrier_running = True
+            asyncio.ensure_future(self._run_barriers())
+        await asyncio.shield(group)
+
+    async def _run_barriers(self) -> None:
+        try:
+            while self._barrier_group is not None:
+                group, self._barrier_group = self._barrier_group, None
+                try:
+                    await self.submit(_NOOP)
+                except Exception as exc:
+                    if not group.done():
+                        group.set_exception(exc)
+                    # the group's readers saw the exception; don't leave it unretrieved
+                    group.exception()
+                else:
+                    if not group.done():
+                        group.set_result(None)
+        finally:
+            self._barrier_running = False
+
+
+_NOOP = entries.encode(entries.Noop())
+
+
+def _resolve(fut: asyncio.Future, result, error) -> None:
+    if not fut.done():
+        fut.set_result((result, error))

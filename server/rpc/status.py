@@ -1,0 +1,32 @@
+"""gRPC ``caravan.v1.Status``: leader, peers and health, as client agents will ask."""
+from __future__ import annotations
+
+import grpc
+
+from server.rpc.pb import status_pb2 as pb
+from server.rpc.pb import status_pb2_grpc as pb_grpc
+
+
+class StatusService(pb_grpc.StatusServicer):
+    def __init__(self, agent):
+        self._agent = agent
+
+    async def Leader(self, request, context):
+        return pb.Address(address=self._agent.leader_rpc())
+
+    async def Peers(self, request, context):
+        return pb.Addresses(addresses=self._agent.peer_rpcs())
+
+    async def Ping(self, request, context):
+        leader = self._agent.leader_rpc()
+        return pb.Health(ok=bool(leader), leader=leader,
+                         applied_index=self._agent.fsm.state.last_index)
+
+
+async def start_server(agent, address: str) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    pb_grpc.add_StatusServicer_to_server(StatusService(agent), server)
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"cannot bind the RPC port {address}")
+    await server.start()
+    return server
