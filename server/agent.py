@@ -34,7 +34,8 @@ class Agent:
             self_addr=me.raft,
             peers=tuple(s.raft for s in config.servers if s.name != me.name),
             data_dir=os.path.join(data_dir, "raft"),
-            password=config.cluster.raft_secret), self.fsm)
+            password=config.cluster.raft_secret,
+            compaction_entries=config.cluster.snapshot_threshold), self.fsm)
         self.notifier: Notifier | None = None
 
     def leader_rpc(self) -> str:

@@ -22,6 +22,7 @@ class ClusterConfig:
     data_dir: str = "caravan-data"
     raft_secret: str = ""
     job_tracked_versions: int = 6
+    snapshot_threshold: int = 20000   # log entries between snapshots (log compaction)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Config:
 
 
 _CLUSTER_KEYS = {"region": str, "datacenter": str, "data_dir": str, "raft_secret": str,
-                 "job_tracked_versions": int}
+                 "job_tracked_versions": int, "snapshot_threshold": int}
 _SERVER_KEYS = ("name", "http", "rpc", "raft")
 _TOP_KEYS = {"cluster", "servers", "clients"}
 
@@ -106,6 +107,9 @@ def parse(raw: dict, source: str = "cluster.toml") -> Config:
     if cluster.job_tracked_versions < 1:
         raise ConfigError(f"{source}: cluster.job_tracked_versions: must be at least 1, got "
                           f"{cluster.job_tracked_versions}")
+    if cluster.snapshot_threshold < 10:
+        raise ConfigError(f"{source}: cluster.snapshot_threshold: must be at least 10, got "
+                          f"{cluster.snapshot_threshold}")
     if not os.path.isabs(cluster.data_dir):
         base = os.path.dirname(os.path.abspath(source)) if os.path.exists(source) else os.getcwd()
         cluster = replace(cluster, data_dir=os.path.join(base, cluster.data_dir))

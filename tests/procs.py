@@ -133,7 +133,8 @@ class Cluster:
             s.stop()
 
 
-def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6) -> Cluster:
+def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6,
+                 snapshot_threshold: int = 20000) -> Cluster:
     ports = free_ports(3 * n)
     servers, blocks = [], []
     for i in range(n):
@@ -145,7 +146,8 @@ def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6) -> Cluster:
                       f'rpc = "127.0.0.1:{rpc}"\nraft = "127.0.0.1:{raft}"\n')
     path = tmp / "cluster.toml"
     path.write_text(f'[cluster]\ndata_dir = "{tmp / "data"}"\nraft_secret = "test-secret"\n'
-                    f"job_tracked_versions = {tracked_versions}\n\n" + "\n".join(blocks))
+                    f"job_tracked_versions = {tracked_versions}\n"
+                    f"snapshot_threshold = {snapshot_threshold}\n\n" + "\n".join(blocks))
     for s in servers:
         s.args = ["-config", str(path), "-server", s.name]
     return Cluster(servers, path)

@@ -112,6 +112,15 @@ def query_options(request: Request) -> QueryOptions:
     return opts
 
 
+async def consistent_state(request: Request):
+    """The local state once it reflects every write acknowledged before this call:
+    what a write handler must consult when its answer depends on the state (an
+    unknown job, a dispatch's parent), so a lagging follower does not answer wrongly."""
+    ag = agent(request)
+    await ag.raft.read_barrier()
+    return ag.fsm.state
+
+
 # --- bodies ------------------------------------------------------------------------------
 
 

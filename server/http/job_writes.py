@@ -20,8 +20,8 @@ from fsm import entries as e
 from fsm import schema as t
 from fsm.jobs import dispatch_rejection
 from fsm.structs import Evaluation, Job
-from server.http.common import (ApiError, agent, convert, json_response, parse_bool,
-                                query_bool, read_json)
+from server.http.common import (ApiError, agent, consistent_state, convert, json_response,
+                                parse_bool, query_bool, read_json)
 from server.http.job_reads import require_job
 from server.jobspec.canonicalize import canonicalize
 from server.jobspec.diff import job_diff
@@ -137,13 +137,12 @@ async def register(request: Request, path_id: str | None = None):
 async def deregister(request: Request, job_id: str):
     purge = query_bool(request, "purge")
     priority = _eval_priority(request.query_params.get("eval_priority"), "eval_priority")
-    ag = agent(request)
-    job = ag.fsm.state.get(t.JOBS, job_id)
+    state = await consistent_state(request)
+    job = state.get(t.JOBS, job_id)
     if job is None:
         # Nomad 1.x: deregistering an unknown job succeeds and changes nothing.
         return write_reply(request, {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0,
-                                     "Index": ag.fsm.state.last_index},
-                           ag.fsm.state.last_index)
+                                     "Index": state.last_index}, state.last_index)
     ev = new_eval(job, "job-deregister", priority)
     result = await submit(request, e.JobDeregister(JobID=job_id, Purge=purge, Eval=ev,
                                                    SubmitTime=_now_ns()))
@@ -169,7 +168,7 @@ async def evaluate(request: Request, job_id: str):
     if body is not None and not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
     _check_body_job_id(body, job_id, False, "")
-    job = require_job(agent(request).fsm.state, job_id)
+    job = require_job(await consistent_state(request), job_id)
     result = await submit(request, e.JobEvaluate(JobID=job_id,
                                                  Eval=new_eval(job, "job-eval")))
     return write_reply(request, {
@@ -209,7 +208,7 @@ async def revert(request: Request, job_id: str):
     _check_body_job_id(body, job_id, True, "JobID must be specified")
     version = _version_field(body, "JobVersion")
     prior = _version_field(body, "EnforcePriorVersion", required=False)
-    state = agent(request).fsm.state
+    state = await consistent_state(request)
     current = state.get(t.JOBS, job_id)
     if current is None:
         raise ApiError(404, f'job "{job_id}" not found')
@@ -259,7 +258,7 @@ async def dispatch(request: Request, job_id: str):
     if not isinstance(prefix, str) or "/" in prefix:
         raise ApiError(400, "IdPrefixTemplate: expected a string without '/'")
     token = request.query_params.get("idempotency_token", "")
-    parent = agent(request).fsm.state.get(t.JOBS, job_id)
+    parent = (await consistent_state(request)).get(t.JOBS, job_id)
     rejection = dispatch_rejection(parent, job_id, meta, payload)
     if rejection is not None:
         raise ApiError(rejection.code, rejection.message)
@@ -275,7 +274,7 @@ async def dispatch(request: Request, job_id: str):
 
 
 async def periodic_force(request: Request, job_id: str):
-    parent = require_job(agent(request).fsm.state, job_id)
+    parent = require_job(await consistent_state(request), job_id)
     launch = _now_ns()
     result = await submit(request, e.PeriodicForce(
         ParentID=job_id, LaunchTime=launch, Eval=new_eval(parent, "periodic-job")))

@@ -21,9 +21,9 @@ import json
 import posixpath
 import re
 import zoneinfo
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from croniter import croniter
 
 from fsm.structs import (
     Constraint,
@@ -40,6 +40,7 @@ from fsm.structs import (
     Template,
     UpdateStrategy,
 )
+from server.jobspec.periodic import cron
 
 SECOND = 1_000_000_000
 JOB_TYPES = ("_core", "service", "batch", "system", "sysbatch")
@@ -259,7 +260,7 @@ def _group_errors(job: Job, tg: TaskGroup) -> list[str]:
         f"Service [{name}]->{svc.Name} or Check {chk.Name} must specify task parameter"
         for svc in _items(tg.Services) for chk in _items(svc.Checks) if chk.Type == "script"])
     for task in tasks:
-        errs += _prefixed(f"Task {task.Name} validation failed: ", _task_errors(job, tg, task))
+        errs += _prefixed(f"Task {_s(task.Name)} validation failed: ", _task_errors(job, tg, task))
     return errs
 
 
@@ -316,35 +317,34 @@ def _network_errors(tg: TaskGroup) -> list[str]:
     labels: dict[str, str] = {}
     static: dict[tuple[str, int], str] = {}
 
-    def check_static(port: Any, owner: str) -> None:
-        key = (port.HostNetwork or "default", port.Value)
+    def check_static(label: str, value: int, host_network: str, owner: str) -> None:
+        key = (host_network or "default", value)
         if key in static:
-            errs.append(f"Static port {port.Value} already reserved by {static[key]}")
-        elif port.Value > MAX_PORT:
-            errs.append(f"Port {port.Label} ({port.Value}) cannot be greater than {MAX_PORT}")
+            errs.append(f"Static port {value} already reserved by {static[key]}")
+        elif value > MAX_PORT:
+            errs.append(f"Port {label} ({value}) cannot be greater than {MAX_PORT}")
         else:
-            static[key] = f"{owner}:{port.Label}"
+            static[key] = f"{owner}:{label}"
 
     for net in _items(tg.Networks):
-        for port in _ports(net):
-            if port.Label in labels:
-                errs.append(f"Port label {port.Label} already in use by {labels[port.Label]}")
+        for label, value, to, host_network in _ports(net):
+            if label in labels:
+                errs.append(f"Port label {label} already in use by {labels[label]}")
             else:
-                labels[port.Label] = "taskgroup network"
-            if port.Value != 0:
-                check_static(port, "taskgroup network")
-            if port.To < -1:
-                errs.append(f"Port {_q(port.Label)} cannot be mapped to negative value {port.To}")
-            elif port.To > MAX_PORT:
-                errs.append(f"Port {_q(port.Label)} cannot be mapped to a port ({port.To}) "
-                            f"greater than {MAX_PORT}")
+                labels[label] = "taskgroup network"
+            if value != 0:
+                check_static(label, value, host_network, "taskgroup network")
+            if to < -1:
+                errs.append(f"Port {_q(label)} cannot be mapped to negative value {to}")
+            elif to > MAX_PORT:
+                errs.append(f"Port {_q(label)} cannot be mapped to a port ({to}) greater than {MAX_PORT}")
     for task in _items(tg.Tasks):
         for net in _items(task.Resources.Networks if task.Resources else None):
-            for port in _ports(net):
-                if port.Label in labels:
-                    errs.append(f"Port label {port.Label} already in use by {labels[port.Label]}")
-                if port.Value != 0:
-                    check_static(port, task.Name)
+            for label, value, _to, host_network in _ports(net):
+                if label in labels:
+                    errs.append(f"Port label {label} already in use by {labels[label]}")
+                if value != 0:
+                    check_static(label, value, host_network, _s(task.Name))
     return errs
 
 
@@ -354,7 +354,7 @@ def _group_service_errors(tg: TaskGroup) -> list[str]:
     for i, svc in enumerate(_items(tg.Services)):
         providers.add(svc.Provider)
         problems = _service_errors(svc)
-        errs += _prefixed(f"Service[{i}] {svc.Name} validation failed: ", problems)
+        errs += _prefixed(f"Service[{i}] {_s(svc.Name)} validation failed: ", problems)
         if not problems and svc.AddressMode == "driver":
             errs.append(f'service {_q(svc.Name)} cannot use address_mode="driver", '
                         'only services defined in a "task" block can use this mode')
@@ -368,11 +368,12 @@ def _group_service_errors(tg: TaskGroup) -> list[str]:
 
 def _task_errors(job: Job, tg: TaskGroup, task: Task) -> list[str]:
     errs: list[str] = []
-    if not task.Name:
+    name = _s(task.Name)
+    if not name:
         errs.append("Missing task name")
-    if "/" in task.Name or "\\" in task.Name:
+    if "/" in name or "\\" in name:
         errs.append("Task name cannot include slashes")
-    elif "\x00" in task.Name:
+    elif "\x00" in name:
         errs.append("Task name cannot include null characters")
     if not task.Driver:
         errs.append("Missing task driver")
@@ -383,7 +384,7 @@ def _task_errors(job: Job, tg: TaskGroup, task: Task) -> list[str]:
           and _n(tg.Update.ProgressDeadline) > 0 and kill_timeout > _n(tg.Update.ProgressDeadline)):
         errs.append(f"KillTimout ({go_duration(kill_timeout)}) longer than the group's "
                     f"ProgressDeadline ({go_duration(_n(tg.Update.ProgressDeadline))})")
-    if task.ShutdownDelay < 0:
+    if _n(task.ShutdownDelay) < 0:
         errs.append("ShutdownDelay must be a positive value")
 
     if task.Resources is None:
@@ -460,16 +461,17 @@ def _task_service_errors(tg: TaskGroup, task: Task) -> list[str]:
     wanted: dict[str, set[str]] = {}
     known: set[str] = set()
     for i, svc in enumerate(_items(task.Services)):
-        errs += _prefixed(f"service[{i}] {_q(svc.Name, ascii_only=True)} validation failed: ",
+        name, port_label = _s(svc.Name), _s(svc.PortLabel)
+        errs += _prefixed(f"service[{i}] {_q(name, ascii_only=True)} validation failed: ",
                           _service_errors(svc))
         if svc.AddressMode == "alloc":
-            errs.append(f'service {_q(svc.Name)} cannot use address_mode="alloc", '
+            errs.append(f'service {_q(name)} cannot use address_mode="alloc", '
                         'only services defined in a "group" block can use this mode')
-        if svc.Name + svc.PortLabel in known:
-            errs.append(f"service {_q(svc.Name)} is duplicate")
-        known.add(svc.Name + svc.PortLabel)
-        if svc.PortLabel and not (svc.AddressMode == "driver" and svc.PortLabel.isdigit()):
-            wanted.setdefault(svc.PortLabel, set()).add(svc.Name)
+        if name + port_label in known:
+            errs.append(f"service {_q(name)} is duplicate")
+        known.add(name + port_label)
+        if port_label and not (svc.AddressMode == "driver" and port_label.isdigit()):
+            wanted.setdefault(port_label, set()).add(name)
         checks: set[str] = set()
         for chk in _items(svc.Checks):
             if chk.Name in checks:
@@ -477,21 +479,21 @@ def _task_service_errors(tg: TaskGroup, task: Task) -> list[str]:
             checks.add(chk.Name)
             if not _requires_port(chk):
                 continue
-            port = chk.PortLabel or svc.PortLabel
+            port = _s(chk.PortLabel) or port_label
             if not port:
                 errs.append(f"check {_q(chk.Name)} is missing a port")
             elif _is_go_int(port):
                 errs.append(f'check {_q(chk.Name)} cannot use a numeric port {int(port)} '
                             'without setting address_mode="driver"')
             else:
-                wanted.setdefault(port, set()).add(svc.Name)
+                wanted.setdefault(port, set()).add(name)
 
     labels: set[str] = set()
     group_nets = _items(tg.Networks)
     if group_nets:
-        labels |= {p.Label for p in _ports(group_nets[0])}
+        labels |= {p[0] for p in _ports(group_nets[0])}
     for net in _items(task.Resources.Networks if task.Resources else None):
-        labels |= {p.Label for p in _ports(net)}
+        labels |= {p[0] for p in _ports(net)}
     for label in sorted(wanted):
         if label not in labels:
             names = ", ".join(sorted(wanted[label]))
@@ -505,7 +507,7 @@ _ENV_REF = re.compile(r"\$\{[^}]+\}")
 
 def _service_errors(svc: Service) -> list[str]:
     errs: list[str] = []
-    if not _SERVICE_NAME.fullmatch(_ENV_REF.sub("ENV-VAR", svc.Name)):
+    if not _SERVICE_NAME.fullmatch(_ENV_REF.sub("ENV-VAR", _s(svc.Name))):
         errs.append("Service name must be valid per RFC 1123 and can contain only alphanumeric "
                     f"characters or dashes and must be no longer than 63 characters: {_q(svc.Name)}")
     if svc.AddressMode not in ("", "auto", "host", "driver", "alloc"):
@@ -527,29 +529,29 @@ def _service_errors(svc: Service) -> list[str]:
 
 
 def _check_error(chk: ServiceCheck, allowed: tuple[str, ...]) -> str | None:
-    kind = chk.Type.lower()
+    kind, interval, timeout = _s(chk.Type).lower(), _n(chk.Interval), _n(chk.Timeout)
     if kind not in allowed:
         return f"invalid check type ({_q(kind)}), must be one of {', '.join(allowed)}"
     if kind == "http":
         if not chk.Path:
             return "http type must have http path"
-        if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", chk.Path):
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", _s(chk.Path)):
             return "http type must have relative http path"
     if kind == "script" and not chk.Command:
         return "script type must have a valid script path"
-    if chk.Interval == 0:
+    if interval == 0:
         return ("missing required value interval. Interval cannot be less than "
                 f"{go_duration(MIN_CHECK_INTERVAL)}")
-    if chk.Interval < MIN_CHECK_INTERVAL:
-        return (f"interval ({go_duration(chk.Interval)}) cannot be lower than "
+    if interval < MIN_CHECK_INTERVAL:
+        return (f"interval ({go_duration(interval)}) cannot be lower than "
                 f"{go_duration(MIN_CHECK_INTERVAL)}")
-    if chk.Timeout == 0:
+    if timeout == 0:
         return ("missing required value timeout. Timeout cannot be less than "
                 f"{go_duration(MIN_CHECK_INTERVAL)}")
-    if chk.Timeout < MIN_CHECK_TIMEOUT:
-        return (f"timeout ({go_duration(chk.Timeout)}) is lower than required minimum timeout "
+    if timeout < MIN_CHECK_TIMEOUT:
+        return (f"timeout ({go_duration(timeout)}) is lower than required minimum timeout "
                 f"{go_duration(MIN_CHECK_INTERVAL)}")
-    if chk.InitialStatus not in ("", "passing", "warning", "critical"):
+    if _s(chk.InitialStatus) not in ("", "passing", "warning", "critical"):
         return (f"invalid initial check state ({chk.InitialStatus}), must be one of "
                 '"passing", "warning", "critical" or empty')
     return None
@@ -724,13 +726,9 @@ def _cron_error(spec: str) -> str | None:
         return "missing field(s)"
     if len(fields) > 7:
         return "too many fields"
-    seconds = fields[0] if len(fields) == 7 else None
     year = fields[-1] if len(fields) >= 6 else None
-    core = fields[1:6] if len(fields) == 7 else fields[:5]
     try:
-        croniter(" ".join(core))
-        if seconds is not None:  # same range and syntax as minutes
-            croniter(f"{seconds} * * * *")
+        cron(spec, datetime.now(timezone.utc))
     except Exception as exc:  # croniter raises several error types for bad specs
         return str(exc)
     if year is not None:
@@ -786,7 +784,7 @@ def _group_warnings(tg: TaskGroup) -> list[str]:
         if task.Resources is not None and task.Resources.Networks:
             task_out.append("task network resources have been deprecated as of Nomad 0.12.0. "
                             "Please configure networking via group network block.")
-        out += _prefixed(f'Task "{task.Name}" has warnings: ', task_out)
+        out += _prefixed(f'Task "{_s(task.Name)}" has warnings: ', task_out)
     return out
 
 
@@ -795,6 +793,11 @@ def _group_warnings(tg: TaskGroup) -> list[str]:
 
 def _items(seq: list[Any] | None) -> list[Any]:
     return [x for x in seq or () if x is not None]
+
+
+def _s(value: Any) -> str:
+    """A string field, null read as Go's zero value."""
+    return value if isinstance(value, str) else ""
 
 
 def _n(value: Any) -> int:
@@ -814,8 +817,10 @@ def _numbered(kind: str, seq: list[Any] | None, check) -> list[str]:
     return out
 
 
-def _ports(net: NetworkResource) -> list[Any]:
-    return [*_items(net.ReservedPorts), *_items(net.DynamicPorts)]
+def _ports(net: NetworkResource) -> list[tuple[str, int, int, str]]:
+    """(Label, Value, To, HostNetwork) of every reserved then dynamic port."""
+    return [(_s(p.Label), _n(p.Value), _n(p.To), _s(p.HostNetwork))
+            for p in [*_items(net.ReservedPorts), *_items(net.DynamicPorts)]]
 
 
 def _escapes(prefix: str, path: str) -> bool:
@@ -848,9 +853,9 @@ def _go_rune(ch: str) -> str:
     return "'" + json.dumps(ch)[1:-1].replace("'", "\\'") + "'"
 
 
-def _go_list(items: list[str]) -> str:
+def _go_list(items: list[Any]) -> str:
     """Go's %v for a []string: [a b c]."""
-    return "[" + " ".join(items) + "]"
+    return "[" + " ".join(_s(i) for i in items) + "]"
 
 
 def go_duration(ns: int) -> str:
