@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 import uvicorn
@@ -57,19 +58,37 @@ class Agent:
         server = uvicorn.Server(uvicorn.Config(
             build_app(self), host=host.strip("[]"), port=int(port), log_level="warning",
             access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+        self._own_signals(server)
         watchdog = asyncio.ensure_future(self._watch_fatal(server))
-        print(f"caravan: server {self.me.name!r}: HTTP http://{self.me.http}, "
-              f"RPC {self.me.rpc}, raft {self.me.raft}, data {self.data_dir}", flush=True)
+        announce = asyncio.ensure_future(self._announce(server))
         try:
             await server.serve()
         finally:
             watchdog.cancel()
+            announce.cancel()
             await rpc.stop(grace=0.5)
             self.raft.stop()
-        if not server.started:
+        if not server.started and not self._stopping:
             print(f"caravan: could not listen on {self.me.http}", file=sys.stderr)
             return 1
         return 70 if self.fsm.fatal else 0
+
+    def _own_signals(self, server: uvicorn.Server) -> None:
+        """SIGTERM/SIGINT stop the agent cleanly at any moment, also before uvicorn has
+        installed its own handlers (uvicorn re-raises the signal it caught after its
+        shutdown; it lands here again and is ignored)."""
+        def stop(signum, frame):
+            self._stopping = True
+            server.should_exit = True
+        self._stopping = False
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    async def _announce(self, server: uvicorn.Server) -> None:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        print(f"caravan: server {self.me.name!r}: HTTP http://{self.me.http}, "
+              f"RPC {self.me.rpc}, raft {self.me.raft}, data {self.data_dir}", flush=True)
 
     async def _watch_fatal(self, server: uvicorn.Server) -> None:
         """An entry this binary cannot apply stops the server loudly (exit 70)."""

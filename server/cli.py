@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -28,10 +29,17 @@ def _agent_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def agent_main(argv: list[str]) -> int:
     args = _agent_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Until the agent installs its own handlers, a stop request unwinds through the
+    # finally below, so the dev agent's temporary data dir is removed.
+    signal.signal(signal.SIGTERM, _interrupt)
     from server.agent import Agent  # heavy imports only once the flags are valid
 
     temp_dir = None
