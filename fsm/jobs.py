@@ -116,7 +116,8 @@ def purge_job(txn: Txn, job: Job) -> None:
     txn.delete(t.JOB_SUMMARIES, job.ID)
     txn.delete(t.PERIODIC_LAUNCHES, job.ID)
     if job.ParentID:
-        _move_child(txn, job.ParentID, job.Status, "dead" if job.Status != "dead" else None)
+        # a purged child counts as dead from now on (no-op if it already was)
+        _move_child(txn, job.ParentID, job.Status, "dead")
 
 
 def insert_eval(txn: Txn, ev: Evaluation) -> Evaluation:

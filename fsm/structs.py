@@ -250,7 +250,7 @@ class Job(Record):
 
     def is_periodic_active(self) -> bool:
         return self.Periodic is not None and bool(self.Periodic.Enabled) and not self.Stop \
-            and self.ParameterizedJob is None
+            and not self.is_parameterized()
 
     def is_parameterized(self) -> bool:
         return self.ParameterizedJob is not None and not self.Dispatched

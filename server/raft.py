@@ -129,6 +129,18 @@ class RaftNode:
         )
         self._sync = SyncObj(s.self_addr, list(s.peers), conf=conf, consumers=[self._consumer],
                              transportClass=_Transport)
+        if not s.peers:
+            self._sync.addOnTickCallback(self._kick_single_node_commit)
+
+    def _kick_single_node_commit(self) -> None:
+        """On a single-node cluster nothing answers an append, so pysyncobj would only
+        commit a new entry on its next timer tick (50 ms). Wake its poller instead when
+        the log is ahead of the commit index (runs on the raft thread, after new
+        commands were appended)."""
+        sync = self._sync
+        if sync is not None and sync._isLeader() and \
+                sync._SyncObj__getCurrentLogIndex() > sync.raftCommitIndex:
+            sync._SyncObj__pipeNotifier.notify()
 
     def stop(self) -> None:
         if self._sync is not None:

@@ -6,6 +6,7 @@ and periodic children do) and any other character, newlines included.
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 from starlette.applications import Starlette
@@ -87,13 +88,28 @@ async def validate_job(request: Request):
     return await w.validate(request)
 
 
+def _guarded(handler):
+    """Answer an unexpected exception here, as a 500, instead of in starlette's
+    ServerErrorMiddleware: that one re-raises after responding, and uvicorn then drops
+    the connection, so a keep-alive client's next request fails with a reset."""
+    @functools.wraps(handler)
+    async def endpoint(request: Request):
+        try:
+            return await handler(request)
+        except (ApiError, HTTPException, NoLeaderError, ApplyTimeout):
+            raise
+        except Exception as exc:
+            return await _fault(request, exc)
+    return endpoint
+
+
 ROUTES = [
-    Route("/v1/jobs", jobs_collection, methods=ALL_METHODS),
-    Route("/v1/job/{rest:anypath}", job_item, methods=ALL_METHODS),
-    Route("/v1/validate/job", validate_job, methods=ALL_METHODS),
-    Route("/v1/status/leader", status.leader, methods=ALL_METHODS),
-    Route("/v1/status/peers", status.peers, methods=ALL_METHODS),
-    Route("/v1/agent/health", status.health, methods=ALL_METHODS),
+    Route("/v1/jobs", _guarded(jobs_collection), methods=ALL_METHODS),
+    Route("/v1/job/{rest:anypath}", _guarded(job_item), methods=ALL_METHODS),
+    Route("/v1/validate/job", _guarded(validate_job), methods=ALL_METHODS),
+    Route("/v1/status/leader", _guarded(status.leader), methods=ALL_METHODS),
+    Route("/v1/status/peers", _guarded(status.peers), methods=ALL_METHODS),
+    Route("/v1/agent/health", _guarded(status.health), methods=ALL_METHODS),
 ]
 
 

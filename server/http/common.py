@@ -77,11 +77,11 @@ def parse_bool(value: str, name: str) -> bool:
 
 
 def query_bool(request: Request, name: str) -> bool:
+    """Nomad reads ``?purge=``, ``?diffs=`` and ``?all=`` as false when absent or empty
+    (``?purge`` alone does not purge); anything else must parse."""
     value = request.query_params.get(name)
-    if value is None:
+    if not value:
         return False
-    if value == "":
-        return True
     return parse_bool(value, name)
 
 
@@ -98,8 +98,10 @@ def query_options(request: Request) -> QueryOptions:
     opts = QueryOptions(stale="stale" in q, prefix=q.get("prefix", ""), pretty="pretty" in q)
     if "index" in q:
         try:
+            if not re.fullmatch(r"[0-9]+", q["index"]):  # Go's ParseUint: digits only
+                raise ValueError
             opts.min_index = int(q["index"])
-            if opts.min_index < 0:
+            if opts.min_index > 2 ** 64 - 1:
                 raise ValueError
         except ValueError:
             raise ApiError(400, "Invalid index") from None
@@ -145,9 +147,37 @@ async def read_json(request: Request, *, required: bool = True) -> Any:
             raise ApiError(400, "Request body is empty")
         return None
     try:
-        return msgspec.json.decode(body)
+        value = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"Failed to decode request body as JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "Failed to decode request body as JSON: nested too deeply") from None
+    bad = _out_of_range_int(value)
+    if bad is not None:
+        raise ApiError(400, f"Failed to decode request body as JSON: integer out of range "
+                            f"at `{bad}`")
+    return value
+
+
+# Python ints are unbounded, but every integer we keep must fit Go's int64/uint64 (and
+# msgpack, which the log entries use): a larger one would fail later, as a 500.
+_INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 64 - 1
+
+
+def _out_of_range_int(value: Any) -> str | None:
+    """The JSON path of an integer outside [-2**63, 2**64-1], if any (iterative: the
+    decoder allows nesting deeper than Python's recursion limit)."""
+    stack = [(value, "$")]
+    while stack:
+        v, path = stack.pop()
+        if isinstance(v, int) and not isinstance(v, bool):
+            if not _INT_MIN <= v <= _INT_MAX:
+                return path.removeprefix("$.")
+        elif isinstance(v, dict):
+            stack.extend((x, f"{path}.{k}") for k, x in reversed(list(v.items())))
+        elif isinstance(v, list):
+            stack.extend((x, f"{path}[{i}]") for i, x in reversed(list(enumerate(v))))
+    return None
 
 
 def convert(obj: Any, typ: type, what: str) -> Any:

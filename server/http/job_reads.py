@@ -19,7 +19,7 @@ def job_stub(job, summary) -> dict:
         "ID": job.ID, "ParentID": job.ParentID, "Name": job.Name, "Namespace": job.Namespace,
         "Datacenters": job.Datacenters, "Type": job.Type, "Priority": job.Priority,
         "Periodic": job.Periodic is not None,
-        "ParameterizedJob": job.ParameterizedJob is not None, "Stop": job.Stop,
+        "ParameterizedJob": job.is_parameterized(), "Stop": job.Stop,
         "Status": job.Status, "StatusDescription": job.StatusDescription,
         "JobSummary": summary, "CreateIndex": job.CreateIndex, "ModifyIndex": job.ModifyIndex,
         "JobModifyIndex": job.JobModifyIndex, "SubmitTime": job.SubmitTime,

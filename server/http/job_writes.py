@@ -86,8 +86,8 @@ def _check_job(request: Request, job: Job) -> tuple[Job | None, list[str]]:
     canonicalize(job, region=agent(request).config.cluster.region)
     errors, warnings = validate_job(job)
     existing = agent(request).fsm.state.get(t.JOBS, job.ID)
-    if existing is not None:
-        errors += validate_update(existing, job)
+    # also for a new job: it must not claim to be a dispatched child
+    errors += validate_update(existing, job)
     if errors:
         raise ApiError(400, format_errors(errors))
     return existing, warnings
@@ -101,6 +101,15 @@ def _enforce_index(opts: dict) -> tuple[bool, int]:
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise ApiError(400, f"JobModifyIndex: expected a non-negative integer, got {index!r}")
     return bool(enforce), index
+
+
+def _bool_option(opts: dict, name: str) -> bool:
+    value = opts.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(400, f"{name}: expected a bool, got {value!r}")
+    return value
 
 
 def _eval_priority(value, where: str) -> int | None:
@@ -124,7 +133,7 @@ async def register(request: Request, path_id: str | None = None):
         ev = new_eval(job, "job-register", _eval_priority(opts.get("EvalPriority"), "EvalPriority"))
     result = await submit(request, e.JobRegister(
         Job=job, Eval=ev, EnforceIndex=enforce, JobModifyIndex=modify_index,
-        PreserveCounts=bool(opts.get("PreserveCounts", False)), SubmitTime=_now_ns()))
+        PreserveCounts=_bool_option(opts, "PreserveCounts"), SubmitTime=_now_ns()))
     return write_reply(request, {
         "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
         "JobModifyIndex": result["JobModifyIndex"], "Warnings": "\n".join(warnings),
@@ -142,7 +151,8 @@ async def deregister(request: Request, job_id: str):
     if job is None:
         # Nomad 1.x: deregistering an unknown job succeeds and changes nothing.
         return write_reply(request, {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0,
-                                     "Index": state.last_index}, state.last_index)
+                                     "Index": state.last_index, "LastContact": 0,
+                                     "KnownLeader": True}, state.last_index)
     ev = new_eval(job, "job-deregister", priority)
     result = await submit(request, e.JobDeregister(JobID=job_id, Purge=purge, Eval=ev,
                                                    SubmitTime=_now_ns()))
@@ -248,7 +258,10 @@ async def dispatch(request: Request, job_id: str):
         if not isinstance(raw_payload, str):
             raise ApiError(400, "Payload: expected a base64-encoded string")
         try:
-            payload = base64.b64decode(raw_payload, validate=True)
+            # Go's base64 decoder (encoding/json []byte) skips line breaks, as
+            # MIME-style encoders (Python's base64.encodebytes) emit them
+            payload = base64.b64decode(raw_payload.replace("\r", "").replace("\n", ""),
+                                       validate=True)
         except (binascii.Error, ValueError):
             raise ApiError(400, "Payload: not valid base64") from None
         if len(payload) > DISPATCH_PAYLOAD_LIMIT:

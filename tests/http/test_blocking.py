@@ -1,0 +1,184 @@
+"""Blocking queries (?index=&wait=) and the read headers, against a real agent."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+
+from tests.http.helpers import (assert_error, assert_read_headers, enc, index_of,
+                                register, service_job, uid)
+
+
+def later(base_url: str, delay: float, action) -> threading.Thread:
+    """Run ``action(client)`` on its own connection after ``delay`` seconds."""
+    def run():
+        time.sleep(delay)
+        with httpx.Client(base_url=base_url, timeout=10) as c:
+            action(c)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def timed_get(client, path, **params):
+    t0 = time.monotonic()
+    r = client.get(path, params=params)
+    return r, time.monotonic() - t0
+
+
+def test_blocking_read_returns_promptly_after_a_change(client, dev_agent):
+    job_id = uid("block")
+    register(client, service_job(job_id))
+    r = client.get(f"/v1/job/{enc(job_id)}")
+    index = assert_read_headers(r)
+
+    writer = later(dev_agent.url, 0.2, lambda c: register(c, service_job(job_id, Priority=77)))
+    r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", index=index, wait="5s")
+    writer.join()
+    new_index = assert_read_headers(r)
+    assert 0.15 <= elapsed < 2, elapsed
+    assert new_index > index
+    assert r.json()["Priority"] == 77 and r.json()["ModifyIndex"] == new_index
+
+
+def test_blocking_read_with_asyncio(dev_agent, client):
+    job_id = uid("ablock")
+    register(client, service_job(job_id))
+    index = index_of(client.get(f"/v1/job/{enc(job_id)}"))
+
+    async def scenario():
+        async with httpx.AsyncClient(base_url=dev_agent.url, timeout=10) as ac:
+            async def block():
+                t0 = time.monotonic()
+                r = await ac.get(f"/v1/job/{enc(job_id)}", params={"index": index, "wait": "5s"})
+                return r, time.monotonic() - t0
+
+            async def stop_it():
+                await asyncio.sleep(0.2)
+                return await ac.delete(f"/v1/job/{enc(job_id)}")
+
+            return await asyncio.gather(block(), stop_it())
+
+    (r, elapsed), stop = asyncio.run(scenario())
+    assert stop.status_code == 200
+    assert 0.15 <= elapsed < 2, elapsed
+    assert assert_read_headers(r) > index
+    assert r.json()["Stop"] is True
+
+
+def test_blocking_read_times_out_with_the_same_index(client):
+    job_id = uid("idle")
+    register(client, service_job(job_id))
+    first = client.get(f"/v1/job/{enc(job_id)}")
+    index = index_of(first)
+    r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", index=index, wait="300ms")
+    assert assert_read_headers(r) == index
+    assert 0.28 <= elapsed < 1.5, elapsed
+    assert r.json() == first.json()
+
+
+def test_blocking_read_ignores_writes_to_other_jobs(client, dev_agent):
+    job_id = uid("quiet")
+    register(client, service_job(job_id))
+    index = index_of(client.get(f"/v1/job/{enc(job_id)}"))
+    writer = later(dev_agent.url, 0.05, lambda c: register(c, service_job(uid("noise"))))
+    r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", index=index, wait="300ms")
+    writer.join()
+    assert assert_read_headers(r) == index
+    assert elapsed >= 0.28, elapsed
+
+
+def test_blocking_list_wakes_on_register(client, dev_agent):
+    prefix = uid("blist")
+    r = client.get("/v1/jobs", params={"prefix": prefix})
+    index = assert_read_headers(r)
+    assert r.json() == []
+    writer = later(dev_agent.url, 0.2, lambda c: register(c, service_job(prefix + "-a")))
+    r, elapsed = timed_get(client, "/v1/jobs", prefix=prefix, index=index, wait="5s")
+    writer.join()
+    assert elapsed < 2, elapsed
+    assert assert_read_headers(r) > index
+    assert [s["ID"] for s in r.json()] == [prefix + "-a"]
+
+
+def test_blocking_evaluations_and_versions(client, dev_agent):
+    job_id = uid("bev")
+    register(client, service_job(job_id))
+    index = index_of(client.get(f"/v1/job/{enc(job_id)}/evaluations"))
+    writer = later(dev_agent.url, 0.1, lambda c: c.put(f"/v1/job/{enc(job_id)}/evaluate"))
+    r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}/evaluations", index=index, wait="5s")
+    writer.join()
+    assert elapsed < 2 and assert_read_headers(r) > index
+    assert len(r.json()) == 2
+
+    r = client.get(f"/v1/job/{enc(job_id)}/versions")
+    index = assert_read_headers(r)
+    writer = later(dev_agent.url, 0.1,
+                   lambda c: register(c, service_job(job_id, Meta={"new": "version"})))
+    r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}/versions", index=index, wait="5s")
+    writer.join()
+    assert elapsed < 2 and assert_read_headers(r) > index
+    assert [v["Version"] for v in r.json()["Versions"]] == [1, 0]
+    assert r.json()["Index"] == index_of(r)
+
+
+def test_blocking_read_of_a_purged_job_answers_404(client, dev_agent):
+    job_id = uid("bpurge")
+    register(client, service_job(job_id))
+    index = index_of(client.get(f"/v1/job/{enc(job_id)}"))
+    writer = later(dev_agent.url, 0.1,
+                   lambda c: c.delete(f"/v1/job/{enc(job_id)}", params={"purge": "true"}))
+    r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", index=index, wait="5s")
+    writer.join()
+    assert elapsed < 2, elapsed
+    assert_error(r, 404, "job not found")
+
+
+def test_index_below_current_returns_at_once(client):
+    job_id = uid("past")
+    register(client, service_job(job_id))
+    index = index_of(client.get(f"/v1/job/{enc(job_id)}"))
+    for past in (0, 1, index - 1):
+        r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", index=past, wait="5s")
+        assert assert_read_headers(r) == index
+        assert elapsed < 0.5, elapsed
+
+
+def test_index_is_never_zero(client):
+    ghost = uid("ghost")
+    for path, params in (("/v1/jobs", {"prefix": ghost}),
+                         (f"/v1/job/{enc(ghost)}/evaluations", {}),
+                         (f"/v1/job/{enc(ghost)}/allocations", {}),
+                         (f"/v1/job/{enc(ghost)}/deployments", {}),
+                         (f"/v1/job/{enc(ghost)}/deployment", {})):
+        r = client.get(path, params=params)
+        assert assert_read_headers(r) >= 1
+        # index=0 never blocks
+        r, elapsed = timed_get(client, path, index=0, wait="5s", **params)
+        assert r.status_code == 200 and elapsed < 0.5 and index_of(r) >= 1
+
+
+def test_stale_reads(client):
+    job_id = uid("stale")
+    register(client, service_job(job_id))
+    for stale in ("", "true"):
+        r = client.get(f"/v1/job/{enc(job_id)}", params={"stale": stale})
+        index = assert_read_headers(r)
+        assert r.json()["ID"] == job_id
+        r = client.get("/v1/jobs", params={"stale": stale, "prefix": job_id})
+        assert_read_headers(r)
+        assert [s["ID"] for s in r.json()] == [job_id]
+        r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", stale=stale, index=index,
+                               wait="100ms")
+        assert assert_read_headers(r) == index and 0.09 <= elapsed < 1
+
+
+def test_read_headers_on_every_read_endpoint(client):
+    job_id = uid("hdr")
+    register(client, service_job(job_id))
+    for suffix in ("", "/versions", "/summary", "/evaluations", "/allocations", "/deployments",
+                   "/deployment"):
+        assert_read_headers(client.get(f"/v1/job/{enc(job_id)}{suffix}"))
+    assert_read_headers(client.get("/v1/jobs"))
