@@ -8,6 +8,7 @@ for as long as it wants, at no cost, while entries keep applying.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 from typing import Any, Hashable, Iterable, Iterator
 
@@ -70,7 +71,7 @@ class State:
         if not prefix:
             return [ts.rows[k] for k in ts.sorted_keys()]
         keys = ts.sorted_keys()
-        lo = _bisect_left(keys, prefix)
+        lo = bisect.bisect_left(keys, prefix)
         out = []
         for k in keys[lo:]:
             if not k.startswith(prefix):
@@ -80,30 +81,23 @@ class State:
 
     def by_index(self, table: str, index: str, key: Hashable) -> list[Any]:
         """Rows whose ``index`` key equals ``key``, in primary-key order."""
-        ts = self.tables[table]
-        pks = ts.indexes[index].get(key)
-        if not pks:
-            return []
-        return [ts.rows[pk] for pk in sorted(pks.keys())]
+        return _lookup(self.tables[table], index, key)
 
     def count(self, table: str) -> int:
         return len(self.tables[table].rows)
 
     def table_index(self, *tables: str) -> int:
         """The highest log index that changed any of ``tables``; never below 1, so a
-        blocking query with ``index=0``... never sees 0 and spins."""
+        watcher of a fresh cluster never sees 0 (which Nomad clients treat as "don't
+        block") and spins."""
         return max([1] + [self.tables[t].index for t in tables])
 
 
-def _bisect_left(keys: list, x: str) -> int:
-    lo, hi = 0, len(keys)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if keys[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def _lookup(ts: TableState, index: str, key: Hashable) -> list[Any]:
+    pks = ts.indexes[index].get(key)
+    if not pks:
+        return []
+    return [ts.rows[pk] for pk in sorted(pks.keys())]
 
 
 class Txn:
@@ -120,11 +114,7 @@ class Txn:
         return self._tables[table].rows.get(key)
 
     def by_index(self, table: str, index: str, key: Hashable) -> list[Any]:
-        ts = self._tables[table]
-        pks = ts.indexes[index].get(key)
-        if not pks:
-            return []
-        return [ts.rows[pk] for pk in sorted(pks.keys())]
+        return _lookup(self._tables[table], index, key)
 
     def rows_unordered(self, table: str) -> Iterable[Any]:
         return self._tables[table].rows.values()
