@@ -29,6 +29,16 @@ def _agent_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run(coro) -> int:
+    """Run the agent on uvloop when it is installed (uvicorn[standard] brings it):
+    uvicorn's own loop choice does not apply to a server started inside a loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -62,7 +72,7 @@ def agent_main(argv: list[str]) -> int:
         else:
             print("caravan agent: give -dev, or -config FILE -server NAME", file=sys.stderr)
             return 2
-        return asyncio.run(Agent(config, me, data_dir).run())
+        return _run(Agent(config, me, data_dir).run())
     except ConfigError as exc:
         print(f"caravan: config error: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ MAX_WAIT = 300.0
 WRITE_METHODS = ("PUT", "POST")
 
 _json = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
 
 
 class ApiError(Exception):
@@ -152,10 +153,11 @@ async def read_json(request: Request, *, required: bool = True) -> Any:
         raise ApiError(400, f"Failed to decode request body as JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "Failed to decode request body as JSON: nested too deeply") from None
-    bad = _out_of_range_int(value)
-    if bad is not None:
+    try:
+        _msgpack.encode(value)  # in C: finds an out-of-range integer without a Python walk
+    except OverflowError:
         raise ApiError(400, f"Failed to decode request body as JSON: integer out of range "
-                            f"at `{bad}`")
+                            f"at `{_out_of_range_int(value)}`") from None
     return value
 
 
