@@ -14,11 +14,14 @@ canonicalized (a revert, a resubmitted spec) can pass through it safely.
 """
 from __future__ import annotations
 
+import functools
+
 import posixpath
 import re
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 
 from fsm.structs import (
     Constraint,
@@ -271,17 +274,35 @@ def _items(seq: list[Any] | None) -> list[Any]:
 def _drop_empty(obj: msgspec.Struct) -> None:
     """Empty lists and maps become null throughout the spec, as Nomad does so that
     comparing two versions of a spec is stable. Opaque maps (task Config) are not
-    descended into: only their emptiness matters."""
-    for name in obj.__struct_fields__:
+    descended into: only their emptiness matters. Only fields that can hold a list,
+    a map or a struct are visited (see ``_container_fields``)."""
+    for name in _container_fields(type(obj)):
         value = getattr(obj, name)
-        if isinstance(value, (list, dict)) and not value:
-            setattr(obj, name, None)
+        if value is None:
+            continue
+        if isinstance(value, (list, dict)):
+            if not value:
+                setattr(obj, name, None)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, msgspec.Struct):
+                        _drop_empty(item)
         elif isinstance(value, msgspec.Struct):
             _drop_empty(value)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, msgspec.Struct):
-                    _drop_empty(item)
+
+
+@functools.lru_cache(maxsize=None)
+def _container_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a struct type whose declared type is not a plain scalar."""
+    scalars = (msgspec.inspect.IntType, msgspec.inspect.StrType, msgspec.inspect.BoolType,
+               msgspec.inspect.FloatType, msgspec.inspect.BytesType, msgspec.inspect.NoneType)
+    out = []
+    for field in msgspec.inspect.type_info(cls).fields:
+        kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) \
+            else (field.type,)
+        if not all(isinstance(k, scalars) for k in kinds):
+            out.append(field.name)
+    return tuple(out)
 
 
 def _fill_none(target: msgspec.Struct, defaults: msgspec.Struct) -> None:
