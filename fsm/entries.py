@@ -13,6 +13,7 @@ from enum import IntEnum
 import msgspec
 
 from fsm.structs import Evaluation, Job
+from fsm.wire import to_compact
 
 
 class EntryType(IntEnum):
@@ -107,7 +108,7 @@ class UnknownEntryType(Exception):
 
 
 def encode(body: Request) -> bytes:
-    return bytes([_TYPE_OF[type(body)]]) + _encoder.encode(body)
+    return bytes([_TYPE_OF[type(body)]]) + _encoder.encode(to_compact(body))
 
 
 def decode(blob: bytes) -> tuple[EntryType, Request]:

@@ -103,10 +103,10 @@ class Agent:
 
 # The state is a large, long-lived, acyclic object graph. Python's cyclic collector
 # would walk all of it on every full pass (measured: half of a registration's CPU at
-# 10k jobs). So every few seconds the young objects are collected and the survivors
-# frozen out of future passes; now and then everything is unfrozen and collected once,
-# so that a cycle frozen while still in use (an in-flight request's frames) is not
-# kept forever.
+# 10k jobs). So every few seconds the young generations are collected and everything
+# alive is frozen out of future passes; every ten minutes everything is unfrozen and
+# collected once, so that a cycle frozen while still in use (a parked query's frames)
+# is not kept forever.
 GC_FREEZE_EVERY = 5.0
 GC_FULL_EVERY = 600.0
 
@@ -119,5 +119,5 @@ async def _manage_gc() -> None:
         if loop.time() - last_full >= GC_FULL_EVERY:
             gc.unfreeze()
             last_full = loop.time()
-        gc.collect()
+        gc.collect(1)   # the young generations only: cheap, and catches young cycles
         gc.freeze()

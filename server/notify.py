@@ -1,12 +1,21 @@
 """Wakes parked blocking queries when an applied entry touches their tables.
 
-The FSM calls ``notify_threadsafe`` from the raft thread after each entry; waiters are
-futures on the event loop, resolved there. A waiter registers before it yields, so a
-write applied between a query and its wait still wakes it.
+The FSM calls ``notify_threadsafe`` from the raft thread after it published the new
+state. A query registers its watch *before* it reads the state, so the raft thread
+may skip the wake-up when nobody watches: a watch registered after that check reads
+a state that already holds the write.
 """
 from __future__ import annotations
 
 import asyncio
+
+
+class Watch:
+    __slots__ = ("tables", "future")
+
+    def __init__(self, tables: tuple[str, ...], future: asyncio.Future):
+        self.tables = tables
+        self.future = future
 
 
 class Notifier:
@@ -15,9 +24,7 @@ class Notifier:
         self._waiters: dict[str, set[asyncio.Future]] = {}
 
     def notify_threadsafe(self, tables: frozenset[str], index: int) -> None:
-        # Always schedule: checking for waiters from this thread could miss one that
-        # registers right after reading the previous state.
-        if tables:
+        if tables and self._waiters:
             self._loop.call_soon_threadsafe(self._wake, tables)
 
     def _wake(self, tables: frozenset[str]) -> None:
@@ -26,18 +33,26 @@ class Notifier:
                 if not fut.done():
                     fut.set_result(None)
 
-    async def wait(self, tables: tuple[str, ...], timeout: float) -> None:
+    def watch(self, tables: tuple[str, ...]) -> Watch:
+        """Register interest in ``tables``; call before reading the state."""
         fut = self._loop.create_future()
         for table in tables:
             self._waiters.setdefault(table, set()).add(fut)
+        return Watch(tables, fut)
+
+    async def wait(self, watch: Watch, timeout: float) -> None:
+        """Wait until a write touches the watched tables or ``timeout`` passes."""
         try:
-            await asyncio.wait_for(fut, timeout)
+            await asyncio.wait_for(asyncio.shield(watch.future), timeout)
         except (asyncio.TimeoutError, TimeoutError):
             pass
-        finally:
-            for table in tables:
-                waiters = self._waiters.get(table)
-                if waiters is not None:
-                    waiters.discard(fut)
-                    if not waiters:
-                        del self._waiters[table]
+
+    def unwatch(self, watch: Watch) -> None:
+        for table in watch.tables:
+            waiters = self._waiters.get(table)
+            if waiters is not None:
+                waiters.discard(watch.future)
+                if not waiters:
+                    del self._waiters[table]
+        if not watch.future.done():
+            watch.future.cancel()

@@ -271,16 +271,21 @@ async def blocking_read(request: Request, tables: tuple[str, ...],
     ag = agent(request)
     if not opts.stale:
         await ag.raft.read_barrier()
-    index, payload = query(ag.fsm.state)
-    if opts.min_index > 0 and index <= opts.min_index:
+    if opts.min_index <= 0:
+        index, payload = query(ag.fsm.state)
+    else:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + opts.wait + random.uniform(0, opts.wait / 16)
-        while index <= opts.min_index:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await ag.notifier.wait(tables, remaining)
-            index, payload = query(ag.fsm.state)
+        while True:
+            watch = ag.notifier.watch(tables)  # before reading: no write slips between
+            try:
+                index, payload = query(ag.fsm.state)
+                remaining = deadline - loop.time()
+                if index > opts.min_index or remaining <= 0:
+                    break
+                await ag.notifier.wait(watch, remaining)
+            finally:
+                ag.notifier.unwatch(watch)
     if payload is None and missing is not None:
         raise ApiError(404, missing)
     if meta_in_body and isinstance(payload, dict):

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
-import secrets
 import time
-import uuid
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +18,7 @@ from fsm import entries as e
 from fsm import schema as t
 from fsm.jobs import dispatch_rejection
 from fsm.structs import Evaluation, Job
+from server import ids
 from server.http.common import (ApiError, agent, consistent_state, convert, json_response,
                                 parse_bool, query_bool, read_json)
 from server.http.job_reads import require_job
@@ -31,9 +29,6 @@ from server.jobspec.validate import format_errors, validate_job, validate_update
 
 DISPATCH_PAYLOAD_LIMIT = 16 * 1024
 
-# Request ids only need to be unique across the cluster's servers: a random per-process
-# prefix and a counter are enough, and far cheaper than a uuid per write.
-_request_ids = (f"{secrets.token_hex(8)}-{n:x}" for n in itertools.count(1))
 
 
 def _now_ns() -> int:
@@ -43,7 +38,7 @@ def _now_ns() -> int:
 def new_eval(job: Job, triggered_by: str, priority: int | None = None,
              job_id: str | None = None) -> Evaluation:
     now = _now_ns()
-    return Evaluation(ID=str(uuid.uuid4()), Namespace=job.Namespace or "default",
+    return Evaluation(ID=ids.uuid4_str(), Namespace=job.Namespace or "default",
                       Priority=priority or job.Priority or 50, Type=job.Type or "service",
                       TriggeredBy=triggered_by, JobID=job_id or job.ID, Status="pending",
                       CreateTime=now, ModifyTime=now)
@@ -51,7 +46,7 @@ def new_eval(job: Job, triggered_by: str, priority: int | None = None,
 
 async def submit(request: Request, body: e.Request) -> dict:
     """Apply one entry and return its answer; a rejection becomes the HTTP error."""
-    body.RequestID = next(_request_ids)
+    body.RequestID = ids.request_id()
     result = await agent(request).raft.submit(e.encode(body))
     if "Error" in result:
         raise ApiError(result.get("Code", 500), result["Error"])
@@ -245,7 +240,7 @@ async def revert(request: Request, job_id: str):
 
 def _dispatch_id(parent_id: str, prefix: str) -> str:
     middle = f"{prefix}-" if prefix else ""
-    return f"{parent_id}/dispatch-{middle}{int(time.time())}-{secrets.token_hex(4)}"
+    return f"{parent_id}/dispatch-{middle}{int(time.time())}-{ids.short_hex(4)}"
 
 
 async def dispatch(request: Request, job_id: str):

@@ -791,8 +791,14 @@ def _group_warnings(tg: TaskGroup) -> list[str]:
 # --- small helpers ---------------------------------------------------------------------
 
 
-def _items(seq: list[Any] | None) -> list[Any]:
-    return [x for x in seq or () if x is not None]
+def _items(seq: list[Any] | None) -> list[Any] | tuple:
+    """The elements of an optional list; nulls (possible only in hand-built jobs)
+    are skipped. The common case returns the list itself without copying."""
+    if not seq:
+        return ()
+    if None in seq:
+        return [x for x in seq if x is not None]
+    return seq
 
 
 def _s(value: Any) -> str:
