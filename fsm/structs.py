@@ -346,7 +346,11 @@ class Allocation(Record):
     JobID: str = ""
     Job: Job | None = None
     TaskGroup: str = ""
-    Resources: Any = None
+    # What the allocation reserved on its node: the sum over its tasks plus the group's
+    # disk (the seed-era view the scheduler counts with), per task, and shared.
+    Resources: Resources | None = None
+    TaskResources: dict[str, Resources] | None = None
+    SharedResources: Resources | None = None
     AllocatedResources: Any = None
     DesiredStatus: str = ""
     DesiredDescription: str = ""
@@ -357,7 +361,7 @@ class Allocation(Record):
     DeploymentStatus: AllocDeploymentStatus | None = None
     PreviousAllocation: str = ""
     NextAllocation: str = ""
-    Metrics: Any = None
+    Metrics: AllocMetric | None = None
     CreateIndex: int = 0
     ModifyIndex: int = 0
     AllocModifyIndex: int = 0
@@ -432,6 +436,107 @@ class PeriodicLaunch(Record):
     Launch: int = 0  # unix nanoseconds of the last launch
     CreateIndex: int = 0
     ModifyIndex: int = 0
+
+
+# --- nodes and placement ---------------------------------------------------------------
+
+
+class NodeCpuResources(Record):
+    CpuShares: int = 0          # total MHz (cores x MHz)
+    TotalCpuCores: int = 0
+
+
+class NodeMemoryResources(Record):
+    MemoryMB: int = 0
+
+
+class NodeDiskResources(Record):
+    DiskMB: int = 0
+
+
+class NodeResources(Record):
+    Cpu: NodeCpuResources = msgspec.field(default_factory=NodeCpuResources)
+    Memory: NodeMemoryResources = msgspec.field(default_factory=NodeMemoryResources)
+    Disk: NodeDiskResources = msgspec.field(default_factory=NodeDiskResources)
+    Networks: list[NetworkResource] | None = None
+    MinDynamicPort: int = 20000
+    MaxDynamicPort: int = 32000
+
+
+class NodeReservedNetworkResources(Record):
+    ReservedHostPorts: str = ""   # e.g. "22,80,8000-8100"
+
+
+class NodeReservedResources(Record):
+    Cpu: NodeCpuResources = msgspec.field(default_factory=NodeCpuResources)
+    Memory: NodeMemoryResources = msgspec.field(default_factory=NodeMemoryResources)
+    Disk: NodeDiskResources = msgspec.field(default_factory=NodeDiskResources)
+    Networks: NodeReservedNetworkResources = msgspec.field(
+        default_factory=NodeReservedNetworkResources)
+
+
+class DriverInfo(Record):
+    Attributes: dict[str, str] | None = None
+    Detected: bool = False
+    Healthy: bool = False
+    HealthDescription: str = ""
+    UpdateTime: str = "0001-01-01T00:00:00Z"
+
+
+class Node(Record):
+    ID: str = ""
+    SecretID: str = ""
+    Datacenter: str = ""
+    Name: str = ""
+    HTTPAddr: str = ""
+    TLSEnabled: bool = False
+    Attributes: dict[str, str] | None = None
+    NodeResources: NodeResources | None = None
+    ReservedResources: NodeReservedResources | None = None
+    Resources: Resources | None = None      # seed-era view, derived from NodeResources
+    Reserved: Resources | None = None
+    Links: dict[str, str] | None = None
+    Meta: dict[str, str] | None = None
+    NodeClass: str = ""
+    NodePool: str = "default"
+    ComputedClass: str = ""
+    Drain: bool = False
+    SchedulingEligibility: str = "eligible"
+    Status: str = "initializing"
+    StatusDescription: str = ""
+    StatusUpdatedAt: int = 0                # unix seconds
+    Drivers: dict[str, DriverInfo] | None = None
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+    def ready(self) -> bool:
+        return self.Status == "ready" and not self.Drain and \
+            self.SchedulingEligibility == "eligible"
+
+
+class NodeScoreMeta(Record):
+    NodeID: str = ""
+    Scores: dict[str, float] | None = None
+    NormScore: float = 0.0
+
+
+class AllocMetric(Record):
+    """Why a placement went where it went, or why it failed (Nomad's AllocMetric)."""
+    NodesEvaluated: int = 0
+    NodesFiltered: int = 0
+    NodesInPool: int = 0
+    NodesAvailable: dict[str, int] | None = None
+    ClassFiltered: dict[str, int] | None = None
+    ConstraintFiltered: dict[str, int] | None = None
+    NodesExhausted: int = 0
+    ClassExhausted: dict[str, int] | None = None
+    DimensionExhausted: dict[str, int] | None = None
+    QuotaExhausted: list[str] | None = None
+    ResourcesExhausted: dict[str, Any] | None = None
+    Scores: dict[str, float] | None = None
+    ScoreMetaData: list[NodeScoreMeta] | None = None
+    AllocationTime: int = 0                 # nanoseconds
+    CoalescedFailures: int = 0
 
 
 class RequestResult(Record):
