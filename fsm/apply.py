@@ -14,6 +14,7 @@ from typing import Callable
 
 from msgspec.structs import replace
 
+from fsm import allocs
 from fsm import entries as e
 from fsm import jobs
 from fsm import schema as t
@@ -49,6 +50,11 @@ class FSM:
             e.EntryType.JOB_DISPATCH: self._job_dispatch,
             e.EntryType.PERIODIC_FORCE: self._periodic_force,
             e.EntryType.JOB_EVALUATE: self._job_evaluate,
+            e.EntryType.NODE_REGISTER: self._node_register,
+            e.EntryType.NODE_STATUS: self._node_status,
+            e.EntryType.EVAL_UPDATE: self._eval_update,
+            e.EntryType.PLAN_RESULTS: self._plan_results,
+            e.EntryType.ALLOC_CLIENT_UPDATE: self._alloc_client_update,
         }
         missing = set(e.EntryType) - set(self._appliers)
         if missing:
@@ -233,6 +239,31 @@ class FSM:
         jobs.refresh_status(txn, job.ID)
         return {"EvalID": ev.ID, "EvalCreateIndex": ev.CreateIndex,
                 "JobModifyIndex": job.JobModifyIndex}
+
+    def _node_register(self, txn: Txn, body: e.NodeRegister) -> dict:
+        node = allocs.register_node(txn, body.Node)
+        return {"NodeModifyIndex": node.ModifyIndex}
+
+    def _node_status(self, txn: Txn, body: e.NodeStatus) -> dict:
+        node = allocs.set_node_status(txn, body.NodeID, body.Status, body.UpdatedAt)
+        if body.Evals:
+            allocs.upsert_evals(txn, [replace(ev, NodeModifyIndex=node.ModifyIndex)
+                                      for ev in body.Evals])
+        return {"NodeModifyIndex": node.ModifyIndex,
+                "EvalIDs": [ev.ID for ev in body.Evals or ()]}
+
+    def _eval_update(self, txn: Txn, body: e.EvalUpdate) -> dict:
+        allocs.upsert_evals(txn, body.Evals)
+        return {}
+
+    def _plan_results(self, txn: Txn, body: e.PlanResults) -> dict:
+        allocs.apply_plan(txn, body.JobID, body.JobVersion, body.Allocs or [],
+                          body.Stops or [], body.Evals or [])
+        return {"AllocIndex": txn.index}
+
+    def _alloc_client_update(self, txn: Txn, body: e.AllocClientUpdate) -> dict:
+        allocs.client_update(txn, body.Updates)
+        return {}
 
 
 def _enforce_index(existing, want: int) -> None:

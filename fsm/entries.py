@@ -12,7 +12,8 @@ from enum import IntEnum
 
 import msgspec
 
-from fsm.structs import Evaluation, Job
+from fsm.structs import (AllocDeploymentStatus, Allocation, Evaluation, Job, Node,
+                         TaskState)
 from fsm.wire import to_compact
 
 
@@ -25,6 +26,11 @@ class EntryType(IntEnum):
     JOB_DISPATCH = 5
     PERIODIC_FORCE = 6
     JOB_EVALUATE = 7
+    NODE_REGISTER = 8
+    NODE_STATUS = 9
+    EVAL_UPDATE = 10
+    PLAN_RESULTS = 11
+    ALLOC_CLIENT_UPDATE = 12
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -88,6 +94,51 @@ class JobEvaluate(Request):
     Eval: Evaluation
 
 
+class NodeRegister(Request):
+    Node: Node
+
+
+class NodeStatus(Request):
+    NodeID: str
+    Status: str
+    UpdatedAt: int            # unix seconds
+    # evals for every job with allocations on the node (created by the same entry)
+    Evals: list[Evaluation] | None = None
+
+
+class EvalUpdate(Request):
+    Evals: list[Evaluation]
+
+
+class AllocStop(msgspec.Struct, kw_only=True):
+    AllocID: str
+    DesiredDescription: str = ""
+    ClientStatus: str = ""    # "lost" when its node is down
+
+
+class PlanResults(Request):
+    """What the plan applier committed of one plan: new and updated allocations
+    (their job is looked up as JobID at JobVersion), stops, and the eval's new state."""
+    JobID: str
+    JobVersion: int = 0
+    Allocs: list[Allocation] | None = None
+    Stops: list[AllocStop] | None = None
+    Evals: list[Evaluation] | None = None
+
+
+class AllocClientState(msgspec.Struct, kw_only=True):
+    AllocID: str
+    ClientStatus: str
+    ClientDescription: str = ""
+    TaskStates: dict[str, TaskState] | None = None
+    DeploymentStatus: AllocDeploymentStatus | None = None
+    ModifyTime: int = 0
+
+
+class AllocClientUpdate(Request):
+    Updates: list[AllocClientState]
+
+
 BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.NOOP: Noop,
     EntryType.JOB_REGISTER: JobRegister,
@@ -97,6 +148,11 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.JOB_DISPATCH: JobDispatch,
     EntryType.PERIODIC_FORCE: PeriodicForce,
     EntryType.JOB_EVALUATE: JobEvaluate,
+    EntryType.NODE_REGISTER: NodeRegister,
+    EntryType.NODE_STATUS: NodeStatus,
+    EntryType.EVAL_UPDATE: EvalUpdate,
+    EntryType.PLAN_RESULTS: PlanResults,
+    EntryType.ALLOC_CLIENT_UPDATE: AllocClientUpdate,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}
 _decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}

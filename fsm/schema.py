@@ -46,6 +46,7 @@ EVALS = "evals"
 ALLOCS = "allocs"
 DEPLOYMENTS = "deployments"
 PERIODIC_LAUNCHES = "periodic_launches"
+NODES = "nodes"
 REQUESTS = "requests"
 
 SCHEMA: dict[str, Table] = _declare(
@@ -55,7 +56,8 @@ SCHEMA: dict[str, Table] = _declare(
           indexes=(Index("job", lambda j: j.ID),)),
     Table(JOB_SUMMARIES, s.JobSummary, primary=lambda x: x.JobID),
     Table(EVALS, s.Evaluation, primary=lambda e: e.ID,
-          indexes=(Index("job", lambda e: e.JobID),)),
+          indexes=(Index("job", lambda e: e.JobID),
+                   Index("status", lambda e: e.Status))),
     Table(ALLOCS, s.Allocation, primary=lambda a: a.ID,
           indexes=(Index("job", lambda a: a.JobID),
                    Index("node", lambda a: a.NodeID or None),
@@ -64,6 +66,8 @@ SCHEMA: dict[str, Table] = _declare(
     Table(DEPLOYMENTS, s.Deployment, primary=lambda d: d.ID,
           indexes=(Index("job", lambda d: d.JobID),)),
     Table(PERIODIC_LAUNCHES, s.PeriodicLaunch, primary=lambda p: p.ID),
+    Table(NODES, s.Node, primary=lambda n: n.ID,
+          indexes=(Index("class", lambda n: n.ComputedClass or None),)),
     # Answers of recently applied requests, by request id: a retried submission whose
     # first attempt was applied after all gets the first answer (exactly-once writes).
     Table(REQUESTS, s.RequestResult, primary=lambda r: r.RequestID),

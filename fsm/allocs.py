@@ -1,0 +1,158 @@
+"""Allocations, evaluations and nodes inside a write transaction.
+
+Job summaries are derived, not counted: whenever a job's allocations or evals change,
+its per-group counts are recomputed from its allocations (and Queued from its newest
+eval that reports queued allocations), inside the same transaction. Nomad's
+incremental counters drift and even go negative (reference §10.3); a recomputation
+cannot.
+"""
+from __future__ import annotations
+
+from msgspec.structs import replace
+
+from fsm import jobs
+from fsm import schema as t
+from fsm.jobs import Rejected
+from fsm.store import Txn
+from fsm.structs import Allocation, Evaluation, Node, TaskGroupSummary
+
+_BUCKETS = {"pending": "Starting", "running": "Running", "complete": "Complete",
+            "failed": "Failed", "lost": "Lost", "unknown": "Unknown"}
+
+
+# --- nodes ------------------------------------------------------------------------------
+
+
+def register_node(txn: Txn, node: Node) -> Node:
+    existing = txn.get(t.NODES, node.ID)
+    if existing is None:
+        node = replace(node, CreateIndex=txn.index, ModifyIndex=txn.index)
+    else:
+        # drain and eligibility belong to operators, not to the node's own registration
+        node = replace(node, CreateIndex=existing.CreateIndex, ModifyIndex=txn.index,
+                       Drain=existing.Drain,
+                       SchedulingEligibility=existing.SchedulingEligibility)
+    txn.put(t.NODES, node)
+    return node
+
+
+def set_node_status(txn: Txn, node_id: str, status: str, updated_at: int) -> Node:
+    node = txn.get(t.NODES, node_id)
+    if node is None:
+        raise Rejected(404, "node not found")
+    if status not in ("initializing", "ready", "down"):
+        raise Rejected(400, "invalid status for node")
+    node = replace(node, Status=status, StatusUpdatedAt=updated_at, ModifyIndex=txn.index)
+    txn.put(t.NODES, node)
+    return node
+
+
+# --- evaluations ---------------------------------------------------------------------------
+
+
+def upsert_evals(txn: Txn, evals: list[Evaluation]) -> None:
+    touched_jobs = set()
+    for ev in evals:
+        old = txn.get(t.EVALS, ev.ID)
+        ev = replace(ev, CreateIndex=old.CreateIndex if old else txn.index, ModifyIndex=txn.index)
+        txn.put(t.EVALS, ev)
+        touched_jobs.add(ev.JobID)
+        if ev.Status == "complete" and not ev.FailedTGAllocs:
+            _cancel_blocked(txn, ev)
+    for job_id in sorted(touched_jobs):
+        refresh_summary(txn, job_id)
+        jobs.refresh_status(txn, job_id)
+
+
+def _cancel_blocked(txn: Txn, done: Evaluation) -> None:
+    """A successful eval supersedes the job's blocked evals (Nomad's spelling)."""
+    for ev in txn.by_index(t.EVALS, "job", done.JobID):
+        if ev.Status == "blocked" and ev.ID != done.ID:
+            txn.put(t.EVALS, replace(ev, Status="canceled", ModifyIndex=txn.index,
+                                     StatusDescription=f'evaluation "{done.ID}" successful'))
+
+
+# --- plans and client updates ----------------------------------------------------------------
+
+
+def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation],
+               stops, evals: list[Evaluation]) -> None:
+    job = txn.get(t.JOB_VERSIONS, (job_id, job_version)) or txn.get(t.JOBS, job_id)
+    touched_jobs = {job_id}
+    for alloc in allocs:
+        old = txn.get(t.ALLOCS, alloc.ID)
+        if old is None:
+            alloc = replace(alloc, Job=job, CreateIndex=txn.index, ModifyIndex=txn.index,
+                            AllocModifyIndex=txn.index)
+        else:
+            # the client owns its status and task states; an update keeps them
+            alloc = replace(alloc, Job=job or old.Job, CreateIndex=old.CreateIndex,
+                            ModifyIndex=txn.index, AllocModifyIndex=txn.index,
+                            ClientStatus=old.ClientStatus,
+                            ClientDescription=old.ClientDescription,
+                            TaskStates=old.TaskStates)
+        txn.put(t.ALLOCS, alloc)
+    for stop in stops:
+        old = txn.get(t.ALLOCS, stop.AllocID)
+        if old is None:
+            continue
+        touched_jobs.add(old.JobID)
+        txn.put(t.ALLOCS, replace(
+            old, DesiredStatus="stop", DesiredDescription=stop.DesiredDescription,
+            ClientStatus=stop.ClientStatus or old.ClientStatus, ModifyIndex=txn.index,
+            AllocModifyIndex=txn.index))
+    if evals:
+        upsert_evals(txn, evals)
+    for jid in sorted(touched_jobs):
+        refresh_summary(txn, jid)
+        jobs.refresh_status(txn, jid)
+
+
+def client_update(txn: Txn, updates) -> None:
+    touched_jobs = set()
+    for u in updates:
+        old = txn.get(t.ALLOCS, u.AllocID)
+        if old is None:
+            continue
+        txn.put(t.ALLOCS, replace(
+            old, ClientStatus=u.ClientStatus, ClientDescription=u.ClientDescription,
+            TaskStates=u.TaskStates if u.TaskStates is not None else old.TaskStates,
+            DeploymentStatus=u.DeploymentStatus if u.DeploymentStatus is not None
+            else old.DeploymentStatus,
+            ModifyTime=u.ModifyTime or old.ModifyTime, ModifyIndex=txn.index))
+        touched_jobs.add(old.JobID)
+    for jid in sorted(touched_jobs):
+        refresh_summary(txn, jid)
+        jobs.refresh_status(txn, jid)
+
+
+# --- summaries ----------------------------------------------------------------------------------
+
+
+def summarize(txn: Txn, job_id: str, summary) -> dict[str, TaskGroupSummary]:
+    """Per-group counts recomputed from the job's allocations of this incarnation,
+    Queued from the newest eval that reported queued allocations."""
+    counts: dict[str, dict[str, int]] = {g: {} for g in summary.Summary}
+    for alloc in txn.by_index(t.ALLOCS, "job", job_id):
+        if alloc.Job is not None and alloc.Job.CreateIndex != summary.CreateIndex:
+            continue  # an earlier job that had the same ID
+        bucket = _BUCKETS.get(alloc.ClientStatus)
+        if bucket is None:
+            continue
+        group = counts.setdefault(alloc.TaskGroup, {})
+        group[bucket] = group.get(bucket, 0) + 1
+    queued_eval = max((e for e in txn.by_index(t.EVALS, "job", job_id)
+                       if e.QueuedAllocations is not None),
+                      key=lambda e: (e.ModifyIndex, e.ID), default=None)
+    queued = queued_eval.QueuedAllocations if queued_eval is not None else {}
+    return {g: TaskGroupSummary(Queued=max(0, queued.get(g, 0)), **c)
+            for g, c in sorted(counts.items())}
+
+
+def refresh_summary(txn: Txn, job_id: str) -> None:
+    summary = txn.get(t.JOB_SUMMARIES, job_id)
+    if summary is None:
+        return
+    groups = summarize(txn, job_id, summary)
+    if groups != summary.Summary:
+        txn.put(t.JOB_SUMMARIES, replace(summary, Summary=groups, ModifyIndex=txn.index))
