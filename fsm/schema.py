@@ -62,7 +62,9 @@ SCHEMA: dict[str, Table] = _declare(
           indexes=(Index("job", lambda a: a.JobID),
                    Index("node", lambda a: a.NodeID or None),
                    Index("eval", lambda a: a.EvalID or None),
-                   Index("deployment", lambda a: a.DeploymentID or None))),
+                   Index("deployment", lambda a: a.DeploymentID or None),
+                   # the terminal ones: their count grows when capacity frees up
+                   Index("terminal", lambda a: True if a.terminal() else None))),
     Table(DEPLOYMENTS, s.Deployment, primary=lambda d: d.ID,
           indexes=(Index("job", lambda d: d.JobID),)),
     Table(PERIODIC_LAUNCHES, s.PeriodicLaunch, primary=lambda p: p.ID),

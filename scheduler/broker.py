@@ -1,0 +1,168 @@
+"""The eval broker: pending evaluations waiting for a worker, on the leader only.
+
+Evals are served by priority, then age (their CreateIndex); at most one eval per job
+is out at a time (the others wait behind it, so two workers never plan the same job
+at once). A dequeued eval must be acked or nacked within the visibility timeout;
+an unanswered or nacked eval is delivered again, up to ``delivery_limit`` times,
+after which it is handed to ``on_failed`` (the leader marks it failed and schedules
+a follow-up). The broker holds no state of its own that the log lacks: a new leader
+rebuilds it from the pending evals in the state.
+"""
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+from fsm.structs import Evaluation
+
+
+@dataclass(order=True)
+class _Ready:
+    sort_key: tuple
+    eval: Evaluation = field(compare=False)
+
+
+@dataclass
+class _Unacked:
+    eval: Evaluation
+    token: str
+    deliveries: int
+    timer: asyncio.TimerHandle | None
+
+
+class EvalBroker:
+    def __init__(self, *, visibility_timeout: float = 60.0, delivery_limit: int = 3,
+                 on_failed: Callable[[Evaluation], None] | None = None):
+        self.visibility_timeout = visibility_timeout
+        self.delivery_limit = delivery_limit
+        self.on_failed = on_failed
+        self._ready: list[_Ready] = []
+        self._by_job_waiting: dict[str, list[Evaluation]] = {}
+        self._job_busy: set[str] = set()
+        self._unacked: dict[str, _Unacked] = {}
+        self._deliveries: dict[str, int] = {}
+        self._known: set[str] = set()
+        self._tokens = itertools.count(1)
+        self._cond = asyncio.Condition()
+        self._enabled = True
+
+    # --- feeding ------------------------------------------------------------------------
+
+    def enqueue(self, ev: Evaluation) -> bool:
+        """Add a pending eval; returns False if the broker already holds it."""
+        if not self._enabled or ev.ID in self._known:
+            return False
+        self._known.add(ev.ID)
+        if ev.JobID in self._job_busy:
+            self._by_job_waiting.setdefault(ev.JobID, []).append(ev)
+        else:
+            self._push(ev)
+        return True
+
+    def _push(self, ev: Evaluation) -> None:
+        self._job_busy.add(ev.JobID)
+        heapq.heappush(self._ready, _Ready((-ev.Priority, ev.CreateIndex, ev.ID), ev))
+        asyncio.ensure_future(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    # --- workers ---------------------------------------------------------------------------
+
+    async def dequeue(self, timeout: float) -> tuple[Evaluation, str] | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._cond:
+            while not self._ready:
+                remaining = deadline - loop.time()
+                if remaining <= 0 or not self._enabled:
+                    return None
+                try:
+                    await asyncio.wait_for(self._cond.wait(), remaining)
+                except (asyncio.TimeoutError, TimeoutError):
+                    return None
+            item = heapq.heappop(self._ready)
+        ev = item.eval
+        token = f"t{next(self._tokens)}"
+        deliveries = self._deliveries.get(ev.ID, 0) + 1
+        self._deliveries[ev.ID] = deliveries
+        timer = loop.call_later(self.visibility_timeout, self._expire, ev.ID, token)
+        self._unacked[ev.ID] = _Unacked(ev, token, deliveries, timer)
+        return ev, token
+
+    def ack(self, eval_id: str, token: str) -> bool:
+        entry = self._take(eval_id, token)
+        if entry is None:
+            return False
+        self._deliveries.pop(eval_id, None)
+        self._known.discard(eval_id)
+        self._release_job(entry.eval.JobID)
+        return True
+
+    def nack(self, eval_id: str, token: str) -> bool:
+        entry = self._take(eval_id, token)
+        if entry is None:
+            return False
+        self._redeliver(entry)
+        return True
+
+    def _expire(self, eval_id: str, token: str) -> None:
+        entry = self._take(eval_id, token)
+        if entry is not None:
+            self._redeliver(entry)
+
+    def _take(self, eval_id: str, token: str) -> _Unacked | None:
+        entry = self._unacked.get(eval_id)
+        if entry is None or entry.token != token:
+            return None
+        del self._unacked[eval_id]
+        if entry.timer is not None:
+            entry.timer.cancel()
+        return entry
+
+    def _redeliver(self, entry: _Unacked) -> None:
+        ev = entry.eval
+        if entry.deliveries >= self.delivery_limit:
+            self._deliveries.pop(ev.ID, None)
+            self._known.discard(ev.ID)
+            self._release_job(ev.JobID)
+            if self.on_failed is not None:
+                self.on_failed(ev)
+            return
+        self._job_busy.discard(ev.JobID)
+        self._push(ev)
+
+    def _release_job(self, job_id: str) -> None:
+        self._job_busy.discard(job_id)
+        waiting = self._by_job_waiting.get(job_id)
+        if waiting:
+            # the highest priority, then oldest, waiting eval of the job goes next
+            waiting.sort(key=lambda e: (-e.Priority, e.CreateIndex, e.ID))
+            nxt = waiting.pop(0)
+            if not waiting:
+                del self._by_job_waiting[job_id]
+            self._push(nxt)
+
+    # --- lifecycle and introspection ---------------------------------------------------------
+
+    def disable(self) -> None:
+        """Leadership lost: drop everything (the next leader rebuilds from state)."""
+        self._enabled = False
+        for entry in self._unacked.values():
+            if entry.timer is not None:
+                entry.timer.cancel()
+        self._ready.clear()
+        self._by_job_waiting.clear()
+        self._job_busy.clear()
+        self._unacked.clear()
+        self._deliveries.clear()
+        self._known.clear()
+        asyncio.ensure_future(self._notify())
+
+    def stats(self) -> dict:
+        return {"ready": len(self._ready), "unacked": len(self._unacked),
+                "waiting": sum(len(v) for v in self._by_job_waiting.values())}

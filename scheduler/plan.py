@@ -1,0 +1,48 @@
+"""What a worker proposes and what the plan applier answers.
+
+A plan is optimistic: it was computed against a snapshot that may be stale by the
+time it is applied. The applier re-checks every node the plan touches against the
+newest state and commits only what still fits; the worker refreshes and plans the
+rest again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fsm.entries import AllocStop
+from fsm.structs import Allocation, Evaluation
+
+
+@dataclass
+class Plan:
+    eval_id: str
+    job_id: str
+    job_version: int
+    priority: int = 50
+    all_at_once: bool = False
+    # placements and in-place updates, by node
+    node_allocs: dict[str, list[Allocation]] = field(default_factory=dict)
+    stops: list[AllocStop] = field(default_factory=list)
+    # the eval's new state and any eval it creates (a blocked eval); committed with
+    # the plan only when every node of the plan was accepted
+    evals: list[Evaluation] = field(default_factory=list)
+
+    def add(self, alloc: Allocation) -> None:
+        self.node_allocs.setdefault(alloc.NodeID, []).append(alloc)
+
+    def is_noop(self) -> bool:
+        return not self.node_allocs and not self.stops and not self.evals
+
+    def placements(self) -> int:
+        return sum(len(v) for v in self.node_allocs.values())
+
+
+@dataclass
+class PlanResult:
+    index: int                      # log index of the committed entry (0 if nothing)
+    rejected_nodes: list[str]       # nodes whose part of the plan no longer fit
+    committed_allocs: int = 0
+
+    @property
+    def fully_applied(self) -> bool:
+        return not self.rejected_nodes

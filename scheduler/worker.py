@@ -1,0 +1,78 @@
+"""A scheduling worker: dequeue an eval, plan against a snapshot, submit, ack.
+
+Planning is a pure function of (state snapshot, eval, random source, time); the
+worker only moves its results around. When the applier rejects part of a plan the
+worker plans again against a fresh snapshot, up to ``max_attempts`` times, then
+marks the eval failed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Awaitable, Callable
+
+from msgspec.structs import replace
+
+from fsm import entries as e
+from fsm.store import State
+from fsm.structs import Evaluation
+from scheduler.broker import EvalBroker
+from scheduler.plan import Plan
+from scheduler.plan_apply import PlanApplier
+
+log = logging.getLogger("caravan.worker")
+
+Schedule = Callable[[State, Evaluation, random.Random, int], Plan]
+
+
+class Worker:
+    def __init__(self, name: str, broker: EvalBroker, applier: PlanApplier,
+                 state: Callable[[], State], schedule: Schedule,
+                 submit: Callable[[bytes], Awaitable[dict]], request_id: Callable[[], str],
+                 now_ns: Callable[[], int], max_attempts: int = 5):
+        self.name = name
+        self._broker = broker
+        self._applier = applier
+        self._state = state
+        self._schedule = schedule
+        self._submit = submit
+        self._request_id = request_id
+        self._now_ns = now_ns
+        self.max_attempts = max_attempts
+        self.processed = 0
+
+    async def run(self) -> None:
+        while True:
+            got = await self._broker.dequeue(timeout=1.0)
+            if got is None:
+                continue
+            ev, token = got
+            try:
+                await self.process(ev)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: eval %s failed; it will be delivered again",
+                              self.name, ev.ID)
+                self._broker.nack(ev.ID, token)
+                await asyncio.sleep(0.05)
+                continue
+            self._broker.ack(ev.ID, token)
+            self.processed += 1
+
+    async def process(self, ev: Evaluation) -> None:
+        # The rng is seeded from the eval, so the same eval over the same state places
+        # the same way (replayable scheduling).
+        rng = random.Random(ev.ID)
+        for _attempt in range(self.max_attempts):
+            state = self._state()
+            plan = self._schedule(state, ev, rng, self._now_ns())
+            if plan.is_noop():
+                return
+            result = await self._applier.apply(plan)
+            if result.fully_applied:
+                return
+        failed = replace(ev, Status="failed", ModifyTime=self._now_ns(),
+                         StatusDescription=f"maximum attempts reached ({self.max_attempts})")
+        await self._submit(e.encode(e.EvalUpdate(RequestID=self._request_id(), Evals=[failed])))
