@@ -110,6 +110,12 @@ def set_stability(txn: Txn, job_id: str, version: int, stable: bool) -> Job:
 
 
 def purge_job(txn: Txn, job: Job) -> None:
+    # A blocked eval must not outlive its job: a new job with the same ID would
+    # inherit it and never get its own.
+    for ev in txn.by_index(t.EVALS, "job", job.ID):
+        if ev.Status == "blocked":
+            txn.put(t.EVALS, replace(ev, Status="canceled", ModifyIndex=txn.index,
+                                     StatusDescription="job purged"))
     txn.delete(t.JOBS, job.ID)
     for v in txn.by_index(t.JOB_VERSIONS, "job", job.ID):
         txn.delete(t.JOB_VERSIONS, (v.ID, v.Version))

@@ -281,7 +281,7 @@ class Evaluation(Record):
     NextEval: str = ""
     PreviousEval: str = ""
     BlockedEval: str = ""
-    FailedTGAllocs: dict[str, Any] | None = None
+    FailedTGAllocs: dict[str, AllocMetric] | None = None
     ClassEligibility: dict[str, bool] | None = None
     EscapedComputedClass: bool = False
     AnnotatePlan: bool = False

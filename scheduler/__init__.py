@@ -1,5 +1,5 @@
-"""Leader-side scheduling (eval broker, workers, reconciler, plan applier).
-
-Not built yet: the replicated core lands first. Evaluations created by the Jobs API
-stay ``pending`` until the scheduler exists; nothing here pretends otherwise.
+"""Leader-side scheduling: eval broker, workers, reconciler, feasibility and ranking,
+plan applier. Pure stages (reconcile, feasible, rank, ports, stack, generic) take a
+state snapshot and an injected random source; the broker, worker and plan applier
+move their results around on the leader (started by ``server/leader.py``).
 """

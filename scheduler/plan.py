@@ -26,6 +26,8 @@ class Plan:
     # the eval's new state and any eval it creates (a blocked eval); committed with
     # the plan only when every node of the plan was accepted
     evals: list[Evaluation] = field(default_factory=list)
+    # what a dry run (``/v1/job/:id/plan``) reports: DesiredTGUpdates per group
+    desired_tg_updates: dict[str, dict] = field(default_factory=dict)
 
     def add(self, alloc: Allocation) -> None:
         self.node_allocs.setdefault(alloc.NodeID, []).append(alloc)

@@ -19,6 +19,8 @@ import uvicorn
 from fsm.apply import FSM
 from server.config import Config, ServerConfig
 from server.http.app import build_app
+from server.heartbeats import HeartbeatTracker
+from server.leader import LeaderServices
 from server.notify import Notifier
 from server.raft import RaftNode, RaftSettings
 from server.rpc.status import start_server as start_rpc
@@ -39,6 +41,35 @@ class Agent:
             password=config.cluster.raft_secret,
             compaction_entries=config.cluster.snapshot_threshold), self.fsm)
         self.notifier: Notifier | None = None
+        self.leader_services = LeaderServices(self, workers=config.cluster.scheduler_workers)
+        self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
+        self.leader_services.add(self.heartbeats)
+        self._leadership_task: asyncio.Task | None = None
+        self.raft.on_leadership = self._on_leadership
+
+    def _on_leadership(self, leading: bool) -> None:
+        previous = self._leadership_task
+        self._leadership_task = asyncio.ensure_future(self._switch_leadership(leading, previous))
+
+    async def _switch_leadership(self, leading: bool, previous) -> None:
+        """Start the leader-only services once this leader has applied everything
+        committed before its term (a barrier of its own); stop them on losing it."""
+        if previous is not None:
+            try:
+                await previous
+            except Exception:
+                pass
+        if leading:
+            try:
+                await self.raft.read_barrier()
+            except Exception:
+                log.warning("became leader but could not commit a barrier; not starting "
+                            "leader services")
+                return
+            if self.raft.is_leader:
+                await self.leader_services.start()
+        else:
+            await self.leader_services.stop()
 
     def leader_rpc(self) -> str:
         """The leader's RPC address (what ``/v1/status/leader`` answers), or ""."""
@@ -69,6 +100,7 @@ class Agent:
             watchdog.cancel()
             announce.cancel()
             gc_task.cancel()
+            await self.leader_services.stop()
             await rpc.stop(grace=0.5)
             self.raft.stop()
         if not server.started and not self._stopping:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import secrets
 import shutil
 import signal
@@ -87,10 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print("usage: caravan agent [-dev | -config FILE -server NAME] [flags]\n"
-              "       caravan agent -h   for the agent's flags")
+              "       caravan nodesim -server HOST:PORT -count N [flags]\n"
+              "       caravan agent -h / caravan nodesim -h   for their flags")
         return 0 if argv else 2
     if argv[0] == "agent":
         return agent_main(argv[1:])
+    if argv[0] == "nodesim":
+        from server.nodesim import main as nodesim_main
+        return nodesim_main(argv[1:])
     print(f"caravan: unknown command {argv[0]!r}", file=sys.stderr)
     return 2
 

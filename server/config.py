@@ -23,6 +23,7 @@ class ClusterConfig:
     raft_secret: str = ""
     job_tracked_versions: int = 6
     snapshot_threshold: int = 20000   # log entries between snapshots (log compaction)
+    scheduler_workers: int = 2        # scheduling workers on the leader
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class Config:
 
 
 _CLUSTER_KEYS = {"region": str, "datacenter": str, "data_dir": str, "raft_secret": str,
-                 "job_tracked_versions": int, "snapshot_threshold": int}
+                 "job_tracked_versions": int, "snapshot_threshold": int,
+                 "scheduler_workers": int}
 _SERVER_KEYS = ("name", "http", "rpc", "raft")
 _TOP_KEYS = {"cluster", "servers", "clients"}
 
@@ -107,6 +109,9 @@ def parse(raw: dict, source: str = "cluster.toml") -> Config:
     if cluster.job_tracked_versions < 1:
         raise ConfigError(f"{source}: cluster.job_tracked_versions: must be at least 1, got "
                           f"{cluster.job_tracked_versions}")
+    if cluster.scheduler_workers < 1:
+        raise ConfigError(f"{source}: cluster.scheduler_workers: must be at least 1, got "
+                          f"{cluster.scheduler_workers}")
     if cluster.snapshot_threshold < 10:
         raise ConfigError(f"{source}: cluster.snapshot_threshold: must be at least 10, got "
                           f"{cluster.snapshot_threshold}")

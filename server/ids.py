@@ -10,14 +10,13 @@ import itertools
 import os
 import random
 
+from fsm.ids import uuid4_from
+
 _rng = random.Random(os.urandom(32))
-_VERSION_4 = (0x4 << 76) | (0x2 << 62)      # version nibble 4, RFC 4122 variant bits
-_CLEAR = ~((0xF << 76) | (0x3 << 62))
 
 
 def uuid4_str() -> str:
-    h = "%032x" % ((_rng.getrandbits(128) & _CLEAR) | _VERSION_4)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid4_from(_rng)
 
 
 def short_hex(n_bytes: int = 4) -> str:

@@ -60,6 +60,7 @@ class RaftSettings:
 
 
 _SNAPSHOT_MAGIC = b"CRVNSNP1"
+_LEADER = 2  # pysyncobj's _RAFT_STATE.LEADER
 
 _RETRYABLE = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED,
               FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED}
@@ -103,6 +104,9 @@ class RaftNode:
         self._leader_term_read_ready: int | None = None
         self._barrier_group: asyncio.Future | None = None
         self._barrier_running = False
+        # Called on the event loop with True when this node becomes leader and False
+        # when it stops being leader.
+        self.on_leadership = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -126,6 +130,7 @@ class RaftNode:
             password=s.password,
             bindAddress=s.self_addr,
             dynamicMembershipChange=False,
+            onStateChanged=self._state_changed,
         )
         self._sync = SyncObj(s.self_addr, list(s.peers), conf=conf, consumers=[self._consumer],
                              transportClass=_Transport)
@@ -141,6 +146,11 @@ class RaftNode:
         if sync is not None and sync._isLeader() and \
                 sync._SyncObj__getCurrentLogIndex() > sync.raftCommitIndex:
             sync._SyncObj__pipeNotifier.notify()
+
+    def _state_changed(self, old: int, new: int) -> None:
+        """pysyncobj calls this on its thread; leadership hooks run on the loop."""
+        if self.on_leadership is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.on_leadership, new == _LEADER)
 
     def stop(self) -> None:
         if self._sync is not None:

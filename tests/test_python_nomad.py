@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 
 import nomad
@@ -17,6 +18,45 @@ def client(dev_agent):
 
 def uid(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def settle(client, job_id: str, timeout: float = 10) -> list[dict]:
+    """Poll the job's evaluations until the scheduler, which works in the background
+    after every write that creates an eval, is done with them (none ``pending``);
+    return them as then listed, newest first. On the node-less dev agent an eval that
+    needs placements completes with ``FailedTGAllocs`` and, once per job, leaves a
+    ``blocked`` eval behind, which is not pending."""
+    deadline = time.monotonic() + timeout
+    while True:
+        evals = client.job.get_evaluations(job_id)
+        pending = [e["ID"] for e in evals if e["Status"] == "pending"]
+        if not pending:
+            return evals
+        assert time.monotonic() < deadline, f"evals of {job_id} still pending: {pending}"
+        time.sleep(0.02)
+
+
+def check_blocked(evals: list[dict], previous_eval: str) -> dict:
+    """The job's one blocked eval, made by the scheduler of ``previous_eval`` (the
+    latest eval that failed to place), and the blocked evals it superseded."""
+    blocked = [e for e in evals if e["Status"] == "blocked"]
+    assert len(blocked) == 1
+    b = blocked[0]
+    assert b["PreviousEval"] == previous_eval
+    assert b["StatusDescription"] == "created to place remaining allocations"
+    assert b["TriggeredBy"] == "queued-allocs"
+    prev = next(e for e in evals if e["ID"] == previous_eval)
+    assert prev["Status"] == "complete" and set(prev["FailedTGAllocs"]) == {"cache"}
+    assert prev["BlockedEval"] == b["ID"]
+    assert b["FailedTGAllocs"] == prev["FailedTGAllocs"]  # the failed metrics, copied
+    # every older blocked eval was canceled, each superseded by the next one
+    chain = sorted((e for e in evals if e["TriggeredBy"] == "queued-allocs"),
+                   key=lambda e: e["CreateIndex"])
+    assert chain[-1] == b
+    for older, newer in zip(chain, chain[1:]):
+        assert older["Status"] == "canceled"
+        assert older["StatusDescription"] == f'superseded by blocked evaluation "{newer["ID"]}"'
+    return b
 
 
 def service_job(job_id: str, count: int = 1, **extra) -> dict:
@@ -102,17 +142,32 @@ def test_periodic_force(client):
     assert reply["EvalID"] and reply["EvalCreateIndex"] > 0
     children = client.jobs.get_jobs(prefix=f"{parent}/periodic-")
     assert len(children) == 1 and children[0]["ParentID"] == parent
-    evals = client.job.get_evaluations(children[0]["ID"])
-    assert [e["ID"] for e in evals] == [reply["EvalID"]]
+    evals = settle(client, children[0]["ID"])
+    # the forced eval, and the blocked eval the scheduler made of it (no nodes)
+    forced = [e for e in evals if e["ID"] == reply["EvalID"]]
+    assert len(evals) == 2 and len(forced) == 1 and forced[0]["TriggeredBy"] == "periodic-job"
+    check_blocked(evals, reply["EvalID"])
 
 
 def test_evaluate_and_evaluations(client):
     job_id = uid("pn-eval")
     registered = client.jobs.register_job(service_job(job_id))
+    first_blocked = check_blocked(settle(client, job_id), registered["EvalID"])
     reply = client.job.evaluate_job(job_id)
-    evals = client.job.get_evaluations(job_id)
-    assert {e["ID"] for e in evals} == {registered["EvalID"], reply["EvalID"]}
-    assert evals[-1]["ID"] == registered["EvalID"]  # newest first
+    evals = settle(client, job_id)
+    # the two evals asked for, each failing to place and making a blocked eval: the
+    # evaluate's supersedes the registration's
+    mine = [e["ID"] for e in evals if e["ID"] in (registered["EvalID"], reply["EvalID"])]
+    assert mine == [reply["EvalID"], registered["EvalID"]]  # newest first
+    blocked = check_blocked(evals, reply["EvalID"])
+    assert [e["ID"] for e in evals] == [blocked["ID"], reply["EvalID"], first_blocked["ID"],
+                                        registered["EvalID"]]
+    forced = evals[1]
+    assert forced["Status"] == "complete" and forced["BlockedEval"] == blocked["ID"]
+    assert forced["TriggeredBy"] == "job-eval"
+    assert evals[2]["Status"] == "canceled"
+    assert evals[2]["StatusDescription"] == f'superseded by blocked evaluation "{blocked["ID"]}"'
+    assert evals[3]["BlockedEval"] == first_blocked["ID"]
 
 
 def test_summary_and_plan(client):

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from server.http import alloc_reads, deployment_reads, eval_reads, node_reads
 from server.http import job_reads as r
 from server.http import job_writes as w
 from server.http import status
@@ -117,6 +118,21 @@ ROUTES = [
     Route("/v1/status/leader", _guarded(status.leader), methods=ALL_METHODS),
     Route("/v1/status/peers", _guarded(status.peers), methods=ALL_METHODS),
     Route("/v1/agent/health", _guarded(status.health), methods=ALL_METHODS),
+    Route("/v1/nodes", _guarded(node_reads.list_nodes), methods=ALL_METHODS),
+    Route("/v1/node/{node_id}/allocations", _guarded(node_reads.node_allocations),
+          methods=ALL_METHODS),
+    Route("/v1/node/{node_id}", _guarded(node_reads.read_node), methods=ALL_METHODS),
+    Route("/v1/allocations", _guarded(alloc_reads.list_allocs), methods=ALL_METHODS),
+    Route("/v1/allocation/{alloc_id}", _guarded(alloc_reads.read_alloc), methods=ALL_METHODS),
+    Route("/v1/evaluations", _guarded(eval_reads.list_evals), methods=ALL_METHODS),
+    Route("/v1/evaluation/{eval_id}/allocations", _guarded(eval_reads.eval_allocations),
+          methods=ALL_METHODS),
+    Route("/v1/evaluation/{eval_id}", _guarded(eval_reads.read_eval), methods=ALL_METHODS),
+    Route("/v1/deployments", _guarded(deployment_reads.list_deployments), methods=ALL_METHODS),
+    Route("/v1/deployment/allocations/{deployment_id}",
+          _guarded(deployment_reads.deployment_allocations), methods=ALL_METHODS),
+    Route("/v1/deployment/{deployment_id}", _guarded(deployment_reads.read_deployment),
+          methods=ALL_METHODS),
 ]
 
 

@@ -292,3 +292,16 @@ async def blocking_read(request: Request, tables: tuple[str, ...],
         payload.update(Index=max(index, 1), LastContact=ag.raft.last_contact_ms(),
                        KnownLeader=ag.raft.leader() is not None)
     return json_response(payload, index=index, request=request)
+
+
+async def read_row(request: Request, table: str, key, missing: str,
+                   render: Callable[[Any], Any] | None = None) -> Response:
+    """A blocking read of one row: its ModifyIndex while it exists (else the table's
+    index), 404 ``missing`` when it does not, ``render`` shaping the reply."""
+    def query(state):
+        row = state.get(table, key)
+        if row is None:
+            return state.table_index(table), None
+        return row.ModifyIndex, render(row) if render is not None else row
+
+    return await blocking_read(request, (table,), query, missing=missing)

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from fsm import schema as t
 from fsm.store import State
-from server.http.common import ApiError, blocking_read, query_bool
+from server.http.common import ApiError, blocking_read, query_bool, read_row
 from server.jobspec.diff import versions_diffs
 
 
@@ -51,13 +51,7 @@ async def list_jobs(request: Request):
 
 
 async def read_job(request: Request, job_id: str):
-    def query(state: State):
-        job = state.get(t.JOBS, job_id)
-        if job is None:
-            return state.table_index(t.JOBS), None
-        return job.ModifyIndex, job
-
-    return await blocking_read(request, (t.JOBS,), query, missing="job not found")
+    return await read_row(request, t.JOBS, job_id, "job not found")
 
 
 async def job_versions(request: Request, job_id: str):
@@ -120,13 +114,7 @@ async def job_latest_deployment(request: Request, job_id: str):
 
 
 async def job_summary(request: Request, job_id: str):
-    def query(state: State):
-        summary = state.get(t.JOB_SUMMARIES, job_id)
-        if summary is None:
-            return state.table_index(t.JOB_SUMMARIES), None
-        return summary.ModifyIndex, summary
-
-    return await blocking_read(request, (t.JOB_SUMMARIES,), query, missing="job not found")
+    return await read_row(request, t.JOB_SUMMARIES, job_id, "job not found")
 
 
 def require_job(state: State, job_id: str):

@@ -22,6 +22,7 @@ from server import ids
 from server.http.common import (ApiError, agent, consistent_state, convert, json_response,
                                 parse_bool, query_bool, read_json)
 from server.http.job_reads import require_job
+from scheduler.dry_run import dry_run
 from server.jobspec.canonicalize import canonicalize
 from server.jobspec.diff import job_diff
 from server.jobspec.periodic import next_launch_rfc3339
@@ -316,11 +317,18 @@ async def plan(request: Request, job_id: str):
     if want_diff:
         diff = job_diff(existing, job, contextual=True)
     modify_index = existing.JobModifyIndex if existing else 0
-    # Annotations, FailedTGAllocs and CreatedEvals are the scheduler's dry run; until the
-    # scheduler exists they are reported as absent rather than invented.
+    ag = agent(request)
+    result, ev = dry_run(await consistent_state(request), job,
+                         tracked_versions=ag.config.cluster.job_tracked_versions,
+                         now_ns=_now_ns(), eval_id=ids.uuid4_str())
+    done = next((x for x in result.evals if x.ID == ev.ID), None)
+    # what the plan would create (a blocked eval), not the existing evals it updates
+    created = [x for x in result.evals if x.ID != ev.ID and x.CreateIndex == 0]
     return write_reply(request, {
         "Index": modify_index, "JobModifyIndex": modify_index, "Diff": diff,
-        "Annotations": None, "FailedTGAllocs": None, "CreatedEvals": None,
+        "Annotations": {"DesiredTGUpdates": result.desired_tg_updates or None},
+        "FailedTGAllocs": done.FailedTGAllocs if done is not None else None,
+        "CreatedEvals": created or None,
         "NextPeriodicLaunch": next_launch_rfc3339(job, _now_ns()),
         "Warnings": "\n".join(warnings)}, modify_index)
 

@@ -1,8 +1,10 @@
-"""gRPC ``caravan.v1.Status``: leader, peers and health, as client agents will ask."""
+"""The servers' gRPC port: ``caravan.v1.Status`` (leader, peers, health) and
+``caravan.v1.Node`` (registration, heartbeats, allocations; ``server/rpc/node.py``)."""
 from __future__ import annotations
 
 import grpc
 
+from server.rpc.node import register_node_service
 from server.rpc.pb import status_pb2 as pb
 from server.rpc.pb import status_pb2_grpc as pb_grpc
 
@@ -26,6 +28,7 @@ class StatusService(pb_grpc.StatusServicer):
 async def start_server(agent, address: str) -> grpc.aio.Server:
     server = grpc.aio.server()
     pb_grpc.add_StatusServicer_to_server(StatusService(agent), server)
+    register_node_service(server, agent)
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot bind the RPC port {address}")
     await server.start()

@@ -7,16 +7,19 @@ import time
 
 import httpx
 
-from tests.http.helpers import (assert_error, assert_read_headers, enc, index_of,
-                                register, service_job, uid)
+from tests.http.helpers import (assert_error, assert_read_headers, created_by, enc, index_of,
+                                register, service_job, settle, the_blocked_eval, uid)
 
 
-def later(base_url: str, delay: float, action) -> threading.Thread:
-    """Run ``action(client)`` on its own connection after ``delay`` seconds."""
+def later(base_url: str, delay: float, action, results: list | None = None) -> threading.Thread:
+    """Run ``action(client)`` on its own connection after ``delay`` seconds; its
+    return value is appended to ``results`` when given."""
     def run():
         time.sleep(delay)
         with httpx.Client(base_url=base_url, timeout=10) as c:
-            action(c)
+            out = action(c)
+        if results is not None:
+            results.append(out)
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
@@ -31,6 +34,7 @@ def timed_get(client, path, **params):
 def test_blocking_read_returns_promptly_after_a_change(client, dev_agent):
     job_id = uid("block")
     register(client, service_job(job_id))
+    settle(client, job_id)
     r = client.get(f"/v1/job/{enc(job_id)}")
     index = assert_read_headers(r)
 
@@ -46,6 +50,7 @@ def test_blocking_read_returns_promptly_after_a_change(client, dev_agent):
 def test_blocking_read_with_asyncio(dev_agent, client):
     job_id = uid("ablock")
     register(client, service_job(job_id))
+    settle(client, job_id)
     index = index_of(client.get(f"/v1/job/{enc(job_id)}"))
 
     async def scenario():
@@ -71,6 +76,7 @@ def test_blocking_read_with_asyncio(dev_agent, client):
 def test_blocking_read_times_out_with_the_same_index(client):
     job_id = uid("idle")
     register(client, service_job(job_id))
+    settle(client, job_id)
     first = client.get(f"/v1/job/{enc(job_id)}")
     index = index_of(first)
     r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", index=index, wait="300ms")
@@ -82,6 +88,7 @@ def test_blocking_read_times_out_with_the_same_index(client):
 def test_blocking_read_ignores_writes_to_other_jobs(client, dev_agent):
     job_id = uid("quiet")
     register(client, service_job(job_id))
+    settle(client, job_id)
     index = index_of(client.get(f"/v1/job/{enc(job_id)}"))
     writer = later(dev_agent.url, 0.05, lambda c: register(c, service_job(uid("noise"))))
     r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", index=index, wait="300ms")
@@ -105,14 +112,37 @@ def test_blocking_list_wakes_on_register(client, dev_agent):
 
 def test_blocking_evaluations_and_versions(client, dev_agent):
     job_id = uid("bev")
-    register(client, service_job(job_id))
+    reg = register(client, service_job(job_id))
+    # once the scheduler is done with the registration eval (and made its blocked eval),
+    # the next change to the evals is the evaluate below
+    blocked = the_blocked_eval(settle(client, job_id), previous=reg["EvalID"])
     index = index_of(client.get(f"/v1/job/{enc(job_id)}/evaluations"))
-    writer = later(dev_agent.url, 0.1, lambda c: c.put(f"/v1/job/{enc(job_id)}/evaluate"))
+    replies = []
+    writer = later(dev_agent.url, 0.1,
+                   lambda c: c.put(f"/v1/job/{enc(job_id)}/evaluate").json(), replies)
     r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}/evaluations", index=index, wait="5s")
     writer.join()
     assert elapsed < 2 and assert_read_headers(r) > index
-    assert len(r.json()) == 2
+    evals = r.json()
+    forced = replies[0]["EvalID"]
+    assert created_by(evals, reg["EvalID"], forced) == [forced, reg["EvalID"]]
+    # woken by the evaluate's write; the scheduler may have finished it by the time the
+    # reply is read: then its blocked eval has superseded the old one
+    by_id = {e["ID"]: e for e in evals}
+    if len(evals) == 3:
+        assert by_id[blocked["ID"]] == blocked
+    else:
+        assert len(evals) == 4
+        assert by_id[forced]["Status"] == "complete"
+        assert the_blocked_eval(evals, previous=forced)["ID"] == by_id[forced]["BlockedEval"]
+        assert by_id[blocked["ID"]]["Status"] == "canceled"
 
+    evals = settle(client, job_id)
+    # settled: the evaluate's eval failed too; its blocked eval superseded the old one
+    newer = the_blocked_eval(evals, previous=forced)
+    assert [e["ID"] for e in evals] == [newer["ID"], forced, blocked["ID"], reg["EvalID"]]
+    assert evals[2]["Status"] == "canceled"
+    assert evals[2]["StatusDescription"] == f'superseded by blocked evaluation "{newer["ID"]}"'
     r = client.get(f"/v1/job/{enc(job_id)}/versions")
     index = assert_read_headers(r)
     writer = later(dev_agent.url, 0.1,
@@ -127,6 +157,7 @@ def test_blocking_evaluations_and_versions(client, dev_agent):
 def test_blocking_read_of_a_purged_job_answers_404(client, dev_agent):
     job_id = uid("bpurge")
     register(client, service_job(job_id))
+    settle(client, job_id)
     index = index_of(client.get(f"/v1/job/{enc(job_id)}"))
     writer = later(dev_agent.url, 0.1,
                    lambda c: c.delete(f"/v1/job/{enc(job_id)}", params={"purge": "true"}))
@@ -139,6 +170,7 @@ def test_blocking_read_of_a_purged_job_answers_404(client, dev_agent):
 def test_index_below_current_returns_at_once(client):
     job_id = uid("past")
     register(client, service_job(job_id))
+    settle(client, job_id)
     index = index_of(client.get(f"/v1/job/{enc(job_id)}"))
     for past in (0, 1, index - 1):
         r, elapsed = timed_get(client, f"/v1/job/{enc(job_id)}", index=past, wait="5s")
@@ -163,6 +195,7 @@ def test_index_is_never_zero(client):
 def test_stale_reads(client):
     job_id = uid("stale")
     register(client, service_job(job_id))
+    settle(client, job_id)
     for stale in ("", "true"):
         r = client.get(f"/v1/job/{enc(job_id)}", params={"stale": stale})
         index = assert_read_headers(r)

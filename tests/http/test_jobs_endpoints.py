@@ -7,9 +7,12 @@ import time
 
 import pytest
 
-from tests.http.helpers import (SECOND, UUID_RE, assert_read_headers, assert_write_headers,
-                                batch_job, enc, index_of, observe, parameterized_job,
-                                periodic_job, raw, register, service_job, uid)
+from tests.http.helpers import (BLOCKED_DESCRIPTION, SECOND, UUID_RE, assert_no_nodes_outcome,
+                                assert_read_headers, assert_write_headers, batch_job,
+                                blocked_chain, created_by, enc, index_of, observe,
+                                parameterized_job, periodic_job, raw, register, service_job,
+                                settle, successful_description, superseded_description,
+                                the_blocked_eval, uid)
 
 WRITE_METHODS = ("PUT", "POST")
 
@@ -113,12 +116,20 @@ def test_register_via_jobs_collection(client, method):
     assert body["Index"] == header == body["EvalCreateIndex"]
     assert body["Warnings"] == ""
     assert body["KnownLeader"] is True
-    # the registration eval is listed under the job, with the job's priority
-    evals = evals_of(client, job_id)
-    assert [e["ID"] for e in evals] == [body["EvalID"]]
-    assert evals[0]["TriggeredBy"] == "job-register"
-    assert evals[0]["Priority"] == 50 and evals[0]["Type"] == "service"
-    assert evals[0]["JobModifyIndex"] == body["JobModifyIndex"]
+    # the registration eval is listed under the job, with the job's priority; once the
+    # scheduler is done with it, the only other eval is the blocked one it created
+    # (no nodes on the dev agent)
+    evals = settle(client, job_id)
+    assert evals == evals_of(client, job_id)
+    assert created_by(evals, body["EvalID"]) == [body["EvalID"]]
+    ev = next(e for e in evals if e["ID"] == body["EvalID"])
+    assert ev["TriggeredBy"] == "job-register"
+    assert ev["Priority"] == 50 and ev["Type"] == "service"
+    assert ev["JobModifyIndex"] == body["JobModifyIndex"]
+    assert_no_nodes_outcome(ev, evals=evals)
+    blocked = the_blocked_eval(evals, previous=body["EvalID"])
+    assert ev["BlockedEval"] == blocked["ID"]
+    assert [e["ID"] for e in evals] == [blocked["ID"], body["EvalID"]]  # newest first
 
 
 @pytest.mark.parametrize("method", WRITE_METHODS)
@@ -163,6 +174,7 @@ def test_register_periodic_and_parameterized_create_no_eval(client):
 def test_read_job_shape_and_defaults(client):
     job_id = uid("read")
     reply = register(client, service_job(job_id))
+    settle(client, job_id)  # still "pending" after: the job's blocked eval is not terminal
     r = client.get(f"/v1/job/{enc(job_id)}")
     header = assert_read_headers(r)
     job = r.json()
@@ -226,8 +238,21 @@ def test_same_spec_creates_no_version_but_a_new_eval(client):
     assert second["JobModifyIndex"] == first["JobModifyIndex"]
     assert second["EvalID"] != first["EvalID"] and UUID_RE.match(second["EvalID"])
     assert [v["Version"] for v in versions_of(client, job_id)] == [0]
-    evals = evals_of(client, job_id)
-    assert [e["ID"] for e in evals] == [second["EvalID"], first["EvalID"]]  # newest first
+    evals = settle(client, job_id)
+    # newest first; each of the two evals failed to place (no nodes) and made a blocked
+    # eval of its own, the second superseding the first: those two are the only others
+    assert created_by(evals, first["EvalID"], second["EvalID"]) == [second["EvalID"],
+                                                                    first["EvalID"]]
+    assert len(evals) == 4
+    by_id = {e["ID"]: e for e in evals}
+    for mine in (first, second):
+        assert by_id[mine["EvalID"]]["TriggeredBy"] == "job-register"
+        assert_no_nodes_outcome(by_id[mine["EvalID"]], evals=evals)
+    blocked = the_blocked_eval(evals, previous=second["EvalID"])
+    older = by_id[by_id[first["EvalID"]]["BlockedEval"]]
+    assert older["Status"] == "canceled" and older["PreviousEval"] == first["EvalID"]
+    assert older["StatusDescription"] == superseded_description(blocked["ID"])
+    assert [e["ID"] for e in blocked_chain(evals)] == [older["ID"], blocked["ID"]]
 
     # re-submitting the job exactly as read back is the same spec too
     job = read(client, job_id)
@@ -311,7 +336,10 @@ def test_version_retention_keeps_six(client):
 def test_revert_creates_new_version_with_old_spec(client, method):
     job_id = uid("rev")
     register(client, service_job(job_id, Meta={"v": "0"}))
-    register(client, service_job(job_id, Meta={"v": "1"}))
+    latest = register(client, service_job(job_id, Meta={"v": "1"}))
+    # the job's blocked eval before the revert: made of the latest registration's eval
+    before = settle(client, job_id)
+    old_blocked = the_blocked_eval(before, previous=latest["EvalID"])
     r = client.request(method, f"/v1/job/{enc(job_id)}/revert",
                        json={"JobID": job_id, "JobVersion": 0, "EnforcePriorVersion": 1})
     header = assert_write_headers(r)
@@ -324,7 +352,23 @@ def test_revert_creates_new_version_with_old_spec(client, method):
     assert job["JobModifyIndex"] == body["JobModifyIndex"]
     assert job["Stable"] is False
     assert [v["Version"] for v in versions_of(client, job_id)] == [2, 1, 0]
-    assert evals_of(client, job_id)[0]["ID"] == body["EvalID"]
+    # the revert's eval is the newest the job has, but for the blocked eval the
+    # scheduler may already have made of it
+    ids_now = [e["ID"] for e in evals_of(client, job_id)]
+    assert body["EvalID"] in ids_now
+    at = ids_now.index(body["EvalID"])
+    assert at <= 1 and ids_now[at:] == [body["EvalID"]] + [e["ID"] for e in before]
+    evals = settle(client, job_id)
+    ev = next(e for e in evals if e["ID"] == body["EvalID"])
+    assert ev["TriggeredBy"] == "job-register" and ev["JobModifyIndex"] == body["JobModifyIndex"]
+    assert_no_nodes_outcome(ev, evals=evals)
+    # the revert's eval failed too, and its blocked eval superseded the job's old one:
+    # still exactly one blocked eval, now the revert's
+    blocked = the_blocked_eval(evals, previous=body["EvalID"])
+    assert [e["ID"] for e in evals] == [blocked["ID"], body["EvalID"]] + [e["ID"] for e in before]
+    old = next(e for e in evals if e["ID"] == old_blocked["ID"])
+    assert old["Status"] == "canceled"
+    assert old["StatusDescription"] == superseded_description(blocked["ID"])
 
 
 def test_revert_without_enforce_prior_version(client):
@@ -356,6 +400,7 @@ def test_revert_of_a_stopped_job_restarts_it(client):
 def test_stable_flag_visible_on_read(client, method):
     job_id = uid("stable")
     register(client, service_job(job_id))
+    evals_before = settle(client, job_id)
     r = client.request(method, f"/v1/job/{enc(job_id)}/stable",
                        json={"JobID": job_id, "JobVersion": 0, "Stable": True})
     header = assert_write_headers(r)
@@ -363,9 +408,10 @@ def test_stable_flag_visible_on_read(client, method):
     job = read(client, job_id)
     assert job["Stable"] is True and job["Version"] == 0
     assert versions_of(client, job_id)[0]["Stable"] is True
-    # no version bump, no eval
+    # no version bump, no eval: the job's evals (its registration eval and the blocked
+    # eval the scheduler made of it) are exactly as they were
     assert len(versions_of(client, job_id)) == 1
-    assert len(evals_of(client, job_id)) == 1
+    assert settle(client, job_id) == evals_before
 
     r = client.request(method, f"/v1/job/{enc(job_id)}/stable",
                        json={"JobID": job_id, "JobVersion": 0, "Stable": False})
@@ -432,15 +478,32 @@ def test_known_job_allocations_and_deployments(client):
 def test_evaluations_newest_first_registration_eval_last(client):
     job_id = uid("evals")
     first = register(client, service_job(job_id))
+    blocked = the_blocked_eval(settle(client, job_id), previous=first["EvalID"])
     r = client.put(f"/v1/job/{enc(job_id)}/evaluate")
     assert_write_headers(r)
+    forced = r.json()["EvalID"]
     evals = evals_of(client, job_id)
     assert evals[-1]["ID"] == first["EvalID"]
-    assert evals[0]["ID"] == r.json()["EvalID"]
-    ev = evals[0]
+    # the evaluate's eval is the newest but for the blocked eval a worker may already
+    # have made of it
+    assert created_by(evals, forced, first["EvalID"]) == [forced, first["EvalID"]]
+    at = [e["ID"] for e in evals].index(forced)
+    assert [e["ID"] for e in evals[at + 1:]] == [blocked["ID"], first["EvalID"]]
+    ev = evals[at]
     assert ev["JobID"] == job_id and ev["Namespace"] == "default"
-    assert ev["Status"] == "pending"
+    # created pending; a worker may already have completed it
+    assert ev["Status"] in ("pending", "complete")
+    if at == 1:
+        assert ev["Status"] == "complete" and evals[0]["ID"] == ev["BlockedEval"]
+    else:
+        assert at == 0
     assert isinstance(ev["CreateTime"], int) and ev["CreateTime"] > 0
+    evals = settle(client, job_id)
+    newer = the_blocked_eval(evals, previous=forced)
+    assert [e["ID"] for e in evals] == [newer["ID"], forced, blocked["ID"], first["EvalID"]]
+    assert evals[1]["Status"] == "complete" and evals[1]["BlockedEval"] == newer["ID"]
+    assert evals[2]["Status"] == "canceled"
+    assert evals[2]["StatusDescription"] == superseded_description(newer["ID"])
 
 
 # --- evaluate --------------------------------------------------------------------------------------
@@ -465,6 +528,107 @@ def test_evaluate(client, method, body):
     assert read(client, job_id)["Version"] == 0
 
 
+# --- the scheduler on the node-less dev agent --------------------------------------------------------
+
+
+def test_scheduler_lifecycle_without_nodes(client):
+    """What the scheduler visibly does with a job when there is no node to place on:
+    register -> the eval completes with the group's failed placements and a blocked
+    eval B1 waits for capacity; evaluate -> one more eval that completes the same way
+    and makes a blocked eval B2 of its own, which supersedes B1 (canceled in the same
+    write): still one blocked eval; deregister -> the stop needs no placement, so its
+    eval is successful and cancels B2, and the job is dead."""
+    job_id = uid("life")
+    job = service_job(job_id)
+    job["TaskGroups"][0]["Count"] = 3
+    reg = register(client, job)
+    evals = settle(client, job_id)
+    b1 = the_blocked_eval(evals, previous=reg["EvalID"])
+    assert [e["ID"] for e in evals] == [b1["ID"], reg["EvalID"]]
+    ev = evals[1]
+    assert ev["TriggeredBy"] == "job-register" and ev["StatusDescription"] == ""
+    assert_no_nodes_outcome(ev, evals=evals)
+    # one AllocMetric per group; the other two failures of the group are coalesced
+    assert ev["FailedTGAllocs"]["cache"]["CoalescedFailures"] == 2
+    assert ev["QueuedAllocations"] == {"cache": 3}
+    assert ev["BlockedEval"] == b1["ID"] and ev["PreviousEval"] == ""
+    assert b1["PreviousEval"] == reg["EvalID"]
+    assert b1["StatusDescription"] == BLOCKED_DESCRIPTION
+    assert b1["TriggeredBy"] == "queued-allocs"
+    assert b1["FailedTGAllocs"] == ev["FailedTGAllocs"]  # the failed metrics, copied
+    assert b1["JobModifyIndex"] == reg["JobModifyIndex"]
+    assert b1["Type"] == "service" and b1["Priority"] == 50
+    # the eval's completion and the blocked eval are one write
+    assert b1["CreateIndex"] == ev["ModifyIndex"] > ev["CreateIndex"]
+    r = client.get(f"/v1/evaluation/{b1['ID']}")
+    assert_read_headers(r)
+    assert r.json() == b1
+    # nothing placed; the job waits (a blocked eval is not terminal), its 3 queued
+    assert evals_of(client, job_id) == evals
+    assert client.get(f"/v1/job/{enc(job_id)}/allocations").json() == []
+    assert read(client, job_id)["Status"] == "pending"
+    summary = client.get(f"/v1/job/{enc(job_id)}/summary").json()["Summary"]["cache"]
+    assert summary["Queued"] == 3 and summary["Starting"] == summary["Running"] == 0
+
+    # evaluate: one more eval, failing the same way; its own blocked eval B2 supersedes
+    # B1, so B2 is the job's only blocked eval
+    r = client.put(f"/v1/job/{enc(job_id)}/evaluate")
+    assert_write_headers(r)
+    forced = r.json()["EvalID"]
+    evals = settle(client, job_id)
+    b2 = the_blocked_eval(evals, previous=forced)
+    assert b2["ID"] != b1["ID"]
+    assert [e["ID"] for e in evals] == [b2["ID"], forced, b1["ID"], reg["EvalID"]]
+    ev = evals[1]
+    assert ev["TriggeredBy"] == "job-eval"
+    assert_no_nodes_outcome(ev, evals=evals)
+    assert ev["QueuedAllocations"] == {"cache": 3}
+    assert ev["BlockedEval"] == b2["ID"]
+    assert b2["StatusDescription"] == BLOCKED_DESCRIPTION
+    assert b2["TriggeredBy"] == "queued-allocs"
+    assert b2["FailedTGAllocs"] == ev["FailedTGAllocs"]
+    assert b2["CreateIndex"] == ev["ModifyIndex"] > ev["CreateIndex"]
+    canceled = evals[2]
+    assert canceled["Status"] == "canceled"
+    assert canceled["StatusDescription"] == superseded_description(b2["ID"])
+    assert canceled["ModifyIndex"] == b2["CreateIndex"]  # in the same write
+    # B1 is otherwise as it was
+    assert {k: v for k, v in canceled.items()
+            if k not in ("Status", "StatusDescription", "ModifyIndex", "ModifyTime")} == \
+        {k: v for k, v in b1.items()
+         if k not in ("Status", "StatusDescription", "ModifyIndex", "ModifyTime")}
+    # the registration eval is untouched
+    assert evals[3] == next(e for e in evals_of(client, job_id) if e["ID"] == reg["EvalID"])
+    assert evals[3]["BlockedEval"] == b1["ID"]
+    assert read(client, job_id)["Status"] == "pending"
+
+    # deregister: nothing to place, so the eval succeeds and cancels the blocked eval
+    r = client.delete(f"/v1/job/{enc(job_id)}")
+    assert_write_headers(r)
+    stop = r.json()["EvalID"]
+    evals = settle(client, job_id)
+    assert [e["ID"] for e in evals] == [stop, b2["ID"], forced, b1["ID"], reg["EvalID"]]
+    ev, canceled = evals[0], evals[1]
+    assert ev["TriggeredBy"] == "job-deregister" and ev["Status"] == "complete"
+    assert ev["FailedTGAllocs"] is None and ev["BlockedEval"] == ""
+    assert ev["QueuedAllocations"] == {"cache": 0}
+    assert canceled["Status"] == "canceled"
+    assert canceled["StatusDescription"] == successful_description(stop)
+    assert canceled["StatusDescription"] == f'evaluation "{stop}" successful'
+    assert canceled["ModifyIndex"] == ev["ModifyIndex"]  # in the same write
+    assert canceled["PreviousEval"] == forced
+    # B1 stays canceled as superseded by B2
+    assert evals[3]["Status"] == "canceled"
+    assert evals[3]["StatusDescription"] == superseded_description(b2["ID"])
+    assert [e["ID"] for e in blocked_chain(evals)] == [b1["ID"], b2["ID"]]
+    assert not [e for e in evals if e["Status"] in ("pending", "blocked")]
+    # every eval terminal, no allocation: the stopped job is dead, nothing queued
+    job = read(client, job_id)
+    assert job["Stop"] is True and job["Status"] == "dead"
+    summary = client.get(f"/v1/job/{enc(job_id)}/summary").json()["Summary"]["cache"]
+    assert summary["Queued"] == 0
+
+
 # --- plan ------------------------------------------------------------------------------------------
 
 
@@ -472,6 +636,8 @@ def test_evaluate(client, method, body):
 def test_plan_existing_job(client, method):
     job_id = uid("plan")
     reg = register(client, service_job(job_id))
+    evals = settle(client, job_id)
+    existing_blocked = the_blocked_eval(evals, previous=reg["EvalID"])
     before = observe(client, job_id)
     r = client.request(method, f"/v1/job/{enc(job_id)}/plan",
                        json={"Job": service_job(job_id, Priority=80), "Diff": True})
@@ -485,12 +651,31 @@ def test_plan_existing_job(client, method):
     prio = [f for f in diff["Fields"] if f["Name"] == "Priority"]
     assert prio == [{"Type": "Edited", "Name": "Priority", "Old": "50", "New": "80",
                      "Annotations": None}]
-    # no scheduler yet: these are reported as absent (documented)
-    assert plan["Annotations"] is None and plan["FailedTGAllocs"] is None
-    assert plan["CreatedEvals"] is None
+    # the scheduler's dry run: the group's one allocation is to be placed, which fails
+    # on the node-less dev agent; so the plan's eval would create a blocked eval (every
+    # failing eval does, even though the job already has one), made of the plan's own
+    # eval -- which is never written, so it is none of the job's evals
+    updates = plan["Annotations"]["DesiredTGUpdates"]
+    assert set(updates) == {"cache"} and updates["cache"]["Place"] == 1
+    assert all(n == 0 for k, n in updates["cache"].items() if k != "Place")
+    assert set(plan["FailedTGAllocs"]) == {"cache"}
+    assert plan["FailedTGAllocs"]["cache"]["NodesEvaluated"] == 0
+    created = plan["CreatedEvals"]
+    assert isinstance(created, list) and len(created) == 1, created
+    would_block = created[0]
+    assert would_block["Status"] == "blocked" and would_block["TriggeredBy"] == "queued-allocs"
+    assert would_block["StatusDescription"] == BLOCKED_DESCRIPTION
+    assert UUID_RE.match(would_block["ID"]) and UUID_RE.match(would_block["PreviousEval"])
+    assert would_block["PreviousEval"] not in [e["ID"] for e in evals]  # the plan's eval
+    assert would_block["ID"] not in [e["ID"] for e in evals]
+    assert would_block["ID"] != existing_blocked["ID"]
+    assert would_block["JobID"] == job_id and would_block["Priority"] == 80
+    assert would_block["FailedTGAllocs"] == plan["FailedTGAllocs"]
+    assert would_block["CreateIndex"] == would_block["ModifyIndex"] == 0  # not written
     assert plan["NextPeriodicLaunch"] == "0001-01-01T00:00:00Z"
-    # a plan is a dry run
+    # a plan is a dry run: nothing written, the job's blocked eval still the one it was
     assert observe(client, job_id) == before
+    assert the_blocked_eval(settle(client, job_id), previous=reg["EvalID"]) == existing_blocked
 
     r = client.request(method, f"/v1/job/{enc(job_id)}/plan",
                        json={"Job": service_job(job_id, Priority=80)})
@@ -540,13 +725,19 @@ def test_dispatch(client, method):
     assert child["Dispatched"] is True
     assert child["Meta"] == {"team": "a", "color": "red", "size": "L"}
     assert base64.b64decode(child["Payload"]) == payload
-    assert child["Status"] == "pending"
     assert child["CreateIndex"] == reply["JobCreateIndex"]
-    # the child's eval, addressed both escaped and raw
+    # the child's eval, addressed both escaped and raw; besides it, once the scheduler
+    # is done, only the blocked eval it created (no nodes)
+    evals = settle(client, child_id)
     for path in (enc(child_id), raw(child_id)):
         r = client.get(f"/v1/job/{path}/evaluations")
         assert_read_headers(r)
-        assert [e["ID"] for e in r.json()] == [reply["EvalID"]]
+        assert r.json() == evals
+    assert created_by(evals, reply["EvalID"]) == [reply["EvalID"]] and len(evals) == 2
+    assert_no_nodes_outcome(next(e for e in evals if e["ID"] == reply["EvalID"]), evals=evals)
+    assert the_blocked_eval(evals)["PreviousEval"] == reply["EvalID"]
+    # still pending: its blocked eval is not terminal
+    assert read(client, child_id)["Status"] == "pending"
     # the parent counts the child; the parent itself has no eval
     r = client.get(f"/v1/job/{enc(parent)}/summary")
     assert r.json()["Children"] == {"Pending": 1, "Running": 0, "Dead": 0}
@@ -562,17 +753,22 @@ def test_dispatch(client, method):
 def test_dispatch_children_counters(client):
     parent = uid("dispn")
     register(client, parameterized_job(parent, payload="forbidden", required=(), optional=()))
-    children = set()
+    children = {}
     for n in range(1, 4):
         r = client.put(f"/v1/job/{enc(parent)}/dispatch", json={})
         assert_write_headers(r)
-        children.add(r.json()["DispatchedJobID"])
+        children[r.json()["DispatchedJobID"]] = r.json()["EvalID"]
+        settle(client, r.json()["DispatchedJobID"])
         s = client.get(f"/v1/job/{enc(parent)}/summary").json()
         assert s["Children"] == {"Pending": n, "Running": 0, "Dead": 0}
     assert len(children) == 3
-    # a child's evaluations are its own
-    for child in children:
-        assert len(evals_of(client, child)) == 1
+    # a child's evaluations are its own: its dispatch eval and the blocked eval the
+    # scheduler made of it
+    for child, eval_id in children.items():
+        evals = settle(client, child)
+        assert all(e["JobID"] == child for e in evals) and len(evals) == 2
+        assert created_by(evals, eval_id) == [eval_id]
+        assert the_blocked_eval(evals)["PreviousEval"] == eval_id
 
 
 def test_dispatch_payload_with_line_breaks(client):
@@ -647,14 +843,21 @@ def test_periodic_force(client, method):
     assert m and t0 - 1 <= int(m.group(1)) <= time.time() + 1
     assert stubs[0]["ParentID"] == parent and stubs[0]["Periodic"] is False
 
+    settled = settle(client, child_id)
     for path in (enc(child_id), raw(child_id)):
         r = client.get(f"/v1/job/{path}/evaluations")
         assert_read_headers(r)
         evals = r.json()
-        assert [e["ID"] for e in evals] == [reply["EvalID"]]
-        assert evals[0]["JobID"] == child_id
-        assert evals[0]["TriggeredBy"] == "periodic-job"
+        assert evals == settled
+        # the forced eval, and the blocked eval the scheduler made of it (no nodes)
+        assert created_by(evals, reply["EvalID"]) == [reply["EvalID"]] and len(evals) == 2
+        assert all(e["JobID"] == child_id for e in evals)
+        ev = next(e for e in evals if e["ID"] == reply["EvalID"])
+        assert ev["TriggeredBy"] == "periodic-job"
+        assert_no_nodes_outcome(ev, evals=evals)
+        assert the_blocked_eval(evals)["PreviousEval"] == reply["EvalID"]
     child = read(client, child_id)
+    assert child["Status"] == "pending"  # its blocked eval is not terminal
     assert child["Periodic"] is None and child["ParentID"] == parent
     assert evals_of(client, parent) == []
     s = client.get(f"/v1/job/{enc(parent)}/summary").json()
@@ -676,7 +879,10 @@ def test_periodic_force_on_dispatched_periodic_child(client):
     assert_write_headers(r)
     grandchildren = client.get("/v1/jobs", params={"prefix": child + "/periodic-"}).json()
     assert len(grandchildren) == 1
-    assert [e["ID"] for e in evals_of(client, grandchildren[0]["ID"])] == [r.json()["EvalID"]]
+    evals = settle(client, grandchildren[0]["ID"])
+    assert created_by(evals, r.json()["EvalID"]) == [r.json()["EvalID"]] and len(evals) == 2
+    assert the_blocked_eval(evals)["PreviousEval"] == r.json()["EvalID"]
+    assert evals_of(client, child) == []  # the forced periodic job itself has none
 
 
 # --- deregister --------------------------------------------------------------------------------------
@@ -710,10 +916,15 @@ def test_deregister_soft_keeps_job_stopped(client):
 @pytest.mark.parametrize("flag", ["true", "True", "1"])
 def test_deregister_purge(client, flag):
     job_id = uid("purge")
-    register(client, service_job(job_id))
+    reg = register(client, service_job(job_id))
+    blocked = the_blocked_eval(settle(client, job_id), previous=reg["EvalID"])
     r = client.delete(f"/v1/job/{enc(job_id)}", params={"purge": flag})
-    assert_write_headers(r)
+    index = assert_write_headers(r)
     assert UUID_RE.match(r.json()["EvalID"])
+    # the purge itself cancels the job's blocked eval, in the same write
+    gone = client.get(f"/v1/evaluation/{blocked['ID']}").json()
+    assert gone["Status"] == "canceled" and gone["StatusDescription"] == "job purged"
+    assert gone["ModifyIndex"] == index
     for suffix, text in (("", "job not found"), ("/summary", "job not found"),
                          ("/versions", "job versions not found")):
         r2 = client.get(f"/v1/job/{enc(job_id)}{suffix}")
@@ -777,6 +988,7 @@ def test_purged_child_moves_to_dead_on_parent(client):
                        json={"Meta": {"color": "x"}}).json()["DispatchedJobID"]
     r = client.delete(f"/v1/job/{raw(child)}", params={"purge": "true"})
     assert_write_headers(r)
+    settle(client, child)
     assert client.get(f"/v1/job/{enc(child)}").status_code == 404
     s = client.get(f"/v1/job/{enc(parent)}/summary").json()
     assert s["Children"] == {"Pending": 0, "Running": 0, "Dead": 1}
@@ -860,6 +1072,7 @@ def test_odd_ids_for_dispatch_and_periodic_parents(client):
         child = r.json()["DispatchedJobID"]
         assert re.fullmatch(re.escape(parent) + DISPATCH_RE, child)
         assert read(client, child)["ParentID"] == parent
+        settle(client, child)
     assert client.get(f"/v1/job/{enc(parent)}/summary").json()["Children"]["Pending"] == 2
 
     parent = uid("odd-periodic") + "/x\ny"
@@ -868,4 +1081,6 @@ def test_odd_ids_for_dispatch_and_periodic_parents(client):
     assert_write_headers(r)
     stubs = client.get("/v1/jobs", params={"prefix": parent + "/periodic-"}).json()
     assert len(stubs) == 1
-    assert [e["ID"] for e in evals_of(client, stubs[0]["ID"])] == [r.json()["EvalID"]]
+    evals = settle(client, stubs[0]["ID"])
+    assert created_by(evals, r.json()["EvalID"]) == [r.json()["EvalID"]] and len(evals) == 2
+    assert the_blocked_eval(evals)["PreviousEval"] == r.json()["EvalID"]

@@ -9,8 +9,8 @@ import pytest
 from server.http.common import MAX_BODY_BYTES
 from server.jobspec.validate import format_errors
 from tests.http.helpers import (assert_error, assert_write_headers, batch_job, enc, observe,
-                                parameterized_job, periodic_job, register, service_job, task,
-                                uid)
+                                parameterized_job, periodic_job, register, service_job, settle,
+                                task, uid)
 
 WRITE_METHODS = ("PUT", "POST")
 
@@ -19,6 +19,7 @@ def _two_version_job(client) -> str:
     job_id = uid("err")
     register(client, service_job(job_id, Meta={"v": "0"}))
     register(client, service_job(job_id, Meta={"v": "1"}))
+    settle(client, job_id)  # the scheduler is done with both registration evals
     return job_id
 
 
@@ -36,7 +37,13 @@ def fresh_job_id(client):
 
 
 def rejected(client, watched, method, path, status, message=None, **kwargs):
-    """Send a write that must fail; assert the error and that nothing changed."""
+    """Send a write that must fail; assert the error and that nothing changed.
+
+    ``observe`` waits until the whole agent is quiet (no eval pending) before each
+    snapshot, so the scheduler finishing an earlier write in the background (this
+    test's setup or a previous test's) cannot pass for a change made by the rejected
+    write; and a rejected write that wrongly created an eval would show up in the
+    second snapshot as the eval itself, whatever state the scheduler left it in."""
     before = observe(client, *watched)
     check = {k: kwargs.pop(k) for k in ("startswith", "contains") if k in kwargs}
     r = client.request(method, path, **kwargs)

@@ -83,25 +83,29 @@ def random_workload(log: Log, rng: random.Random, steps: int) -> None:
             log.apply(e.JobEvaluate(JobID=jid, Eval=make_eval(jid, step, "job-eval")))
 
 
+def assert_replays_identically(entries: list[bytes], final) -> None:
+    """The same entries applied to a fresh FSM, and to an FSM restored from a snapshot
+    taken half-way plus the tail, give byte-identical state."""
+    fresh = FSM()
+    for i, blob in enumerate(entries, start=1):
+        fresh.apply(i, blob)
+    assert encode_state(fresh.state) == encode_state(final)
+    half = len(entries) // 2
+    first_half = FSM()
+    for i, blob in enumerate(entries[:half], start=1):
+        first_half.apply(i, blob)
+    restored = FSM()
+    restored.restore(decode_state(encode_state(first_half.state)))
+    for i, blob in enumerate(entries[half:], start=half + 1):
+        restored.apply(i, blob)
+    assert state_hash(restored.state) == state_hash(final)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_same_entries_give_byte_identical_state(seed):
-    a = Log()
-    random_workload(a, random.Random(seed), 300)
-    b = FSM()
-    for i, blob in enumerate(a.entries, start=1):
-        b.apply(i, blob)
-    assert encode_state(a.fsm.state) == encode_state(b.state)
-
-    # a replica restored from a snapshot taken half-way, plus the tail, ends the same
-    half = len(a.entries) // 2
-    c = FSM()
-    for i, blob in enumerate(a.entries[:half], start=1):
-        c.apply(i, blob)
-    d = FSM()
-    d.restore(decode_state(encode_state(c.state)))
-    for i, blob in enumerate(a.entries[half:], start=half + 1):
-        d.apply(i, blob)
-    assert state_hash(d.state) == state_hash(a.fsm.state)
+    log = Log()
+    random_workload(log, random.Random(seed), 300)
+    assert_replays_identically(log.entries, log.fsm.state)
 
 
 def test_snapshot_roundtrip_keeps_indexes_and_secondary_indexes():

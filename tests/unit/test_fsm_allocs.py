@@ -8,10 +8,9 @@ import pytest
 from fsm import entries as e
 from fsm import schema as t
 from fsm.allocs import summarize
-from fsm.apply import FSM
-from fsm.store import Txn, decode_state, encode_state
+from fsm.store import Txn
 from fsm.structs import Allocation, Evaluation, Node, Resources
-from tests.unit.test_fsm import Log, make_eval, make_job
+from tests.unit.test_fsm import Log, assert_replays_identically, make_eval, make_job
 
 
 def node(i: int, **kw) -> Node:
@@ -139,18 +138,19 @@ def test_summaries_always_equal_a_recomputation_and_never_go_negative(seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_alloc_entries_are_deterministic_and_snapshot_safe(seed):
-    a = Log()
-    _random_alloc_workload(a, random.Random(seed), 150)
-    b = FSM()
-    for i, blob in enumerate(a.entries, start=1):
-        b.apply(i, blob)
-    assert encode_state(b.state) == encode_state(a.fsm.state)
-    half = len(a.entries) // 2
-    c = FSM()
-    for i, blob in enumerate(a.entries[:half], start=1):
-        c.apply(i, blob)
-    d = FSM()
-    d.restore(decode_state(encode_state(c.state)))
-    for i, blob in enumerate(a.entries[half:], start=half + 1):
-        d.apply(i, blob)
-    assert encode_state(d.state) == encode_state(a.fsm.state)
+    log = Log()
+    _random_alloc_workload(log, random.Random(seed), 150)
+    assert_replays_identically(log.entries, log.fsm.state)
+
+
+def test_purging_a_job_cancels_its_blocked_eval():
+    log = Log()
+    log.register(make_job())
+    log.apply(e.EvalUpdate(Evals=[Evaluation(ID="blocked-1", JobID="web", Status="blocked")]))
+    log.apply(e.JobDeregister(JobID="web", Purge=True))
+    blocked = log.fsm.state.get(t.EVALS, "blocked-1")
+    assert blocked.Status == "canceled" and blocked.StatusDescription == "job purged"
+    # a new job with the same ID starts without an inherited blocked eval
+    log.register(make_job())
+    assert log.fsm.state.get(t.JOBS, "web").Status == "pending"
+    assert not [x for x in log.fsm.state.by_index(t.EVALS, "job", "web") if x.Status == "blocked"]

@@ -1,0 +1,438 @@
+"""Feasibility: which nodes may run a task group at all, before any resource is counted.
+
+Reproduces Nomad 1.x ``scheduler/feasible/feasible.go`` (checked against v1.11 and the
+0.6-era file): constraint targets and operands (with a small go-version parser), the
+driver, network and constraint checkers, the computed node class, and the
+``distinct_hosts`` / ``distinct_property`` stages. A checker is a plain function of the
+node that returns why it is filtered (the exact ``ConstraintFiltered`` key Nomad uses)
+or ``None``; whether its answer may be reused for a whole computed class is the stack's
+business (``scheduler/stack.py``), so the rules here stay free of per-eval state.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
+from itertools import zip_longest
+from typing import NamedTuple
+
+from fsm.structs import AllocMetric, Allocation, Constraint, Job, Node, TaskGroup
+
+FILTER_DRIVERS = "missing drivers"
+FILTER_NETWORK = "missing network"
+FILTER_CLASS_INELIGIBLE = "computed class ineligible"
+DISTINCT_HOSTS = "distinct_hosts"
+DISTINCT_PROPERTY = "distinct_property"
+
+Checker = Callable[[Node], "str | None"]  # None = feasible, else the filter reason
+
+# --- targets ---------------------------------------------------------------------------
+
+_NODE_TARGETS = {"${node.unique.id}": "ID", "${node.datacenter}": "Datacenter",
+                 "${node.unique.name}": "Name", "${node.class}": "NodeClass",
+                 "${node.pool}": "NodePool"}
+
+
+def resolve_target(target: str, node: Node) -> tuple[str | None, bool]:
+    """Nomad's ``resolveTarget``: a literal unless it starts with ``${``; unknown
+    interpolations and missing attributes/meta resolve to ``(None, False)``."""
+    if not target.startswith("${"):
+        return target, True
+    if target in _NODE_TARGETS:
+        return getattr(node, _NODE_TARGETS[target]), True
+    for prefix, table in (("${attr.", node.Attributes), ("${meta.", node.Meta)):
+        if target.startswith(prefix):
+            key = target[len(prefix):].removesuffix("}")
+            value = (table or {}).get(key)
+            return value, value is not None
+    return None, False
+
+
+def constraint_string(c: Constraint) -> str:
+    """``Constraint.String()``: the ConstraintFiltered key, e.g. ``${attr.kernel.name} = linux``."""
+    return f"{c.LTarget} {c.Operand} {c.RTarget}"
+
+
+# --- operands (1.x checkConstraint: a missing side only passes !=, not and is_not_set) --
+
+def check_constraint(op: str, lval: str | None, rval: str | None,
+                     lfound: bool, rfound: bool) -> bool:
+    """Nomad 1.x ``checkConstraint``. 0.6 failed every operand when a side was missing;
+    1.x lets ``!=`` compare the empty string Go returns for a missing target, so
+    ``${attr.missing} != "x"`` holds and ``${attr.missing} != ""`` does not."""
+    if op in (DISTINCT_HOSTS, DISTINCT_PROPERTY):
+        return True  # enforced by their own stages, which need the allocations
+    both = lfound and rfound
+    lstr, rstr = lval or "", rval or ""
+    if op in ("=", "==", "is"):
+        return both and lstr == rstr
+    if op in ("!=", "not"):
+        return lstr != rstr
+    if op in ("<", "<=", ">", ">="):
+        return both and _check_order(op, lstr, rstr)
+    if op == "is_set":
+        return lfound
+    if op == "is_not_set":
+        return not lfound
+    if op in ("version", "semver"):
+        if not both:
+            return False
+        version = parse_version(lstr)
+        checks = parse_version_constraint(rstr, op == "semver")
+        return version is not None and checks is not None and \
+            all(check(version) for check in checks)
+    if op == "regexp":
+        pattern = _compile_regexp(rstr)
+        return both and pattern is not None and pattern.search(lstr) is not None
+    if op in ("set_contains", "set_contains_all"):
+        return both and _split_set(rstr) <= _split_set(lstr)
+    if op == "set_contains_any":
+        return both and bool(_split_set(rstr) & _split_set(lstr))
+    return False
+
+
+_INT = re.compile(r"[+-]?[0-9]+")
+_ORDER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+          ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_EQ = {"": lambda a, b: a == b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def _check_order(op: str, left: str, right: str) -> bool:
+    """1.x ``checkOrder``: as int64 when both parse, else as floats, else lexically
+    (Go compares bytes; code-point order is the same for UTF-8)."""
+    if _INT.fullmatch(left) and _INT.fullmatch(right):
+        lint, rint = int(left), int(right)
+        if all(-2**63 <= v < 2**63 for v in (lint, rint)):
+            return _ORDER[op](lint, rint)
+    lfloat, rfloat = _go_float(left), _go_float(right)
+    if lfloat is not None and rfloat is not None:
+        return _ORDER[op](lfloat, rfloat)
+    return _ORDER[op](left, right)
+
+
+def _go_float(text: str) -> float | None:
+    """Python's ``float`` agrees with Go's ``ParseFloat`` on decimal input (digit
+    separating underscores, inf, nan) once surrounding space and non-ASCII are refused;
+    Go's hexadecimal floats are not supported."""
+    if not text.isascii() or text != text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return None if math.isinf(value) and "inf" not in text.lower() else value  # ErrRange
+
+
+def _split_set(value: str) -> set[str]:
+    return {part.strip() for part in value.split(",")}
+
+
+@lru_cache(maxsize=256)
+def _compile_regexp(pattern: str) -> re.Pattern | None:
+    """Go RE2 patterns compiled with Python ``re`` (same syntax for everyday patterns);
+    a pattern that does not compile fails the constraint, as in Nomad."""
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+# --- versions: hashicorp/go-version NewVersion / NewConstraint, and Nomad's semver -----
+
+_PART = r"[0-9A-Za-z\-~]"
+_VERSION = (rf"v?([0-9]+(\.[0-9]+)*?)(-([0-9]+{_PART}*(\.{_PART}+)*)|(-?([A-Za-z\-~]+{_PART}*"
+            rf"(\.{_PART}+)*)))?(\+({_PART}+(\.{_PART}+)*))?")
+_SEMVER = _VERSION.replace("|(-?(", "|(-(")  # semver wants a '-' before a prerelease
+_WS = r"[ \t\n\f\r]*"
+_OPS = r"(~>|>=|<=|!=|=|>|<|)"
+
+
+class Version(NamedTuple):
+    """Segments (padded to 3; ``si`` = how many were written) and a prerelease."""
+    segments: list[int]
+    si: int
+    pre: str
+
+    def compare(self, other: Version) -> int:
+        if self.segments == other.segments:
+            if self.pre == other.pre:
+                return 0
+            if not self.pre or not other.pre:
+                return 1 if not self.pre else -1
+            return _compare_prereleases(self.pre, other.pre)
+        a, b = self.segments, other.segments
+        width = max(len(a), len(b))
+        a, b = a + [0] * (width - len(a)), b + [0] * (width - len(b))
+        return (a > b) - (a < b)
+
+
+def _compare_prereleases(a: str, b: str) -> int:
+    parts = zip_longest(a.split("."), b.split("."), fillvalue="")
+    return next((r for r in (_compare_part(x, y) for x, y in parts) if r), 0)
+
+
+def _compare_part(a: str, b: str) -> int:
+    """go-version ``comparePart``, quirks included (numeric < alphanumeric)."""
+    if a == b:
+        return 0
+    a_num, b_num = bool(_INT.fullmatch(a)), bool(_INT.fullmatch(b))
+    if a == "":
+        return -1 if b_num else 1
+    if b == "":
+        return 1 if a_num else -1
+    if a_num != b_num:
+        return -1 if a_num else 1
+    if not a_num:
+        return 1 if a > b else -1
+    return 1 if int(a) > int(b) else -1
+
+
+@lru_cache(maxsize=1024)
+def parse_version(text: str, semver: bool = False) -> Version | None:
+    match = re.fullmatch(_SEMVER if semver else _VERSION, text)
+    if match is None:
+        return None
+    written = [int(s) for s in match.group(1).split(".")]
+    if any(s >= 2**63 for s in written):
+        return None
+    return Version(written + [0] * (3 - len(written)), len(written),
+                   match.group(7) or match.group(4) or "")  # build metadata is ignored
+
+
+def _pre_ok(v: Version, c: Version) -> bool:
+    """go-version ``prereleaseCheck``: a prerelease only satisfies an ordering against
+    a prerelease bound with the same segments."""
+    if c.pre and v.pre:
+        return v.segments == c.segments
+    return not (v.pre and not c.pre)
+
+
+def _pessimistic(v: Version, c: Version) -> bool:
+    if not _pre_ok(v, c) or (c.pre and not v.pre) or v.compare(c) < 0:
+        return False
+    n = len(c.segments)
+    if n > len(v.segments) or v.segments[:c.si - 1] != c.segments[:c.si - 1]:
+        return False
+    return c.segments[n - 1] <= v.segments[n - 1]
+
+
+def _version_check(op: str, bound: Version, semver: bool) -> Callable[[Version], bool]:
+    if op == "~>":
+        return lambda v: _pessimistic(v, bound)
+    compare = {**_ORDER, **_EQ}[op]
+    guarded = op in _ORDER and not semver
+    return lambda v: (not guarded or _pre_ok(v, bound)) and compare(v.compare(bound), 0)
+
+
+@lru_cache(maxsize=256)
+def parse_version_constraint(text: str, semver: bool = False) -> tuple | None:
+    """``">= 1.2, < 2.0"`` -> checks, all of which must hold; None if malformed.
+    ``semver`` is Nomad's helper/constraints/semver: strict versions, no ``~>``, and
+    plain Semver 2.0 ordering (no go-version prerelease restriction)."""
+    checks = []
+    for single in text.split(","):
+        match = re.fullmatch(_WS + _OPS + _WS + f"({_SEMVER if semver else _VERSION})" + _WS,
+                             single)
+        if match is None or (semver and match.group(1) == "~>"):
+            return None
+        bound = parse_version(match.group(2), semver)
+        if bound is None:
+            return None
+        checks.append(_version_check(match.group(1), bound, semver))
+    return tuple(checks)
+
+
+# --- checkers --------------------------------------------------------------------------
+
+_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+          **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
+
+
+def parse_bool(text: str) -> bool | None:
+    """Go ``strconv.ParseBool``; None when it would error."""
+    return _BOOLS.get(text)
+
+
+def driver_checker(drivers: Iterable[str]) -> Checker:
+    """1.x DriverChecker: a fingerprinted DriverInfo decides (detected and healthy);
+    without one, the ``driver.<name>`` attribute must parse as true."""
+    wanted = sorted(set(drivers))
+
+    def check(node: Node) -> str | None:
+        for name in wanted:
+            info = (node.Drivers or {}).get(name)
+            if info is not None:
+                ok = info.Detected and info.Healthy
+            else:
+                ok = parse_bool((node.Attributes or {}).get(f"driver.{name}", "")) is True
+            if not ok:
+                return FILTER_DRIVERS
+        return None
+    return check
+
+
+def constraint_checker(constraints: Iterable[Constraint]) -> Checker:
+    """Filters on the first unmet constraint, keyed by its string form."""
+    cons = list(constraints)
+
+    def check(node: Node) -> str | None:
+        for c in cons:
+            lval, lfound = resolve_target(c.LTarget, node)
+            rval, rfound = resolve_target(c.RTarget, node)
+            if not check_constraint(c.Operand, lval, rval, lfound, rfound):
+                return constraint_string(c)
+        return None
+    return check
+
+
+def network_checker(tg: TaskGroup) -> Checker:
+    """1.x NetworkChecker: a group network of mode M needs a node network of mode M
+    (empty means ``host``); mode ``none`` needs nothing."""
+    mode = (tg.Networks[0].Mode or "host") if tg.Networks else "none"
+
+    def check(node: Node) -> str | None:
+        if mode == "none":
+            return None
+        nets = node.NodeResources.Networks if node.NodeResources else None
+        return None if any((n.Mode or "host") == mode for n in nets or []) else FILTER_NETWORK
+    return check
+
+
+def group_constraints(tg: TaskGroup) -> tuple[list[Constraint], set[str]]:
+    """``TaskGroupConstraints``: the group's then each task's constraints, and drivers."""
+    constraints = list(tg.Constraints or [])
+    drivers = set()
+    for task in tg.Tasks or []:
+        drivers.add(task.Driver)
+        constraints.extend(task.Constraints or [])
+    return constraints, drivers
+
+
+def in_datacenters(node: Node, datacenters: Iterable[str]) -> bool:
+    """1.x ``Node.IsInAnyDC``: go-glob patterns, where only ``*`` is special."""
+    return any(_glob(dc).fullmatch(node.Datacenter) for dc in datacenters)
+
+
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern:
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
+def in_pool(node: Node, pool: str | None) -> bool:
+    return pool in (None, "", "all") or node.NodePool == pool
+
+
+# --- computed class --------------------------------------------------------------------
+
+def computed_class(node: Node) -> str:
+    """``v1:<uint64>`` over what makes nodes interchangeable for feasibility: datacenter,
+    attributes and meta without ``unique.*`` keys, node class and pool, as Nomad; plus,
+    unlike Nomad (whose memo can then go stale), each driver's detected/healthy flags
+    and the node's network modes, which the memoized checks also read."""
+    def shared(table):
+        return {k: v for k, v in (table or {}).items() if not k.startswith("unique.")}
+    nets = node.NodeResources.Networks if node.NodeResources is not None else None
+    body = {"Datacenter": node.Datacenter, "Attributes": shared(node.Attributes),
+            "Meta": shared(node.Meta), "NodeClass": node.NodeClass, "NodePool": node.NodePool,
+            "Drivers": {k: [d.Detected, d.Healthy] for k, d in (node.Drivers or {}).items()},
+            "NetworkModes": sorted({n.Mode or "host" for n in nets or []})}
+    digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=8).digest()
+    return f"v1:{int.from_bytes(digest, 'big')}"
+
+
+def escapes(constraints: Iterable[Constraint]) -> bool:
+    """Constraints on unique targets cannot be answered per class (``EscapedConstraints``)."""
+    prefixes = ("${unique.", "${node.unique.", "${attr.unique.", "${meta.unique.")
+    return any(c.LTarget.startswith(prefixes) or c.RTarget.startswith(prefixes)
+               for c in constraints)
+
+
+def filter_node(metric: AllocMetric, node: Node, reason: str) -> None:
+    """``AllocMetric.FilterNode``: ClassFiltered counts the node's *NodeClass*."""
+    metric.NodesFiltered += 1
+    if node.NodeClass:
+        metric.ClassFiltered = metric.ClassFiltered or {}
+        metric.ClassFiltered[node.NodeClass] = metric.ClassFiltered.get(node.NodeClass, 0) + 1
+    if reason:
+        metric.ConstraintFiltered = metric.ConstraintFiltered or {}
+        metric.ConstraintFiltered[reason] = metric.ConstraintFiltered.get(reason, 0) + 1
+
+
+# --- distinct_hosts and distinct_property (need existing + proposed allocations) ------
+
+def distinct_hosts(source: Iterable[Node], job: Job, tg: TaskGroup,
+                   proposed_of: Callable[[str], list[Allocation]],
+                   metric: AllocMetric) -> Iterator[Node]:
+    """Job level: no two allocs of the job on a node; group level: of the job's group.
+    RTarget "false" switches it off (1.x); anything unparsable keeps it on."""
+    job_level, tg_level = _distinct_hosts_on(job.Constraints), _distinct_hosts_on(tg.Constraints)
+    namespace = job.Namespace or "default"
+    for node in source:
+        if (job_level or tg_level) and any(
+                a.JobID == job.ID and a.Namespace == namespace
+                and (job_level or a.TaskGroup == tg.Name) for a in proposed_of(node.ID)):
+            filter_node(metric, node, DISTINCT_HOSTS)
+        else:
+            yield node
+
+
+def _distinct_hosts_on(constraints: list[Constraint] | None) -> bool:
+    for c in constraints or []:
+        if c.Operand == DISTINCT_HOSTS:
+            return c.RTarget == "" or parse_bool(c.RTarget) is not False
+    return False
+
+
+class PropertySet:
+    """One ``distinct_property`` constraint: at most RTarget (default 1) live allocs of
+    the job (or of one group) per value of LTarget on their nodes."""
+
+    def __init__(self, c: Constraint, tg_name: str | None):
+        self.target, self.tg_name, self.error = c.LTarget, tg_name, None
+        self.allowed = 1
+        if c.RTarget:
+            if re.fullmatch(r"[0-9]+", c.RTarget) and int(c.RTarget) < 2**64:
+                self.allowed = int(c.RTarget)
+            else:
+                self.error = (f"failed to convert RTarget {json.dumps(c.RTarget)} to uint64: "
+                              f"strconv.ParseUint: parsing {json.dumps(c.RTarget)}: invalid syntax")
+
+    def usage(self, placed: Iterable[tuple[str, Allocation]],
+              nodes: dict[str, Node]) -> dict[str, int]:
+        """Live allocations per property value, from (node ID, allocation) pairs."""
+        counts: dict[str, int] = {}
+        for node_id, alloc in placed:
+            node = nodes.get(node_id)
+            if node is None or (self.tg_name is not None and alloc.TaskGroup != self.tg_name):
+                continue
+            value, found = self._value(node)
+            if found:
+                counts[value] = counts.get(value, 0) + 1
+        return counts
+
+    def _value(self, node: Node) -> tuple[str | None, bool]:
+        return resolve_target(self.target, node) if self.target else (None, False)
+
+    def check(self, node: Node, counts: dict[str, int]) -> str | None:
+        if self.error:
+            return self.error
+        value, found = self._value(node)
+        if not found:
+            return f"missing property {json.dumps(self.target)}"
+        used = counts.get(value, 0)
+        if used < self.allowed:
+            return None
+        return f"distinct_property: {self.target}={value} used by {used} allocs"
+
+
+def distinct_property(source: Iterable[Node], sets: list[tuple[PropertySet, dict[str, int]]],
+                      metric: AllocMetric) -> Iterator[Node]:
+    for node in source:
+        reason = next((r for ps, counts in sets if (r := ps.check(node, counts))), None)
+        if reason is None:
+            yield node
+        else:
+            filter_node(metric, node, reason)

@@ -1,0 +1,173 @@
+"""Turn one evaluation into a plan: reconcile, then place what must be placed.
+
+``compute_plan(state, eval, rng, now_ns)`` is pure: the same state, eval, random
+source and time give the same plan. The worker submits the plan; ``/v1/job/:id/plan``
+runs the same function over a private copy of the state and reports it.
+
+Failures to place are not exceptions: the eval records ``FailedTGAllocs`` (one
+AllocMetric per group, further failures of the group coalesced) and, once per job, a
+blocked eval waits for capacity. A blocked eval that still cannot place everything
+stays blocked.
+"""
+from __future__ import annotations
+
+import random
+
+from msgspec.structs import replace
+
+from fsm import schema as t
+from fsm.entries import AllocStop
+from fsm.ids import uuid4_from
+from fsm.store import State
+from fsm.structs import Allocation, AllocMetric, Evaluation, Job, Node
+from scheduler.plan import Plan
+from scheduler.rank import node_fits
+from scheduler.reconcile import (ALLOC_UPDATING, PlaceRequest, ReconcileResult, reconcile,
+                                 reconcile_system)
+from scheduler.stack import Stack
+
+BLOCKED_DESCRIPTION = "created to place remaining allocations"
+
+fits = node_fits  # what the plan applier re-checks each node with
+
+
+def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) -> Plan:
+    job: Job | None = state.get(t.JOBS, ev.JobID)
+    if job is not None and (job.is_periodic() or job.is_parameterized()):
+        job = None  # a periodic or parameterized parent runs nothing itself
+    existing = state.by_index(t.ALLOCS, "job", ev.JobID)
+    if job is not None:
+        # allocations of an earlier job with the same ID are not this job's
+        existing = [a for a in existing if a.Job is None or a.Job.CreateIndex == job.CreateIndex]
+    tainted = _tainted_nodes(state, existing)
+    nodes = [n for n in state.rows(t.NODES)]
+    if job is not None and job.Type == "system" and not job.Stop:
+        eligible = [n for n in nodes if n.ready()]
+        result = reconcile_system(job, ev.JobID, existing, eligible, tainted, now_ns)
+    else:
+        result = reconcile(job, ev.JobID, existing, tainted, now_ns)
+
+    plan = Plan(eval_id=ev.ID, job_id=ev.JobID, job_version=job.Version if job else 0,
+                priority=ev.Priority, all_at_once=bool(job and job.AllAtOnce),
+                desired_tg_updates={g: d.as_dict() for g, d in result.desired_tg_updates.items()})
+    _stops(plan, result)
+    for update in result.inplace_update:
+        plan.add(replace(update.alloc, EvalID=ev.ID, ModifyTime=now_ns))
+    failed: dict[str, AllocMetric] = {}
+    if job is not None and not job.Stop:
+        _place(plan, state, job, ev, nodes, _placements(result), rng, now_ns, failed)
+    plan.evals = _eval_updates(ev, job, failed, plan, state, now_ns)
+    return plan
+
+
+def _stops(plan: Plan, result: ReconcileResult) -> None:
+    for stop in [*result.stop, *result.mark_lost]:
+        plan.stops.append(AllocStop(AllocID=stop.alloc.ID, DesiredDescription=stop.description,
+                                    ClientStatus=stop.client_status or ""))
+    for update in result.destructive_update:
+        plan.stops.append(AllocStop(AllocID=update.alloc.ID, DesiredDescription=ALLOC_UPDATING))
+
+
+def _placements(result: ReconcileResult) -> list[PlaceRequest]:
+    """New placements, plus the replacement of every destructively updated alloc."""
+    out = list(result.place)
+    for update in result.destructive_update:
+        a = update.alloc
+        out.append(PlaceRequest(name=a.Name, task_group=a.TaskGroup, previous_alloc_id=a.ID,
+                                node_id=None))
+    return out
+
+
+def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node],
+           requests: list[PlaceRequest], rng: random.Random, now_ns: int,
+           failed: dict[str, AllocMetric]) -> None:
+    if not requests:
+        return
+    groups = {tg.Name: tg for tg in job.TaskGroups or ()}
+    # Allocations this plan stops no longer hold their resources.
+    stopping = {s.AllocID for s in plan.stops}
+    allocs_by_node = {n.ID: [a for a in state.by_index(t.ALLOCS, "node", n.ID)
+                             if a.ID not in stopping] for n in nodes}
+    stacks: dict[str | None, Stack] = {}
+    proposed: dict[str, list[Allocation]] = {}
+    placed: list[Allocation] = []
+    for req in requests:
+        tg = groups.get(req.task_group)
+        if tg is None:
+            continue
+        if req.task_group in failed:
+            failed[req.task_group].CoalescedFailures += 1
+            continue
+        # System placements name their node; the stack then considers only it.
+        key = req.node_id
+        if key not in stacks:
+            pool = nodes if key is None else [n for n in nodes if n.ID == key]
+            stacks[key] = Stack(job, pool, allocs_by_node, rng)
+        choice = stacks[key].select(tg, proposed)
+        if choice.node is None:
+            failed[req.task_group] = choice.metric
+            continue
+        alloc = Allocation(
+            ID=uuid4_from(rng), Namespace=job.Namespace or "default", EvalID=ev.ID,
+            Name=req.name, NodeID=choice.node.ID, NodeName=choice.node.Name, JobID=job.ID,
+            TaskGroup=tg.Name, Resources=choice.resources,
+            TaskResources=choice.task_resources, DesiredStatus="run", ClientStatus="pending",
+            PreviousAllocation=req.previous_alloc_id or "", Metrics=choice.metric,
+            CreateTime=now_ns, ModifyTime=now_ns)
+        proposed.setdefault(alloc.NodeID, []).append(alloc)
+        placed.append(alloc)
+    if job.AllAtOnce and failed:
+        return  # all or nothing
+    for alloc in placed:
+        plan.add(alloc)
+
+
+def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric], plan: Plan,
+                  state: State, now_ns: int) -> list[Evaluation]:
+    """The eval's new state, and a blocked eval when placements failed."""
+    queued = {}
+    if job is not None:
+        for tg in job.TaskGroups or ():
+            queued[tg.Name] = 0
+        for name, metric in failed.items():
+            queued[name] = metric.CoalescedFailures + 1
+    failed_tg = {name: m for name, m in failed.items()} or None
+    if ev.Status == "blocked":
+        # a re-run blocked eval: done if everything fits now, else stays blocked
+        status = "blocked" if failed else "complete"
+        return [replace(ev, Status=status, FailedTGAllocs=failed_tg, QueuedAllocations=queued,
+                        SnapshotIndex=state.last_index, ModifyTime=now_ns)]
+    out = []
+    blocked_id = ""
+    if failed:
+        # One blocked eval per job waits for capacity: a newer one supersedes the old.
+        blocked = Evaluation(
+            ID=_derived_id(ev.ID, "blocked"), Namespace=ev.Namespace, Priority=ev.Priority,
+            Type=ev.Type, TriggeredBy="queued-allocs", JobID=ev.JobID,
+            JobModifyIndex=ev.JobModifyIndex, Status="blocked",
+            StatusDescription=BLOCKED_DESCRIPTION, PreviousEval=ev.ID,
+            FailedTGAllocs=failed_tg, SnapshotIndex=state.last_index, CreateTime=now_ns,
+            ModifyTime=now_ns)
+        blocked_id = blocked.ID
+        out.append(blocked)
+        for old in state.by_index(t.EVALS, "job", ev.JobID):
+            if old.Status == "blocked":
+                out.append(replace(old, Status="canceled", ModifyTime=now_ns,
+                                   StatusDescription=f'superseded by blocked evaluation "{blocked.ID}"'))
+    done = replace(ev, Status="complete", FailedTGAllocs=failed_tg, QueuedAllocations=queued,
+                   BlockedEval=blocked_id, SnapshotIndex=state.last_index, ModifyTime=now_ns)
+    return [done, *out]
+
+
+def _derived_id(eval_id: str, salt: str) -> str:
+    """A new eval's id derived from its parent's, so a replayed plan derives the same."""
+    return uuid4_from(random.Random(f"{eval_id}/{salt}"))
+
+
+def _tainted_nodes(state: State, allocs: list[Allocation]) -> dict[str, Node | None]:
+    tainted = {}
+    for node_id in {a.NodeID for a in allocs if a.NodeID}:
+        node = state.get(t.NODES, node_id)
+        if node is None or node.Status == "down" or node.Drain:
+            tainted[node_id] = node
+    return tainted

@@ -1,0 +1,278 @@
+"""Ranking: does the group fit on a feasible node, and how well does it pack there.
+
+Reproduces Nomad's ``AllocsFit`` / ``ScoreFitBinPack`` (``nomad/structs/funcs.go``) and
+the 1.x rank stages (``scheduler/feasible/rank.go``, ``select.go``): bin-pack, job
+anti-affinity, score normalization (the average of the scores each stage appended),
+the limit with its low-score skips, and max score.
+
+Exhausted-dimension wording is 0.6's (``"cpu exhausted"``, as the seed's plan output
+shows); 1.x says just ``"cpu"``. Network failures read ``"network: <error>"`` in both.
+IOPS and reserved cores are not counted.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import msgspec
+
+from fsm.structs import (AllocMetric, Allocation, Job, Node, NodeScoreMeta, Resources,
+                         TaskGroup)
+from scheduler.ports import ERR_BANDWIDTH, NetworkIndex
+
+DIM_CPU = "cpu exhausted"
+DIM_MEMORY = "memory exhausted"
+DIM_DISK = "disk exhausted"
+DIM_PORT_COLLISION = "reserved port collision"
+BINPACK_MAX_FIT_SCORE = 18.0
+SKIP_SCORE_THRESHOLD = 0.0   # 1.x: the limit skips options scoring at or below this...
+MAX_SKIP = 3                 # ...up to this many, while better ones may follow
+MAX_RETAINED_NODE_SCORES = 5
+
+
+class Usage(NamedTuple):
+    """CPU (MHz), memory (MB) and disk (MB); ``+`` adds them field by field."""
+    cpu: int = 0
+    memory_mb: int = 0
+    disk_mb: int = 0
+
+    def __add__(self, other: Usage) -> Usage:  # type: ignore[override]
+        return Usage(self.cpu + other.cpu, self.memory_mb + other.memory_mb,
+                     self.disk_mb + other.disk_mb)
+
+
+def node_capacity(node: Node) -> Usage:
+    """What allocations may use: the node's resources less what it reserves for itself
+    (``NodeResources``/``ReservedResources``; the seed-era ``Resources``/``Reserved``
+    only when ``NodeResources`` is absent)."""
+    if node.NodeResources is not None:
+        res, rsv = node.NodeResources, node.ReservedResources
+        total = Usage(res.Cpu.CpuShares, res.Memory.MemoryMB, res.Disk.DiskMB)
+        reserved = Usage(rsv.Cpu.CpuShares, rsv.Memory.MemoryMB, rsv.Disk.DiskMB) \
+            if rsv is not None else Usage()
+    else:
+        total, reserved = _usage(node.Resources), _usage(node.Reserved)
+    return Usage(*(t - r for t, r in zip(total, reserved)))
+
+
+def _usage(res: Resources | None) -> Usage:
+    if res is None:
+        return Usage()
+    return Usage(res.CPU or 0, res.MemoryMB or 0, res.DiskMB or 0)
+
+
+def alloc_usage(alloc: Allocation) -> Usage:
+    """An allocation's combined ``Resources``, else its tasks plus the shared disk."""
+    if alloc.Resources is not None:
+        return _usage(alloc.Resources)
+    shared = alloc.SharedResources
+    total = Usage(0, 0, (shared.DiskMB or 0) if shared is not None else 0)
+    for res in (alloc.TaskResources or {}).values():
+        total = total + Usage(res.CPU or 0, res.MemoryMB or 0, 0)
+    return total
+
+
+def allocs_fit(node: Node, allocs: Iterable[Allocation],
+               net_idx: NetworkIndex | None = None) -> tuple[bool, str, Usage]:
+    """``AllocsFit``: (fits, first exhausted dimension, used). Terminal allocations
+    never count. Given an index, its port collisions are assumed already checked."""
+    allocs = [a for a in allocs if not a.terminal()]
+    used = sum((alloc_usage(a) for a in allocs), Usage())
+    cap = node_capacity(node)
+    for dim, have, want in zip((DIM_CPU, DIM_MEMORY, DIM_DISK), cap, used):
+        if have < want:
+            return False, dim, used
+    if net_idx is None:
+        net_idx = NetworkIndex()
+        if net_idx.set_node(node) is not None or net_idx.add_allocs(allocs)[0]:
+            return False, DIM_PORT_COLLISION, used
+    if net_idx.overcommitted():
+        return False, ERR_BANDWIDTH, used
+    return True, "", used
+
+
+def node_fits(node: Node, allocs: Iterable[Allocation]) -> tuple[bool, str]:
+    """``allocs_fit`` without the usage: the shape the plan applier re-checks with."""
+    fit, dim, _ = allocs_fit(node, allocs)
+    return fit, dim
+
+
+def score_fit(node: Node, util: Usage) -> float:
+    """BestFit v3: ``20 - (10^freeCpu + 10^freeMem)`` clamped to [0, 18]; an empty node
+    scores ~0, a full one 18, so higher means tighter packing. ``util`` includes the
+    placement. A node without capacity in a dimension counts as full there."""
+    cap = node_capacity(node)
+    free_cpu = 1 - util.cpu / cap.cpu if cap.cpu > 0 else 0.0
+    free_mem = 1 - util.memory_mb / cap.memory_mb if cap.memory_mb > 0 else 0.0
+    score = 20.0 - (math.pow(10, free_cpu) + math.pow(10, free_mem))
+    return min(max(score, 0.0), BINPACK_MAX_FIT_SCORE)
+
+
+# --- metrics ---------------------------------------------------------------------------
+
+def exhaust_node(metric: AllocMetric, node: Node, dimension: str) -> None:
+    """``AllocMetric.ExhaustedNode``: ClassExhausted counts the node's *NodeClass*."""
+    metric.NodesExhausted += 1
+    if node.NodeClass:
+        metric.ClassExhausted = metric.ClassExhausted or {}
+        metric.ClassExhausted[node.NodeClass] = metric.ClassExhausted.get(node.NodeClass, 0) + 1
+    if dimension:
+        metric.DimensionExhausted = metric.DimensionExhausted or {}
+        metric.DimensionExhausted[dimension] = metric.DimensionExhausted.get(dimension, 0) + 1
+
+
+class ScoreBoard:
+    """Collects each node's named scores; ``finish`` keeps the top 5 by normalized score
+    in ``ScoreMetaData`` (1.x) and every score in the deprecated ``Scores`` map."""
+
+    def __init__(self) -> None:
+        self._metas: dict[str, NodeScoreMeta] = {}
+        self._scores: dict[str, float] = {}
+        self._normalized: set[str] = set()
+
+    def record(self, node: Node, name: str, score: float) -> None:
+        self._scores[f"{node.ID}.{name}"] = score
+        meta = self._metas.setdefault(node.ID, NodeScoreMeta(NodeID=node.ID, Scores={}))
+        if name == "normalized-score":
+            meta.NormScore = score
+            self._normalized.add(node.ID)
+        else:
+            meta.Scores[name] = score
+
+    def finish(self, metric: AllocMetric) -> None:
+        metric.Scores = dict(self._scores) or None
+        normalized = [m for m in self._metas.values() if m.NodeID in self._normalized]
+        ranked = sorted(normalized, key=lambda m: -m.NormScore)
+        metric.ScoreMetaData = ranked[:MAX_RETAINED_NODE_SCORES] or None
+
+
+# --- rank stages -----------------------------------------------------------------------
+
+@dataclass
+class RankedNode:
+    node: Node
+    proposed: list[Allocation]
+    resources: Resources
+    task_resources: dict[str, Resources]
+    scores: list[float] = field(default_factory=list)
+    final_score: float = 0.0
+
+
+def binpack(source: Iterable[Node], tg: TaskGroup,
+            proposed_of: Callable[[str], list[Allocation]], rng: random.Random,
+            metric: AllocMetric, board: ScoreBoard) -> Iterator[RankedNode]:
+    """``BinPackIterator``: assign ports, sum the asks (tasks plus the group's ephemeral
+    disk), skip nodes they do not fit on, and score the rest ``fit / 18``."""
+    disk = (tg.EphemeralDisk.SizeMB or 0) if tg.EphemeralDisk is not None else 0
+    for node in source:
+        proposed = proposed_of(node.ID)
+        offer = _offer(node, tg, proposed, rng)
+        if isinstance(offer, str):
+            exhaust_node(metric, node, offer)
+            continue
+        net_idx, networks, task_resources = offer
+        combined = Resources(CPU=sum(r.CPU or 0 for r in task_resources.values()),
+                             MemoryMB=sum(r.MemoryMB or 0 for r in task_resources.values()),
+                             DiskMB=disk, Networks=networks or None)
+        fit, dim, util = allocs_fit(node, [*proposed, Allocation(Resources=combined)], net_idx)
+        if not fit:
+            exhaust_node(metric, node, dim)
+            continue
+        fitness = score_fit(node, util) / BINPACK_MAX_FIT_SCORE
+        board.record(node, "binpack", fitness)
+        yield RankedNode(node, proposed, combined, task_resources, [fitness])
+
+
+def _offer(node, tg, proposed, rng):
+    """The node's network index with this placement's ports taken, its networks and
+    per-task resources; or the exhausted dimension when the network cannot serve it."""
+    net_idx = NetworkIndex()
+    if net_idx.set_node(node) is not None:
+        return "network: invalid node"
+    if net_idx.add_allocs(proposed)[0]:
+        return "network: port collision"
+    networks = []
+    if tg.Networks:  # only the first group network counts, as in Nomad
+        offer = net_idx.assign(tg.Networks[0], rng)
+        if isinstance(offer, str):
+            return f"network: {offer}"
+        net_idx.add_reserved(offer)
+        networks.append(offer)
+    task_resources = {}
+    for task in tg.Tasks or []:
+        res = task.Resources if task.Resources is not None else Resources()
+        task_nets = None
+        if res.Networks:
+            offer = net_idx.assign(res.Networks[0], rng)
+            if isinstance(offer, str):
+                return f"network: {offer}"
+            net_idx.add_reserved(offer)  # so the next task cannot take the same port
+            networks.append(offer)
+            task_nets = [offer]
+        task_resources[task.Name] = msgspec.structs.replace(res, Networks=task_nets)
+    return net_idx, networks, task_resources
+
+
+def job_anti_affinity(source: Iterable[RankedNode], job: Job, tg: TaskGroup,
+                      board: ScoreBoard) -> Iterator[RankedNode]:
+    """1.x: ``-(collisions + 1) / count`` for a node already holding allocs of this job
+    and group (0.6 subtracted a flat 20/10 per collision). With no collision the
+    score is recorded as 0 but not averaged in, exactly as Nomad does."""
+    desired = max(tg.Count or 0, 1)
+    for option in source:
+        collisions = sum(1 for a in option.proposed
+                         if a.JobID == job.ID and a.TaskGroup == tg.Name)
+        penalty = -(collisions + 1) / desired if collisions else 0.0
+        if collisions:
+            option.scores.append(penalty)
+        board.record(option.node, "job-anti-affinity", penalty)
+        yield option
+
+
+def normalize_scores(source: Iterable[RankedNode], board: ScoreBoard) -> Iterator[RankedNode]:
+    """``ScoreNormalizationIterator``: the final score is the mean of the stage scores."""
+    for option in source:
+        if option.scores:
+            option.final_score = sum(option.scores) / len(option.scores)
+            board.record(option.node, "normalized-score", option.final_score)
+        yield option
+
+
+def limit(source: Iterable[RankedNode], count: int, threshold: float = SKIP_SCORE_THRESHOLD,
+          max_skip: int = MAX_SKIP) -> Iterator[RankedNode]:
+    """``LimitIterator``: stop after ``count`` options; set aside up to ``max_skip``
+    options scoring <= ``threshold`` while others remain, and use them last."""
+    it = iter(source)
+    skipped: list[RankedNode] = []
+    used_skipped = 0
+
+    def next_option() -> RankedNode | None:
+        nonlocal used_skipped
+        option = next(it, None)
+        if option is None and used_skipped < len(skipped):
+            option = skipped[used_skipped]
+            used_skipped += 1
+        return option
+
+    for _ in range(count):
+        option = next_option()
+        while option is not None and option.final_score <= threshold and len(skipped) < max_skip:
+            skipped.append(option)
+            option = next(it, None)
+        if option is None:
+            option = next_option()
+        if option is None:
+            return
+        yield option
+
+
+def max_score(source: Iterable[RankedNode]) -> RankedNode | None:
+    """``MaxScoreIterator``: drain the source, keep the best; the first wins a tie."""
+    best = None
+    for option in source:
+        if best is None or option.final_score > best.final_score:
+            best = option
+    return best

@@ -1,0 +1,426 @@
+"""The reconciler: what must change so that a job's allocations match its spec.
+
+Pure (style item 8): a function of (job, allocations, tainted nodes, now) that reads no
+store or clock, draws no random numbers and mutates no input. It says *what* to place,
+stop and update; the placement stack says *where*, and the worker makes the plan.
+Follows Nomad 1.x ``scheduler/reconcile.go`` without deployments, canaries and
+rescheduling (``now_ns`` is accepted for the latter). Per task group:
+
+- terminal allocs are dropped, except finished batch allocs, which keep their name and
+  count toward ``Count``: completed ones are never re-run, and failed ones are *not*
+  replaced either, since there is no reschedule policy yet;
+- allocs on a down or deleted node are **lost**: stopped with ClientStatus ``lost`` and
+  replaced under their own name (``previous_alloc_id``), up to ``Count``;
+- allocs on another tainted (draining) node are **migrated**: stopped and replaced;
+- beyond ``Count``, the highest indexes are stopped; the rest are compared with the job:
+  ignore, in-place update or destructive update.
+
+``Update.MaxParallel`` paces destructive updates and migrations, placements using up the
+same budget; the rest is reported as Ignore and ``followup`` asks for another pass.
+``desired_tg_updates`` are the plan annotations: a destructive update counts only as
+DestructiveUpdate, a migration only as Migrate, a lost alloc as a Stop plus a Place.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fsm.structs import Allocation, Job, NetworkResource, Node, Resources, Task, TaskGroup
+from scheduler.names import NameIndex, alloc_name, by_index, removal_order
+
+ALLOC_NOT_NEEDED = "alloc not needed due to job update"
+ALLOC_LOST = "alloc is lost since its node is down"
+ALLOC_UPDATING = "alloc is being updated due to job update"
+ALLOC_MIGRATING = "alloc is being migrated"
+ALLOC_NODE_TAINTED = "alloc not needed as node is tainted"
+
+IGNORE, INPLACE, DESTRUCTIVE = "ignore", "inplace", "destructive"
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@dataclass
+class DesiredUpdates:
+    """Per-group counters, exactly ``Annotations.DesiredTGUpdates[group]`` of a plan."""
+    Ignore: int = 0
+    Place: int = 0
+    Migrate: int = 0
+    Stop: int = 0
+    InPlaceUpdate: int = 0
+    DestructiveUpdate: int = 0
+    Canary: int = 0
+    Preemptions: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PlaceRequest:
+    """A new allocation to place. ``node_id`` is set only by the system reconciler."""
+    name: str
+    task_group: str
+    previous_alloc_id: str | None = None
+    canary: bool = False
+    node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """Set ``alloc`` to DesiredStatus stop, with this description (and ClientStatus)."""
+    alloc: Allocation
+    description: str
+    client_status: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """An alloc to update. In-place: the worker re-checks the fit on the alloc's node
+    and falls back to a destructive update if it no longer fits. Destructive: stop it
+    (``ALLOC_UPDATING``) and place ``alloc.Name`` anew, atomically, with it as previous."""
+    alloc: Allocation
+
+
+@dataclass
+class ReconcileResult:
+    place: list[PlaceRequest] = field(default_factory=list)
+    stop: list[StopRequest] = field(default_factory=list)
+    inplace_update: list[UpdateRequest] = field(default_factory=list)
+    destructive_update: list[UpdateRequest] = field(default_factory=list)
+    ignore: list[Allocation] = field(default_factory=list)
+    # Desired-stop allocs still running on a down node: ClientStatus becomes lost. Not
+    # part of the annotations (Nomad's scheduler does this beside the reconciler).
+    mark_lost: list[StopRequest] = field(default_factory=list)
+    desired_tg_updates: dict[str, DesiredUpdates] = field(default_factory=dict)
+    all_at_once: bool = False       # the plan must be committed whole or not at all
+    followup: bool = False          # MaxParallel held work back: evaluate again later
+    followup_wait_ns: int = 0       # the largest Update.Stagger among those groups
+
+
+# --- in-place or destructive ------------------------------------------------------------------
+
+
+def classify_update(alloc: Allocation, job: Job, group: str) -> str:
+    """IGNORE, INPLACE or DESTRUCTIVE for ``alloc`` against ``job`` (genericAllocUpdateFn)."""
+    old = alloc.Job
+    if old is None:                 # cannot prove what it runs: replace it
+        return DESTRUCTIVE
+    if old.JobModifyIndex == job.JobModifyIndex:
+        return IGNORE
+    if tasks_updated(old, job, group) is not None:
+        return DESTRUCTIVE
+    # A finished batch alloc needs nothing from an in-place change: it no longer runs.
+    return IGNORE if alloc.terminal() else INPLACE
+
+
+def tasks_updated(old: Job, new: Job, group: str) -> str | None:
+    """The first change that needs a new allocation, as a label; None if there is none.
+
+    Follows Nomad 1.x ``tasksUpdated``, over the fields Caravan models: task set,
+    ephemeral disk, group and task networks (static ports, not dynamic values),
+    affinities, spreads, volumes; per task driver, user, config, env, artifacts, vault,
+    templates, meta merged job < group < task, CPU, cores, memory, memory max, devices.
+    Everything else (count, constraints, update, restart, services, kill timeout, log
+    config...) is in place; constraints are re-checked by the worker's in-place fit."""
+    a, b = _group(old, group), _group(new, group)
+    if a is None or b is None:
+        return "task group"
+    if len(a.Tasks or []) != len(b.Tasks or []):
+        return "number of tasks"
+    checks = (("ephemeral disk", a.EphemeralDisk, b.EphemeralDisk),
+              ("network", _networks(a.Networks), _networks(b.Networks)),
+              ("affinities", _affinities(old, a), _affinities(new, b)),
+              ("spreads", _list(old.Spreads) + _list(a.Spreads),
+               _list(new.Spreads) + _list(b.Spreads)),
+              ("volumes", _norm(a.Volumes), _norm(b.Volumes)))
+    for label, before, after in checks:
+        if before != after:
+            return label
+    for at in a.Tasks or []:
+        bt = next((t for t in b.Tasks or [] if t.Name == at.Name), None)
+        if bt is None:
+            return "task deleted"
+        label = _task_updated(old, a, at, new, b, bt)
+        if label is not None:
+            return f"task {at.Name}: {label}"
+    return None
+
+
+def _task_updated(old: Job, ga: TaskGroup, a: Task, new: Job, gb: TaskGroup, b: Task) -> str | None:
+    ra, rb = a.Resources or Resources(), b.Resources or Resources()
+    checks = (("driver", a.Driver, b.Driver), ("user", a.User, b.User),
+              ("config", _norm(a.Config), _norm(b.Config)), ("env", _norm(a.Env), _norm(b.Env)),
+              ("artifacts", _norm(a.Artifacts), _norm(b.Artifacts)), ("vault", a.Vault, b.Vault),
+              ("templates", _norm(a.Templates), _norm(b.Templates)),
+              ("meta", _meta(old, ga, a), _meta(new, gb, b)),
+              ("network", _networks(ra.Networks), _networks(rb.Networks)),
+              ("cpu", ra.CPU, rb.CPU), ("cores", ra.Cores, rb.Cores),
+              ("memory", ra.MemoryMB, rb.MemoryMB), ("memory max", ra.MemoryMaxMB, rb.MemoryMaxMB),
+              ("devices", _norm(ra.Devices), _norm(rb.Devices)))
+    for label, before, after in checks:
+        if before != after:
+            return label
+    return None
+
+
+def _norm(value: Any) -> Any:
+    """Nil and empty collections compare equal, as Go's ``maps.Equal`` on nil maps."""
+    return None if value in (None, {}, []) else value
+
+
+def _list(value: Any) -> list:
+    return list(value) if value else []
+
+
+def _group(job: Job, name: str) -> TaskGroup | None:
+    return next((tg for tg in job.TaskGroups or [] if tg.Name == name), None)
+
+
+def _meta(job: Job, tg: TaskGroup, task: Task) -> dict[str, str]:
+    """``Job.CombinedTaskMeta``: task meta over group meta over job meta."""
+    return {**(job.Meta or {}), **(tg.Meta or {}), **(task.Meta or {})}
+
+
+def _affinities(job: Job, tg: TaskGroup) -> list:
+    return _list(job.Affinities) + _list(tg.Affinities) + \
+        [x for t in tg.Tasks or [] for x in _list(t.Affinities)]
+
+
+def _networks(nets: list[NetworkResource] | None) -> list:
+    """What may not change in place: mode, bandwidth, DNS and the port map, where a
+    dynamic port's value is whatever the node offered, so only its label counts."""
+    def key(n: NetworkResource) -> tuple:
+        static = sorted((p.Label, p.Value, p.To, p.HostNetwork) for p in n.ReservedPorts or [])
+        dynamic = sorted((p.Label, -1, p.To, p.HostNetwork) for p in n.DynamicPorts or [])
+        return (n.Mode, n.MBits or 0, _norm(n.DNS), static + dynamic)
+    return [key(n) for n in nets or []]
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+
+
+def _node_lost(node_id: str, tainted: dict[str, Node | None]) -> bool:
+    """Lost: the node is gone (None) or down. Other tainted nodes are being drained."""
+    return node_id in tainted and (tainted[node_id] is None or tainted[node_id].Status == "down")
+
+
+def _mark_lost(existing: list[Allocation], tainted: dict[str, Node | None]) -> list[StopRequest]:
+    """Allocs already told to stop, whose down node can no longer report them finished."""
+    return [StopRequest(a, ALLOC_LOST, "lost") for a in sorted(existing, key=by_index)
+            if a.DesiredStatus in ("stop", "evict") and a.ClientStatus in ("pending", "running")
+            and _node_lost(a.NodeID, tainted)]
+
+
+def _stop(result: ReconcileResult, alloc: Allocation, tainted: dict[str, Node | None],
+          description: str = ALLOC_NOT_NEEDED) -> None:
+    """Stop an alloc; one on a down node is lost whatever the reason for stopping it."""
+    lost = _node_lost(alloc.NodeID, tainted)
+    result.stop.append(StopRequest(alloc, ALLOC_LOST, "lost") if lost else StopRequest(alloc, description))
+
+
+def _group_names(job: Job | None, existing: list[Allocation]) -> list[str]:
+    """The job's groups in job order (reported even when empty, as Nomad's alloc
+    matrix does), then groups only old allocations still belong to."""
+    names = [tg.Name or "" for tg in (job.TaskGroups or [])] if job is not None else []
+    return names + sorted({a.TaskGroup for a in existing} - set(names))
+
+
+def _classify(result: ReconcileResult, updates: DesiredUpdates, job: Job, group: str,
+              allocs: list[Allocation]) -> list[Allocation]:
+    """Record ignored and in-place allocs; return the destructive ones, in name order."""
+    buckets: dict[str, list[Allocation]] = {IGNORE: [], INPLACE: [], DESTRUCTIVE: []}
+    for alloc in allocs:
+        buckets[classify_update(alloc, job, group)].append(alloc)
+    result.ignore.extend(buckets[IGNORE])
+    result.inplace_update.extend(UpdateRequest(a) for a in buckets[INPLACE])
+    updates.Ignore += len(buckets[IGNORE])
+    updates.InPlaceUpdate += len(buckets[INPLACE])
+    return buckets[DESTRUCTIVE]
+
+
+def _pace(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, placed: int,
+          destructive: list[Allocation], migrate: list[Allocation]) -> None:
+    """Do every destructive update and migration, unless ``Update.MaxParallel`` is set:
+    then placements (already made) use the budget first, then destructive updates,
+    then migrations, lowest names first (Nomad's computeUnderProvisionedBy without a
+    deployment). The rest waits for a follow-up pass and is reported as Ignore."""
+    max_parallel = (tg.Update.MaxParallel or 0) if tg.Update is not None else 0
+    paced = max_parallel > 0 and bool(destructive or migrate)
+    budget = max_parallel - min(placed, max_parallel) if paced else len(destructive) + len(migrate)
+    now, later = destructive[:budget], destructive[budget:]
+    moving, waiting = migrate[:budget - len(now)], migrate[budget - len(now):]
+    result.destructive_update.extend(UpdateRequest(a) for a in now)
+    for alloc in moving:
+        result.stop.append(StopRequest(alloc, ALLOC_MIGRATING))
+        result.place.append(PlaceRequest(alloc.Name, tg.Name or "", alloc.ID))
+    updates.DestructiveUpdate += len(now)
+    updates.Migrate += len(moving)
+    updates.Ignore += len(later) + len(waiting)
+    if later or waiting:
+        result.ignore.extend(later + waiting)
+        result.followup = True
+        stagger = (tg.Update.Stagger or 0) if tg.Update is not None else 0
+        result.followup_wait_ns = max(result.followup_wait_ns, stagger)
+
+
+# --- service and batch jobs -----------------------------------------------------------------------
+
+
+def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
+              tainted_nodes: dict[str, Node | None], now_ns: int) -> ReconcileResult:
+    """Reconcile a service or batch job (None if purged) with its allocations."""
+    result = ReconcileResult(all_at_once=bool(job is not None and job.AllAtOnce),
+                             mark_lost=_mark_lost(existing, tainted_nodes))
+    running = job is not None and not job.Stop
+    batch = job is not None and job.Type == "batch"
+    for group in _group_names(job, existing):
+        updates = result.desired_tg_updates[group] = DesiredUpdates()
+        allocs = [a for a in existing if a.TaskGroup == group]
+        tg = _group(job, group) if running else None
+        if tg is None:              # job stopped or purged, or group removed
+            live = sorted((a for a in allocs if not a.terminal()), key=by_index)
+            for alloc in live:
+                _stop(result, alloc, tainted_nodes)
+            updates.Stop = len(live)
+        else:
+            _reconcile_group(result, updates, job, job_id, tg, allocs, tainted_nodes, batch)
+    return result
+
+
+def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job, job_id: str,
+                     tg: TaskGroup, allocs: list[Allocation],
+                     tainted: dict[str, Node | None], batch: bool) -> None:
+    """One group of a running job, in Nomad's order: stop lost and surplus allocs,
+    classify the rest against the job, place what is missing, then pace the updates."""
+    group, count = tg.Name or "", tg.Count or 0
+    live = sorted((a for a in allocs if not a.terminal()), key=by_index)
+    lost = [a for a in live if _node_lost(a.NodeID, tainted)]
+    migrate = [a for a in live if a.NodeID in tainted and not _node_lost(a.NodeID, tainted)]
+    untainted = [a for a in live if a.NodeID not in tainted]
+    kept = _kept_terminal(allocs, batch)
+    # Lost names stay taken: their replacements reuse them.
+    names = NameIndex(job_id, group, count, [a.Name for a in untainted + kept + migrate + lost])
+
+    for alloc in lost:
+        result.stop.append(StopRequest(alloc, ALLOC_LOST, "lost"))
+    surplus = _surplus(count, untainted, kept, migrate)
+    for alloc in surplus:
+        result.stop.append(StopRequest(alloc, ALLOC_NOT_NEEDED))
+    updates.Stop += len(lost) + len(surplus)
+    stopped = {a.ID for a in surplus}
+    migrate = [a for a in migrate if a.ID not in stopped]
+    untainted = [a for a in untainted if a.ID not in stopped]
+
+    destructive = _classify(result, updates, job, group, sorted(untainted + kept, key=by_index))
+    place = _placements(group, count, names, len(untainted) + len(kept) + len(migrate), lost)
+    result.place.extend(place)
+    updates.Place += len(place)
+    _pace(result, updates, tg, len(place), destructive, migrate)
+
+
+def _kept_terminal(allocs: list[Allocation], batch: bool) -> list[Allocation]:
+    """Finished batch allocs that still hold their name: completed (never re-run) or
+    failed while meant to run (not rescheduled: no reschedule policy yet). Only the
+    newest per name counts, and none whose name a live alloc already holds."""
+    if not batch:
+        return []
+    live_names = {a.Name for a in allocs if not a.terminal()}
+    newest: dict[str, Allocation] = {}
+    for a in sorted(allocs, key=lambda a: (a.CreateIndex, a.ID)):
+        done = a.ClientStatus == "complete" or (a.DesiredStatus == "run" and a.ClientStatus == "failed")
+        if a.terminal() and done and a.Name not in live_names:
+            newest[a.Name] = a
+    return sorted(newest.values(), key=by_index)
+
+
+def _surplus(count: int, untainted: list[Allocation], kept: list[Allocation],
+             migrate: list[Allocation]) -> list[Allocation]:
+    """Allocs beyond ``count``: migrating ones before healthy ones, each highest index
+    first. Finished batch allocs count toward ``count`` but are never stopped."""
+    excess = max(0, len(untainted) + len(kept) + len(migrate) - count)
+    return (removal_order(migrate) + removal_order(untainted))[:excess]
+
+
+def _placements(group: str, count: int, names: NameIndex, existing: int,
+                lost: list[Allocation]) -> list[PlaceRequest]:
+    """Replace lost allocs under their own names, then fill up to ``count`` with the
+    lowest free names. Lost allocs beyond ``count`` (a scale-down) are not replaced."""
+    place = []
+    for alloc in lost:
+        if existing >= count:
+            break
+        place.append(PlaceRequest(alloc.Name, group, alloc.ID))
+        existing += 1
+    place.extend(PlaceRequest(name, group) for name in names.next(max(0, count - existing)))
+    return place
+
+
+# --- system jobs -----------------------------------------------------------------------------------
+
+
+def reconcile_system(job: Job | None, job_id: str, existing: list[Allocation],
+                     eligible_nodes: list[Node], tainted_nodes: dict[str, Node | None],
+                     now_ns: int) -> ReconcileResult:
+    """One alloc of each group on every eligible node (Nomad's diffSystemAllocs).
+
+    The caller has already filtered ``eligible_nodes`` for readiness, datacenter and
+    feasibility. Names are ``<job name>.<group>[i]`` for i < Count (1 for system jobs),
+    the same on every node, as Nomad names them. Allocs on a down node are stopped as
+    lost and not replaced (the node is gone); on a draining or no longer eligible node
+    they are stopped; missing ones are placed with ``node_id`` set. Updates follow the
+    generic rules, paced per group by ``Update.MaxParallel``."""
+    result = ReconcileResult(all_at_once=bool(job is not None and job.AllAtOnce),
+                             mark_lost=_mark_lost(existing, tainted_nodes))
+    groups = {tg.Name or "": tg for tg in (job.TaskGroups or [])} \
+        if job is not None and not job.Stop else {}
+    prefix = (job.Name or job_id) if job is not None else job_id
+    required = {alloc_name(prefix, g, i): g for g, tg in groups.items() for i in range(tg.Count or 0)}
+    for group in _group_names(job, existing):
+        result.desired_tg_updates[group] = DesiredUpdates()
+
+    kept = _system_keep(result, existing, required, {n.ID for n in eligible_nodes}, tainted_nodes)
+    _system_placements(result, required, eligible_nodes, tainted_nodes, kept, existing)
+    for group, tg in groups.items():
+        updates = result.desired_tg_updates[group]
+        mine = [a for a in kept.values() if a.TaskGroup == group]
+        destructive = _classify(result, updates, job, group, mine)
+        _pace(result, updates, tg, 0, destructive, [])
+    return result
+
+
+def _system_keep(result: ReconcileResult, existing: list[Allocation], required: dict[str, str],
+                 eligible: set[str], tainted: dict[str, Node | None],
+                 ) -> dict[tuple[str, str], Allocation]:
+    """Stop every live alloc that no longer belongs where it runs (name not required,
+    duplicate on its node, tainted or ineligible node); return the rest by (node, name)."""
+    kept: dict[tuple[str, str], Allocation] = {}
+    live = [a for a in existing if not a.terminal()]
+    for alloc in sorted(live, key=lambda a: (a.NodeID, by_index(a))):
+        key = (alloc.NodeID, alloc.Name)
+        if required.get(alloc.Name) == alloc.TaskGroup and key not in kept \
+                and alloc.NodeID in eligible and alloc.NodeID not in tainted:
+            kept[key] = alloc
+            continue
+        reason = ALLOC_NODE_TAINTED if alloc.NodeID in tainted else ALLOC_NOT_NEEDED
+        _stop(result, alloc, tainted, reason)
+        result.desired_tg_updates[alloc.TaskGroup].Stop += 1
+    return kept
+
+
+def _system_placements(result: ReconcileResult, required: dict[str, str], nodes: list[Node],
+                       tainted: dict[str, Node | None], kept: dict[tuple[str, str], Allocation],
+                       existing: list[Allocation]) -> None:
+    """Place every required name missing on an eligible node, linking the newest
+    terminal alloc of that name on that node as the previous allocation."""
+    previous: dict[tuple[str, str], Allocation] = {}
+    for alloc in sorted(existing, key=lambda a: (a.CreateIndex, a.ID)):
+        if alloc.terminal():
+            previous[(alloc.NodeID, alloc.Name)] = alloc
+    for node in sorted(nodes, key=lambda n: n.ID):
+        for name, group in required.items():
+            if node.ID in tainted or (node.ID, name) in kept:
+                continue
+            prev = previous.get((node.ID, name))
+            result.place.append(PlaceRequest(name, group, prev.ID if prev else None, node_id=node.ID))
+            result.desired_tg_updates[group].Place += 1

@@ -1,0 +1,212 @@
+"""The placement chain for service and batch jobs: Nomad's ``GenericStack``.
+
+One ``Stack`` serves one scheduling pass of one job (Nomad: one eval): it shuffles the
+candidate nodes once with the injected ``random.Random`` (so a pass can be replayed
+from its seed), remembers per computed node class what it learnt about feasibility, and
+keeps walking the shuffled nodes from where the previous ``select`` stopped, so
+consecutive placements look at different nodes first. Every stage is a lazy generator;
+``select`` wires them in one place. A placement that finds no node is not an error: it
+comes back with ``node=None`` and an ``AllocMetric`` that says why.
+
+The caller measures ``AllocationTime``; nothing here reads a clock.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from fsm.structs import AllocMetric, Allocation, Job, Node, Resources, TaskGroup
+from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Checker,
+                                PropertySet, computed_class, constraint_checker,
+                                distinct_hosts, distinct_property, driver_checker, escapes,
+                                filter_node, group_constraints, in_datacenters, in_pool,
+                                network_checker)
+from scheduler.rank import (ScoreBoard, binpack, job_anti_affinity, limit, max_score,
+                            normalize_scores)
+
+
+@dataclass
+class Placement:
+    """Where one allocation of a group goes (``node`` None: nowhere, see ``metric``)."""
+    node: Node | None
+    resources: Resources = field(default_factory=Resources)
+    task_resources: dict[str, Resources] = field(default_factory=dict)
+    metric: AllocMetric = field(default_factory=AllocMetric)
+
+
+class Eligibility:
+    """Per-eval memo (Nomad's ``EvalEligibility``): computed class -> feasible?, for the
+    job checks and per task group. A job or group with a constraint on a unique target
+    (``escapes``) gets no memo: its answer differs between nodes of one class."""
+
+    def __init__(self, job: Job):
+        self.job: dict[str, bool] | None = None if escapes(job.Constraints or []) else {}
+        self._groups: dict[str, dict[str, bool]] = {}
+
+    def group(self, tg: TaskGroup) -> dict[str, bool] | None:
+        if escapes(group_constraints(tg)[0]):
+            return None
+        return self._groups.setdefault(tg.Name or "", {})
+
+
+def wrapped_checks(source: Iterable[Node], job_memo: dict[str, bool] | None,
+                   group_memo: dict[str, bool] | None, class_of: Callable[[Node], str],
+                   job_checks: list[Checker], tg_checks: list[Checker],
+                   metric: AllocMetric) -> Iterator[Node]:
+    """``FeasibilityWrapper.Next``: job checks then group checks, each skipped when the
+    node's computed class already has an answer (a known-bad class is filtered as
+    ``computed class ineligible``, not with the original reason)."""
+    for node in source:
+        cls = class_of(node)
+        if _passes(node, cls, job_memo, job_checks, metric) and \
+                _passes(node, cls, group_memo, tg_checks, metric):
+            yield node
+
+
+def _passes(node, cls, memo, checks, metric) -> bool:
+    known = memo.get(cls) if memo is not None else None
+    if known is False:
+        filter_node(metric, node, FILTER_CLASS_INELIGIBLE)
+        return False
+    if known is True:
+        return True
+    for check in checks:
+        reason = check(node)
+        if reason is not None:
+            filter_node(metric, node, reason)
+            if memo is not None:
+                memo[cls] = False
+            return False
+    if memo is not None:
+        memo[cls] = True
+    return True
+
+
+def select_limit(candidates: int, batch: bool) -> int:
+    """How many fitting nodes to compare: 2 for batch ("power of two choices"), else
+    enough to matter on big clusters: ``max(2, ceil(log2 n))``."""
+    if batch or candidates <= 0:
+        return 2
+    return max(2, math.ceil(math.log2(candidates)))
+
+
+class Stack:
+    """One job's placement chain for one scheduling pass::
+
+        stack = Stack(job, nodes, allocs_by_node, random.Random(seed))
+        placement = stack.select(tg, proposed)   # once per allocation to place
+
+    ``nodes`` is every known node (readiness, pool and datacenters are checked here);
+    ``allocs_by_node`` the allocations in the state, terminal or not."""
+
+    def __init__(self, job: Job, nodes: list[Node],
+                 allocs_by_node: dict[str, list[Allocation]], rng: random.Random):
+        self.job = job
+        self.rng = rng
+        self._nodes = {n.ID: n for n in nodes}
+        # Candidates are ready nodes of the job's pool and datacenters (Nomad's
+        # readyNodesInDCsAndPool); the others are never evaluated nor counted as
+        # filtered. Sorting first makes the shuffle depend on the seed alone.
+        candidates = sorted((n for n in nodes if n.ready() and in_pool(n, job.NodePool)
+                             and in_datacenters(n, job.Datacenters or ["*"])),
+                            key=lambda n: n.ID)
+        rng.shuffle(candidates)
+        self._candidates = candidates
+        self._offset = 0
+        self._by_dc: dict[str, int] = {}
+        for n in candidates:
+            self._by_dc[n.Datacenter] = self._by_dc.get(n.Datacenter, 0) + 1
+        self._classes: dict[str, str] = {}      # filled as nodes are reached
+        self._existing = allocs_by_node
+        self._eligibility = Eligibility(job)
+        self._job_checks = [constraint_checker(job.Constraints or [])]
+        self._limit = select_limit(len(candidates), job.Type == "batch")
+
+    def select(self, tg: TaskGroup, proposed: dict[str, list[Allocation]]) -> Placement:
+        """Pick a node for one more allocation of ``tg``, given what this plan already
+        placed (``proposed``, by node). To count an allocation this plan stops as
+        gone, pass it in ``proposed`` with ``DesiredStatus="stop"``."""
+        metric = AllocMetric(NodesInPool=len(self._candidates), NodesAvailable=dict(self._by_dc))
+        board = ScoreBoard()
+        allocs_on = self._proposed_view(proposed)
+        constraints, drivers = group_constraints(tg)
+        # Cheap, per-class checks first: drivers, then constraints, then networks;
+        # memoized per computed class, so they are not repeated on similar nodes.
+        tg_checks = [driver_checker(drivers), constraint_checker(constraints), network_checker(tg)]
+
+        # The chain. Each stage pulls from the one above only as far as it must, so
+        # the limit decides how many nodes are evaluated at all.
+        # 1. Source: the shuffled candidates, resuming where the last select stopped;
+        #    the random order spreads load and keeps concurrent schedulers apart.
+        nodes = self._source(metric)
+        # 2. Per-class feasibility (job constraints, then group drivers/constraints/
+        #    network): answers that depend only on the node, so they are memoized.
+        nodes = wrapped_checks(nodes, self._eligibility.job, self._eligibility.group(tg),
+                               self._class_of, self._job_checks, tg_checks, metric)
+        # 3. distinct_hosts, then distinct_property: these depend on allocations, so
+        #    they cannot be memoized per class and run only on class-feasible nodes.
+        nodes = distinct_hosts(nodes, self.job, tg, allocs_on, metric)
+        nodes = distinct_property(nodes, self._property_sets(tg, allocs_on, proposed), metric)
+        # 4. Bin-pack: the costly stage (ports, capacity), run on feasible nodes only.
+        ranked = binpack(nodes, tg, allocs_on, self.rng, metric, board)
+        # 5. Job anti-affinity, after bin-pack so it only adjusts nodes that fit.
+        ranked = job_anti_affinity(ranked, self.job, tg, board)
+        # 6. Normalize (average the stage scores) before the limit, which compares
+        #    final scores to skip poor options.
+        ranked = normalize_scores(ranked, board)
+        # 7. Limit: compare only a few fitting nodes (log2 n, or 2 for batch).
+        ranked = limit(ranked, self._limit)
+        # 8. Max score: the best of those.
+        best = max_score(ranked)
+
+        board.finish(metric)
+        if best is None:
+            return Placement(node=None, metric=metric)
+        return Placement(node=best.node, resources=best.resources,
+                         task_resources=best.task_resources, metric=metric)
+
+    def _source(self, metric: AllocMetric) -> Iterator[Node]:
+        """Nomad's StaticIterator over the shuffled nodes: each node once per select,
+        starting at the offset the previous select left."""
+        n = len(self._candidates)
+        for _ in range(n):
+            if self._offset >= n:
+                self._offset = 0
+            node = self._candidates[self._offset]
+            self._offset += 1
+            metric.NodesEvaluated += 1
+            yield node
+
+    def _class_of(self, node: Node) -> str:
+        """The class the node registered with, else computed here (once per stack)."""
+        if node.ID not in self._classes:
+            self._classes[node.ID] = node.ComputedClass or computed_class(node)
+        return self._classes[node.ID]
+
+    def _proposed_view(self, proposed: dict[str, list[Allocation]]):
+        """node ID -> live allocations there: existing ones overridden by this plan's
+        (same ID), terminal ones dropped (``ProposedAllocs``)."""
+        cache: dict[str, list[Allocation]] = {}
+
+        def allocs_on(node_id: str) -> list[Allocation]:
+            if node_id not in cache:
+                merged = {a.ID or id(a): a for a in self._existing.get(node_id, [])}
+                merged.update({a.ID or id(a): a for a in proposed.get(node_id, [])})
+                cache[node_id] = [a for a in merged.values() if not a.terminal()]
+            return cache[node_id]
+        return allocs_on
+
+    def _property_sets(self, tg: TaskGroup, allocs_on, proposed) -> list:
+        sets = [PropertySet(c, None) for c in self.job.Constraints or []
+                if c.Operand == DISTINCT_PROPERTY]
+        sets += [PropertySet(c, tg.Name) for c in tg.Constraints or []
+                 if c.Operand == DISTINCT_PROPERTY]
+        if not sets:
+            return []
+        namespace = self.job.Namespace or "default"
+        job_allocs = [(node_id, a) for node_id in {*self._existing, *proposed}
+                      for a in allocs_on(node_id)
+                      if a.JobID == self.job.ID and a.Namespace == namespace]
+        return [(ps, ps.usage(job_allocs, self._nodes)) for ps in sets]

@@ -1,0 +1,123 @@
+"""Services that run only on the leader: eval broker, workers, plan applier, the
+feeder that hands pending evals to the broker, the unblocker of blocked evals, and
+node heartbeats.
+
+They hold no state the log lacks: each is rebuilt from the state when this server
+becomes leader and dropped when it stops being leader.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from msgspec.structs import replace
+
+from fsm import entries as e
+from fsm import schema as t
+from scheduler.broker import EvalBroker
+from scheduler.plan_apply import PlanApplier
+from scheduler.worker import Worker
+from server import ids
+
+log = logging.getLogger("caravan.leader")
+
+FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
+
+
+class LeaderServices:
+    def __init__(self, agent, workers: int = 2):
+        self.agent = agent
+        self.n_workers = workers
+        self.broker: EvalBroker | None = None
+        self.applier: PlanApplier | None = None
+        self.workers: list[Worker] = []
+        self._tasks: list[asyncio.Task] = []
+        self._extra = []   # other leader-only services with async start()/stop()
+
+    def add(self, service) -> None:
+        self._extra.append(service)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        from scheduler.generic import compute_plan, fits  # the scheduler proper
+        ag = self.agent
+        self.broker = EvalBroker(on_failed=self._eval_failed)
+        self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, fits, ids.request_id)
+        self.workers = [Worker(f"w{i}", self.broker, self.applier, lambda: ag.fsm.state,
+                               compute_plan, ag.raft.submit, ids.request_id, time.time_ns)
+                        for i in range(self.n_workers)]
+        self._tasks = [asyncio.ensure_future(self.applier.run()),
+                       asyncio.ensure_future(self._feed()),
+                       asyncio.ensure_future(self._unblock())]
+        self._tasks += [asyncio.ensure_future(w.run()) for w in self.workers]
+        for service in self._extra:
+            await service.start()
+        log.info("leader services started (%d workers)", self.n_workers)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        if self.broker is not None:
+            self.broker.disable()
+        for service in self._extra:
+            await service.stop()
+        log.info("leader services stopped")
+
+    async def _feed(self) -> None:
+        """Hand every pending eval in the state to the broker; re-scan after each
+        change to the evals table (and every second, for delayed follow-ups)."""
+        ag = self.agent
+        while True:
+            watch = ag.notifier.watch((t.EVALS,))
+            try:
+                now = time.time_ns()
+                pending = ag.fsm.state.by_index(t.EVALS, "status", "pending")
+                # a job's evals reach the broker in the order they were created
+                for ev in sorted(pending, key=lambda x: (x.CreateIndex, x.ID)):
+                    if ev.Wait and ev.CreateTime + ev.Wait > now:
+                        continue
+                    self.broker.enqueue(ev)
+                await ag.notifier.wait(watch, 1.0)
+            finally:
+                ag.notifier.unwatch(watch)
+
+    async def _unblock(self) -> None:
+        """Blocked evals go back to the broker when capacity may have appeared: a node
+        joined or changed, or allocations stopped or finished."""
+        ag = self.agent
+        seen = None
+        while True:
+            watch = ag.notifier.watch((t.NODES, t.ALLOCS))
+            try:
+                state = ag.fsm.state
+                epoch = (state.tables[t.NODES].index, _terminal_count(state))
+                if seen is not None and epoch != seen:
+                    for ev in state.by_index(t.EVALS, "status", "blocked"):
+                        self.broker.enqueue(ev)
+                seen = epoch
+                await ag.notifier.wait(watch, 5.0)
+            finally:
+                ag.notifier.unwatch(watch)
+
+    def _eval_failed(self, ev) -> None:
+        """Delivery limit reached: mark it failed and create a delayed follow-up."""
+        now = time.time_ns()
+        failed = replace(ev, Status="failed", ModifyTime=now,
+                         StatusDescription="evaluation reached delivery limit (3)")
+        follow = replace(ev, ID=ids.uuid4_str(), Status="pending", TriggeredBy="failed-follow-up",
+                         PreviousEval=ev.ID, Wait=FOLLOW_UP_WAIT_NS, CreateTime=now,
+                         ModifyTime=now, StatusDescription="", CreateIndex=0, ModifyIndex=0)
+        body = e.EvalUpdate(RequestID=ids.request_id(), Evals=[failed, follow])
+        asyncio.ensure_future(self.agent.raft.submit(e.encode(body)))
+
+
+def _terminal_count(state) -> int:
+    """How many allocations are terminal: grows when capacity frees up."""
+    return len(state.tables[t.ALLOCS].indexes["terminal"].get(True, ()))

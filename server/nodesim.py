@@ -1,0 +1,469 @@
+"""``caravan nodesim``: many simulated client nodes in one process, over the real gRPC
+node protocol (``proto/node.proto``), so scheduling can be exercised and measured at
+scale without running tasks.
+
+    caravan nodesim -server HOST:PORT -count N [-cpu MHZ] [-memory MB] [-disk MB]
+                    [-datacenter DC] [-class CLASS] [-drivers mock,docker,...]
+                    [-network-mbits MBITS] [-reserved-ports 22,80] [-name-prefix nodesim]
+
+``HOST:PORT`` is any server's RPC address; the simulator follows the leader when a
+follower answers ``FAILED_PRECONDITION`` (trailing metadata ``leader``) and tries the
+other servers (learned from ``Status.Peers``) when one is unreachable.
+
+Each node gets fresh UUIDs every run (printed at registration), heartbeats at half the
+TTL the server hands out, watches its allocations with blocking calls, and reports a
+new allocation "running" (every task running, with Received and Started events; its
+deployment health after the group's ``MinHealthyTime``) and a stopped or evicted one
+"complete" (tasks dead). A node's reports from one watch answer go in one call; the
+leader batches calls further. SIGINT/SIGTERM stop it (exit 0) with a summary; the
+nodes are not deregistered, so the servers mark them down after TTL plus grace.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import logging
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+import grpc
+import msgspec
+
+from fsm.entries import AllocClientState
+from fsm.structs import (AllocDeploymentStatus, Allocation, DriverInfo, NetworkResource,
+                         Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
+                         NodeReservedNetworkResources, NodeReservedResources, NodeResources,
+                         TaskEvent, TaskState)
+from server.rpc.pb import node_pb2 as pb
+from server.rpc.pb import node_pb2_grpc as pb_grpc
+from server.rpc.pb import status_pb2 as status_pb
+from server.rpc.pb import status_pb2_grpc as status_grpc
+
+log = logging.getLogger("caravan.nodesim")
+
+OS_SIGNALS = ("SIGABRT,SIGALRM,SIGBUS,SIGCHLD,SIGCONT,SIGFPE,SIGHUP,SIGILL,SIGINT,SIGIO,"
+              "SIGIOT,SIGKILL,SIGPIPE,SIGPROF,SIGQUIT,SIGSEGV,SIGSTOP,SIGSYS,SIGTERM,SIGTRAP,"
+              "SIGTSTP,SIGTTIN,SIGTTOU,SIGURG,SIGUSR1,SIGUSR2,SIGWINCH,SIGXCPU,SIGXFSZ")
+MAX_MESSAGE = 256 * 1024 * 1024
+CALL_TIMEOUT = 10.0
+REGISTER_CONCURRENCY = 64
+NODES_PER_CHANNEL = 200      # blocking watches per HTTP/2 connection
+
+_allocs_decoder = msgspec.json.Decoder(list[Allocation])
+_json = msgspec.json.Encoder()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="caravan nodesim",
+                                description="Register N simulated nodes and keep them "
+                                            "heartbeating until stopped.")
+    p.add_argument("-server", "--server", required=True, metavar="HOST:PORT",
+                   help="a server's RPC (gRPC) address")
+    p.add_argument("-count", "--count", type=int, default=1, help="how many nodes")
+    p.add_argument("-cpu", "--cpu", type=int, default=4000, metavar="MHZ",
+                   help="CPU of each node, MHz in total (default 4000)")
+    p.add_argument("-memory", "--memory", type=int, default=8192, metavar="MB")
+    p.add_argument("-disk", "--disk", type=int, default=100000, metavar="MB")
+    p.add_argument("-datacenter", "--datacenter", default="dc1")
+    p.add_argument("-class", "--class", dest="node_class", default="")
+    p.add_argument("-drivers", "--drivers", default="mock",
+                   help="comma-separated driver names (default mock)")
+    p.add_argument("-network-mbits", "--network-mbits", type=int, default=1000)
+    p.add_argument("-reserved-ports", "--reserved-ports", default="",
+                   help='host ports reserved on each node, e.g. "22,8000-8100"')
+    p.add_argument("-name-prefix", "--name-prefix", default="nodesim")
+    p.add_argument("-watch-wait", "--watch-wait", type=float, default=60.0,
+                   help="seconds one blocking allocation watch may wait")
+    p.add_argument("-log-level", "--log-level", default="WARNING")
+    return p
+
+
+def _rfc3339(ns: int | None = None) -> str:
+    ns = time.time_ns() if ns is None else ns
+    dt = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
+
+
+def build_node(i: int, args) -> Node:
+    """The registration of simulated node ``i``: fresh ids, fingerprint-like attributes."""
+    name = f"{args.name_prefix}-{i}"
+    drivers = [d.strip() for d in args.drivers.split(",") if d.strip()]
+    cores = max(1, args.cpu // 1000)
+    now = _rfc3339()
+    attributes = {
+        "kernel.name": "linux", "kernel.version": "6.1.0", "os.name": "caravan-nodesim",
+        "os.signals": OS_SIGNALS, "arch": "amd64", "cpu.arch": "amd64",
+        "cpu.numcores": str(cores), "cpu.frequency": str(args.cpu // cores),
+        "cpu.totalcompute": str(args.cpu), "cpu.modelname": "simulated",
+        "memory.totalbytes": str(args.memory * 1024 * 1024),
+        "unique.hostname": name, "unique.network.ip-address": "127.0.0.1",
+        "unique.storage.bytestotal": str(args.disk * 1024 * 1024),
+        "unique.storage.volume": "/dev/sim",
+        "nomad.version": "0.6.0", "nomad.simulated": "true",
+    }
+    for d in drivers:
+        attributes[f"driver.{d}"] = "1"
+    return Node(
+        ID=str(uuid.uuid4()), SecretID=str(uuid.uuid4()), Datacenter=args.datacenter,
+        Name=name, HTTPAddr="127.0.0.1:4646", Attributes=attributes,
+        NodeResources=NodeResources(
+            Cpu=NodeCpuResources(CpuShares=args.cpu, TotalCpuCores=cores),
+            Memory=NodeMemoryResources(MemoryMB=args.memory),
+            Disk=NodeDiskResources(DiskMB=args.disk),
+            Networks=[NetworkResource(Mode="host", Device="eth0", CIDR="127.0.0.1/32",
+                                      IP="127.0.0.1", MBits=args.network_mbits)]),
+        ReservedResources=NodeReservedResources(
+            Networks=NodeReservedNetworkResources(ReservedHostPorts=args.reserved_ports)),
+        Meta={"simulated": "true"}, NodeClass=args.node_class, Status="initializing",
+        Drivers={d: DriverInfo(Detected=True, Healthy=True, HealthDescription="Healthy",
+                               UpdateTime=now, Attributes={f"driver.{d}": "1"})
+                 for d in drivers})
+
+
+# --- task states ----------------------------------------------------------------------------
+
+
+def _tasks_of(alloc: Allocation) -> list[str]:
+    job = alloc.Job
+    if job is not None:
+        for tg in job.TaskGroups or ():
+            if tg.Name == alloc.TaskGroup:
+                return [task.Name for task in tg.Tasks or ()]
+    return sorted(alloc.TaskResources or {})
+
+
+def _min_healthy_seconds(alloc: Allocation) -> float:
+    job = alloc.Job
+    if job is None:
+        return 0.0
+    update = None
+    for tg in job.TaskGroups or ():
+        if tg.Name == alloc.TaskGroup:
+            update = tg.Update
+    update = update or job.Update
+    return (update.MinHealthyTime or 0) / 1e9 if update is not None else 0.0
+
+
+def running_update(alloc: Allocation, healthy: bool) -> AllocClientState:
+    now = time.time_ns()
+    started = _rfc3339(now)
+    states = {name: TaskState(State="running", StartedAt=started, Events=[
+        TaskEvent(Type="Received", Time=now, Message="Task received by client",
+                  DisplayMessage="Task received by client"),
+        TaskEvent(Type="Started", Time=now, Message="Task started by client",
+                  DisplayMessage="Task started by client")]) for name in _tasks_of(alloc)}
+    return AllocClientState(
+        AllocID=alloc.ID, ClientStatus="running", ClientDescription="Tasks are running",
+        TaskStates=states, ModifyTime=now,
+        DeploymentStatus=AllocDeploymentStatus(Healthy=True, Timestamp=started)
+        if healthy else None)
+
+
+def complete_update(alloc: Allocation) -> AllocClientState:
+    now = time.time_ns()
+    finished = _rfc3339(now)
+    states = {}
+    for name in _tasks_of(alloc):
+        old = (alloc.TaskStates or {}).get(name)
+        events = list(old.Events or ()) if old is not None else []
+        events.append(TaskEvent(Type="Killed", Time=now, Message="Task successfully killed",
+                                DisplayMessage="Task successfully killed"))
+        states[name] = TaskState(State="dead", StartedAt=old.StartedAt if old else finished,
+                                 FinishedAt=finished, Events=events,
+                                 Restarts=old.Restarts if old else 0)
+    return AllocClientState(AllocID=alloc.ID, ClientStatus="complete",
+                            ClientDescription="All tasks have completed", TaskStates=states,
+                            ModifyTime=now)
+
+
+# --- the connection to the cluster -------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    registered: int = 0
+    heartbeats: int = 0
+    started: int = 0
+    stopped: int = 0
+    healthy: int = 0
+    update_calls: int = 0
+    leader_switches: int = 0
+    errors: int = 0
+
+
+class Cluster:
+    """Which server to talk to: follows the leader, fails over to other servers."""
+
+    def __init__(self, first: str, stats: Stats):
+        self.addrs = [first]
+        self.current = first
+        self.stats = stats
+        self._channels: dict[tuple[str, int], grpc.aio.Channel] = {}
+
+    def _channel(self, addr: str, shard: int) -> grpc.aio.Channel:
+        ch = self._channels.get((addr, shard))
+        if ch is None:
+            ch = self._channels[(addr, shard)] = grpc.aio.insecure_channel(addr, options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                # a connection per shard, so no connection carries too many streams
+                ("grpc.use_local_subchannel_pool", 1)])
+        return ch
+
+    async def discover(self) -> None:
+        """Learn the other servers (for failover) and the leader; best effort."""
+        try:
+            stub = status_grpc.StatusStub(self._channel(self.current, 0))
+            peers = await stub.Peers(status_pb.Empty(), timeout=5)
+            for a in peers.addresses:
+                if a not in self.addrs:
+                    self.addrs.append(a)
+            leader = (await stub.Leader(status_pb.Empty(), timeout=5)).address
+            if leader:
+                self.follow(leader)
+        except grpc.aio.AioRpcError as err:
+            log.info("status discovery failed: %s", err.details())
+
+    def follow(self, leader: str) -> None:
+        if leader not in self.addrs:
+            self.addrs.append(leader)
+        if leader != self.current:
+            self.current = leader
+            self.stats.leader_switches += 1
+            log.info("following the leader at %s", leader)
+
+    def _rotate(self, failed: str) -> None:
+        if self.current == failed and len(self.addrs) > 1:
+            self.current = self.addrs[(self.addrs.index(failed) + 1) % len(self.addrs)]
+
+    async def call(self, method: str, request, shard: int, timeout: float = CALL_TIMEOUT):
+        """One Node RPC, retried across leader changes and unreachable servers. Other
+        errors are raised as ``grpc.aio.AioRpcError``."""
+        delay = 0.05
+        while True:
+            addr = self.current
+            stub = pb_grpc.NodeStub(self._channel(addr, shard))
+            try:
+                return await getattr(stub, method)(request, timeout=timeout)
+            except grpc.aio.AioRpcError as err:
+                code = err.code()
+                if code == grpc.StatusCode.FAILED_PRECONDITION:
+                    leader = dict(err.trailing_metadata() or ()).get("leader", "")
+                    if leader and leader != addr:
+                        self.follow(leader)
+                        continue
+                elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    self._rotate(addr)
+                else:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close(grace=None)
+        self._channels.clear()
+
+
+# --- one simulated node ----------------------------------------------------------------------------
+
+
+class SimNode:
+    def __init__(self, index: int, node: Node, cluster: Cluster, stats: Stats,
+                 watch_wait: float):
+        self.index = index
+        self.node = node
+        self.cluster = cluster
+        self.stats = stats
+        self.watch_wait = watch_wait
+        self.shard = index // NODES_PER_CHANNEL
+        self.ttl = 10.0
+        self.reported: dict[str, str] = {}     # alloc id -> status this node reported
+        self._health_tasks: set[asyncio.Task] = set()
+
+    async def register(self) -> None:
+        resp = await self.cluster.call("Register", pb.RegisterRequest(
+            node_json=_json.encode(self.node)), self.shard)
+        self.ttl = max(resp.heartbeat_ttl_ms / 1000.0, 0.1)
+
+    async def run(self, registered: asyncio.Semaphore, total: int) -> None:
+        async with registered:
+            await self.register()
+        self.stats.registered += 1
+        print(f"nodesim: registered node {self.index + 1}/{total} {self.node.ID} "
+              f"name={self.node.Name} dc={self.node.Datacenter} ttl={self.ttl:.1f}s",
+              flush=True)
+        await asyncio.gather(self._heartbeats(), self._watch())
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 2)
+            try:
+                resp = await self.cluster.call("Heartbeat", pb.HeartbeatRequest(
+                    node_id=self.node.ID, secret_id=self.node.SecretID), self.shard)
+                self.ttl = max(resp.heartbeat_ttl_ms / 1000.0, 0.1)
+                self.stats.heartbeats += 1
+            except grpc.aio.AioRpcError as err:
+                self.stats.errors += 1
+                if err.code() == grpc.StatusCode.NOT_FOUND:   # the servers forgot it
+                    log.warning("node %s unknown to the servers; registering again",
+                                self.node.ID)
+                    try:
+                        await self.register()
+                    except grpc.aio.AioRpcError as again:
+                        log.warning("node %s: registering again failed: %s", self.node.ID,
+                                    again.details())
+                else:
+                    log.warning("node %s heartbeat failed: %s", self.node.ID, err.details())
+
+    async def _watch(self) -> None:
+        index = 0
+        while True:
+            try:
+                resp = await self.cluster.call("WatchAllocations", pb.WatchRequest(
+                    node_id=self.node.ID, secret_id=self.node.SecretID, min_index=index,
+                    wait_ms=int(self.watch_wait * 1000)), self.shard,
+                    timeout=self.watch_wait + CALL_TIMEOUT)
+            except grpc.aio.AioRpcError as err:
+                self.stats.errors += 1
+                log.warning("node %s watch failed: %s", self.node.ID, err.details())
+                await asyncio.sleep(1.0)
+                continue
+            index = resp.index
+            await self._handle(_allocs_decoder.decode(resp.allocs_json))
+
+    async def _handle(self, allocs: list[Allocation]) -> None:
+        updates, started, stopped, healthy_later = [], 0, 0, []
+        for alloc in allocs:
+            seen = self.reported.get(alloc.ID)
+            if alloc.DesiredStatus in ("stop", "evict"):
+                if seen != "complete" and alloc.ClientStatus not in ("complete", "failed", "lost"):
+                    updates.append(complete_update(alloc))
+                    self.reported[alloc.ID] = "complete"
+                    stopped += 1
+            elif alloc.DesiredStatus == "run" and seen is None and \
+                    alloc.ClientStatus in ("", "pending"):
+                wait = _min_healthy_seconds(alloc) if alloc.DeploymentID else 0.0
+                now_healthy = bool(alloc.DeploymentID) and wait <= 0
+                updates.append(running_update(alloc, now_healthy))
+                self.reported[alloc.ID] = "running"
+                started += 1
+                if alloc.DeploymentID and not now_healthy:
+                    healthy_later.append((alloc, wait))
+        if not updates:
+            return
+        if await self._send(updates):
+            self.stats.started += started
+            self.stats.stopped += stopped
+            self.stats.healthy += sum(1 for u in updates if u.DeploymentStatus is not None)
+            for alloc, wait in healthy_later:
+                task = asyncio.ensure_future(self._healthy_after(alloc, wait))
+                self._health_tasks.add(task)
+                task.add_done_callback(self._health_tasks.discard)
+        else:   # let the next watch answer retry them
+            for u in updates:
+                self.reported.pop(u.AllocID, None)
+
+    async def _healthy_after(self, alloc: Allocation, wait: float) -> None:
+        await asyncio.sleep(wait)
+        if self.reported.get(alloc.ID) != "running":
+            return
+        now = time.time_ns()
+        update = AllocClientState(
+            AllocID=alloc.ID, ClientStatus="running", ClientDescription="Tasks are running",
+            ModifyTime=now,
+            DeploymentStatus=AllocDeploymentStatus(Healthy=True, Timestamp=_rfc3339(now)))
+        if await self._send([update]):
+            self.stats.healthy += 1
+
+    async def _send(self, updates: list[AllocClientState]) -> bool:
+        try:
+            await self.cluster.call("UpdateAllocations", pb.UpdateRequest(
+                node_id=self.node.ID, secret_id=self.node.SecretID,
+                updates_json=_json.encode(updates)), self.shard)
+        except grpc.aio.AioRpcError as err:
+            self.stats.errors += 1
+            log.warning("node %s: reporting %d allocations failed: %s", self.node.ID,
+                        len(updates), err.details())
+            return False
+        self.stats.update_calls += 1
+        return True
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+
+async def run(args) -> int:
+    stats = Stats()
+    cluster = Cluster(args.server, stats)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    started = time.monotonic()
+    await cluster.discover()
+    nodes = [SimNode(i, build_node(i, args), cluster, stats, args.watch_wait)
+             for i in range(args.count)]
+    registering = asyncio.Semaphore(REGISTER_CONCURRENCY)
+    tasks = [asyncio.ensure_future(n.run(registering, len(nodes))) for n in nodes]
+    stopper = asyncio.ensure_future(stop.wait())
+    status = 0
+    try:
+        pending = set(tasks) | {stopper}
+        while not stop.is_set():
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is stopper or task.cancelled():
+                    continue
+                exc = task.exception()
+                if exc is not None:
+                    node = nodes[tasks.index(task)]
+                    print(f"nodesim: node {node.node.ID} stopped: {exc}", file=sys.stderr,
+                          flush=True)
+                    stats.errors += 1
+            if pending == {stopper}:
+                status = 1   # every node failed
+                break
+    finally:
+        for task in tasks + [stopper]:
+            task.cancel()
+        for n in nodes:
+            for task in list(n._health_tasks):
+                task.cancel()
+        await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        await cluster.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    elapsed = time.monotonic() - started
+    print(f"nodesim: stopped after {elapsed:.1f}s: {stats.registered}/{len(nodes)} nodes "
+          f"registered, {stats.heartbeats} heartbeats, {stats.started} allocations started, "
+          f"{stats.stopped} stopped, {stats.healthy} reported healthy, "
+          f"{stats.update_calls} update calls, {stats.leader_switches} leader switches, "
+          f"{stats.errors} errors", flush=True)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.count < 1:
+        print("caravan nodesim: -count must be at least 1", file=sys.stderr)
+        return 2
+    for flag in ("cpu", "memory", "disk"):
+        if getattr(args, flag) <= 0:
+            print(f"caravan nodesim: -{flag} must be positive", file=sys.stderr)
+            return 2
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run(args))
+    return uvloop.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,427 @@
+"""gRPC ``caravan.v1.Node``: node registration, heartbeats and allocation sync.
+
+Node and allocation records travel as msgspec JSON of ``fsm.structs`` types inside
+protobuf ``bytes`` fields (see ``proto/node.proto`` for why). Every RPC but
+``WatchAllocations`` is served by the leader only: a follower answers
+``FAILED_PRECONDITION`` ("not the leader; leader at <addr>") with the leader's RPC
+address in the trailing metadata key ``leader``.
+
+- ``Register``: Nomad's checks and messages, ``ComputedClass``, the seed-era
+  ``Resources``/``Reserved`` views, status ``ready``; one ``NodeRegister`` entry.
+- ``Heartbeat``: resets the node's TTL (``server.heartbeats.HeartbeatTracker``); a node
+  that was marked down (or never became ready) is marked ready again by one
+  ``NodeStatus`` entry.
+- ``WatchAllocations``: a blocking query over the node's allocations, from local state.
+- ``UpdateAllocations``: client-reported alloc states; all updates that reach the
+  leader within 50 ms are applied as one ``AllocClientUpdate`` entry, and each caller
+  is answered once that entry is applied.
+
+``register_node_service(server, agent)`` adds the service to a ``grpc.aio.Server``
+before it starts, and sets ``agent.heartbeats`` (a ``HeartbeatTracker``) if the agent
+has none yet.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+import grpc
+import msgspec
+from msgspec.structs import replace
+
+from fsm import entries as e
+from fsm import schema as t
+from fsm.structs import (NetworkResource, Node, NodeCpuResources, NodeDiskResources,
+                         NodeMemoryResources, NodeResources, Port, Resources)
+from server import ids
+from server.heartbeats import HeartbeatTracker, node_update_evals
+from server.rpc.pb import node_pb2 as pb
+from server.rpc.pb import node_pb2_grpc as pb_grpc
+
+log = logging.getLogger("caravan.rpc.node")
+
+BATCH_INTERVAL = 0.05           # Nomad's batchUpdateInterval
+DEFAULT_WAIT = 300.0            # a watch without wait_ms blocks up to 5 minutes
+MAX_WAIT = 600.0
+CLIENT_STATUSES = ("pending", "running", "complete", "failed")
+
+_node_decoder = msgspec.json.Decoder(Node)
+_updates_decoder = msgspec.json.Decoder(list[e.AllocClientState])
+_json = msgspec.json.Encoder()
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str, trailing=()):
+        self.code, self.details, self.trailing = code, details, trailing
+
+
+# --- ComputedClass -------------------------------------------------------------------------
+
+_computed_class_fn = None
+
+
+def computed_class(node: Node) -> str:
+    """``scheduler.feasible.computed_class`` when that module is importable, else the
+    same hash computed here (so both spellings agree)."""
+    global _computed_class_fn
+    if _computed_class_fn is None:
+        try:
+            from scheduler.feasible import computed_class as fn
+        except Exception:   # scheduler not built (or broken): keep registrations working
+            fn = _local_computed_class
+        _computed_class_fn = fn
+    return _computed_class_fn(node)
+
+
+def _local_computed_class(node: Node) -> str:
+    """A stable hash over what makes nodes interchangeable for feasibility: datacenter,
+    node class and pool, attributes and meta without ``unique.*`` keys, and each
+    driver's detected/healthy flags."""
+    def shared(table):
+        return {k: v for k, v in (table or {}).items() if not k.startswith("unique.")}
+    body = {"Datacenter": node.Datacenter, "Attributes": shared(node.Attributes),
+            "Meta": shared(node.Meta), "NodeClass": node.NodeClass, "NodePool": node.NodePool,
+            "Drivers": {k: [d.Detected, d.Healthy] for k, d in (node.Drivers or {}).items()}}
+    digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=8).digest()
+    return f"v1:{int.from_bytes(digest, 'big')}"
+
+
+# --- registration checks and derived views --------------------------------------------------
+
+
+def parse_port_ranges(spec: str) -> list[int]:
+    """``"22,80,8000-8100"`` -> sorted unique ports (Nomad's ``ParsePortRanges``)."""
+    ports: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        lo_s, sep, hi_s = part.partition("-")
+        try:
+            lo = int(lo_s)
+            hi = int(hi_s) if sep else lo
+        except ValueError:
+            raise ValueError(f"invalid port range {part!r}") from None
+        if not (0 <= lo <= hi < 65536):
+            raise ValueError(f"invalid port range {part!r}")
+        ports.update(range(lo, hi + 1))
+    return sorted(ports)
+
+
+def validate_registration(node: Node) -> str | None:
+    """Nomad's ``Node.Register`` checks; the first failure's message, or None."""
+    if not node.ID:
+        return "missing node ID for client registration"
+    if not node.Datacenter:
+        return "missing datacenter for client registration"
+    if not node.Name:
+        return "missing node name for client registration"
+    if not node.Attributes:
+        return "missing attributes for client registration"
+    if not node.SecretID:
+        return "missing node secret ID for client registration"
+    if node.Status and node.Status not in ("initializing", "ready", "down"):
+        return "invalid status for node"
+    reserved = node.ReservedResources
+    if reserved is not None and reserved.Networks.ReservedHostPorts:
+        try:
+            parse_port_ranges(reserved.Networks.ReservedHostPorts)
+        except ValueError as exc:
+            return f"invalid reserved host ports: {exc}"
+    return None
+
+
+def prepare_node(node: Node, now: float) -> Node:
+    """What the server fills in before the node enters the log: NodeResources from a
+    seed-era client's Resources (or the reverse), driver attributes for healthy
+    drivers, ComputedClass, status ready."""
+    nr = node.NodeResources
+    if nr is None and node.Resources is not None:
+        r = node.Resources
+        nr = NodeResources(Cpu=NodeCpuResources(CpuShares=r.CPU or 0),
+                           Memory=NodeMemoryResources(MemoryMB=r.MemoryMB or 0),
+                           Disk=NodeDiskResources(DiskMB=r.DiskMB or 0),
+                           Networks=r.Networks)
+    resources = node.Resources
+    reserved = node.Reserved
+    if nr is not None:
+        resources = Resources(CPU=nr.Cpu.CpuShares, MemoryMB=nr.Memory.MemoryMB,
+                              DiskMB=nr.Disk.DiskMB, IOPS=0,
+                              Networks=list(nr.Networks) if nr.Networks else None)
+    rr = node.ReservedResources
+    if rr is not None:
+        ports = parse_port_ranges(rr.Networks.ReservedHostPorts)
+        networks = None
+        if ports:
+            devices = (nr.Networks if nr is not None and nr.Networks else None) or \
+                [NetworkResource()]
+            networks = [NetworkResource(Mode=d.Mode, Device=d.Device, CIDR=d.CIDR, IP=d.IP,
+                                        ReservedPorts=[Port(Label=str(p), Value=p)
+                                                       for p in ports])
+                        for d in devices]
+        reserved = Resources(CPU=rr.Cpu.CpuShares, MemoryMB=rr.Memory.MemoryMB,
+                             DiskMB=rr.Disk.DiskMB, IOPS=0, Networks=networks)
+    attributes = dict(node.Attributes or {})
+    for name, driver in (node.Drivers or {}).items():
+        if driver.Detected and driver.Healthy:
+            attributes.setdefault(f"driver.{name}", "1")
+    node = replace(node, NodeResources=nr, Resources=resources, Reserved=reserved,
+                   Attributes=attributes, Status="ready", StatusUpdatedAt=int(now),
+                   CreateIndex=0, ModifyIndex=0)
+    return replace(node, ComputedClass=computed_class(node))
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+class _Batch:
+    __slots__ = ("updates", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.updates: list[e.AllocClientState] = []
+        self.future = loop.create_future()
+
+
+class NodeService(pb_grpc.NodeServicer):
+    def __init__(self, agent, tracker: HeartbeatTracker | None = None,
+                 batch_interval: float = BATCH_INTERVAL):
+        self._agent = agent
+        self.tracker = tracker if tracker is not None else HeartbeatTracker(agent)
+        self._batch_interval = batch_interval
+        self._batch: _Batch | None = None
+        self._parked: dict[str, list[tuple[int, asyncio.Future]]] = {}
+        self._dispatcher: asyncio.Task | None = None
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    async def _guard(self, context, fn, *args):
+        try:
+            return await fn(*args)
+        except _Abort as exc:
+            await context.abort(exc.code, exc.details, trailing_metadata=exc.trailing)
+
+    def _require_leader(self) -> None:
+        if not self._agent.raft.is_leader:
+            leader = self._agent.leader_rpc() or ""
+            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                         f"not the leader; leader at {leader or 'unknown'}",
+                         (("leader", leader),))
+
+    def _authenticate(self, node_id: str, secret_id: str) -> Node:
+        if not node_id:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "missing node ID")
+        node = self._agent.fsm.state.get(t.NODES, node_id)
+        if node is None:
+            raise _Abort(grpc.StatusCode.NOT_FOUND, f"node {node_id} not found")
+        if not hmac.compare_digest(node.SecretID.encode(), secret_id.encode()):
+            raise _Abort(grpc.StatusCode.PERMISSION_DENIED, "node secret ID does not match")
+        return node
+
+    async def _submit(self, body: e.Request) -> dict:
+        body.RequestID = ids.request_id()
+        try:
+            result = await self._agent.raft.submit(e.encode(body))
+        except Exception as exc:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, str(exc) or type(exc).__name__) from None
+        if "Error" in result:
+            code = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
+                    409: grpc.StatusCode.ABORTED}.get(result.get("Code"), grpc.StatusCode.INTERNAL)
+            raise _Abort(code, result["Error"])
+        return result
+
+    # --- Register --------------------------------------------------------------------------
+
+    async def Register(self, request, context):
+        return await self._guard(context, self._register, request)
+
+    async def _register(self, request):
+        self._require_leader()
+        try:
+            node = _node_decoder.decode(request.node_json)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid node: {exc}") from None
+        problem = validate_registration(node)
+        if problem:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        existing = self._agent.fsm.state.get(t.NODES, node.ID)
+        if existing is not None and \
+                not hmac.compare_digest(existing.SecretID.encode(), node.SecretID.encode()):
+            raise _Abort(grpc.StatusCode.PERMISSION_DENIED,
+                         "node secret ID does not match. Not registering node.")
+        await self.tracker.settled(node.ID)
+        result = await self._submit(e.NodeRegister(Node=prepare_node(node, time.time())))
+        ttl = self.tracker.touch(node.ID)
+        return pb.RegisterResponse(heartbeat_ttl_ms=int(ttl * 1000), index=result["Index"])
+
+    # --- Heartbeat --------------------------------------------------------------------------
+
+    async def Heartbeat(self, request, context):
+        return await self._guard(context, self._heartbeat, request)
+
+    async def _heartbeat(self, request):
+        self._require_leader()
+        await self.tracker.settled(request.node_id)
+        node = self._authenticate(request.node_id, request.secret_id)
+        index = node.ModifyIndex
+        if node.Status != "ready":
+            now = time.time()
+            state = self._agent.fsm.state
+            result = await self._submit(e.NodeStatus(
+                NodeID=node.ID, Status="ready", UpdatedAt=int(now),
+                Evals=node_update_evals(state, node.ID, int(now * 1e9)) or None))
+            index = result.get("NodeModifyIndex", result["Index"])
+            log.info("node %s is back: marked ready", node.ID)
+        ttl = self.tracker.touch(node.ID)
+        return pb.HeartbeatResponse(heartbeat_ttl_ms=int(ttl * 1000), index=index)
+
+    # --- WatchAllocations --------------------------------------------------------------------
+
+    async def WatchAllocations(self, request, context):
+        return await self._guard(context, self._watch, request)
+
+    @staticmethod
+    def _node_index(state, node: Node) -> int:
+        """The index a watcher compares: the highest ``AllocModifyIndex`` (server-side
+        changes: placements, updates, stops) among the node's allocations, never below
+        the node's ``CreateIndex``. The node's own status reports do not move it, so a
+        node is not woken by what it just said."""
+        index = node.CreateIndex
+        allocs = state.tables[t.ALLOCS]
+        rows = allocs.rows
+        for pk in allocs.indexes["node"].get(node.ID) or ():
+            a = rows[pk]
+            i = a.AllocModifyIndex or a.ModifyIndex
+            if i > index:
+                index = i
+        return max(index, 1)
+
+    async def _watch(self, request):
+        self._authenticate(request.node_id, request.secret_id)
+        wait = request.wait_ms / 1000.0 if request.wait_ms else DEFAULT_WAIT
+        wait = min(wait, MAX_WAIT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            state = self._agent.fsm.state
+            node = state.get(t.NODES, request.node_id)
+            if node is None:
+                raise _Abort(grpc.StatusCode.NOT_FOUND, f"node {request.node_id} not found")
+            index = self._node_index(state, node)
+            remaining = deadline - loop.time()
+            if index > request.min_index or remaining <= 0:
+                allocs = state.by_index(t.ALLOCS, "node", node.ID)
+                return pb.AllocationsResponse(index=index, allocs_json=_json.encode(allocs))
+            await self._park(node.ID, request.min_index, remaining)
+
+    # One dispatcher wakes parked watchers, instead of every watcher waking on every
+    # write to the allocations table: with thousands of nodes watching, the wake-ups
+    # alone would cost the leader more than the scheduling they are meant to observe.
+
+    async def _park(self, node_id: str, min_index: int, timeout: float) -> None:
+        """Wait until the node's allocation index passes ``min_index`` (or timeout).
+        Called right after reading the state, with no await in between."""
+        fut = asyncio.get_running_loop().create_future()
+        entry = (min_index, fut)
+        self._parked.setdefault(node_id, []).append(entry)
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.ensure_future(self._dispatch())
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            pass
+        finally:
+            entries = self._parked.get(node_id)
+            if entries is not None:
+                entries.remove(entry)
+                if not entries:
+                    del self._parked[node_id]
+
+    async def _dispatch(self) -> None:
+        notifier = self._agent.notifier
+        while self._parked:
+            # watch before reading: a write after this read wakes the wait below
+            watch = notifier.watch((t.ALLOCS,))
+            try:
+                state = self._agent.fsm.state
+                for node_id, entries in list(self._parked.items()):
+                    node = state.get(t.NODES, node_id)
+                    index = self._node_index(state, node) if node is not None else None
+                    for min_index, fut in entries:
+                        if (index is None or index > min_index) and not fut.done():
+                            fut.set_result(None)
+                await notifier.wait(watch, 1.0)
+            finally:
+                notifier.unwatch(watch)
+
+    # --- UpdateAllocations ----------------------------------------------------------------------
+
+    async def UpdateAllocations(self, request, context):
+        return await self._guard(context, self._update, request)
+
+    async def _update(self, request):
+        self._require_leader()
+        node = self._authenticate(request.node_id, request.secret_id)
+        try:
+            updates = _updates_decoder.decode(request.updates_json)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid updates: {exc}") from None
+        state = self._agent.fsm.state
+        now = time.time_ns()
+        checked = []
+        for u in updates:
+            if u.ClientStatus not in CLIENT_STATUSES:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"alloc {u.AllocID}: invalid client status {u.ClientStatus!r}")
+            alloc = state.get(t.ALLOCS, u.AllocID)
+            if alloc is None:
+                continue            # collected meanwhile; nothing to update
+            if alloc.NodeID != node.ID:
+                raise _Abort(grpc.StatusCode.PERMISSION_DENIED,
+                             f"alloc {u.AllocID} is not on node {node.ID}")
+            if not u.ModifyTime:
+                u.ModifyTime = now
+            checked.append(u)
+        if not checked:
+            return pb.Ack(index=state.last_index)
+        index = await self._enqueue(checked)
+        return pb.Ack(index=index)
+
+    async def _enqueue(self, updates: list[e.AllocClientState]) -> int:
+        loop = asyncio.get_running_loop()
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch(loop)
+            loop.call_later(self._batch_interval, self._flush_soon, batch)
+        batch.updates.extend(updates)
+        return await asyncio.shield(batch.future)
+
+    def _flush_soon(self, batch: _Batch) -> None:
+        if self._batch is batch:
+            self._batch = None
+        asyncio.ensure_future(self._flush(batch))
+
+    async def _flush(self, batch: _Batch) -> None:
+        try:
+            result = await self._submit(e.AllocClientUpdate(Updates=batch.updates))
+        except _Abort as exc:
+            batch.future.set_exception(exc)
+            batch.future.exception()    # each caller re-raises it; don't warn if none wait
+        except Exception as exc:        # pragma: no cover - defensive
+            batch.future.set_exception(_Abort(grpc.StatusCode.INTERNAL, str(exc)))
+            batch.future.exception()
+        else:
+            batch.future.set_result(result["Index"])
+
+
+def register_node_service(server: grpc.aio.Server, agent) -> None:
+    """Add ``caravan.v1.Node`` to ``server`` (call before ``server.start()``). Uses
+    ``agent.heartbeats`` as the heartbeat tracker, creating it if the agent has none;
+    the leader must run ``agent.heartbeats.start()``/``stop()`` with leadership."""
+    tracker = getattr(agent, "heartbeats", None)
+    if tracker is None:
+        tracker = HeartbeatTracker(agent)
+        agent.heartbeats = tracker
+    pb_grpc.add_NodeServicer_to_server(NodeService(agent, tracker), server)

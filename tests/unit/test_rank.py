@@ -1,0 +1,234 @@
+"""Fit and score: AllocsFit, ScoreFitBinPack, anti-affinity, normalization, limit, max."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from fsm.structs import (AllocMetric, Allocation, EphemeralDisk, Job, NetworkResource, Node,
+                         NodeCpuResources, NodeDiskResources, NodeMemoryResources,
+                         NodeReservedResources, NodeResources, Port, Resources, Task, TaskGroup)
+from scheduler import rank as r
+
+
+def make_node(cpu=4096, mem=8192, disk=100_000, rcpu=0, rmem=0, rdisk=0, node_id="n1",
+              **kw) -> Node:
+    return Node(ID=node_id, NodeResources=NodeResources(
+        Cpu=NodeCpuResources(CpuShares=cpu), Memory=NodeMemoryResources(MemoryMB=mem),
+        Disk=NodeDiskResources(DiskMB=disk),
+        Networks=[NetworkResource(Device="eth0", IP="10.0.0.1", MBits=1000)]),
+        ReservedResources=NodeReservedResources(
+            Cpu=NodeCpuResources(CpuShares=rcpu), Memory=NodeMemoryResources(MemoryMB=rmem),
+            Disk=NodeDiskResources(DiskMB=rdisk)), **kw)
+
+
+def used(cpu=0, mem=0, disk=0, **kw) -> Allocation:
+    return Allocation(ID=kw.pop("ID", f"a{cpu}-{mem}-{disk}"),
+                      Resources=Resources(CPU=cpu, MemoryMB=mem, DiskMB=disk), **kw)
+
+
+# --- ScoreFit --------------------------------------------------------------------------
+
+def nomad_score(free_cpu, free_mem):
+    return min(max(20 - (10 ** free_cpu + 10 ** free_mem), 0), 18)
+
+
+@pytest.mark.parametrize("util,expected", [
+    (r.Usage(0, 0), 0.0),                                  # empty node
+    (r.Usage(2048, 4096), 13.675444679663241),             # half used: 20 - 2*10^0.5
+    (r.Usage(1024, 2048), 8.753173496193018),              # quarter used: 20 - 2*10^0.75
+    (r.Usage(4096, 8192), 18.0),                           # perfectly full
+    (r.Usage(8192, 16384), 18.0),                          # over: clamped
+    (r.Usage(4096, 0), 9.0),                               # 20 - (10^0 + 10^1)
+])
+def test_score_fit_matches_nomads_formula(util, expected):
+    node = make_node()
+    assert r.score_fit(node, util) == pytest.approx(expected)
+    assert r.score_fit(node, util) == pytest.approx(
+        nomad_score(1 - util.cpu / 4096, 1 - util.memory_mb / 8192))
+
+
+def test_score_fit_uses_capacity_after_reserved():
+    node = make_node(cpu=5096, mem=9216, rcpu=1000, rmem=1024)
+    assert r.score_fit(node, r.Usage(2048, 4096)) == pytest.approx(20 - 2 * math.sqrt(10))
+
+
+def test_score_fit_without_capacity_counts_as_full():
+    node = make_node(cpu=0, mem=0)
+    assert r.score_fit(node, r.Usage(0, 0)) == 18.0
+
+
+def test_seed_era_node_resources():
+    node = Node(ID="old", Resources=Resources(CPU=2000, MemoryMB=1000, DiskMB=500),
+                Reserved=Resources(CPU=1000, MemoryMB=0, DiskMB=0))
+    assert r.node_capacity(node) == r.Usage(1000, 1000, 500)
+
+
+# --- AllocsFit -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("allocs,fits,dim", [
+    ([used(1000, 1000, 1000)], True, ""),
+    ([used(4096, 8192, 100_000)], True, ""),                      # exactly full fits
+    ([used(4097, 1, 1)], False, "cpu exhausted"),
+    ([used(1, 8193, 1)], False, "memory exhausted"),
+    ([used(1, 1, 100_001)], False, "disk exhausted"),
+    ([used(5000, 9000, 200_000)], False, "cpu exhausted"),        # cpu is checked first
+    ([used(3000, 0, 0), used(2000, 0, 0, ID="b")], False, "cpu exhausted"),
+    ([used(3000, 0, 0), used(2000, 0, 0, ID="b", ClientStatus="complete")], True, ""),
+    ([used(3000, 0, 0), used(2000, 0, 0, ID="b", DesiredStatus="stop")], True, ""),
+])
+def test_allocs_fit(allocs, fits, dim):
+    ok, why, _ = r.allocs_fit(make_node(), allocs)
+    assert (ok, why) == (fits, dim)
+
+
+def test_allocs_fit_counts_reserved_and_reports_usage():
+    node = make_node(cpu=2000, rcpu=1500)
+    assert r.allocs_fit(node, [used(600)]) == (False, "cpu exhausted", r.Usage(600, 0, 0))
+    assert r.node_fits(node, [used(500)]) == (True, "")
+
+
+def test_allocs_fit_network_checks():
+    net = NetworkResource(Device="eth0", IP="10.0.0.1", MBits=600,
+                          ReservedPorts=[Port(Label="a", Value=80)])
+    a = Allocation(ID="a", Resources=Resources(CPU=1, Networks=[net]))
+    b = Allocation(ID="b", Resources=Resources(CPU=1, Networks=[net]))
+    assert r.allocs_fit(make_node(), [a, b])[:2] == (False, "reserved port collision")
+    wide = NetworkResource(Device="eth0", IP="10.0.0.1", MBits=1001)
+    assert r.allocs_fit(make_node(), [Allocation(Resources=Resources(Networks=[wide]))])[:2] == \
+        (False, "bandwidth exceeded")
+
+
+def test_alloc_usage_from_task_resources():
+    alloc = Allocation(TaskResources={"a": Resources(CPU=100, MemoryMB=64, DiskMB=999),
+                                      "b": Resources(CPU=50, MemoryMB=32)},
+                       SharedResources=Resources(DiskMB=300))
+    assert r.alloc_usage(alloc) == r.Usage(150, 96, 300)
+
+
+# --- stages ----------------------------------------------------------------------------
+
+def group(cpu=500, mem=256, count=3, networks=None, task_networks=None) -> TaskGroup:
+    return TaskGroup(Name="g", Count=count, EphemeralDisk=EphemeralDisk(SizeMB=300),
+                     Networks=networks,
+                     Tasks=[Task(Name="t", Driver="docker", Resources=Resources(
+                         CPU=cpu, MemoryMB=mem, Networks=task_networks))])
+
+
+def run_binpack(nodes, tg, allocs=None):
+    metric, board = AllocMetric(), r.ScoreBoard()
+    out = list(r.binpack(nodes, tg, lambda nid: (allocs or {}).get(nid, []), random.Random(1),
+                         metric, board))
+    return out, metric, board
+
+
+def test_binpack_scores_tighter_nodes_higher():
+    busy = make_node(node_id="busy")
+    idle = make_node(node_id="idle")
+    out, metric, board = run_binpack([idle, busy], group(), {"busy": [used(2048, 4096)]})
+    board.finish(metric)
+    scores = {o.node.ID: o.scores[0] for o in out}
+    assert scores["busy"] > scores["idle"]
+    assert scores["idle"] == pytest.approx(
+        nomad_score(1 - 500 / 4096, 1 - 256 / 8192) / 18)
+    assert metric.Scores["busy.binpack"] == scores["busy"]
+
+
+def test_binpack_resources_and_ports():
+    tg = group(networks=[NetworkResource(ReservedPorts=[Port(Label="http", Value=8080)])],
+               task_networks=[NetworkResource(DynamicPorts=[Port(Label="rpc")])])
+    (option,), _, _ = run_binpack([make_node()], tg)
+    res = option.resources
+    assert (res.CPU, res.MemoryMB, res.DiskMB) == (500, 256, 300)
+    assert [n.ReservedPorts[0].Value for n in res.Networks[:1]] == [8080]
+    rpc = option.task_resources["t"].Networks[0].DynamicPorts[0]
+    assert 20000 <= rpc.Value <= 32000 and rpc.Label == "rpc"
+    assert res.Networks[1] == option.task_resources["t"].Networks[0]
+
+
+def test_binpack_exhaustion_dimensions():
+    full = make_node(node_id="full", cpu=100)
+    taken = make_node(node_id="taken")
+    port = Allocation(ID="x", Resources=Resources(Networks=[NetworkResource(
+        Device="eth0", IP="10.0.0.1", ReservedPorts=[Port(Label="h", Value=8080)])]))
+    tg = group(networks=[NetworkResource(ReservedPorts=[Port(Label="http", Value=8080)])])
+    out, metric, _ = run_binpack([full, taken], tg, {"taken": [port]})
+    assert out == []
+    assert metric.NodesExhausted == 2
+    assert metric.DimensionExhausted == {"cpu exhausted": 1,
+                                         "network: reserved port collision http=8080": 1}
+
+
+def test_binpack_two_tasks_never_share_a_port():
+    tg = TaskGroup(Name="g", Count=1, Tasks=[
+        Task(Name=n, Driver="d", Resources=Resources(CPU=1, MemoryMB=1, Networks=[
+            NetworkResource(DynamicPorts=[Port(Label="p")])])) for n in ("a", "b")])
+    node = make_node()
+    node.NodeResources.MinDynamicPort = node.NodeResources.MaxDynamicPort = 25000
+    out, metric, _ = run_binpack([node], tg)
+    assert out == [] and metric.DimensionExhausted == {"network: dynamic port selection failed": 1}
+
+
+def ranked(node_id, *scores, final=None):
+    opt = r.RankedNode(make_node(node_id=node_id), [], Resources(), {}, list(scores))
+    opt.final_score = scores[0] if final is None and scores else (final or 0.0)
+    return opt
+
+
+def test_job_anti_affinity_penalty():
+    job, tg = Job(ID="j"), group(count=4)
+    mine = [Allocation(ID=str(i), JobID="j", TaskGroup="g") for i in range(2)]
+    other = [Allocation(ID="o", JobID="j", TaskGroup="other"), Allocation(ID="k", JobID="k",
+                                                                          TaskGroup="g")]
+    a, b = ranked("a", 0.5), ranked("b", 0.5)
+    a.proposed, b.proposed = mine, other
+    board = r.ScoreBoard()
+    out = list(r.job_anti_affinity([a, b], job, tg, board))
+    assert out[0].scores == [0.5, -(2 + 1) / 4]
+    assert out[1].scores == [0.5]                   # no collision: not averaged in
+    metric = AllocMetric()
+    board.finish(metric)
+    assert metric.Scores == {"a.job-anti-affinity": -0.75, "b.job-anti-affinity": 0.0}
+
+
+def test_normalize_averages_and_score_metadata_keeps_top_five():
+    board = r.ScoreBoard()
+    options = []
+    for i in range(7):
+        opt = ranked(f"n{i}", i / 10, -0.1)
+        board.record(opt.node, "binpack", i / 10)
+        options.append(opt)
+    out = list(r.normalize_scores(options, board))
+    assert out[3].final_score == pytest.approx((0.3 - 0.1) / 2)
+    metric = AllocMetric()
+    board.finish(metric)
+    assert [m.NodeID for m in metric.ScoreMetaData] == ["n6", "n5", "n4", "n3", "n2"]
+    assert metric.ScoreMetaData[0].Scores == {"binpack": 0.6}
+    assert metric.ScoreMetaData[0].NormScore == pytest.approx(0.25)
+
+
+def test_limit_stops_after_count():
+    opts = [ranked(f"n{i}", 0.5) for i in range(5)]
+    assert [o.node.ID for o in r.limit(opts, 2)] == ["n0", "n1"]
+    assert [o.node.ID for o in r.limit(opts[:1], 3)] == ["n0"]
+    assert list(r.limit([], 2)) == []
+
+
+def test_limit_skips_low_scores_while_better_ones_follow():
+    opts = [ranked("bad1", -0.5), ranked("good1", 0.5), ranked("bad2", 0.0), ranked("good2", 0.4)]
+    assert [o.node.ID for o in r.limit(opts, 2)] == ["good1", "good2"]
+
+
+def test_limit_falls_back_to_skipped_options():
+    opts = [ranked("bad1", -0.5), ranked("bad2", -0.2)]
+    assert [o.node.ID for o in r.limit(opts, 2)] == ["bad1", "bad2"]
+    many_bad = [ranked(f"bad{i}", -0.1) for i in range(5)] + [ranked("good", 0.1)]
+    # At most 3 are skipped; the 4th poor option is taken as it comes.
+    assert [o.node.ID for o in r.limit(many_bad, 1)] == ["bad3"]
+
+
+def test_max_score_first_wins_ties():
+    opts = [ranked("a", 0.2), ranked("b", 0.7), ranked("c", 0.7)]
+    assert r.max_score(opts).node.ID == "b"
+    assert r.max_score([]) is None
