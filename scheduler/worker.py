@@ -61,10 +61,21 @@ class Worker:
             self._broker.ack(ev.ID, token)
             self.processed += 1
 
+    async def _caught_up(self, index: int, timeout: float = 5.0) -> None:
+        """Plan only against a state that holds the eval itself: the local FSM must
+        have applied its index (on a fresh leader it may briefly lag)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._state().last_index < index:
+            if loop.time() >= deadline:
+                raise TimeoutError(f"state did not reach index {index} in {timeout}s")
+            await asyncio.sleep(0.005)
+
     async def process(self, ev: Evaluation) -> None:
         # The rng is seeded from the eval, so the same eval over the same state places
         # the same way (replayable scheduling).
         rng = random.Random(ev.ID)
+        await self._caught_up(ev.ModifyIndex)
         for _attempt in range(self.max_attempts):
             state = self._state()
             plan = self._schedule(state, ev, rng, self._now_ns())
