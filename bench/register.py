@@ -647,9 +647,29 @@ def caravan_phase(args, tmp: Path, cleanup: list, res: dict):
             prof.wait(duration + 30)
         return r, Window.diff(a, b)
 
+    def quiesce(label):
+        """Wait until the leader's scheduler has processed every eval (each registration
+        creates one; with no nodes each ends complete + a blocked eval), so that every
+        point starts from a quiet cluster. Returns (seconds, evals drained)."""
+        start, first = time.monotonic(), None
+        while time.monotonic() - start < 300:
+            pending = httpx.get(f"{leader.url}/v1/evaluations", params={"status": "pending"},
+                                timeout=30).json()
+            first = len(pending) if first is None else first
+            if not pending:
+                break
+            time.sleep(0.2)
+        took = time.monotonic() - start
+        res.setdefault("scheduler_drain", []).append(
+            {"before": label, "seconds": round(took, 2), "pending_evals": first})
+        if first:
+            print(f"  (scheduler drained {first} pending evals in {took:.1f} s before {label})",
+                  flush=True)
+
     load(16, "w00", 1.0)                     # warm-up (imports, first allocations, JIT-less caches)
     res["caravan_writes"] = []
     for c in args.clients:
+        quiesce(f"writes c={c}")
         prof = Path(args.profile) / f"caravan-leader-c{c}.txt" if args.profile and c == max(args.clients) else None
         t0 = count_truncations(s.log_path for s in cluster.servers)
         r, (per, mach, wall) = load(c, f"c{c:02d}", args.duration, prof)
@@ -659,7 +679,8 @@ def caravan_phase(args, tmp: Path, cleanup: list, res: dict):
         if prof:
             res["profile_caravan_leader"] = summarize_profile(prof)
 
-    # ---- reads
+    # ---- reads, once the scheduler has caught up with the registrations
+    quiesce("reads")
     jid = job_id(f"c{args.clients[0]:02d}", 0, 0)
     g = httpx.get(f"{leader.url}/v1/job/{jid}", params={"stale": ""}, timeout=5)
     assert g.status_code == 200, g.text
