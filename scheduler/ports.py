@@ -9,13 +9,15 @@ aliases that ``AssignPorts`` needs. Randomness comes from the caller's ``random.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import msgspec
 
 from fsm.structs import Allocation, NetworkResource, Node, Port
+from scheduler.memo import IdentityMemo
 
 MAX_VALID_PORT = 65536
 MAX_RAND_PORT_ATTEMPTS = 20   # random probes before the precise scan
@@ -78,7 +80,20 @@ class NetworkIndex:
 
     def set_node(self, node: Node) -> str | None:
         """Index the node's networks and reserved ports; an error means the node's own
-        configuration is broken (Nomad: ``network: invalid node``)."""
+        configuration is broken (Nomad: ``network: invalid node``). The node's part is
+        derived once per node row (``_node_base``) and copied here."""
+        base = _node_base(node)
+        if isinstance(base, str):
+            return base
+        self.networks = list(base.networks)
+        self.used_ports = {ip: set(ports) for ip, ports in base.used_ports.items()}
+        self.avail_bandwidth = dict(base.avail_bandwidth)
+        self.used_bandwidth = dict(base.used_bandwidth)
+        self.min_dynamic_port = base.min_dynamic_port
+        self.max_dynamic_port = base.max_dynamic_port
+        return None
+
+    def _index_node(self, node: Node) -> str | None:
         res = node.NodeResources
         nets = (res.Networks if res is not None and res.Networks else
                 node.Resources.Networks if node.Resources is not None else None) or []
@@ -213,22 +228,36 @@ def _static_clash(static: list[Port], used: set[int]) -> str | None:
     return None
 
 
+def _base_index(node: Node) -> "NetworkIndex | str":
+    idx = NetworkIndex()
+    err = idx._index_node(node)
+    return err if err is not None else idx
+
+
+_node_base = IdentityMemo(_base_index)
+
+
 def _copy(port: Port) -> Port:
     return msgspec.structs.replace(port)
 
 
-def _network_ips(net: NetworkResource) -> Iterator[str]:
+def _network_ips(net: NetworkResource) -> tuple[str, ...]:
     """Every address of the network's CIDR (capped), or its IP when it has no CIDR;
     Nomad skips networks whose CIDR does not parse, and so does this."""
-    if not net.CIDR:
-        if net.IP:
-            yield net.IP
-        return
+    return _cidr_ips(net.CIDR or "", net.IP or "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _cidr_ips(cidr: str, ip: str) -> tuple[str, ...]:
+    if not cidr:
+        return (ip,) if ip else ()
     try:
-        network = ipaddress.ip_network(net.CIDR, strict=False)
+        network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
-        return
-    for i, ip in enumerate(network):
+        return ()
+    out = []
+    for i, addr in enumerate(network):
         if i >= MAX_IPS_PER_NETWORK:
-            return
-        yield str(ip)
+            break
+        out.append(str(addr))
+    return tuple(out)

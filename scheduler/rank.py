@@ -21,6 +21,7 @@ import msgspec
 
 from fsm.structs import (AllocMetric, Allocation, Job, Node, NodeScoreMeta, Resources,
                          TaskGroup)
+from scheduler.memo import IdentityMemo
 from scheduler.ports import ERR_BANDWIDTH, NetworkIndex
 
 DIM_CPU = "cpu exhausted"
@@ -44,7 +45,7 @@ class Usage(NamedTuple):
                      self.disk_mb + other.disk_mb)
 
 
-def node_capacity(node: Node) -> Usage:
+def _node_capacity(node: Node) -> Usage:
     """What allocations may use: the node's resources less what it reserves for itself
     (``NodeResources``/``ReservedResources``; the seed-era ``Resources``/``Reserved``
     only when ``NodeResources`` is absent)."""
@@ -56,6 +57,9 @@ def node_capacity(node: Node) -> Usage:
     else:
         total, reserved = _usage(node.Resources), _usage(node.Reserved)
     return Usage(*(t - r for t, r in zip(total, reserved)))
+
+
+node_capacity = IdentityMemo(_node_capacity)
 
 
 def _usage(res: Resources | None) -> Usage:
@@ -75,6 +79,10 @@ def alloc_usage(alloc: Allocation) -> Usage:
     return total
 
 
+# Passed as the network index when the placement asks for no network.
+_NO_NETWORK = object()
+
+
 def allocs_fit(node: Node, allocs: Iterable[Allocation],
                net_idx: NetworkIndex | None = None) -> tuple[bool, str, Usage]:
     """``AllocsFit``: (fits, first exhausted dimension, used). Terminal allocations
@@ -85,6 +93,8 @@ def allocs_fit(node: Node, allocs: Iterable[Allocation],
     for dim, have, want in zip((DIM_CPU, DIM_MEMORY, DIM_DISK), cap, used):
         if have < want:
             return False, dim, used
+    if net_idx is _NO_NETWORK:
+        return True, "", used
     if net_idx is None:
         net_idx = NetworkIndex()
         if net_idx.set_node(node) is not None or net_idx.add_allocs(allocs)[0]:
@@ -186,9 +196,18 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
         yield RankedNode(node, proposed, combined, task_resources, [fitness])
 
 
+def _asks_network(tg: TaskGroup) -> bool:
+    return bool(tg.Networks) or any(t.Resources is not None and t.Resources.Networks
+                                    for t in tg.Tasks or ())
+
+
 def _offer(node, tg, proposed, rng):
     """The node's network index with this placement's ports taken, its networks and
-    per-task resources; or the exhausted dimension when the network cannot serve it."""
+    per-task resources; or the exhausted dimension when the network cannot serve it.
+    A group that asks for no network needs no index (its placement cannot collide)."""
+    if not _asks_network(tg):
+        return _NO_NETWORK, [], {task.Name: task.Resources if task.Resources is not None
+                                 else Resources() for task in tg.Tasks or []}
     net_idx = NetworkIndex()
     if net_idx.set_node(node) is not None:
         return "network: invalid node"
