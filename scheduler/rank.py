@@ -136,15 +136,15 @@ def exhaust_node(metric: AllocMetric, node: Node, dimension: str) -> None:
 
 class ScoreBoard:
     """Collects each node's named scores; ``finish`` keeps the top 5 by normalized score
-    in ``ScoreMetaData`` (1.x) and every score in the deprecated ``Scores`` map."""
+    in ``ScoreMetaData``. The ``Scores`` map (every node's every score) is deprecated
+    since Nomad 0.9 and 1.x no longer fills it; neither does Caravan, which keeps each
+    allocation's metrics (replicated with every plan) a third of the size."""
 
     def __init__(self) -> None:
         self._metas: dict[str, NodeScoreMeta] = {}
-        self._scores: dict[str, float] = {}
         self._normalized: set[str] = set()
 
     def record(self, node: Node, name: str, score: float) -> None:
-        self._scores[f"{node.ID}.{name}"] = score
         meta = self._metas.setdefault(node.ID, NodeScoreMeta(NodeID=node.ID, Scores={}))
         if name == "normalized-score":
             meta.NormScore = score
@@ -152,8 +152,12 @@ class ScoreBoard:
         else:
             meta.Scores[name] = score
 
+    def scores_of(self, node_id: str) -> dict[str, float]:
+        """The named scores recorded for a node (before normalization is known)."""
+        meta = self._metas.get(node_id)
+        return dict(meta.Scores or {}) if meta is not None else {}
+
     def finish(self, metric: AllocMetric) -> None:
-        metric.Scores = dict(self._scores) or None
         normalized = [m for m in self._metas.values() if m.NodeID in self._normalized]
         ranked = sorted(normalized, key=lambda m: -m.NormScore)
         metric.ScoreMetaData = ranked[:MAX_RETAINED_NODE_SCORES] or None

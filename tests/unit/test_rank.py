@@ -132,7 +132,8 @@ def test_binpack_scores_tighter_nodes_higher():
     assert scores["busy"] > scores["idle"]
     assert scores["idle"] == pytest.approx(
         nomad_score(1 - 500 / 4096, 1 - 256 / 8192) / 18)
-    assert metric.Scores["busy.binpack"] == scores["busy"]
+    assert board.scores_of("busy")["binpack"] == scores["busy"]
+    assert metric.Scores is None  # deprecated since Nomad 0.9; 1.x leaves it unset
 
 
 def test_binpack_resources_and_ports():
@@ -189,7 +190,8 @@ def test_job_anti_affinity_penalty():
     assert out[1].scores == [0.5]                   # no collision: not averaged in
     metric = AllocMetric()
     board.finish(metric)
-    assert metric.Scores == {"a.job-anti-affinity": -0.75, "b.job-anti-affinity": 0.0}
+    assert board.scores_of("a") == {"job-anti-affinity": -0.75}
+    assert board.scores_of("b") == {"job-anti-affinity": 0.0}
 
 
 def test_normalize_averages_and_score_metadata_keeps_top_five():

@@ -72,7 +72,8 @@ def test_places_on_the_better_packed_node():
     for seed in range(10):   # both nodes are compared whatever the shuffle
         (p,) = place(make_job(), nodes, allocs, seed=seed)
         assert p.node.ID == "node-02"
-    assert p.metric.Scores["node-02.binpack"] > p.metric.Scores["node-01.binpack"]
+    metas = {m.NodeID: m for m in p.metric.ScoreMetaData}
+    assert metas["node-02"].Scores["binpack"] > metas["node-01"].Scores["binpack"]
     assert [m.NodeID for m in p.metric.ScoreMetaData] == ["node-02", "node-01"]
 
 
