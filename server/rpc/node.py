@@ -313,7 +313,10 @@ class NodeService(pb_grpc.NodeServicer):
             remaining = deadline - loop.time()
             if index > request.min_index or remaining <= 0:
                 allocs = state.by_index(t.ALLOCS, "node", node.ID)
-                return pb.AllocationsResponse(index=index, allocs_json=_json.encode(allocs))
+                changed = [a for a in allocs
+                           if (a.AllocModifyIndex or a.ModifyIndex) > request.min_index]
+                return pb.AllocationsResponse(index=index, allocs_json=_json.encode(changed),
+                                              alloc_ids=[a.ID for a in allocs])
             await self._park(node.ID, request.min_index, remaining)
 
     # One dispatcher wakes parked watchers, instead of every watcher waking on every

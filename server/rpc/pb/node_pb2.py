@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nnode.proto\x12\ncaravan.v1\"$\n\x0fRegisterRequest\x12\x11\n\tnode_json\x18\x01 \x01(\x0c\";\n\x10RegisterResponse\x12\x18\n\x10heartbeat_ttl_ms\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\"6\n\x10HeartbeatRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tsecret_id\x18\x02 \x01(\t\"<\n\x11HeartbeatResponse\x12\x18\n\x10heartbeat_ttl_ms\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\"V\n\x0cWatchRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tsecret_id\x18\x02 \x01(\t\x12\x11\n\tmin_index\x18\x03 \x01(\x04\x12\x0f\n\x07wait_ms\x18\x04 \x01(\x04\"9\n\x13\x41llocationsResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x13\n\x0b\x61llocs_json\x18\x02 \x01(\x0c\"I\n\rUpdateRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tsecret_id\x18\x02 \x01(\t\x12\x14\n\x0cupdates_json\x18\x03 \x01(\x0c\"\x14\n\x03\x41\x63k\x12\r\n\x05index\x18\x01 \x01(\x04\x32\xa7\x02\n\x04Node\x12\x45\n\x08Register\x12\x1b.caravan.v1.RegisterRequest\x1a\x1c.caravan.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.caravan.v1.HeartbeatRequest\x1a\x1d.caravan.v1.HeartbeatResponse\x12M\n\x10WatchAllocations\x12\x18.caravan.v1.WatchRequest\x1a\x1f.caravan.v1.AllocationsResponse\x12?\n\x11UpdateAllocations\x12\x19.caravan.v1.UpdateRequest\x1a\x0f.caravan.v1.Ackb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nnode.proto\x12\ncaravan.v1\"$\n\x0fRegisterRequest\x12\x11\n\tnode_json\x18\x01 \x01(\x0c\";\n\x10RegisterResponse\x12\x18\n\x10heartbeat_ttl_ms\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\"6\n\x10HeartbeatRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tsecret_id\x18\x02 \x01(\t\"<\n\x11HeartbeatResponse\x12\x18\n\x10heartbeat_ttl_ms\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\"V\n\x0cWatchRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tsecret_id\x18\x02 \x01(\t\x12\x11\n\tmin_index\x18\x03 \x01(\x04\x12\x0f\n\x07wait_ms\x18\x04 \x01(\x04\"L\n\x13\x41llocationsResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x13\n\x0b\x61llocs_json\x18\x02 \x01(\x0c\x12\x11\n\talloc_ids\x18\x03 \x03(\t\"I\n\rUpdateRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tsecret_id\x18\x02 \x01(\t\x12\x14\n\x0cupdates_json\x18\x03 \x01(\x0c\"\x14\n\x03\x41\x63k\x12\r\n\x05index\x18\x01 \x01(\x04\x32\xa7\x02\n\x04Node\x12\x45\n\x08Register\x12\x1b.caravan.v1.RegisterRequest\x1a\x1c.caravan.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.caravan.v1.HeartbeatRequest\x1a\x1d.caravan.v1.HeartbeatResponse\x12M\n\x10WatchAllocations\x12\x18.caravan.v1.WatchRequest\x1a\x1f.caravan.v1.AllocationsResponse\x12?\n\x11UpdateAllocations\x12\x19.caravan.v1.UpdateRequest\x1a\x0f.caravan.v1.Ackb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,11 +42,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHREQUEST']._serialized_start=243
   _globals['_WATCHREQUEST']._serialized_end=329
   _globals['_ALLOCATIONSRESPONSE']._serialized_start=331
-  _globals['_ALLOCATIONSRESPONSE']._serialized_end=388
-  _globals['_UPDATEREQUEST']._serialized_start=390
-  _globals['_UPDATEREQUEST']._serialized_end=463
-  _globals['_ACK']._serialized_start=465
-  _globals['_ACK']._serialized_end=485
-  _globals['_NODE']._serialized_start=488
-  _globals['_NODE']._serialized_end=783
+  _globals['_ALLOCATIONSRESPONSE']._serialized_end=407
+  _globals['_UPDATEREQUEST']._serialized_start=409
+  _globals['_UPDATEREQUEST']._serialized_end=482
+  _globals['_ACK']._serialized_start=484
+  _globals['_ACK']._serialized_end=504
+  _globals['_NODE']._serialized_start=507
+  _globals['_NODE']._serialized_end=802
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,7 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
 from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -47,12 +49,14 @@ class WatchRequest(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., secret_id: _Optional[str] = ..., min_index: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class AllocationsResponse(_message.Message):
-    __slots__ = ("index", "allocs_json")
+    __slots__ = ("index", "allocs_json", "alloc_ids")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ALLOCS_JSON_FIELD_NUMBER: _ClassVar[int]
+    ALLOC_IDS_FIELD_NUMBER: _ClassVar[int]
     index: int
     allocs_json: bytes
-    def __init__(self, index: _Optional[int] = ..., allocs_json: _Optional[bytes] = ...) -> None: ...
+    alloc_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, index: _Optional[int] = ..., allocs_json: _Optional[bytes] = ..., alloc_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
     __slots__ = ("node_id", "secret_id", "updates_json")
