@@ -38,23 +38,44 @@ class PlanApplier:
         return await fut
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Check plans one at a time, but commit them pipelined: plan N+1 is checked
+        against the newest state plus the placements of plans still committing, so it
+        need not wait for their commits (Nomad's applier does the same). In-flight
+        placements count as taken; in-flight stops are not counted as freed, so a plan
+        whose commit fails can only have made the next check stricter, never looser."""
+        inflight: list[tuple[asyncio.Task, dict[str, list]]] = []
         while True:
             plan, fut, queued_at = await self._queue.get()
+            inflight = [(task, placed) for task, placed in inflight if not task.done()]
             try:
-                result = await self._apply(plan)
+                accepted, rejected = self.check(plan, self._state(),
+                                                pending=[placed for _, placed in inflight])
             except Exception as exc:  # the worker nacks its eval and tries again later
                 if not fut.done():
                     fut.set_exception(exc)
                 continue
-            self.latencies.append(loop.time() - queued_at)
-            if len(self.latencies) > 100_000:
-                del self.latencies[:50_000]
-            if not fut.done():
-                fut.set_result(result)
+            task = asyncio.ensure_future(self._commit(plan, accepted, rejected, fut, queued_at))
+            inflight.append((task, accepted))
 
-    def check(self, plan: Plan, state: State) -> tuple[dict[str, list], list[str]]:
-        """Split the plan's nodes into those that still fit and those that do not."""
+    async def _commit(self, plan: Plan, accepted: dict[str, list], rejected: list[str],
+                      fut: asyncio.Future, queued_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            result = await self._submit_checked(plan, accepted, rejected)
+        except Exception as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        self.latencies.append(loop.time() - queued_at)
+        if len(self.latencies) > 100_000:
+            del self.latencies[:50_000]
+        if not fut.done():
+            fut.set_result(result)
+
+    def check(self, plan: Plan, state: State,
+              pending: list[dict[str, list]] = ()) -> tuple[dict[str, list], list[str]]:
+        """Split the plan's nodes into those that still fit and those that do not.
+        ``pending`` are the accepted placements of plans still committing, by node."""
         stopping = {s.AllocID for s in plan.stops}
         accepted, rejected = {}, []
         for node_id in sorted(plan.node_allocs):
@@ -65,7 +86,11 @@ class PlanApplier:
                 rejected.append(node_id)
                 continue
             updating = {a.ID for a in allocs}
-            others = [a for a in state.by_index(t.ALLOCS, "node", node_id)
+            current = {a.ID: a for a in state.by_index(t.ALLOCS, "node", node_id)}
+            for placed in pending:
+                for a in placed.get(node_id, ()):
+                    current[a.ID] = a       # the in-flight version wins
+            others = [a for a in current.values()
                       if not a.terminal() and a.ID not in stopping and a.ID not in updating]
             ok, why = self._fits(node, others + allocs)
             if ok:
@@ -78,8 +103,8 @@ class PlanApplier:
             rejected = sorted(plan.node_allocs)
         return accepted, rejected
 
-    async def _apply(self, plan: Plan) -> PlanResult:
-        accepted, rejected = self.check(plan, self._state())
+    async def _submit_checked(self, plan: Plan, accepted: dict[str, list],
+                              rejected: list[str]) -> PlanResult:
         allocs = [a for node_id in sorted(accepted) for a in accepted[node_id]]
         evals = plan.evals if not rejected else []
         if not allocs and not plan.stops and not evals:

@@ -325,3 +325,48 @@ def test_no_node_is_overcommitted_and_no_port_is_shared(history):
             if node.Status == "down":
                 assert not [a for a in h.state.by_index(t.ALLOCS, "node", node.ID)
                             if not a.terminal() and a.CreateIndex > node.ModifyIndex]
+
+
+def test_pipelined_applier_counts_placements_still_committing():
+    """Plan B is checked while plan A's commit is still in flight: A's placement must
+    count, so B is rejected and the node is never overcommitted."""
+    import asyncio
+
+    async def main():
+        h = Harness()
+        h.node(mknode(0, cpu=1000))
+        h.log.apply(e.JobRegister(Job=mkjob("a", count=1), Eval=h.eval("a")))
+        h.log.apply(e.JobRegister(Job=mkjob("b", count=1), Eval=h.eval("b")))
+        ev_a, ev_b = h.state.by_index(t.EVALS, "status", "pending")
+        snap = h.state
+        plan_a = compute_plan(snap, ev_a, random.Random(1), 1)
+        plan_b = compute_plan(snap, ev_b, random.Random(2), 1)
+        gate = asyncio.Event()
+        submitted = []
+
+        async def slow_submit(blob: bytes) -> dict:
+            submitted.append(blob)
+            await gate.wait()                 # every commit is still in flight...
+            h.log.index += 1
+            return h.log.fsm.apply(h.log.index, blob)
+
+        applier = PlanApplier(lambda: h.state, slow_submit, fits, lambda: "r")
+        runner = asyncio.ensure_future(applier.run())
+        try:
+            fa = asyncio.ensure_future(applier.apply(plan_a))
+            fb = asyncio.ensure_future(applier.apply(plan_b))
+            # ...when the second plan is checked (rejected outright, it has nothing to
+            # submit: its answer comes while the first commit is still held)
+            while not fb.done() and len(submitted) < 2:
+                await asyncio.sleep(0)
+            assert len(submitted) == 1 and not fa.done()
+            gate.set()
+            ra, rb = await fa, await fb
+        finally:
+            runner.cancel()
+        assert ra.fully_applied and ra.committed_allocs == 1
+        assert rb.rejected_nodes == ["node-000"] and rb.committed_allocs == 0
+        assert len(h.live()) == 1
+        assert_no_overcommit(h.state)
+
+    asyncio.run(main())
