@@ -55,6 +55,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import clean_up, cpu_s, tree_state  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-secret"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -384,16 +387,6 @@ def bare_main(argv):
 # ----------------------------------------------------------------------------------------
 # harness helpers
 # ----------------------------------------------------------------------------------------
-
-def cpu_s(pid: int) -> float:
-    """user+system CPU seconds of a process (all threads), from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
 
 def machine_cpu_s() -> tuple[float, float]:
     """(busy, softirq) CPU seconds of the whole machine (all cores), from /proc/stat. Busy
@@ -837,17 +830,6 @@ def report(args, res: dict) -> dict:
     return {"targets": targets, "extra_ratios": extra}
 
 
-def tree_state() -> dict:
-    """Which code was measured: HEAD and the uncommitted paths (read-only git)."""
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    dirty = [ln[3:] for ln in git("status", "--porcelain", "--", "server", "fsm", "scheduler").splitlines()]
-    return {"head": git("rev-parse", "--short", "HEAD").strip(), "uncommitted": dirty}
-
-
 def main():
     if len(sys.argv) > 1 and sys.argv[1] in ("_loadgen", "_node", "_bare"):
         return {"_loadgen": loadgen_main, "_node": node_main, "_bare": bare_main}[sys.argv[1]](sys.argv[2:])
@@ -888,15 +870,7 @@ def main():
         raw_phase(args, tmp, cleanup, res)
         summary = report(args, res)
     finally:
-        for fn in reversed(cleanup):
-            try:
-                fn()
-            except Exception as exc:  # keep cleaning
-                print(f"cleanup: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(cleanup, tmp, args.keep)
 
     import platform
 

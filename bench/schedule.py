@@ -67,6 +67,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import clean_up, cpu_s, tree_state  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -238,16 +241,6 @@ def run_ceiling(args, ports: str) -> dict:
 # ----------------------------------------------------------------------------------------
 # 2. end to end
 # ----------------------------------------------------------------------------------------
-
-def cpu_s(pid: int) -> float:
-    """user+system CPU seconds of a process (all threads), from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
 
 def machine_busy_s() -> float:
     """busy CPU seconds of the whole machine (all cores, softirq included, steal excluded)."""
@@ -714,19 +707,6 @@ def print_variant(ports: str, ce: dict, e2e: dict) -> None:
             print(f"    self {s:6.1%}  {f}")
 
 
-def tree_state() -> dict:
-    """Which code was measured: HEAD and the uncommitted paths (read-only git)."""
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    dirty = [ln[3:] for ln in git("status", "--porcelain", "--", "server", "fsm",
-                                  "scheduler").splitlines()]
-    return {"head": git("rev-parse", "--short", "HEAD").strip(), "uncommitted": dirty}
-
-
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_ceiling":
         return ceiling_main(sys.argv[2:])
@@ -769,15 +749,7 @@ def main():
                   f"{args.count} ...", flush=True)
             e2e[ports] = run_e2e(args, ports, tmp, cleanup)
     finally:
-        for fn in reversed(cleanup):
-            try:
-                fn()
-            except Exception as exc:  # keep cleaning
-                print(f"cleanup: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(cleanup, tmp, args.keep)
 
     for ports in variants:
         print_variant(ports, ceilings[ports], e2e[ports])
