@@ -242,7 +242,11 @@ class FSM:
 
     def _node_register(self, txn: Txn, body: e.NodeRegister) -> dict:
         node = allocs.register_node(txn, body.Node)
-        return {"NodeModifyIndex": node.ModifyIndex}
+        if body.Evals:
+            allocs.upsert_evals(txn, [replace(ev, NodeModifyIndex=node.ModifyIndex)
+                                      for ev in body.Evals])
+        return {"NodeModifyIndex": node.ModifyIndex,
+                "EvalIDs": [ev.ID for ev in body.Evals or ()]}
 
     def _node_status(self, txn: Txn, body: e.NodeStatus) -> dict:
         node = allocs.set_node_status(txn, body.NodeID, body.Status, body.UpdatedAt)

@@ -96,6 +96,8 @@ class JobEvaluate(Request):
 
 class NodeRegister(Request):
     Node: Node
+    # node-update evals the registration creates (system jobs owe the node an alloc)
+    Evals: list[Evaluation] | None = None
 
 
 class NodeStatus(Request):

@@ -62,11 +62,17 @@ def _env_seconds(name: str, default: float) -> float:
     return value
 
 
-def node_update_evals(state, node_id: str, now_ns: int) -> list[Evaluation]:
+def node_update_evals(state, node_id: str, now_ns: int, *,
+                      system_jobs: bool = False) -> list[Evaluation]:
     """One pending ``node-update`` eval per job that has non-terminal allocations on the
-    node, ordered by (namespace, job id). Priority and type come from the job (or the
-    alloc's copy of it when the job is gone)."""
+    node and, with ``system_jobs`` (a node that joins or comes back), per running system
+    job, which must place an allocation there; ordered by (namespace, job id). Priority
+    and type come from the job (or the alloc's copy of it when the job is gone)."""
     jobs: dict[tuple[str, str], tuple[int, str]] = {}
+    if system_jobs:
+        for job in state.rows(t.JOBS):
+            if job.Type == "system" and not job.Stop:
+                jobs[(job.Namespace or "default", job.ID)] = (job.Priority or 50, "system")
     for alloc in state.by_index(t.ALLOCS, "node", node_id):
         if alloc.terminal():
             continue

@@ -196,3 +196,18 @@ def test_scheduling_continues_on_a_new_leader(tmp_path, monkeypatch):
         cluster.stop()
         for s in cluster.servers:
             s.kill()
+
+
+def test_a_joining_node_gets_the_system_jobs_allocation(cluster, tmp_path):
+    agent, sims = cluster
+    body = {"Job": {"ID": "sys", "Type": "system", "TaskGroups": [
+        {"Name": "agent", "Tasks": [{"Name": "t", "Driver": "mock",
+                                      "Resources": {"CPU": 100, "MemoryMB": 64}}]}]}}
+    assert httpx.post(agent.url + "/v1/jobs", json=body, timeout=10).status_code == 200
+    sims.append(NodeSim(tmp_path, "s", agent.rpc, "-count", "2", "-drivers", "mock"))
+    wait_until(lambda: len(ready_nodes(agent)) == 2, 20, "2 ready nodes")
+    # no manual evaluate: the registrations themselves created node-update evals
+    wait_until(lambda: len(live_allocs(agent, "sys")) == 2, 20, "one allocation per node")
+    assert {a["NodeID"] for a in live_allocs(agent, "sys")} == {n["ID"] for n in ready_nodes(agent)}
+    triggers = {e["TriggeredBy"] for e in get(agent, "/v1/job/sys/evaluations")}
+    assert "node-update" in triggers

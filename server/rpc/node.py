@@ -252,7 +252,13 @@ class NodeService(pb_grpc.NodeServicer):
             raise _Abort(grpc.StatusCode.PERMISSION_DENIED,
                          "node secret ID does not match. Not registering node.")
         await self.tracker.settled(node.ID)
-        result = await self._submit(e.NodeRegister(Node=prepare_node(node, time.time())))
+        now = time.time()
+        evals = None
+        if existing is None or existing.Status != "ready":
+            # a node that joins (or comes back) may owe system jobs an allocation
+            evals = node_update_evals(self._agent.fsm.state, node.ID, int(now * 1e9),
+                                      system_jobs=True) or None
+        result = await self._submit(e.NodeRegister(Node=prepare_node(node, now), Evals=evals))
         ttl = self.tracker.touch(node.ID)
         return pb.RegisterResponse(heartbeat_ttl_ms=int(ttl * 1000), index=result["Index"])
 
@@ -271,7 +277,8 @@ class NodeService(pb_grpc.NodeServicer):
             state = self._agent.fsm.state
             result = await self._submit(e.NodeStatus(
                 NodeID=node.ID, Status="ready", UpdatedAt=int(now),
-                Evals=node_update_evals(state, node.ID, int(now * 1e9)) or None))
+                Evals=node_update_evals(state, node.ID, int(now * 1e9),
+                                        system_jobs=True) or None))
             index = result.get("NodeModifyIndex", result["Index"])
             log.info("node %s is back: marked ready", node.ID)
         ttl = self.tracker.touch(node.ID)
