@@ -58,18 +58,21 @@ def upsert_evals(txn: Txn, evals: list[Evaluation]) -> None:
         txn.put(t.EVALS, ev)
         touched_jobs.add(ev.JobID)
         if ev.Status == "complete" and not ev.FailedTGAllocs:
-            _cancel_blocked(txn, ev)
+            _cancel_blocked(txn, ev, f'evaluation "{ev.ID}" successful')
+        elif ev.Status == "blocked" and old is None:
+            # one blocked eval per job waits for capacity: a new one supersedes the old
+            _cancel_blocked(txn, ev, f'superseded by blocked evaluation "{ev.ID}"')
     for job_id in sorted(touched_jobs):
         refresh_summary(txn, job_id)
         jobs.refresh_status(txn, job_id)
 
 
-def _cancel_blocked(txn: Txn, done: Evaluation) -> None:
-    """A successful eval supersedes the job's blocked evals (Nomad's spelling)."""
-    for ev in txn.by_index(t.EVALS, "job", done.JobID):
-        if ev.Status == "blocked" and ev.ID != done.ID:
+def _cancel_blocked(txn: Txn, by: Evaluation, description: str) -> None:
+    """Cancel the job's other blocked evals (Nomad spells it "canceled")."""
+    for ev in txn.by_index(t.EVALS, "job", by.JobID):
+        if ev.Status == "blocked" and ev.ID != by.ID:
             txn.put(t.EVALS, replace(ev, Status="canceled", ModifyIndex=txn.index,
-                                     StatusDescription=f'evaluation "{done.ID}" successful'))
+                                     StatusDescription=description))
 
 
 # --- plans and client updates ----------------------------------------------------------------

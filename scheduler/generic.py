@@ -12,6 +12,7 @@ stays blocked.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from msgspec.structs import replace
 
@@ -85,9 +86,8 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
         return
     groups = {tg.Name: tg for tg in job.TaskGroups or ()}
     # Allocations this plan stops no longer hold their resources.
-    stopping = {s.AllocID for s in plan.stops}
-    allocs_by_node = {n.ID: [a for a in state.by_index(t.ALLOCS, "node", n.ID)
-                             if a.ID not in stopping] for n in nodes}
+    allocs_by_node = _NodeAllocs(state, [n.ID for n in nodes],
+                                 {s.AllocID for s in plan.stops})
     stacks: dict[str | None, Stack] = {}
     proposed: dict[str, list[Allocation]] = {}
     placed: list[Allocation] = []
@@ -140,7 +140,6 @@ def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric
     out = []
     blocked_id = ""
     if failed:
-        # One blocked eval per job waits for capacity: a newer one supersedes the old.
         blocked = Evaluation(
             ID=_derived_id(ev.ID, "blocked"), Namespace=ev.Namespace, Priority=ev.Priority,
             Type=ev.Type, TriggeredBy="queued-allocs", JobID=ev.JobID,
@@ -149,14 +148,31 @@ def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric
             FailedTGAllocs=failed_tg, SnapshotIndex=state.last_index, CreateTime=now_ns,
             ModifyTime=now_ns)
         blocked_id = blocked.ID
-        out.append(blocked)
-        for old in state.by_index(t.EVALS, "job", ev.JobID):
-            if old.Status == "blocked":
-                out.append(replace(old, Status="canceled", ModifyTime=now_ns,
-                                   StatusDescription=f'superseded by blocked evaluation "{blocked.ID}"'))
+        out.append(blocked)   # the FSM cancels the job's older blocked eval with it
     done = replace(ev, Status="complete", FailedTGAllocs=failed_tg, QueuedAllocations=queued,
                    BlockedEval=blocked_id, SnapshotIndex=state.last_index, ModifyTime=now_ns)
     return [done, *out]
+
+
+class _NodeAllocs(Mapping):
+    """node ID -> its allocations (less those the plan stops), looked up only for the
+    nodes the stack actually visits: a few per placement, not every node per eval."""
+
+    def __init__(self, state: State, node_ids: list[str], stopping: set[str]):
+        self._state, self._ids, self._stopping = state, node_ids, stopping
+        self._cache: dict[str, list[Allocation]] = {}
+
+    def __getitem__(self, node_id: str) -> list[Allocation]:
+        if node_id not in self._cache:
+            self._cache[node_id] = [a for a in self._state.by_index(t.ALLOCS, "node", node_id)
+                                    if a.ID not in self._stopping]
+        return self._cache[node_id]
+
+    def __iter__(self):
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 def _derived_id(eval_id: str, salt: str) -> str:

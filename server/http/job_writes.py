@@ -322,8 +322,7 @@ async def plan(request: Request, job_id: str):
                          tracked_versions=ag.config.cluster.job_tracked_versions,
                          now_ns=_now_ns(), eval_id=ids.uuid4_str())
     done = next((x for x in result.evals if x.ID == ev.ID), None)
-    # what the plan would create (a blocked eval), not the existing evals it updates
-    created = [x for x in result.evals if x.ID != ev.ID and x.CreateIndex == 0]
+    created = [x for x in result.evals if x.ID != ev.ID]   # e.g. the blocked eval
     return write_reply(request, {
         "Index": modify_index, "JobModifyIndex": modify_index, "Diff": diff,
         "Annotations": {"DesiredTGUpdates": result.desired_tg_updates or None},
