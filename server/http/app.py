@@ -118,6 +118,7 @@ ROUTES = [
     Route("/v1/status/leader", _guarded(status.leader), methods=ALL_METHODS),
     Route("/v1/status/peers", _guarded(status.peers), methods=ALL_METHODS),
     Route("/v1/agent/health", _guarded(status.health), methods=ALL_METHODS),
+    Route("/v1/metrics", _guarded(status.metrics), methods=["GET"]),
     Route("/v1/nodes", _guarded(node_reads.list_nodes), methods=ALL_METHODS),
     Route("/v1/node/{node_id}/allocations", _guarded(node_reads.node_allocations),
           methods=ALL_METHODS),

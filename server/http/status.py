@@ -43,3 +43,9 @@ async def client_health(request: Request) -> Response:
     """A client-only agent: 200 once its node is registered with the servers."""
     client = agent(request).client
     return JSONResponse({"client": _client_part(client)})
+
+
+async def metrics(request: Request) -> Response:
+    """``/v1/metrics``: this agent's counters (see server/metrics.py)."""
+    from server.metrics import METRICS
+    return JSONResponse(METRICS.snapshot())
