@@ -88,8 +88,14 @@ _TOKEN_WORDS = {
     "LSQB": "[", "RSQB": "]", "LPAR": "(", "RPAR": ")", "COMMA": ",", "INT_LITERAL": "a number",
     "FLOAT_LITERAL": "a number", "NL_OR_COMMENT": "a new line", "INTERP_START": "${",
     "STRING_CHARS": "string characters", "HEREDOC_TEMPLATE": "a heredoc",
-    "TRUE": "true", "FALSE": "false", "NULL": "null", "COLON": ":", "$END": "the end of the file",
+    "TRUE": "true", "FALSE": "false", "NULL": "null", "COLON": ":", "$END": "end of file",
 }
+
+# the tokens that may start an expression: when all are expected, say "a value"
+_VALUE_START = {"DBLQUOTE", "INT_LITERAL", "NAME", "LSQB", "LBRACE"}
+_VALUE_TOKENS = _VALUE_START | {"FLOAT_LITERAL", "LPAR", "MINUS", "NOT", "TRUE", "FALSE", "NULL",
+                                "HEREDOC_TEMPLATE", "HEREDOC_TEMPLATE_TRIM", "TEMPLATE_STRING",
+                                "NL_OR_COMMENT"}
 
 
 def _syntax_tree(text: str) -> Tree:
@@ -100,12 +106,20 @@ def _syntax_tree(text: str) -> Tree:
         line, column = getattr(exc, "line", 1), getattr(exc, "column", 1)
         if line is None or line < 1:  # at the end of the input
             line, column = text.count("\n") + 1, 1
-        expected = sorted({_TOKEN_WORDS.get(t, t) for t in getattr(exc, "expected", ()) or ()
+        wanted = set(getattr(exc, "expected", ()) or ())
+        value = _VALUE_START <= wanted
+        expected = sorted({_TOKEN_WORDS[t] for t in wanted - (_VALUE_TOKENS if value else set())
                            if t in _TOKEN_WORDS})
+        if value:
+            expected.insert(0, "a value (a string, number, name, list or object)")
         found = ""
         if isinstance(exc, UnexpectedToken):
             tok = exc.token
-            found = "the end of the file" if tok.type == "$END" else \
+            lead = str(tok)[:len(str(tok)) - len(str(tok).lstrip())]
+            if lead and str(tok).strip():  # point at the token's text, not its leading space
+                line += lead.count("\n")
+                column = len(lead) - lead.rfind("\n") if "\n" in lead else column + len(lead)
+            found = "end of file" if tok.type == "$END" else \
                 repr((str(tok).strip() or tok.type).splitlines()[0])
         elif isinstance(exc, UnexpectedCharacters):
             found = repr(text[exc.pos_in_stream]) if exc.pos_in_stream < len(text) else ""

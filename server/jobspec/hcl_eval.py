@@ -226,10 +226,15 @@ class Evaluator:
                 raise HclError(line, 1, "Unterminated template interpolation",
                                "a ${ in the heredoc has no closing }")
             expr = _parse_expression(text[j + 2:end], line)
-            sub = Evaluator(text[j + 2:end], self.variables)
+            sub = Evaluator(f"x = {text[j + 2:end]}\n", self.variables)  # as parsed
             sub.local_exprs, sub.local_values, sub.scopes = \
                 self.local_exprs, self.local_values, self.scopes
-            out.append(self._to_template_text(expr, sub.eval(expr)))
+            try:
+                value = sub.eval(expr)
+            except HclError as exc:  # positions in the heredoc, not in the snippet
+                raise HclError(line + exc.line - 1, exc.column, exc.summary, exc.detail) \
+                    from None
+            out.append(self._to_template_text(expr, value))
             i = end + 1
         return "".join(out)
 
