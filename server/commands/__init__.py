@@ -24,7 +24,8 @@ def main(argv: list[str], transport=None) -> int:
         rv = cli.main(args=argv, prog_name="caravan", standalone_mode=False,
                       obj={"transport": transport})
     except CommandError as exc:
-        err.print(f"Error: {exc.message}", markup=False)
+        text = exc.message if exc.message.startswith("Error") else f"Error: {exc.message}"
+        err.print(text, markup=False)
         return exc.code
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -13,9 +13,10 @@ DEFAULT_ADDR = "http://127.0.0.1:4646"
 class CommandError(Exception):
     """A failure to show the user as one line; ``code`` is the exit status."""
 
-    def __init__(self, message: str, code: int = 1, status: int | None = None):
+    def __init__(self, message: str, code: int = 1, status: int | None = None,
+                 body: str = ""):
         super().__init__(message)
-        self.message, self.code, self.status = message, code, status
+        self.message, self.code, self.status, self.body = message, code, status, body
 
 
 def resolve_address(flag: str | None) -> str:
@@ -43,7 +44,7 @@ class Client:
         if response.status_code >= 400:
             message = response.text.strip() or response.reason_phrase
             raise CommandError(f"Unexpected response code: {response.status_code} ({message})",
-                               status=response.status_code)
+                               status=response.status_code, body=message)
         return response
 
     def get(self, path: str, **params) -> Any:
@@ -76,7 +77,7 @@ class _Stream:
             message = response.text.strip() or response.reason_phrase
             self._cm.__exit__(None, None, None)
             raise CommandError(f"Unexpected response code: {response.status_code} ({message})",
-                               status=response.status_code)
+                               status=response.status_code, body=message)
         return response
 
     def __exit__(self, *exc) -> None:

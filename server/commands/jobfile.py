@@ -10,6 +10,8 @@ import click
 
 from server.commands.client import Client, CommandError
 
+PARSE_FAILED = "Failed to parse job file: "  # server/http/job_parse.py
+
 
 def read_source(path: str) -> str:
     if path == "-":
@@ -59,10 +61,10 @@ def load_job(client: Client, path: str, var: tuple[str, ...] = (),
     try:
         return client.put("/v1/jobs/parse", body)
     except CommandError as exc:
-        if exc.status == 400:
+        if exc.status == 400 and exc.body.startswith(PARSE_FAILED):
             # the server names the file input.hcl; show the user's path instead
-            message = exc.message.split("(", 1)[-1].rstrip(")").replace("input.hcl", path)
-            raise CommandError(f"Error parsing job file {message}") from None
+            where = exc.body.removeprefix(PARSE_FAILED).replace("input.hcl", path, 1)
+            raise CommandError(f"Error parsing job file {where}") from None
         raise
 
 
