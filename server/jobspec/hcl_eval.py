@@ -15,12 +15,13 @@ Every error is an ``HclError`` with the line and column of the offending express
 """
 from __future__ import annotations
 
-import json
 import math
 import re
-from typing import Any, Callable
+from typing import Any
 
 from lark import Token, Tree
+
+from server.jobspec.hcl_functions import FUNCTIONS, to_string
 
 
 class HclError(Exception):
@@ -81,7 +82,7 @@ def _unescape(node, text: str) -> str:
     return _ESCAPE.sub(one, text)
 
 
-def _nodes(node: Tree) -> list:
+def children(node: Tree) -> list:
     """Children that carry meaning (not punctuation tokens or comments/newlines)."""
     return [c for c in node.children
             if isinstance(c, Tree) and c.data != "new_line_or_comment"]
@@ -119,7 +120,7 @@ class Evaluator:
     # --- terms --------------------------------------------------------------------------
 
     def _expr_term(self, node):
-        inner = _nodes(node)
+        inner = children(node)
         if inner:
             return self.eval(inner[0])
         raise error_at(node, "Invalid expression")
@@ -169,7 +170,7 @@ class Evaluator:
                 else:  # $${ and %%{ stand for a literal ${ and %{
                     out.append(str(child)[1:])
             elif child.data == "interpolation":
-                out.append(self.eval(_nodes(child)[0]))
+                out.append(self.eval(children(child)[0]))
             else:
                 raise error_at(child, "Unsupported template directive",
                                "%{ if } and %{ for } directives are not supported; "
@@ -187,7 +188,7 @@ class Evaluator:
         if value is None:
             raise error_at(node, "Invalid template interpolation value",
                            "the expression result is null")
-        return _to_string(value)
+        return to_string(value)
 
     def _heredoc_template(self, node):
         return self._heredoc(node, trim=False)
@@ -239,35 +240,35 @@ class Evaluator:
         return "".join(out)
 
     def _tuple(self, node):
-        return [self.eval(c) for c in _nodes(node)]
+        return [self.eval(c) for c in children(node)]
 
     def _object(self, node):
         out = {}
-        for elem in _nodes(node):
-            key_node, value_node = _nodes(elem)
+        for elem in children(node):
+            key_node, value_node = children(elem)
             key = self._object_key(key_node)
             out[key] = self.eval(value_node)
         return out
 
     def _object_key(self, node) -> str:
-        inner = _nodes(node)
+        inner = children(node)
         if not inner:  # a keyword used as a key
             return str(node.children[0].children[0])
         expr = inner[0]
-        bare = _nodes(expr)
+        bare = children(expr)
         if expr.data == "expr_term" and bare and bare[0].data == "identifier":
             return str(bare[0].children[0])  # {a = 1}: a bare name is the key itself
         key = self.eval(expr)
         if isinstance(key, (dict, list)) or key is None:
             raise error_at(node, "Invalid object key", "a key must be a string")
-        return _to_string(key)
+        return to_string(key)
 
     # --- traversal ----------------------------------------------------------------------
 
     def _get_attr_expr_term(self, node):
-        base_node, attr = _nodes(node)
-        name = str(_nodes(attr)[0].children[0])
-        root = _nodes(base_node)
+        base_node, attr = children(node)
+        name = str(children(attr)[0].children[0])
+        root = children(base_node)
         if root and root[0].data == "identifier" and str(root[0].children[0]) in RUNTIME_ROOTS \
                 and not any(str(root[0].children[0]) in s for s in self.scopes):
             return self._root_ref(str(root[0].children[0]), name, attr)
@@ -304,14 +305,14 @@ class Evaluator:
         return value
 
     def _index_expr_term(self, node):
-        base_node, index = _nodes(node)
+        base_node, index = children(node)
         base = self.eval(base_node)
         if isinstance(base, Deferred):
             return Deferred(self._text(node))
         if index.data == "short_index":
             key: Any = int(str(index.children[-1]))
         else:
-            key = self.eval(_nodes(index)[0])
+            key = self.eval(children(index)[0])
         return _index(index, base, key)
 
     def _attr_splat_expr_term(self, node):
@@ -321,21 +322,21 @@ class Evaluator:
         return self._splat(node)
 
     def _splat(self, node):
-        base_node, splat = _nodes(node)
+        base_node, splat = children(node)
         base = self.eval(base_node)
         if isinstance(base, Deferred):
             return Deferred(self._text(node))
         items = base if isinstance(base, list) else ([] if base is None else [base])
         out = []
         for item in items:
-            for step in _nodes(splat):
+            for step in children(splat):
                 if step.data == "get_attr":
-                    name = str(_nodes(step)[0].children[0])
+                    name = str(children(step)[0].children[0])
                     item = _index(step, item, name)
                 elif step.data == "short_index":
                     item = _index(step, item, int(str(step.children[-1])))
                 else:
-                    item = _index(step, item, self.eval(_nodes(step)[0]))
+                    item = _index(step, item, self.eval(children(step)[0]))
             out.append(item)
         return out
 
@@ -343,15 +344,15 @@ class Evaluator:
 
     def _unary_op(self, node):
         op = str(node.children[0])
-        value = self._concrete(node, self.eval(_nodes(node)[0]))
+        value = self._concrete(node, self.eval(children(node)[0]))
         if op == "-":
             return -_number(node, value)
         return not _boolean(node, value)
 
     def _binary_op(self, node):
-        left_node, term = _nodes(node)[:2]
-        op = str(_nodes(term)[0].children[0])
-        right_node = _nodes(term)[1]
+        left_node, term = children(node)[:2]
+        op = str(children(term)[0].children[0])
+        right_node = children(term)[1]
         left = self._concrete(left_node, self.eval(left_node))
         if op == "&&" and not _boolean(left_node, left):
             return False
@@ -374,7 +375,7 @@ class Evaluator:
         return int(result) if isinstance(result, float) and result.is_integer() else result
 
     def _conditional(self, node):
-        cond, yes, no = _nodes(node)
+        cond, yes, no = children(node)
         test = _boolean(cond, self._concrete(cond, self.eval(cond)))
         return self.eval(yes if test else no)
 
@@ -388,23 +389,23 @@ class Evaluator:
     # --- for expressions and functions ------------------------------------------------
 
     def _for_tuple_expr(self, node):
-        intro, *rest = _nodes(node)
+        intro, *rest = children(node)
         body, cond = rest[0], (rest[1] if len(rest) > 1 else None)
         return [self._scoped(scope, body) for scope in self._for_scopes(intro, cond)]
 
     def _for_object_expr(self, node):
-        intro, *rest = _nodes(node)
+        intro, *rest = children(node)
         key_node, value_node = rest[0], rest[1]
         cond = rest[2] if len(rest) > 2 and rest[2].data == "for_cond" else None
         out = {}
         for scope in self._for_scopes(intro, cond):
-            key = _to_string(self._concrete(key_node, self._scoped(scope, key_node)))
+            key = to_string(self._concrete(key_node, self._scoped(scope, key_node)))
             out[key] = self._scoped(scope, value_node)
         return out
 
     def _for_scopes(self, intro, cond):
-        names = [str(n.children[0]) for n in _nodes(intro) if n.data == "identifier"]
-        coll_node = [n for n in _nodes(intro) if n.data != "identifier"][0]
+        names = [str(n.children[0]) for n in children(intro) if n.data == "identifier"]
+        coll_node = [n for n in children(intro) if n.data != "identifier"][0]
         coll = self._concrete(coll_node, self.eval(coll_node))
         if isinstance(coll, dict):
             pairs = sorted(coll.items())
@@ -419,7 +420,7 @@ class Evaluator:
             if len(names) == 2:
                 scope[names[0]] = key
             if cond is not None:
-                test = self._scoped(scope, _nodes(cond)[0])
+                test = self._scoped(scope, children(cond)[0])
                 if not _boolean(cond, self._concrete(cond, test)):
                     continue
             yield scope
@@ -432,13 +433,13 @@ class Evaluator:
             self.scopes.pop()
 
     def _function_call(self, node):
-        name_node, *rest = _nodes(node)
+        name_node, *rest = children(node)
         name = str(name_node.children[0])
         fn = FUNCTIONS.get(name)
         if fn is None:
             raise error_at(name_node, "Call to unknown function",
                            f'there is no function named "{name}"')
-        args = [self._concrete(a, self.eval(a)) for a in (_nodes(rest[0]) if rest else [])]
+        args = [self._concrete(a, self.eval(a)) for a in (children(rest[0]) if rest else [])]
         if rest and any(isinstance(t, Token) and t.type == "ELLIPSIS" for t in rest[0].children):
             if not args or not isinstance(args[-1], list):
                 raise error_at(node, "Invalid expanding argument value",
@@ -491,7 +492,7 @@ def _parse_expression(text: str, line: int) -> Tree:
         raise HclError(line, 1, "Invalid template interpolation",
                        f"cannot parse ${{{text.strip()}}} as an expression") from None
     attribute = tree.children[0].children[0] if tree.children[0].children else None
-    nodes = _nodes(attribute) if attribute is not None else []
+    nodes = children(attribute) if attribute is not None else []
     if attribute is None or attribute.data != "attribute" or len(nodes) < 2:
         raise HclError(line, 1, "Invalid template interpolation",
                        f"cannot parse ${{{text.strip()}}} as an expression")
@@ -510,14 +511,6 @@ def _type_name(value) -> str:
     if isinstance(value, dict):
         return "object"
     return "null" if value is None else type(value).__name__
-
-
-def _to_string(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def _number(node, value):
@@ -553,89 +546,8 @@ def _index(node, base, key):
                            f"index {key!r} is out of range for a list of {len(base)}")
         return base[key]
     if isinstance(base, dict):
-        key = _to_string(key)
+        key = to_string(key)
         if key not in base:
             raise error_at(node, "Invalid index", f'the object has no element "{key}"')
         return base[key]
     raise error_at(node, "Invalid index", f"cannot index a {_type_name(base)}")
-
-
-# --- functions (the subset of HCL's standard library most job files use) ---------------
-
-
-def _format(fmt: str, *args) -> str:
-    values = iter(args)
-
-    def one(m: re.Match) -> str:
-        verb = m.group(2)
-        if verb == "%":
-            return "%"
-        value = next(values)
-        if verb == "d":
-            return (m.group(1) + "d") % int(value)
-        if verb == "q":
-            return json.dumps(_to_string(value))
-        if verb == "f":
-            return (m.group(1) + "f") % float(value)
-        return _to_string(value) if verb in "sv" else m.group(0)
-    return re.sub(r"(%[-+ 0#]*\d*(?:\.\d+)?)([sdvqf%])", one, fmt)
-
-
-def _coalesce(*args):
-    for a in args:
-        if a is not None and a != "":
-            return a
-    raise ValueError("no non-null, non-empty-string arguments")
-
-
-def _tonumber(v):
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return v
-    text = str(v)
-    return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
-
-
-def _tobool(v):
-    if isinstance(v, bool):
-        return v
-    if v in ("true", "false"):
-        return v == "true"
-    raise ValueError(f"cannot convert {v!r} to bool")
-
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "upper": lambda s: s.upper(),
-    "lower": lambda s: s.lower(),
-    "title": lambda s: s.title(),
-    "trimspace": lambda s: s.strip(),
-    "trimprefix": lambda s, p: s.removeprefix(p),
-    "trimsuffix": lambda s, p: s.removesuffix(p),
-    "replace": lambda s, old, new: s.replace(old, new),
-    "split": lambda sep, s: s.split(sep),
-    "join": lambda sep, items: sep.join(_to_string(i) for i in items),
-    "substr": lambda s, off, n: s[off:] if n < 0 else s[off:off + n],
-    "format": _format,
-    "length": lambda v: len(v),
-    "concat": lambda *lists: [x for lst in lists for x in lst],
-    "contains": lambda lst, v: v in lst,
-    "element": lambda lst, i: lst[i % len(lst)],
-    "keys": lambda m: sorted(m),
-    "values": lambda m: [m[k] for k in sorted(m)],
-    "lookup": lambda m, k, *default: m[k] if k in m or not default else default[0],
-    "merge": lambda *maps: {k: v for m in maps for k, v in m.items()},
-    "coalesce": _coalesce,
-    "range": lambda *a: list(range(*a)),
-    "min": lambda *a: min(a),
-    "max": lambda *a: max(a),
-    "abs": abs,
-    "ceil": lambda v: math.ceil(v),
-    "floor": lambda v: math.floor(v),
-    "tostring": _to_string,
-    "tonumber": _tonumber,
-    "tobool": _tobool,
-    "tolist": list,
-    "toset": lambda v: sorted(set(v), key=str),
-    "tomap": dict,
-    "jsonencode": lambda v: json.dumps(v, separators=(",", ":")),
-    "jsondecode": json.loads,
-}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lark import Tree
 
-from server.jobspec.hcl_eval import _nodes, error_at
+from server.jobspec.hcl_eval import children, error_at
 
 PRIMITIVES = ("string", "number", "bool", "any")
 COLLECTIONS = ("list", "set", "map")
@@ -15,7 +14,7 @@ COLLECTIONS = ("list", "set", "map")
 def type_constraint(node) -> tuple:
     """``string`` -> ("string",); ``list(number)`` -> ("list", ("number",));
     ``object({a = string})`` -> ("object", {"a": ("string",)})."""
-    inner = _nodes(node)
+    inner = children(node)
     if node.data == "expr_term" and inner:
         return type_constraint(inner[0])
     if node.data == "identifier":
@@ -23,24 +22,24 @@ def type_constraint(node) -> tuple:
         if name in PRIMITIVES:
             return (name,)
     if node.data == "function_call":
-        name_node, *args = _nodes(node)
+        name_node, *args = children(node)
         name = str(name_node.children[0])
-        params = _nodes(args[0]) if args else []
+        params = children(args[0]) if args else []
         if name in COLLECTIONS and len(params) == 1:
             return (name, type_constraint(params[0]))
         if name == "object" and len(params) == 1:
-            obj = _nodes(params[0])[0] if _nodes(params[0]) else None
+            obj = children(params[0])[0] if children(params[0]) else None
             if obj is not None and obj.data == "object":
                 fields = {}
-                for elem in _nodes(obj):
-                    key_node, value_node = _nodes(elem)
-                    fields[str(_nodes(_nodes(key_node)[0])[0].children[0])] = \
+                for elem in children(obj):
+                    key_node, value_node = children(elem)
+                    fields[str(children(children(key_node)[0])[0].children[0])] = \
                         type_constraint(value_node)
                 return ("object", fields)
         if name == "tuple" and len(params) == 1:
-            tup = _nodes(params[0])[0] if _nodes(params[0]) else None
+            tup = children(params[0])[0] if children(params[0]) else None
             if tup is not None and tup.data == "tuple":
-                return ("tuple", [type_constraint(t) for t in _nodes(tup)])
+                return ("tuple", [type_constraint(t) for t in children(tup)])
     raise error_at(node, "Invalid type specification",
                    "expected string, number, bool, any, list(T), set(T), map(T), "
                    "object({...}) or tuple([...])")

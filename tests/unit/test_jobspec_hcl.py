@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.jobspec.hcl import JobFileError, go_duration_ns, parse_job
+from server.jobspec.hcl import JobFileError, parse_job
+from server.jobspec.hcl_blocks import go_duration_ns
 
 S = 1_000_000_000
 
