@@ -191,6 +191,8 @@ def test_dispatch_with_a_payload_from_stdin(agent, caravan):
 
     code, out, _ = caravan("job", "status", "invoice")
     assert code == 0 and field(out, "Parameterized") == "true" and child_id in out
+    code, out, _ = caravan("job", "status", child_id)  # an ID with a "/" in it
+    assert code == 0 and field(out, "ID") == child_id
 
 
 def test_periodic_force_and_job_eval(agent, caravan):

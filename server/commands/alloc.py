@@ -62,7 +62,8 @@ def status(client: Client, alloc_id, as_json, verbose):
                    for e in reversed(events)])
     if not a.get("TaskStates"):
         out.print()
-        out.print(Text("Allocation status: ", style="bold") + status_text(a.get("ClientStatus", "")))
+        out.print(Text("Allocation status: ", style="bold")
+                  + status_text(a.get("ClientStatus", "")))
     return 0
 
 

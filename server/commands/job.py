@@ -188,14 +188,15 @@ def status(client: Client, job_id, as_json, verbose):
                    "LatestDeployment": deployment})
         return 0
     periodic, parameterized = bool(job.get("Periodic")), bool(job.get("ParameterizedJob"))
-    kv([("ID", jid), ("Name", job.get("Name", "")), ("Submit Date", fmt_time(job.get("SubmitTime"))),
+    kv([("ID", jid), ("Name", job.get("Name", "")),
+        ("Submit Date", fmt_time(job.get("SubmitTime"))),
         ("Type", job.get("Type", "")), ("Priority", job.get("Priority", "")),
         ("Datacenters", ",".join(job.get("Datacenters") or [])),
         ("Namespace", job.get("Namespace", "")), ("Node Pool", job.get("NodePool", "")),
         ("Status", job.get("Status", "")), ("Periodic", str(periodic).lower()),
         ("Parameterized", str(parameterized).lower())])
     if periodic or parameterized:
-        heading("Children Job Summary" if periodic or parameterized else "Summary")
+        heading("Children Job Summary")
         children_rows(summary)
         children = [j for j in client.get("/v1/jobs", prefix=jid + "/")
                     if j.get("ParentID") == jid]

@@ -41,7 +41,8 @@ def status(client: Client, node_id, as_json, verbose):
                 n.get("Name", ""), n.get("NodeClass") or "<none>",
                 str(n.get("Drain", False)).lower(), n.get("SchedulingEligibility", ""),
                 status_text(n.get("Status", ""))]
-               for n in sorted(nodes, key=lambda n: n.get("Name", ""))], empty="No nodes registered")
+               for n in sorted(nodes, key=lambda n: n.get("Name", ""))],
+              empty="No nodes registered")
         return 0
     node = find_node(client, node_id)
     allocs = client.get(f"/v1/node/{node['ID']}/allocations")

@@ -49,7 +49,8 @@ def _parse(text: str, variables) -> dict:
         elif item.kind == "block" and item.name == "job":
             jobs.append(item)
         else:
-            raise error_at(item.at, f"Unsupported {'block type' if item.kind == 'block' else 'argument'}",
+            what = "block type" if item.kind == "block" else "argument"
+            raise error_at(item.at, f"Unsupported {what}",
                            f'"{item.name}" is not expected at the top level; a job file holds '
                            f'one job block, variable blocks and locals')
     if len(jobs) != 1:

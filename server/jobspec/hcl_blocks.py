@@ -65,7 +65,8 @@ Conv = Callable[["Context", Item, Any, str], Any]
 @dataclass
 class Spec:
     attrs: dict[str, tuple[str, Conv]]
-    blocks: dict[str, tuple[str, Any, bool]] = field(default_factory=dict)  # name -> field, spec|fn, repeated
+    # block name -> (field, Spec or handler function, repeated?)
+    blocks: dict[str, tuple[str, Any, bool]] = field(default_factory=dict)
     label: str | None = None   # the field a single block label fills
     finish: Callable[[dict, Item], None] | None = None
 
