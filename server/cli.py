@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print("usage: caravan agent [-dev | -config FILE (-server NAME | -client NAME)] [flags]\n"
               "       caravan nodesim -server HOST:PORT -count N [flags]\n"
+              "       caravan job|node|alloc|eval|deployment|server ...  (-h for each)\n"
               "       caravan agent -h / caravan nodesim -h   for their flags")
         return 0 if argv else 2
     if argv[0] == "agent":
@@ -128,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "nodesim":
         from server.nodesim import main as nodesim_main
         return nodesim_main(argv[1:])
+    from server.commands import NOUNS
+    if argv[0] in NOUNS:
+        from server.commands import main as commands_main
+        return commands_main(argv)
     print(f"caravan: unknown command {argv[0]!r}", file=sys.stderr)
     return 2
 

@@ -383,3 +383,45 @@ def test_service_job_spreads_over_two_clients_and_survives_losing_one(two_client
     assert len(processes_with(marker)) == 3
     http.delete("/v1/job/web").raise_for_status()
     wait_until(lambda: processes_with(marker) == [], 15, "no process left")
+
+
+def test_a_server_failover_does_not_restart_running_tasks(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARAVAN_HEARTBEAT_TTL", "2")
+    monkeypatch.setenv("CARAVAN_HEARTBEAT_GRACE", "2")
+    cluster = make_cluster(tmp_path, n=3, clients=1, client_toml="raw_exec = true")
+    cluster.start()
+    marker = f"sleep 3004.{uuid.uuid4().int % 1000}"
+    try:
+        leader = cluster.leader()
+        http = httpx.Client(base_url=leader.url, timeout=10)
+        wait_until(lambda: [n for n in http.get("/v1/nodes").json() if n["Status"] == "ready"],
+                   30, "the client's node")
+        http.post("/v1/jobs", json=job("steady", [shell("s", f"exec {marker}")],
+                                       type_="service")).raise_for_status()
+        allocs = wait_allocs(http, "steady", lambda a: a[0]["ClientStatus"] == "running")
+        before = full_alloc(http, allocs[0]["ID"])["TaskStates"]["s"]
+        pids = processes_with(marker)
+        assert len(pids) == 1
+        http.close()
+
+        leader.kill(signal.SIGKILL)
+        new_leader = cluster.leader()
+        assert new_leader is not leader
+        http = httpx.Client(base_url=new_leader.url, timeout=10)
+        # the client follows the new leader: its next job runs, its node stays ready
+        http.post("/v1/jobs", json=job("after", [shell("a", "echo after")])).raise_for_status()
+        wait_allocs(http, "after", lambda a: a[0]["ClientStatus"] == "complete", timeout=30,
+                    what="a job placed after the failover to complete")
+        node = http.get("/v1/nodes").json()[0]
+        assert node["Status"] == "ready"
+        after = full_alloc(http, allocs[0]["ID"])["TaskStates"]["s"]
+        assert after["State"] == "running" and after["Restarts"] == 0, after
+        assert after["StartedAt"] == before["StartedAt"]
+        assert processes_with(marker) == pids, "the running task was not restarted"
+        http.delete("/v1/job/steady").raise_for_status()
+        wait_until(lambda: processes_with(marker) == [], 15, "the task to be stopped")
+        http.close()
+    finally:
+        cluster.stop()
+        for pid in processes_with(marker):
+            os.kill(pid, signal.SIGKILL)

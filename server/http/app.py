@@ -20,6 +20,7 @@ from server.http import alloc_reads, client_fs, deployment_reads, eval_reads, no
 from server.http import job_reads as r
 from server.http import job_writes as w
 from server.http import status
+from server.http import job_parse
 from server.http.common import WRITE_METHODS, ApiError, check_method
 from server.raft import ApplyTimeout, NoLeaderError
 
@@ -113,6 +114,7 @@ def _guarded(handler):
 
 ROUTES = [
     Route("/v1/jobs", _guarded(jobs_collection), methods=ALL_METHODS),
+    Route("/v1/jobs/parse", _guarded(job_parse.parse), methods=ALL_METHODS),
     Route("/v1/job/{rest:anypath}", _guarded(job_item), methods=ALL_METHODS),
     Route("/v1/validate/job", _guarded(validate_job), methods=ALL_METHODS),
     Route("/v1/status/leader", _guarded(status.leader), methods=ALL_METHODS),
