@@ -27,7 +27,7 @@ from client.drivers import available_drivers
 from client.state import ProcessRecord, node_identity
 from client.task_runner import event
 from fsm.entries import AllocClientState
-from fsm.structs import Allocation, TaskState
+from fsm.structs import Allocation
 from msgspec.structs import replace
 from server.rpc.pb import node_pb2 as pb
 

@@ -104,7 +104,6 @@ class AllocRunner:
         self.health_result: bool | None = None
         self._stopping: asyncio.Task | None = None
         self._sibling_kill: asyncio.Task | None = None
-        self._reported: tuple | None = None
         for task in (self.tg.Tasks or ()) if self.tg else ():
             driver = drivers.get(task.Driver)
             self.runners[task.Name] = TaskRunner(

@@ -1,12 +1,11 @@
 """``caravan alloc logs`` end to end: a real dev agent (whose built-in client node runs
 the task), a raw_exec job that writes to stdout and stderr, and the command reading
-both. Skipped only while the agent answers 404 for the logs route itself."""
+both."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import uuid
 
 import httpx
 import pytest
@@ -35,9 +34,10 @@ job "logs" {
 
 @pytest.fixture
 def agent(tmp_path):
-    server = dev_server(tmp_path).start()
+    server = dev_server(tmp_path, client=True).start()
     try:
-        server.wait_healthy()
+        wait_until(lambda: [n for n in httpx.get(f"{server.url}/v1/nodes").json()
+                            if n["Status"] == "ready"], 30, "the dev client's node")
         yield server
     finally:
         server.stop()
@@ -50,10 +50,6 @@ def caravan(agent, *argv: str) -> subprocess.CompletedProcess:
 
 
 def test_alloc_logs_reads_stdout_and_stderr_of_a_real_task(agent, tmp_path):
-    probe = httpx.get(f"{agent.url}/v1/client/fs/logs/{uuid.uuid4()}",
-                      params={"task": "x", "type": "stdout", "plain": "true"}, timeout=10)
-    if probe.status_code == 404 and probe.text.strip() == "Not Found":
-        pytest.skip("this agent has no /v1/client/fs/logs route yet")
     path = tmp_path / "logs.nomad.hcl"
     path.write_text(JOB)
     run = caravan(agent, "job", "run", str(path))

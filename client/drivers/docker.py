@@ -131,7 +131,6 @@ class DockerDriver:
 
     async def _start(self, client: httpx.AsyncClient, ctx: TaskContext,
                      image: str) -> DockerHandle:
-        config = ctx.config
         inspect = await client.get(f"/{API}/images/{urllib.parse.quote(image, safe='')}/json")
         if inspect.status_code == 404:
             ctx.driver_event(f"Downloading image {image}")

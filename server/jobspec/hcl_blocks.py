@@ -14,7 +14,6 @@ from server.jobspec.duration import parse_go_duration
 from server.jobspec.hcl_eval import Evaluator, HclError, children, error_at
 
 
-
 @dataclass
 class Item:
     """One argument (``kind == "attr"``) or block of a body."""
