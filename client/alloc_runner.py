@@ -10,6 +10,7 @@ import shutil
 import time
 from typing import Callable
 
+from client.checks import PASSING, CheckRunner, checks_for
 from client.clock import rfc3339
 from client.drivers.base import TaskDirs
 from client.task_runner import TaskRunner, event
@@ -46,8 +47,9 @@ def update_strategy(alloc: Allocation, tg: TaskGroup | None) -> UpdateStrategy |
 
 
 class HealthWatch:
-    """Deployment health by task states: healthy once every task has been running for
-    MinHealthyTime; unhealthy when a task fails or HealthyDeadline passes first."""
+    """Deployment health: healthy once every task has been running (and, with
+    ``HealthCheck = "checks"``, every service check passing) for MinHealthyTime;
+    unhealthy when a task fails or HealthyDeadline passes first."""
 
     def __init__(self, update: UpdateStrategy, on_result: Callable[[bool], None]):
         self.min_healthy = (update.MinHealthyTime or 0) / 1e9
@@ -66,13 +68,13 @@ class HealthWatch:
         self.cancel()
         self.on_result(healthy)
 
-    def observe(self, states) -> None:
+    def observe(self, states, checks_passing: bool = True) -> None:
         if self.decided is not None:
             return
         if any(s.State == "dead" and s.Failed for s in states):
             self._decide(False)
             return
-        if states and all(s.State == "running" for s in states):
+        if states and checks_passing and all(s.State == "running" for s in states):
             started = tuple(s.StartedAt for s in states)
             if started != self._since:   # (re)started: the clock starts again
                 self._since = started
@@ -113,6 +115,8 @@ class AllocRunner:
                 dirs=TaskDirs(self.root, task.Name), region=region, on_change=self._changed,
                 on_pid=lambda name, pid: on_pid(alloc.ID, name, pid))
         self.health: HealthWatch | None = None
+        self.use_checks = False
+        self.checks: dict[str, list[CheckRunner]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -120,6 +124,7 @@ class AllocRunner:
         update = update_strategy(self.alloc, self.tg)
         if self.alloc.DeploymentID and update is not None and update.HealthCheck != "manual":
             self.health = HealthWatch(update, self._health)
+            self.use_checks = update.HealthCheck in ("checks", "", None)
         if not self.runners:
             self._send()
         for runner in self.runners.values():
@@ -139,6 +144,9 @@ class AllocRunner:
     async def _stop_all(self) -> None:
         await asyncio.gather(*(r.kill() for r in self.runners.values()),
                              return_exceptions=True)
+        for runners in self.checks.values():
+            for check in runners:
+                check.stop()
         if self.health is not None:
             self.health.cancel()
 
@@ -157,9 +165,32 @@ class AllocRunner:
     def _changed(self) -> None:
         states = [r.state for r in self.runners.values()]
         self._siblings()
+        self._start_checks()
         if self.health is not None:
-            self.health.observe(states)
+            self.health.observe(states, self._checks_passing())
         self._send()
+
+    def _start_checks(self) -> None:
+        """A task's service checks start once it first runs, and stop with the alloc."""
+        if self._stopping is not None:
+            return
+        for name, runner in self.runners.items():
+            if name in self.checks or runner.state.State != "running":
+                continue
+            self.checks[name] = [
+                CheckRunner(check=check, service=service, alloc=self.alloc, task=runner.task,
+                            env=runner.env, task_dir=runner.dirs.dir, on_change=self._changed)
+                for service, check in checks_for(self.tg, runner.task)]
+            for check in self.checks[name]:
+                check.start()
+
+    def _checks_passing(self) -> bool:
+        if not self.use_checks:
+            return True
+        for name, runner in self.runners.items():
+            if checks_for(self.tg, runner.task) and name not in self.checks:
+                return False
+        return all(c.status == PASSING for cs in self.checks.values() for c in cs)
 
     def _siblings(self) -> None:
         """A failed task takes its siblings down; so does a dead leader task."""

@@ -58,6 +58,7 @@ class TaskRunner:
         batch = alloc.Job is not None and alloc.Job.Type == "batch"
         self.restarts = RestartTracker(tg.RestartPolicy if tg else None, batch, time.time_ns)
         self.handle = None
+        self.env: dict[str, str] = {}      # the environment of the latest start
         self._kill_requested: asyncio.Event = asyncio.Event()
         self.main: asyncio.Task | None = None
         self.stdout = self.stderr = None
@@ -146,6 +147,7 @@ class TaskRunner:
         for tmpl in self.task.Templates or ():
             env.update(render_template(tmpl, self.dirs.dir, env))
         config = interpolate_value(dict(self.task.Config or {}), env, self.node)
+        self.env = env
         return TaskContext(alloc=self.alloc, task=self.task, dirs=self.dirs, env=env,
                            stdout=self.stdout, stderr=self.stderr, config=config,
                            driver_event=lambda msg: self._emit(event("Driver", msg,

@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 import re
 
-from client.drivers.base import TaskDirs
+from typing import TYPE_CHECKING
+
 from fsm.structs import Allocation, Node, Task, TaskGroup
+
+if TYPE_CHECKING:
+    from client.drivers.base import TaskDirs
 
 WITHHELD = ("CONSUL_TOKEN", "CONSUL_HTTP_TOKEN", "VAULT_TOKEN", "NOMAD_TOKEN",
             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
@@ -32,7 +36,8 @@ def _merged_meta(alloc: Allocation, tg: TaskGroup | None, task: Task) -> dict[st
     return meta
 
 
-def _networks(alloc: Allocation, task: Task):
+def networks(alloc: Allocation, task: Task):
+    """The task's networks and the group's shared ones, with their ports."""
     res = (alloc.TaskResources or {}).get(task.Name)
     nets = list(res.Networks or ()) if res is not None else []
     if alloc.SharedResources is not None:
@@ -42,7 +47,7 @@ def _networks(alloc: Allocation, task: Task):
 
 def port_env(alloc: Allocation, task: Task) -> dict[str, str]:
     env: dict[str, str] = {}
-    for net in _networks(alloc, task):
+    for net in networks(alloc, task):
         for port in list(net.ReservedPorts or ()) + list(net.DynamicPorts or ()):
             label = port.Label
             env[f"NOMAD_IP_{label}"] = net.IP

@@ -22,7 +22,7 @@ import urllib.parse
 import httpx
 
 from client.drivers.base import DriverError, ExitResult, TaskContext
-from client.taskenv import _networks
+from client.taskenv import networks
 
 API = "v1.41"
 
@@ -161,7 +161,7 @@ class DockerDriver:
         port_map = config.get("port_map") or {}
         if isinstance(port_map, list):   # HCL blocks arrive as a list of maps
             port_map = {k: v for m in port_map for k, v in m.items()}
-        for net in _networks(ctx.alloc, ctx.task):
+        for net in networks(ctx.alloc, ctx.task):
             for port in list(net.ReservedPorts or ()) + list(net.DynamicPorts or ()):
                 inner = int(port_map.get(port.Label) or port.To or port.Value)
                 key = f"{inner}/tcp"

@@ -244,3 +244,85 @@ def test_rotation_keeps_the_newest_files_and_reading_joins_them(tmp_path):
     again.write(b"!")
     again.close()
     assert (tmp_path / "web.stdout.4").read_bytes() == b"xyz!"
+
+
+# --- service checks ------------------------------------------------------------------------
+
+
+def _check_env(port: int):
+    from fsm.structs import Service, ServiceCheck
+    net = NetworkResource(IP="127.0.0.1", DynamicPorts=[Port(Label="http", Value=port)])
+    task = Task(Name="web")
+    alloc = Allocation(ID="a", TaskResources={"web": Resources(Networks=[net])})
+    return Service, ServiceCheck, task, alloc
+
+
+def test_tcp_http_and_script_checks(tmp_path):
+    from client.checks import CRITICAL, PASSING, WARNING, CheckRunner
+
+    async def scenario():
+        async def handle(reader, writer):
+            request = await reader.read(1024)
+            status = b"200 OK" if b"GET /ok " in request else b"429 Too Many Requests"
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        Service, ServiceCheck, task, alloc = _check_env(port)
+
+        def runner(**check):
+            return CheckRunner(check=ServiceCheck(**check), service=Service(PortLabel="http"),
+                               alloc=alloc, task=task, env={"PATH": os.defpath},
+                               task_dir=str(tmp_path), on_change=lambda: None)
+        results = {
+            "tcp": await runner(Type="tcp").once(),
+            "http-ok": await runner(Type="http", Path="/ok").once(),
+            "http-429": await runner(Type="http", Path="/busy").once(),
+            "script-0": await runner(Type="script", Command="/bin/sh", Args=["-c", "exit 0"]).once(),
+            "script-1": await runner(Type="script", Command="/bin/sh", Args=["-c", "exit 1"]).once(),
+            "script-2": await runner(Type="script", Command="/bin/sh", Args=["-c", "exit 2"]).once(),
+            "label": await runner(Type="tcp", PortLabel="nope").once(),
+        }
+        server.close()
+        await server.wait_closed()
+        results["closed"] = await runner(Type="tcp").once()
+        initial = runner(Type="tcp", InitialStatus="warning").status
+        return results, initial
+
+    results, initial = asyncio.run(scenario())
+    assert results["tcp"][0] == PASSING
+    assert results["http-ok"][0] == PASSING and results["http-429"][0] == WARNING
+    assert [results[f"script-{i}"][0] for i in range(3)] == [PASSING, WARNING, CRITICAL]
+    assert results["label"] == (CRITICAL, "no port labelled 'nope' in the allocation")
+    assert results["closed"][0] == CRITICAL
+    assert initial == WARNING
+
+
+def test_health_waits_for_min_healthy_time_and_checks():
+    from client.alloc_runner import HealthWatch
+    from fsm.structs import UpdateStrategy
+
+    async def scenario():
+        results = []
+        watch = HealthWatch(UpdateStrategy(MinHealthyTime=50_000_000,
+                                           HealthyDeadline=400_000_000), results.append)
+        running = [TaskState(State="running", StartedAt="t1")]
+        watch.observe(running, checks_passing=False)
+        await asyncio.sleep(0.1)
+        assert results == []              # tasks run, but a check is not passing yet
+        watch.observe(running, checks_passing=True)
+        await asyncio.sleep(0.1)
+        assert results == [True]
+        late = []
+        never = HealthWatch(UpdateStrategy(MinHealthyTime=0, HealthyDeadline=50_000_000),
+                            late.append)
+        never.observe([TaskState(State="pending")])
+        await asyncio.sleep(0.1)
+        assert late == [False]            # the healthy deadline passed first
+        failed = []
+        dies = HealthWatch(UpdateStrategy(MinHealthyTime=10**9), failed.append)
+        dies.observe([TaskState(State="dead", Failed=True)])
+        dies.cancel()
+        assert failed == [False]
+    asyncio.run(scenario())
