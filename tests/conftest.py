@@ -1,3 +1,7 @@
+import os
+import signal
+import time
+
 import pytest
 
 from tests.procs import dev_server
@@ -12,3 +16,48 @@ def dev_agent(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+def _leftovers(base: str) -> list[tuple[int, str]]:
+    """Live processes started for this session: their command line or working directory
+    is under the session's temporary directory (agents' data dirs, tasks' alloc dirs)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if base in cmdline or cwd.startswith(base):
+            found.append((int(entry), cmdline))
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every test must stop every process it started (agents, clients, their tasks):
+    anything left is killed and fails the run."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or not hasattr(factory, "_basetemp") or factory._basetemp is None:
+        return
+    base = str(factory.getbasetemp())
+    deadline = time.monotonic() + 5
+    left = _leftovers(base)
+    while left and time.monotonic() < deadline:   # processes still exiting
+        time.sleep(0.1)
+        left = _leftovers(base)
+    if not left:
+        return
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    lines = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in left)
+    print(f"\nprocesses left behind by the tests (now killed):\n{lines}")
+    session.exitstatus = 1
