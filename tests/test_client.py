@@ -415,7 +415,8 @@ def test_a_server_failover_does_not_restart_running_tasks(tmp_path, monkeypatch)
         node = http.get("/v1/nodes").json()[0]
         assert node["Status"] == "ready"
         after = full_alloc(http, allocs[0]["ID"])["TaskStates"]["s"]
-        assert after["State"] == "running" and after["Restarts"] == 0, after
+        assert after["State"] == "running" and after["Restarts"] == 0, [
+            (e["Type"], e["DisplayMessage"]) for e in after["Events"]]
         assert after["StartedAt"] == before["StartedAt"]
         assert processes_with(marker) == pids, "the running task was not restarted"
         http.delete("/v1/job/steady").raise_for_status()
