@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from typing import Callable
 
 import httpx
 
+from client.drivers.raw_exec import kill_group
+from client.proc import spawn
 from client.taskenv import networks
 from fsm.structs import Allocation, Service, ServiceCheck, Task
 
@@ -105,18 +108,16 @@ class CheckRunner:
         if not self.check.Command:
             return CRITICAL, "script check without a command"
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.check.Command, *(self.check.Args or ()), cwd=self.task_dir, env=self.env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            proc = await spawn([self.check.Command, *(self.check.Args or ())],
+                               cwd=self.task_dir, env=self.env, merge_stderr=True)
         except OSError as exc:
             return CRITICAL, f"failed to run {self.check.Command!r}: {exc}"
         try:
-            out, _ = await proc.communicate()
-        except asyncio.CancelledError:
-            proc.kill()
+            out = await proc.stdout.read()
+            code = await proc.wait()
+        except asyncio.CancelledError:   # timed out: the check's process goes too
+            kill_group(proc.pid, signal.SIGKILL)
             raise
-        code = proc.returncode
         text = out.decode(errors="replace")[-1024:]
         return (PASSING if code == 0 else WARNING if code == 1 else CRITICAL), text
 

@@ -34,7 +34,7 @@ def _leftovers(base: str) -> list[tuple[int, str]]:
             cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:
             continue
-        if base in cmdline or cwd.startswith(base):
+        if base + os.sep in cmdline or cwd.startswith(base + os.sep):
             found.append((int(entry), cmdline))
     return found
 

@@ -17,6 +17,7 @@ import signal as signals
 
 from client.drivers.base import DriverError, ExitResult, TaskContext
 from client.logs import pump
+from client.proc import Child, spawn
 
 SETPRIV = shutil.which("setpriv")
 
@@ -53,7 +54,7 @@ def kill_group(pgid: int, sig: int) -> bool:
 
 
 class ProcessHandle:
-    def __init__(self, proc: asyncio.subprocess.Process, pumps: list[asyncio.Task]):
+    def __init__(self, proc: Child, pumps: list[asyncio.Task]):
         self.proc = proc
         self.pid = proc.pid
         self._pumps = pumps
@@ -106,10 +107,7 @@ class RawExecDriver:
         if SETPRIV:
             argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=ctx.dirs.dir, env=ctx.env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True)
+            proc = await spawn(argv, cwd=ctx.dirs.dir, env=ctx.env)
         except OSError as exc:
             raise DriverError(f"failed to launch command with executor: {exc}") from None
         pumps = [asyncio.ensure_future(pump(proc.stdout, ctx.stdout)),
