@@ -88,20 +88,30 @@ def allocs_fit(node: Node, allocs: Iterable[Allocation],
     """``AllocsFit``: (fits, first exhausted dimension, used). Terminal allocations
     never count. Given an index, its port collisions are assumed already checked."""
     allocs = [a for a in allocs if not a.terminal()]
-    used = sum((alloc_usage(a) for a in allocs), Usage())
-    cap = node_capacity(node)
-    for dim, have, want in zip((DIM_CPU, DIM_MEMORY, DIM_DISK), cap, used):
-        if have < want:
-            return False, dim, used
-    if net_idx is _NO_NETWORK:
-        return True, "", used
+    used = sum_usage(allocs)
     if net_idx is None:
         net_idx = NetworkIndex()
         if net_idx.set_node(node) is not None or net_idx.add_allocs(allocs)[0]:
-            return False, DIM_PORT_COLLISION, used
-    if net_idx.overcommitted():
-        return False, ERR_BANDWIDTH, used
-    return True, "", used
+            fit, dim = usage_fits(node, used, _NO_NETWORK)
+            return (False, dim, used) if not fit else (False, DIM_PORT_COLLISION, used)
+    fit, dim = usage_fits(node, used, net_idx)
+    return fit, dim, used
+
+
+def sum_usage(allocs: Iterable[Allocation]) -> Usage:
+    return sum((alloc_usage(a) for a in allocs), Usage())
+
+
+def usage_fits(node: Node, used: Usage, net_idx) -> tuple[bool, str]:
+    """Whether ``used`` fits the node's capacity (the first exhausted dimension if not)
+    and, given a network index, its bandwidth."""
+    cap = node_capacity(node)
+    for dim, have, want in zip((DIM_CPU, DIM_MEMORY, DIM_DISK), cap, used):
+        if have < want:
+            return False, dim
+    if net_idx is not _NO_NETWORK and net_idx.overcommitted():
+        return False, ERR_BANDWIDTH
+    return True, ""
 
 
 def node_fits(node: Node, allocs: Iterable[Allocation]) -> tuple[bool, str]:
@@ -177,9 +187,12 @@ class RankedNode:
 
 def binpack(source: Iterable[Node], tg: TaskGroup,
             proposed_of: Callable[[str], list[Allocation]], rng: random.Random,
-            metric: AllocMetric, board: ScoreBoard) -> Iterator[RankedNode]:
+            metric: AllocMetric, board: ScoreBoard,
+            usage_of: Callable[[str], Usage] | None = None) -> Iterator[RankedNode]:
     """``BinPackIterator``: assign ports, sum the asks (tasks plus the group's ephemeral
-    disk), skip nodes they do not fit on, and score the rest ``fit / 18``."""
+    disk), skip nodes they do not fit on, and score the rest ``fit / 18``.
+    ``usage_of(node_id)``, when given, is what the node's live proposed allocations
+    use (the stack keeps it per node instead of summing them at every visit)."""
     disk = (tg.EphemeralDisk.SizeMB or 0) if tg.EphemeralDisk is not None else 0
     for node in source:
         proposed = proposed_of(node.ID)
@@ -191,7 +204,10 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
         combined = Resources(CPU=sum(r.CPU or 0 for r in task_resources.values()),
                              MemoryMB=sum(r.MemoryMB or 0 for r in task_resources.values()),
                              DiskMB=disk, Networks=networks or None)
-        fit, dim, util = allocs_fit(node, [*proposed, Allocation(Resources=combined)], net_idx)
+        used = usage_of(node.ID) if usage_of is not None else \
+            sum_usage(a for a in proposed if not a.terminal())
+        util = used + Usage(combined.CPU, combined.MemoryMB, disk)
+        fit, dim = usage_fits(node, util, net_idx)
         if not fit:
             exhaust_node(metric, node, dim)
             continue

@@ -24,7 +24,7 @@ from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Chec
                                 filter_node, group_constraints, in_datacenters, in_pool,
                                 network_checker)
 from scheduler.rank import (ScoreBoard, binpack, job_anti_affinity, limit, max_score,
-                            normalize_scores)
+                            normalize_scores, sum_usage)
 
 
 @dataclass
@@ -120,6 +120,8 @@ class Stack:
             self._by_dc[n.Datacenter] = self._by_dc.get(n.Datacenter, 0) + 1
         self._classes: dict[str, str] = {}      # filled as nodes are reached
         self._existing = allocs_by_node
+        # node ID -> (key of the plan's list for it, (live allocations, their usage))
+        self._views: dict[str, tuple] = {}
         self._eligibility = Eligibility(job)
         self._job_checks = [constraint_checker(job.Constraints or [])]
         self._limit = select_limit(len(candidates), job.Type == "batch")
@@ -130,7 +132,7 @@ class Stack:
         gone, pass it in ``proposed`` with ``DesiredStatus="stop"``."""
         metric = AllocMetric(NodesInPool=len(self._candidates), NodesAvailable=dict(self._by_dc))
         board = ScoreBoard()
-        allocs_on = self._proposed_view(proposed)
+        allocs_on, usage_of = self._proposed_view(proposed)
         constraints, drivers = group_constraints(tg)
         # Cheap, per-class checks first: drivers, then constraints, then networks;
         # memoized per computed class, so they are not repeated on similar nodes.
@@ -150,7 +152,7 @@ class Stack:
         nodes = distinct_hosts(nodes, self.job, tg, allocs_on, metric)
         nodes = distinct_property(nodes, self._property_sets(tg, allocs_on, proposed), metric)
         # 4. Bin-pack: the costly stage (ports, capacity), run on feasible nodes only.
-        ranked = binpack(nodes, tg, allocs_on, self.rng, metric, board)
+        ranked = binpack(nodes, tg, allocs_on, self.rng, metric, board, usage_of)
         # 5. Job anti-affinity, after bin-pack so it only adjusts nodes that fit.
         ranked = job_anti_affinity(ranked, self.job, tg, board)
         # 6. Normalize (average the stage scores) before the limit, which compares
@@ -186,17 +188,27 @@ class Stack:
         return self._classes[node.ID]
 
     def _proposed_view(self, proposed: dict[str, list[Allocation]]):
-        """node ID -> live allocations there: existing ones overridden by this plan's
-        (same ID), terminal ones dropped (``ProposedAllocs``)."""
-        cache: dict[str, list[Allocation]] = {}
+        """(allocs_on, usage_of): node ID -> live allocations there (existing ones
+        overridden by this plan's of the same ID, terminal ones dropped:
+        ``ProposedAllocs``), and what they use. Kept across this stack's selects and
+        recomputed for a node only when the plan's list for it has grown, so a node
+        visited again is not summed again."""
+        views = self._views
 
-        def allocs_on(node_id: str) -> list[Allocation]:
-            if node_id not in cache:
-                merged = {a.ID or id(a): a for a in self._existing.get(node_id, [])}
-                merged.update({a.ID or id(a): a for a in proposed.get(node_id, [])})
-                cache[node_id] = [a for a in merged.values() if not a.terminal()]
-            return cache[node_id]
-        return allocs_on
+        def view(node_id: str) -> tuple[list[Allocation], Usage]:
+            mine = proposed.get(node_id)
+            key = (id(mine), len(mine)) if mine else None
+            hit = views.get(node_id)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            merged = {a.ID or id(a): a for a in self._existing.get(node_id, [])}
+            if mine:
+                merged.update({a.ID or id(a): a for a in mine})
+            live = [a for a in merged.values() if not a.terminal()]
+            views[node_id] = (key, (live, sum_usage(live)))
+            return live, views[node_id][1][1]
+
+        return (lambda node_id: view(node_id)[0]), (lambda node_id: view(node_id)[1])
 
     def _property_sets(self, tg: TaskGroup, allocs_on, proposed) -> list:
         sets = [PropertySet(c, None) for c in self.job.Constraints or []
