@@ -162,7 +162,8 @@ class DeploymentWatcher:
         self._new_id = new_id
         self._request_id = request_id
         self._task: asyncio.Task | None = None
-        self._seen: dict[str, int] = {}     # deployment id -> ModifyIndex looked at
+        # deployment id -> (ModifyIndex looked at, its progress cutoff then)
+        self._seen: dict[str, tuple[int, int]] = {}
         self.actions = 0
 
     async def start(self) -> None:
@@ -205,11 +206,12 @@ class DeploymentWatcher:
         for gone in [k for k in self._seen if k not in live]:
             del self._seen[gone]
         for d in active:
-            cutoff = progress_cutoff(d) if d.Status == "running" else 0
-            if self._seen.get(d.ID) == d.ModifyIndex and not (cutoff and now > cutoff):
+            seen = self._seen.get(d.ID)
+            if seen is not None and seen[0] == d.ModifyIndex and not (seen[1] and now > seen[1]):
                 continue
             action = decide(state, d, now)
-            self._seen[d.ID] = d.ModifyIndex
+            cutoff = progress_cutoff(d) if d.Status == "running" else 0
+            self._seen[d.ID] = (d.ModifyIndex, cutoff)
             if action is None:
                 continue
             body = entry_for(state, d, action, self._new_id(), now, self._request_id())

@@ -27,8 +27,8 @@ health:
   reported ``failed`` (a "Driver Failure" event with that error) and, in a
   deployment, unhealthy at once;
 - ``nodesim_healthy`` (a simulator-only key, default true): ``false`` runs the task
-  but reports the allocation unhealthy after ``MinHealthyTime``, as a client whose
-  health checks never pass would.
+  but reports the allocation unhealthy once ``HealthyDeadline`` passes, as a client
+  whose health checks never pass would.
 
 With the update strategy's ``HealthCheck = "manual"`` no health is reported: the
 operator sets it (``/v1/deployment/allocation-health/:id``).
@@ -160,9 +160,14 @@ def _update_strategy(alloc: Allocation):
     return update or job.Update
 
 
-def _min_healthy_seconds(alloc: Allocation) -> float:
+def _health_wait_seconds(alloc: Allocation) -> float:
+    """When a client knows the allocation's health: healthy after MinHealthyTime,
+    unhealthy when HealthyDeadline passes."""
     update = _update_strategy(alloc)
-    return (update.MinHealthyTime or 0) / 1e9 if update is not None else 0.0
+    if update is None:
+        return 0.0
+    wait = update.MinHealthyTime if reports_healthy(alloc) else update.HealthyDeadline
+    return (wait or 0) / 1e9
 
 
 def _health_reported(alloc: Allocation) -> bool:
@@ -410,7 +415,7 @@ class SimNode:
                     updates.append(failed_update(alloc, error))
                     self.reported[alloc.ID] = "failed"
                     continue
-                wait = _min_healthy_seconds(alloc)
+                wait = _health_wait_seconds(alloc)
                 report_now = _health_reported(alloc) and wait <= 0
                 updates.append(running_update(alloc, reports_healthy(alloc) if report_now else None))
                 self.reported[alloc.ID] = "running"
@@ -422,7 +427,7 @@ class SimNode:
                     and self.health_for.get(alloc.ID) != alloc.DeploymentID:
                 # updated in place into a new deployment: its health is checked again
                 self.health_for[alloc.ID] = alloc.DeploymentID
-                healthy_later.append((alloc, _min_healthy_seconds(alloc)))
+                healthy_later.append((alloc, _health_wait_seconds(alloc)))
         if updates:
             if not await self._send(updates):   # let the next watch answer retry them
                 for u in updates:

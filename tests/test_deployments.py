@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.procs import dev_server, wait_until
+from tests.procs import dev_server, make_cluster, wait_until
 from tests.test_scheduling import NodeSim
 
 DC = "dc-deploy"
@@ -163,6 +163,18 @@ def test_canary_deployment_waits_for_promotion_then_completes(cluster):
     assert text == "can't promote terminal deployment"
 
 
+def test_auto_promote_promotes_healthy_canaries(cluster):
+    agent = cluster
+    settle_v0(agent, count=2)
+    register(agent, service_job("v1", count=2, Canary=1, AutoPromote=True))
+    d = wait_until(lambda: deployment_for(agent, 1), 10, "a deployment for v1")
+    assert d["StatusDescription"] in ("Deployment is running pending automatic promotion",
+                                      "Deployment is running")
+    d = wait_status(agent, 1, "successful")
+    assert d["TaskGroups"]["app"]["Promoted"] is True
+    assert versions_running(agent) == {1: 2}
+
+
 def test_failing_update_fails_the_deployment_and_auto_reverts(cluster):
     agent = cluster
     settle_v0(agent, count=2)
@@ -276,3 +288,32 @@ def test_unhealthy_mark_fails_and_a_newer_version_cancels(cluster):
         "Failed due to unhealthy allocations - rolling back to job version 0"
     assert get(agent, "/v1/job/web")["Version"] == 3
     assert d1["ID"] != d2["ID"]
+
+
+def test_a_new_leader_takes_over_a_running_deployment(tmp_path):
+    """The watcher keeps nothing the log lacks: kill the leader mid-rollout and the new
+    leader's watcher carries the deployment to success."""
+    cluster = make_cluster(tmp_path).start()
+    sim = None
+    try:
+        leader = cluster.leader()
+        sim = NodeSim(tmp_path, "dep", leader.rpc, "-count", "2", "-datacenter", DC,
+                      "-drivers", "mock")
+        wait_until(lambda: len([n for n in get(leader, "/v1/nodes")
+                                if n["Datacenter"] == DC and n["Status"] == "ready"]) == 2,
+                   20, "2 ready nodes")
+        settle_v0(leader, count=3)
+        register(leader, service_job("v1", count=3, MinHealthyTime=500 * MS))
+        wait_until(lambda: (deployment_for(leader, 1) or {}).get("TaskGroups", {})
+                   .get("app", {}).get("HealthyAllocs", 0) >= 1, 20, "one healthy replacement")
+        leader.kill()
+        new_leader = cluster.leader()
+        assert new_leader is not leader
+        d = wait_status(new_leader, 1, "successful", timeout=40)
+        assert d["TaskGroups"]["app"]["HealthyAllocs"] == 3
+        assert versions_running(new_leader) == {1: 3}
+        assert get(new_leader, "/v1/job/web")["Stable"] is True
+    finally:
+        if sim is not None:
+            sim.stop()
+        cluster.stop()
