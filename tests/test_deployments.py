@@ -3,6 +3,9 @@
 the HTTP API only. Health intervals are fractions of a second."""
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+
 import httpx
 import pytest
 
@@ -15,6 +18,7 @@ SECOND = 1_000_000_000
 
 
 def service_job(image: str, count: int = 4, **update) -> dict:
+    """A mock service job; ``register`` gives it the test's job ID."""
     strategy = {"MaxParallel": 1, "MinHealthyTime": 300 * MS, "HealthyDeadline": 20 * SECOND,
                 "ProgressDeadline": 60 * SECOND, **update}
     return {"Job": {
@@ -30,22 +34,40 @@ def failing(job: dict) -> dict:
     return job
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    agent = dev_server(tmp_path).start()
+@dataclass
+class Api:
+    """Where a test talks to, and the job it owns (tests share one agent)."""
+    url: str
+    rpc: str
+    job: str
+
+
+def start_nodes(tmp, agent) -> NodeSim:
+    sim = NodeSim(tmp, "dep", agent.rpc, "-count", "2", "-datacenter", DC, "-drivers", "mock")
+    wait_until(lambda: len([n for n in get(agent, "/v1/nodes")
+                            if n["Datacenter"] == DC and n["Status"] == "ready"]) == 2,
+               20, "2 ready nodes")
+    return sim
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("deployments")
+    agent = dev_server(tmp).start()
     sim = None
     try:
         agent.wait_healthy()
-        sim = NodeSim(tmp_path, "dep", agent.rpc, "-count", "2", "-datacenter", DC,
-                      "-drivers", "mock")
-        wait_until(lambda: len([n for n in get(agent, "/v1/nodes")
-                                if n["Datacenter"] == DC and n["Status"] == "ready"]) == 2,
-                   20, "2 ready nodes")
+        sim = start_nodes(tmp, agent)
         yield agent
     finally:
         if sim is not None:
             sim.stop()
         agent.stop()
+
+
+@pytest.fixture
+def cluster(server):
+    return Api(server.url, server.rpc, f"web-{uuid.uuid4().hex[:8]}")
 
 
 def get(agent, path, **params):
@@ -61,16 +83,17 @@ def post(agent, path, body=None, status=200):
 
 
 def register(agent, job: dict) -> dict:
+    job["Job"]["ID"] = job["Job"]["Name"] = agent.job
     return post(agent, "/v1/jobs", job)
 
 
 def live(agent) -> list[dict]:
-    return [a for a in get(agent, "/v1/job/web/allocations") if a["DesiredStatus"] == "run"
+    return [a for a in get(agent, f"/v1/job/{agent.job}/allocations") if a["DesiredStatus"] == "run"
             and a["ClientStatus"] in ("pending", "running")]
 
 
 def deployment_for(agent, version: int) -> dict | None:
-    return next((d for d in get(agent, "/v1/job/web/deployments")
+    return next((d for d in get(agent, f"/v1/job/{agent.job}/deployments")
                  if d["JobVersion"] == version), None)
 
 
@@ -93,7 +116,7 @@ def settle_v0(agent, count: int = 4) -> dict:
     register(agent, service_job("v0", count=count))
     d = wait_status(agent, 0, "successful")
     assert d["StatusDescription"] == "Deployment completed successfully"
-    assert get(agent, "/v1/job/web")["Stable"] is True
+    assert get(agent, f"/v1/job/{agent.job}")["Stable"] is True
     return d
 
 
@@ -109,7 +132,7 @@ def test_rolling_update_replaces_one_at_a_time_and_marks_the_version_stable(clus
     seen_mixes = set()
 
     def rolled():
-        allocs = [a for a in get(agent, "/v1/job/web/allocations") if a["DesiredStatus"] == "run"]
+        allocs = [a for a in get(agent, f"/v1/job/{agent.job}/allocations") if a["DesiredStatus"] == "run"]
         new = [a for a in allocs if a["JobVersion"] == 1]
         unhealthy_new = [a for a in new if not (a.get("DeploymentStatus") or {}).get("Healthy")]
         assert len(unhealthy_new) <= 1, allocs
@@ -125,12 +148,12 @@ def test_rolling_update_replaces_one_at_a_time_and_marks_the_version_stable(clus
     # intermediate mixes of old and new were seen: one at a time
     assert any(0 < new < 4 for _, new in seen_mixes), seen_mixes
     assert versions_running(agent) == {1: 4}
-    job = get(agent, "/v1/job/web")
+    job = get(agent, f"/v1/job/{agent.job}")
     assert job["Version"] == 1 and job["Stable"] is True
-    versions = get(agent, "/v1/job/web/versions")["Versions"]
+    versions = get(agent, f"/v1/job/{agent.job}/versions")["Versions"]
     assert [(v["Version"], v["Stable"]) for v in versions] == [(1, True), (0, True)]
     # each replacement took the name of the allocation it replaced
-    assert sorted(a["Name"] for a in live(agent)) == [f"web.app[{i}]" for i in range(4)]
+    assert sorted(a["Name"] for a in live(agent)) == [f"{agent.job}.app[{i}]" for i in range(4)]
 
 
 def test_canary_deployment_waits_for_promotion_then_completes(cluster):
@@ -158,7 +181,7 @@ def test_canary_deployment_waits_for_promotion_then_completes(cluster):
     assert d["TaskGroups"]["app"]["Promoted"] is True
     assert d["TaskGroups"]["app"]["HealthyAllocs"] == 3
     assert versions_running(agent) == {1: 3}
-    assert get(agent, "/v1/job/web")["Stable"] is True
+    assert get(agent, f"/v1/job/{agent.job}")["Stable"] is True
     text = post(agent, f"/v1/deployment/promote/{d['ID']}", {"DeploymentID": d["ID"], "All": True}, 400)
     assert text == "can't promote terminal deployment"
 
@@ -186,13 +209,13 @@ def test_failing_update_fails_the_deployment_and_auto_reverts(cluster):
     # version 0 is registered again as version 2, which rolls out and becomes stable
     d2 = wait_status(agent, 2, "successful")
     assert d2["ID"] != d["ID"]
-    job = get(agent, "/v1/job/web")
+    job = get(agent, f"/v1/job/{agent.job}")
     assert job["Version"] == 2 and job["Stable"] is True
     assert job["TaskGroups"][0]["Tasks"][0]["Config"] == {"image": "v0"}
     assert versions_running(agent) == {2: 2}
-    statuses = {x["JobVersion"]: x["Status"] for x in get(agent, "/v1/job/web/deployments")}
+    statuses = {x["JobVersion"]: x["Status"] for x in get(agent, f"/v1/job/{agent.job}/deployments")}
     assert statuses == {0: "successful", 1: "failed", 2: "successful"}
-    assert get(agent, "/v1/job/web/deployment")["JobVersion"] == 2
+    assert get(agent, f"/v1/job/{agent.job}/deployment")["JobVersion"] == 2
 
 
 def test_pause_and_resume(cluster):
@@ -212,9 +235,9 @@ def test_pause_and_resume(cluster):
                ["HealthyAllocs"] == get(agent, f"/v1/deployment/{d['ID']}")["TaskGroups"]["app"]
                ["PlacedAllocs"], 10, "the placed replacement to be healthy")
     placed = get(agent, f"/v1/deployment/{d['ID']}")["TaskGroups"]["app"]["PlacedAllocs"]
-    post(agent, f"/v1/job/web/evaluate", {})   # a new eval changes nothing while paused
+    post(agent, f"/v1/job/{agent.job}/evaluate", {})   # a new eval changes nothing while paused
     wait_until(lambda: all(e["Status"] != "pending"
-                           for e in get(agent, "/v1/job/web/evaluations")), 10, "evals done")
+                           for e in get(agent, f"/v1/job/{agent.job}/evaluations")), 10, "evals done")
     assert get(agent, f"/v1/deployment/{d['ID']}")["TaskGroups"]["app"]["PlacedAllocs"] == placed
     assert placed <= 1
 
@@ -260,7 +283,7 @@ def test_fail_endpoint_and_manual_health(cluster):
     failed = get(agent, f"/v1/deployment/{d['ID']}")
     assert (failed["Status"], failed["StatusDescription"]) == \
         ("failed", "Deployment marked as failed")
-    assert get(agent, "/v1/job/web")["Stable"] is False
+    assert get(agent, f"/v1/job/{agent.job}")["Stable"] is False
     assert post(agent, f"/v1/deployment/fail/{d['ID']}", None, 400) == \
         "can't fail terminal deployment"
     assert post(agent, health, {"DeploymentID": d["ID"], "HealthyAllocationIDs": [first["ID"]]},
@@ -286,7 +309,7 @@ def test_unhealthy_mark_fails_and_a_newer_version_cancels(cluster):
     failed = get(agent, f"/v1/deployment/{d2['ID']}")
     assert failed["StatusDescription"] == \
         "Failed due to unhealthy allocations - rolling back to job version 0"
-    assert get(agent, "/v1/job/web")["Version"] == 3
+    assert get(agent, f"/v1/job/{agent.job}")["Version"] == 3
     assert d1["ID"] != d2["ID"]
 
 
@@ -296,23 +319,21 @@ def test_a_new_leader_takes_over_a_running_deployment(tmp_path):
     cluster = make_cluster(tmp_path).start()
     sim = None
     try:
-        leader = cluster.leader()
-        sim = NodeSim(tmp_path, "dep", leader.rpc, "-count", "2", "-datacenter", DC,
-                      "-drivers", "mock")
-        wait_until(lambda: len([n for n in get(leader, "/v1/nodes")
-                                if n["Datacenter"] == DC and n["Status"] == "ready"]) == 2,
-                   20, "2 ready nodes")
+        server = cluster.leader()
+        leader = Api(server.url, server.rpc, "web")
+        sim = start_nodes(tmp_path, leader)
         settle_v0(leader, count=3)
         register(leader, service_job("v1", count=3, MinHealthyTime=500 * MS))
         wait_until(lambda: (deployment_for(leader, 1) or {}).get("TaskGroups", {})
                    .get("app", {}).get("HealthyAllocs", 0) >= 1, 20, "one healthy replacement")
-        leader.kill()
-        new_leader = cluster.leader()
-        assert new_leader is not leader
+        server.kill()
+        elected = cluster.leader()
+        assert elected is not server
+        new_leader = Api(elected.url, elected.rpc, "web")
         d = wait_status(new_leader, 1, "successful", timeout=40)
         assert d["TaskGroups"]["app"]["HealthyAllocs"] == 3
         assert versions_running(new_leader) == {1: 3}
-        assert get(new_leader, "/v1/job/web")["Stable"] is True
+        assert get(new_leader, f"/v1/job/{new_leader.job}")["Stable"] is True
     finally:
         if sim is not None:
             sim.stop()
