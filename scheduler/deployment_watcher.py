@@ -175,10 +175,7 @@ class DeploymentWatcher:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:

@@ -387,21 +387,23 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     place = _placements(group, count, names, len(untainted) + len(kept) + len(migrate), lost)
     if not existing_state:
         state.DesiredTotal += len(place)
-    ready = not ctx.paused and not ctx.failed and not canarying
-    if not ready:   # only lost allocations are replaced while the rollout waits
-        place = place[:min(len(lost), len(place))]
+    pending = bool(destructive or inplace or place or migrate or needs_canaries)
+    updating_spec = bool(destructive) or bool(result.inplace_update)
+    if not ctx.paused and not ctx.failed and not canarying:
+        result.place.extend(place)
+        updates.Place += len(place)
+        _pace(result, updates, tg, len(place), destructive, migrate, budget)
+    else:   # the rollout waits: only lost allocations are replaced
+        replace_lost = place[:min(len(lost), len(place))]
+        result.place.extend(replace_lost)
+        updates.Place += len(replace_lost)
         result.ignore.extend(destructive)
         updates.Ignore += len(destructive)
-        destructive = []
-    result.place.extend(place)
-    updates.Place += len(place)
-    _pace(result, updates, tg, len(place), destructive, migrate, budget)
+        _pace(result, updates, tg, len(replace_lost), [], migrate, budget)
 
     had_running = any(a.Job is not None and a.Job.Version == job.Version and
                       a.Job.CreateIndex == job.CreateIndex for a in allocs)
-    rd.attach_group(ctx, job, group, state, existing_state, had_running,
-                    bool(destructive) or bool(result.inplace_update))
-    pending = bool(destructive or inplace or place or migrate or needs_canaries)
+    rd.attach_group(ctx, job, group, state, existing_state, had_running, updating_spec)
     return rd.group_complete(ctx, group, pending)
 
 

@@ -20,7 +20,7 @@ from fsm.times import format_rfc3339
 from scheduler.deployment_watcher import deployment_eval, failure
 from server import ids
 from server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, read_json
-from server.http.job_writes import submit, write_reply
+from server.http.job_writes import _bool_option, submit, write_reply
 
 
 async def _body(request: Request, deployment_id: str, required: bool = True) -> dict:
@@ -35,15 +35,6 @@ async def _body(request: Request, deployment_id: str, required: bool = True) -> 
     if body["DeploymentID"] != deployment_id:
         raise ApiError(400, "Deployment ID does not match")
     return body
-
-
-def _flag(body: dict, name: str) -> bool:
-    value = body.get(name, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ApiError(400, f"{name}: expected a bool, got {value!r}")
-    return value
 
 
 def _strings(body: dict, name: str) -> list[str]:
@@ -83,7 +74,7 @@ async def promote(request: Request):
     check_method(request, WRITE_METHODS)
     deployment_id = request.path_params["deployment_id"]
     body = await _body(request, deployment_id)
-    all_groups, groups = _flag(body, "All"), _strings(body, "Groups")
+    all_groups, groups = _bool_option(body, "All"), _strings(body, "Groups")
     state, d = await _deployment(request, deployment_id, "can't promote terminal deployment")
     now = time.time_ns()
     return await _reply(request, e.DeploymentPromote(
@@ -107,7 +98,7 @@ async def pause(request: Request):
     check_method(request, WRITE_METHODS)
     deployment_id = request.path_params["deployment_id"]
     body = await _body(request, deployment_id)
-    pausing = _flag(body, "Pause")
+    pausing = _bool_option(body, "Pause")
     verb = "pause" if pausing else "resume"
     state, d = await _deployment(request, deployment_id, f"can't {verb} terminal deployment")
     now = time.time_ns()
