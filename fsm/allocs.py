@@ -128,7 +128,9 @@ def client_update(txn: Txn, updates) -> None:
     touched_jobs, touched_deployments = set(), set()
     for u in updates:
         old = txn.get(t.ALLOCS, u.AllocID)
-        if old is None:
+        if old is None or old.ClientStatus == "lost":
+            # lost was decided by the servers while the node was gone; a late report
+            # from the node does not bring the allocation back
             continue
         txn.put(t.ALLOCS, replace(
             old, ClientStatus=u.ClientStatus, ClientDescription=u.ClientDescription,

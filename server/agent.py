@@ -32,8 +32,11 @@ log = logging.getLogger("caravan.agent")
 
 
 class Agent:
-    def __init__(self, config: Config, me: ServerConfig, data_dir: str):
+    def __init__(self, config: Config, me: ServerConfig, data_dir: str,
+                 client_settings=None):
         self.config = config
+        self.client_settings = client_settings   # -dev: a client agent in this process
+        self.client = None
         self.me = me
         self.data_dir = data_dir
         self.fsm = FSM(tracked_versions=config.cluster.job_tracked_versions)
@@ -98,6 +101,11 @@ class Agent:
             build_app(self), host=host.strip("[]"), port=int(port), log_level="warning",
             access_log=False, lifespan="off", timeout_graceful_shutdown=2))
         self._own_signals(server)
+        client_start = None
+        if self.client_settings is not None:
+            from client.agent import ClientAgent
+            self.client = ClientAgent(self.client_settings)
+            client_start = asyncio.ensure_future(self.client.start())
         gc_task = asyncio.ensure_future(_manage_gc())
         watchdog = asyncio.ensure_future(self._watch_fatal(server))
         announce = asyncio.ensure_future(self._announce(server))
@@ -107,6 +115,9 @@ class Agent:
             watchdog.cancel()
             announce.cancel()
             gc_task.cancel()
+            if self.client is not None:
+                client_start.cancel()
+                await self.client.stop()
             await self.leader_services.stop()
             await rpc.stop(grace=0.5)
             self.raft.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -15,11 +16,16 @@ from server.config import ConfigError, dev_config, load
 
 
 def _agent_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="caravan agent", description="Run a Caravan server.")
+    p = argparse.ArgumentParser(prog="caravan agent",
+                                description="Run a Caravan server or client agent.")
     p.add_argument("-dev", "--dev", action="store_true",
-                   help="one server with a single-node raft and a temporary data dir")
+                   help="one server with a single-node raft and a temporary data dir, and "
+                        "a client agent (mock and raw_exec drivers) in the same process")
+    p.add_argument("-no-client", "--no-client", action="store_true",
+                   help="with -dev: run the server only, with no client agent (no nodes)")
     p.add_argument("-config", "--config", help="cluster file (see cluster.toml)")
     p.add_argument("-server", "--server", help="which [[servers]] entry of the file to run")
+    p.add_argument("-client", "--client", help="which [[clients]] entry of the file to run")
     p.add_argument("-http-port", "--http-port", type=int, default=4646)
     p.add_argument("-rpc-port", "--rpc-port", type=int, default=4647)
     p.add_argument("-raft-port", "--raft-port", type=int, default=4648)
@@ -38,6 +44,18 @@ def _run(coro) -> int:
     return uvloop.run(coro)
 
 
+def client_settings(config, c, data_dir_flag: str | None):
+    from client.agent import ClientSettings
+    return ClientSettings(
+        name=c.name, servers=config.client_servers(c),
+        data_dir=os.path.abspath(data_dir_flag or config.client_data_dir(c)),
+        http_addr=c.http, region=config.cluster.region,
+        datacenter=c.datacenter or config.cluster.datacenter, node_class=c.node_class,
+        meta=dict(c.meta), raw_exec=c.raw_exec, reserved=dict(c.reserved),
+        cpu_total_compute=c.cpu_total_compute, memory_total_mb=c.memory_total_mb,
+        network_mbits=c.network_mbits)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -49,7 +67,10 @@ def agent_main(argv: list[str]) -> int:
     # Until the agent installs its own handlers, a stop request unwinds through the
     # finally below, so the dev agent's temporary data dir is removed.
     signal.signal(signal.SIGTERM, _interrupt)
-    from server.agent import Agent  # heavy imports only once the flags are valid
+    # heavy imports only once the flags are valid
+    from client.agent import ClientSettings, default_name
+    from client.process import run_client
+    from server.agent import Agent
 
     temp_dir = None
     try:
@@ -58,8 +79,20 @@ def agent_main(argv: list[str]) -> int:
             config = dev_config(args.http_port, args.rpc_port, args.raft_port, data_dir,
                                 secrets.token_urlsafe(24))
             me = config.servers[0]
+            if args.no_client:
+                return _run(Agent(config, me, data_dir).run())
+            client = ClientSettings(
+                name=default_name(), servers=[me.rpc], data_dir=os.path.join(data_dir, "client"),
+                http_addr=me.http, region=config.cluster.region,
+                datacenter=config.cluster.datacenter, raw_exec=True)
+            return _run(Agent(config, me, data_dir, client_settings=client).run())
         elif args.config:
             config = load(args.config)
+            if args.client and args.server:
+                raise ConfigError(f"{args.config}: give -server or -client, not both")
+            if args.client:
+                return _run(run_client(client_settings(config, config.client(args.client),
+                                                       args.data_dir)))
             if not args.server:
                 raise ConfigError(f"{args.config}: -server: missing server name (one of: "
                                   f"{', '.join(s.name for s in config.servers)})")
@@ -69,7 +102,8 @@ def agent_main(argv: list[str]) -> int:
                 raise ConfigError(f"{args.config}: cluster.raft_secret: missing; the raft "
                                   f"port must not accept commands from strangers")
         else:
-            print("caravan agent: give -dev, or -config FILE -server NAME", file=sys.stderr)
+            print("caravan agent: give -dev, or -config FILE with -server NAME or -client NAME",
+                  file=sys.stderr)
             return 2
         return _run(Agent(config, me, data_dir).run())
     except ConfigError as exc:
@@ -85,8 +119,9 @@ def agent_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print("usage: caravan agent [-dev | -config FILE -server NAME] [flags]\n"
+        print("usage: caravan agent [-dev | -config FILE (-server NAME | -client NAME)] [flags]\n"
               "       caravan nodesim -server HOST:PORT -count N [flags]\n"
+              "       caravan job|node|alloc|eval|deployment|server ...  (-h for each)\n"
               "       caravan agent -h / caravan nodesim -h   for their flags")
         return 0 if argv else 2
     if argv[0] == "agent":
@@ -94,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "nodesim":
         from server.nodesim import main as nodesim_main
         return nodesim_main(argv[1:])
+    from server.commands import NOUNS
+    if argv[0] in NOUNS:
+        from server.commands import main as commands_main
+        return commands_main(argv)
     print(f"caravan: unknown command {argv[0]!r}", file=sys.stderr)
     return 2
 

@@ -35,11 +35,41 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ClientConfig:
+    """A ``[[clients]]`` entry: a client agent (node) of the cluster."""
+    name: str
+    http: str                          # where it serves its allocations' logs
+    data_dir: str = ""                 # default: cluster data_dir/<name>
+    datacenter: str = ""               # default: the cluster's
+    node_class: str = ""
+    meta: dict = field(default_factory=dict)
+    raw_exec: bool = False             # as in Nomad, raw_exec is opt-in outside -dev
+    reserved: dict = field(default_factory=dict)   # cpu, memory, disk (MHz/MB), reserved_ports
+    cpu_total_compute: int = 0         # override the fingerprinted MHz (cores x clock)
+    memory_total_mb: int = 0           # override the fingerprinted memory
+    network_mbits: int = 1000
+    servers: tuple[str, ...] = ()      # RPC addresses to dial; default: every server's
+
+
+@dataclass(frozen=True)
 class Config:
     cluster: ClusterConfig
     servers: tuple[ServerConfig, ...]
-    clients: tuple[dict, ...] = field(default=())
+    clients: tuple[ClientConfig, ...] = field(default=())
     source: str = "cluster.toml"
+
+    def client(self, name: str) -> ClientConfig:
+        for c in self.clients:
+            if c.name == name:
+                return c
+        known = ", ".join(c.name for c in self.clients) or "none"
+        raise ConfigError(f'{self.source}: -client "{name}": no such client (known: {known})')
+
+    def client_data_dir(self, c: ClientConfig) -> str:
+        return c.data_dir or os.path.join(self.cluster.data_dir, c.name)
+
+    def client_servers(self, c: ClientConfig) -> list[str]:
+        return list(c.servers) or [s.rpc for s in self.servers]
 
     def server(self, name: str) -> ServerConfig:
         for s in self.servers:
@@ -147,7 +177,59 @@ def parse(raw: dict, source: str = "cluster.toml") -> Config:
     clients = raw.get("clients", [])
     if not isinstance(clients, list):
         raise ConfigError(f"{source}: clients: expected an array of tables, got {clients!r}")
-    return Config(cluster=cluster, servers=tuple(servers), clients=tuple(clients), source=source)
+    parsed, names = [], set()
+    for i, entry in enumerate(clients):
+        c = _parse_client(entry, f"{source}: clients[{i}]")
+        if c.name in names or c.name in seen:
+            raise ConfigError(f"{source}: clients[{i}].name: duplicate name {c.name!r}")
+        names.add(c.name)
+        parsed.append(c)
+    return Config(cluster=cluster, servers=tuple(servers), clients=tuple(parsed), source=source)
+
+
+_CLIENT_KEYS = {"name": str, "http": str, "data_dir": str, "datacenter": str,
+                "node_class": str, "meta": dict, "raw_exec": bool, "reserved": dict,
+                "cpu_total_compute": int, "memory_total_mb": int, "network_mbits": int,
+                "servers": list}
+_RESERVED_KEYS = {"cpu": int, "memory": int, "disk": int, "reserved_ports": str}
+
+
+def _check_type(value, want: type, where: str) -> None:
+    ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{where}: expected {want.__name__}, got {value!r}")
+
+
+def _parse_client(entry, where: str) -> ClientConfig:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a table, got {entry!r}")
+    for key, value in entry.items():
+        want = _CLIENT_KEYS.get(key)
+        if want is None:
+            raise ConfigError(f"{where}: unknown key {key!r}")
+        _check_type(value, want, f"{where}.{key}")
+    for key in ("name", "http"):
+        if key not in entry:
+            raise ConfigError(f"{where}: missing key {key!r}")
+    if not entry["name"]:
+        raise ConfigError(f"{where}.name: bad name {entry['name']!r}")
+    values = dict(entry)
+    values["http"] = parse_address(entry["http"], f"{where}.http")
+    values["servers"] = tuple(parse_address(a, f"{where}.servers[{j}]")
+                              for j, a in enumerate(entry.get("servers", [])))
+    for key, value in entry.get("meta", {}).items():
+        _check_type(value, str, f"{where}.meta.{key}")
+    for key, value in entry.get("reserved", {}).items():
+        want = _RESERVED_KEYS.get(key)
+        if want is None:
+            raise ConfigError(f"{where}.reserved: unknown key {key!r}")
+        _check_type(value, want, f"{where}.reserved.{key}")
+        if want is int and value < 0:
+            raise ConfigError(f"{where}.reserved.{key}: must not be negative, got {value}")
+    for key in ("cpu_total_compute", "memory_total_mb", "network_mbits"):
+        if entry.get(key, 0) < 0:
+            raise ConfigError(f"{where}.{key}: must not be negative, got {entry[key]}")
+    return ClientConfig(**values)
 
 
 def dev_config(http_port: int, rpc_port: int, raft_port: int, data_dir: str,

@@ -47,24 +47,20 @@ from dataclasses import dataclass
 import grpc
 import msgspec
 
+from client.clock import rfc3339
+from client.conn import CALL_TIMEOUT, ServerConn
 from fsm.entries import AllocClientState
-from fsm.times import format_rfc3339
 from fsm.structs import (AllocDeploymentStatus, Allocation, DriverInfo, NetworkResource,
                          Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
                          NodeReservedNetworkResources, NodeReservedResources, NodeResources,
                          TaskEvent, TaskState)
 from server.rpc.pb import node_pb2 as pb
-from server.rpc.pb import node_pb2_grpc as pb_grpc
-from server.rpc.pb import status_pb2 as status_pb
-from server.rpc.pb import status_pb2_grpc as status_grpc
 
 log = logging.getLogger("caravan.nodesim")
 
 OS_SIGNALS = ("SIGABRT,SIGALRM,SIGBUS,SIGCHLD,SIGCONT,SIGFPE,SIGHUP,SIGILL,SIGINT,SIGIO,"
               "SIGIOT,SIGKILL,SIGPIPE,SIGPROF,SIGQUIT,SIGSEGV,SIGSTOP,SIGSYS,SIGTERM,SIGTRAP,"
               "SIGTSTP,SIGTTIN,SIGTTOU,SIGURG,SIGUSR1,SIGUSR2,SIGWINCH,SIGXCPU,SIGXFSZ")
-MAX_MESSAGE = 256 * 1024 * 1024
-CALL_TIMEOUT = 10.0
 REGISTER_CONCURRENCY = 64
 NODES_PER_CHANNEL = 200      # blocking watches per HTTP/2 connection
 
@@ -97,16 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _rfc3339(ns: int | None = None) -> str:
-    return format_rfc3339(time.time_ns() if ns is None else ns)
-
-
 def build_node(i: int, args) -> Node:
     """The registration of simulated node ``i``: fresh ids, fingerprint-like attributes."""
     name = f"{args.name_prefix}-{i}"
     drivers = [d.strip() for d in args.drivers.split(",") if d.strip()]
     cores = max(1, args.cpu // 1000)
-    now = _rfc3339()
+    now = rfc3339()
     attributes = {
         "kernel.name": "linux", "kernel.version": "6.1.0", "os.name": "caravan-nodesim",
         "os.signals": OS_SIGNALS, "arch": "amd64", "cpu.arch": "amd64",
@@ -196,7 +188,7 @@ def reports_healthy(alloc: Allocation) -> bool:
 
 def failed_update(alloc: Allocation, error: str) -> AllocClientState:
     now = time.time_ns()
-    stamp = _rfc3339(now)
+    stamp = rfc3339(now)
     states = {name: TaskState(State="dead", Failed=True, StartedAt=stamp, FinishedAt=stamp, Events=[
         TaskEvent(Type="Received", Time=now, Message="Task received by client",
                   DisplayMessage="Task received by client"),
@@ -212,7 +204,7 @@ def failed_update(alloc: Allocation, error: str) -> AllocClientState:
 def running_update(alloc: Allocation, healthy: bool | None) -> AllocClientState:
     """Tasks running; ``healthy`` None leaves the deployment health unreported."""
     now = time.time_ns()
-    started = _rfc3339(now)
+    started = rfc3339(now)
     states = {name: TaskState(State="running", StartedAt=started, Events=[
         TaskEvent(Type="Received", Time=now, Message="Task received by client",
                   DisplayMessage="Task received by client"),
@@ -227,7 +219,7 @@ def running_update(alloc: Allocation, healthy: bool | None) -> AllocClientState:
 
 def complete_update(alloc: Allocation) -> AllocClientState:
     now = time.time_ns()
-    finished = _rfc3339(now)
+    finished = rfc3339(now)
     states = {}
     for name in _tasks_of(alloc):
         old = (alloc.TaskStates or {}).get(name)
@@ -253,89 +245,14 @@ class Stats:
     stopped: int = 0
     healthy: int = 0
     update_calls: int = 0
-    leader_switches: int = 0
     errors: int = 0
-
-
-class Cluster:
-    """Which server to talk to: follows the leader, fails over to other servers."""
-
-    def __init__(self, first: str, stats: Stats):
-        self.addrs = [first]
-        self.current = first
-        self.stats = stats
-        self._channels: dict[tuple[str, int], grpc.aio.Channel] = {}
-
-    def _channel(self, addr: str, shard: int) -> grpc.aio.Channel:
-        ch = self._channels.get((addr, shard))
-        if ch is None:
-            ch = self._channels[(addr, shard)] = grpc.aio.insecure_channel(addr, options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.max_send_message_length", MAX_MESSAGE),
-                # a connection per shard, so no connection carries too many streams
-                ("grpc.use_local_subchannel_pool", 1)])
-        return ch
-
-    async def discover(self) -> None:
-        """Learn the other servers (for failover) and the leader; best effort."""
-        try:
-            stub = status_grpc.StatusStub(self._channel(self.current, 0))
-            peers = await stub.Peers(status_pb.Empty(), timeout=5)
-            for a in peers.addresses:
-                if a not in self.addrs:
-                    self.addrs.append(a)
-            leader = (await stub.Leader(status_pb.Empty(), timeout=5)).address
-            if leader:
-                self.follow(leader)
-        except grpc.aio.AioRpcError as err:
-            log.info("status discovery failed: %s", err.details())
-
-    def follow(self, leader: str) -> None:
-        if leader not in self.addrs:
-            self.addrs.append(leader)
-        if leader != self.current:
-            self.current = leader
-            self.stats.leader_switches += 1
-            log.info("following the leader at %s", leader)
-
-    def _rotate(self, failed: str) -> None:
-        if self.current == failed and len(self.addrs) > 1:
-            self.current = self.addrs[(self.addrs.index(failed) + 1) % len(self.addrs)]
-
-    async def call(self, method: str, request, shard: int, timeout: float = CALL_TIMEOUT):
-        """One Node RPC, retried across leader changes and unreachable servers. Other
-        errors are raised as ``grpc.aio.AioRpcError``."""
-        delay = 0.05
-        while True:
-            addr = self.current
-            stub = pb_grpc.NodeStub(self._channel(addr, shard))
-            try:
-                return await getattr(stub, method)(request, timeout=timeout)
-            except grpc.aio.AioRpcError as err:
-                code = err.code()
-                if code == grpc.StatusCode.FAILED_PRECONDITION:
-                    leader = dict(err.trailing_metadata() or ()).get("leader", "")
-                    if leader and leader != addr:
-                        self.follow(leader)
-                        continue
-                elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    self._rotate(addr)
-                else:
-                    raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    async def close(self) -> None:
-        for ch in self._channels.values():
-            await ch.close(grace=None)
-        self._channels.clear()
 
 
 # --- one simulated node ----------------------------------------------------------------------------
 
 
 class SimNode:
-    def __init__(self, index: int, node: Node, cluster: Cluster, stats: Stats,
+    def __init__(self, index: int, node: Node, cluster: ServerConn, stats: Stats,
                  watch_wait: float):
         self.index = index
         self.node = node
@@ -452,7 +369,7 @@ class SimNode:
         update = AllocClientState(
             AllocID=alloc.ID, ClientStatus="running", ClientDescription="Tasks are running",
             ModifyTime=now,
-            DeploymentStatus=AllocDeploymentStatus(Healthy=healthy, Timestamp=_rfc3339(now)))
+            DeploymentStatus=AllocDeploymentStatus(Healthy=healthy, Timestamp=rfc3339(now)))
         if await self._send([update]) and healthy:
             self.stats.healthy += 1
 
@@ -475,7 +392,7 @@ class SimNode:
 
 async def run(args) -> int:
     stats = Stats()
-    cluster = Cluster(args.server, stats)
+    cluster = ServerConn(args.server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -518,7 +435,7 @@ async def run(args) -> int:
     print(f"nodesim: stopped after {elapsed:.1f}s: {stats.registered}/{len(nodes)} nodes "
           f"registered, {stats.heartbeats} heartbeats, {stats.started} allocations started, "
           f"{stats.stopped} stopped, {stats.healthy} reported healthy, "
-          f"{stats.update_calls} update calls, {stats.leader_switches} leader switches, "
+          f"{stats.update_calls} update calls, {cluster.leader_switches} leader switches, "
           f"{stats.errors} errors", flush=True)
     return status
 

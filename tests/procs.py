@@ -92,11 +92,13 @@ class Server:
                 self.kill()
 
 
-def dev_server(tmp: Path) -> Server:
+def dev_server(tmp: Path, client: bool = False) -> Server:
+    """A ``caravan agent -dev``; without ``client`` it runs the server only (no nodes)."""
     http, rpc, raft = free_ports(3)
     return Server("dev", f"127.0.0.1:{http}", f"127.0.0.1:{rpc}", f"127.0.0.1:{raft}",
                   ["-dev", "-http-port", str(http), "-rpc-port", str(rpc), "-raft-port", str(raft),
-                   "-data-dir", str(tmp / "dev")], tmp / "dev.log")
+                   "-data-dir", str(tmp / "dev"), *(() if client else ("-no-client",))],
+                  tmp / "dev.log")
 
 
 @dataclass
@@ -104,11 +106,12 @@ class Cluster:
     servers: list[Server]
     config_path: Path
     extra: dict = field(default_factory=dict)
+    clients: list[Server] = field(default_factory=list)   # client agents (http only)
 
     def start(self) -> "Cluster":
-        for s in self.servers:
+        for s in self.servers + self.clients:
             s.start()
-        for s in self.servers:
+        for s in self.servers + self.clients:
             s.wait_healthy()
         return self
 
@@ -129,13 +132,16 @@ class Cluster:
         return wait_until(find, 30, "a leader")
 
     def stop(self) -> None:
-        for s in self.servers:
+        for s in self.clients + self.servers:
             s.stop()
 
 
 def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6,
-                 snapshot_threshold: int = 20000) -> Cluster:
-    ports = free_ports(3 * n)
+                 snapshot_threshold: int = 20000, clients: int = 0,
+                 client_toml: str = "") -> Cluster:
+    """``n`` servers and ``clients`` client agents (each with ``client_toml`` added to
+    its ``[[clients]]`` entry) described by one generated cluster file."""
+    ports = free_ports(3 * n + clients)
     servers, blocks = [], []
     for i in range(n):
         http, rpc, raft = ports[3 * i: 3 * i + 3]
@@ -144,10 +150,17 @@ def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6,
                               [], tmp / f"{name}.log"))
         blocks.append(f'[[servers]]\nname = "{name}"\nhttp = "127.0.0.1:{http}"\n'
                       f'rpc = "127.0.0.1:{rpc}"\nraft = "127.0.0.1:{raft}"\n')
+    client_procs = []
+    for i in range(clients):
+        name, http = f"c{i + 1}", f"127.0.0.1:{ports[3 * n + i]}"
+        client_procs.append(Server(name, http, "", "", [], tmp / f"{name}.log"))
+        blocks.append(f'[[clients]]\nname = "{name}"\nhttp = "{http}"\n{client_toml}\n')
     path = tmp / "cluster.toml"
     path.write_text(f'[cluster]\ndata_dir = "{tmp / "data"}"\nraft_secret = "test-secret"\n'
                     f"job_tracked_versions = {tracked_versions}\n"
                     f"snapshot_threshold = {snapshot_threshold}\n\n" + "\n".join(blocks))
     for s in servers:
         s.args = ["-config", str(path), "-server", s.name]
-    return Cluster(servers, path)
+    for c in client_procs:
+        c.args = ["-config", str(path), "-client", c.name]
+    return Cluster(servers, path, clients=client_procs)

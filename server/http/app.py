@@ -16,10 +16,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from server.http import alloc_reads, deployment_reads, deployment_writes, eval_reads, node_reads
+from server.http import (alloc_reads, client_fs, deployment_reads, deployment_writes,
+                         eval_reads, node_reads)
 from server.http import job_reads as r
 from server.http import job_writes as w
 from server.http import status
+from server.http import job_parse
 from server.http.common import WRITE_METHODS, ApiError, check_method
 from server.raft import ApplyTimeout, NoLeaderError
 
@@ -113,11 +115,13 @@ def _guarded(handler):
 
 ROUTES = [
     Route("/v1/jobs", _guarded(jobs_collection), methods=ALL_METHODS),
+    Route("/v1/jobs/parse", _guarded(job_parse.parse), methods=ALL_METHODS),
     Route("/v1/job/{rest:anypath}", _guarded(job_item), methods=ALL_METHODS),
     Route("/v1/validate/job", _guarded(validate_job), methods=ALL_METHODS),
     Route("/v1/status/leader", _guarded(status.leader), methods=ALL_METHODS),
     Route("/v1/status/peers", _guarded(status.peers), methods=ALL_METHODS),
     Route("/v1/agent/health", _guarded(status.health), methods=ALL_METHODS),
+    Route("/v1/metrics", _guarded(status.metrics), methods=["GET"]),
     Route("/v1/nodes", _guarded(node_reads.list_nodes), methods=ALL_METHODS),
     Route("/v1/node/{node_id}/allocations", _guarded(node_reads.node_allocations),
           methods=ALL_METHODS),
@@ -128,6 +132,7 @@ ROUTES = [
     Route("/v1/evaluation/{eval_id}/allocations", _guarded(eval_reads.eval_allocations),
           methods=ALL_METHODS),
     Route("/v1/evaluation/{eval_id}", _guarded(eval_reads.read_eval), methods=ALL_METHODS),
+    Route("/v1/client/fs/logs/{alloc_id}", _guarded(client_fs.alloc_logs), methods=["GET"]),
     Route("/v1/deployments", _guarded(deployment_reads.list_deployments), methods=ALL_METHODS),
     Route("/v1/deployment/allocations/{deployment_id}",
           _guarded(deployment_reads.deployment_allocations), methods=ALL_METHODS),
@@ -167,6 +172,20 @@ async def _timeout(request: Request, exc: ApplyTimeout):
 async def _fault(request: Request, exc: Exception):
     log.exception("unhandled error serving %s %s", request.method, request.url.path)
     return _text(500, "internal server error")
+
+
+CLIENT_ROUTES = [
+    Route("/v1/client/fs/logs/{alloc_id}", _guarded(client_fs.alloc_logs), methods=["GET"]),
+    Route("/v1/agent/health", _guarded(status.client_health), methods=["GET"]),
+]
+
+
+def build_client_app(agent) -> Starlette:
+    """The HTTP API of a client-only agent: its allocations' logs and its health."""
+    app = Starlette(routes=CLIENT_ROUTES, exception_handlers={
+        ApiError: _api_error, HTTPException: _http_error, Exception: _fault})
+    app.state.agent = agent
+    return app
 
 
 def build_app(agent, lifespan=None) -> Starlette:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-import re
 from typing import Any, Callable
 
 import msgspec
 
 from fsm.structs import Record
+from server.jobspec.duration import parse_go_duration
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,28 +48,6 @@ def check_method(request: Request, allowed: tuple[str, ...]) -> None:
 
 
 # --- query options ---------------------------------------------------------------------
-
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_go_duration(text: str) -> float:
-    """Go's ``time.ParseDuration`` (e.g. ``5s``, ``1m30s``, ``250ms``) in seconds."""
-    text = text.strip()
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    if body == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(body):
-        if m.start() != pos:
-            raise ValueError(text)
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if pos != len(body) or not body:
-        raise ValueError(text)
-    return sign * total
-
 
 def parse_bool(value: str, name: str) -> bool:
     """Go's ``strconv.ParseBool``, the way Nomad parses ``?purge=`` and friends."""
@@ -118,7 +96,7 @@ def _parse_query_options(raw: bytes) -> QueryOptions:
         min_index = int(value)
     if "wait" in q:
         try:
-            wait = parse_go_duration(q["wait"])
+            wait = parse_go_duration(q["wait"]) / 1e9
         except ValueError:
             raise ApiError(400, "Invalid wait time") from None
         wait = DEFAULT_WAIT if wait <= 0 else min(wait, MAX_WAIT)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from server.http.common import ApiError, agent, check_method, json_response
 
@@ -26,6 +26,26 @@ async def health(request: Request) -> Response:
     leader = ag.leader_rpc()
     if not leader:
         raise ApiError(500, "No cluster leader")
-    return json_response({"server": {"ok": True, "message": "ok", "leader": leader,
-                                     "applied_index": ag.fsm.state.last_index}},
-                         index=ag.fsm.state.last_index, request=request)
+    body = {"server": {"ok": True, "message": "ok", "leader": leader,
+                       "applied_index": ag.fsm.state.last_index}}
+    if getattr(ag, "client", None) is not None and ag.client.registered.is_set():
+        body["client"] = _client_part(ag.client)
+    return json_response(body, index=ag.fsm.state.last_index, request=request)
+
+
+def _client_part(client) -> dict:
+    if not client.registered.is_set():
+        raise ApiError(500, "client: node not registered yet")
+    return {"ok": True, "message": "ok", "node_id": client.node.ID}
+
+
+async def client_health(request: Request) -> Response:
+    """A client-only agent: 200 once its node is registered with the servers."""
+    client = agent(request).client
+    return JSONResponse({"client": _client_part(client)})
+
+
+async def metrics(request: Request) -> Response:
+    """``/v1/metrics``: this agent's counters (see server/metrics.py)."""
+    from server.metrics import METRICS
+    return JSONResponse(METRICS.snapshot())

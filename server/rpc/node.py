@@ -38,6 +38,7 @@ from fsm import schema as t
 from fsm.structs import (NetworkResource, Node, NodeCpuResources, NodeDiskResources,
                          NodeMemoryResources, NodeResources, Port, Resources)
 from server import ids
+from server.metrics import METRICS
 from server.heartbeats import HeartbeatTracker, node_update_evals
 from server.rpc.pb import node_pb2 as pb
 from server.rpc.pb import node_pb2_grpc as pb_grpc
@@ -423,6 +424,8 @@ class NodeService(pb_grpc.NodeServicer):
             batch.future.set_exception(_Abort(grpc.StatusCode.INTERNAL, str(exc)))
             batch.future.exception()
         else:
+            # one entry carried this many client updates (bench/lifecycle.py reads it)
+            METRICS.incr("caravan.client.alloc_updates_per_entry", len(batch.updates))
             batch.future.set_result(result["Index"])
 
 

@@ -1,0 +1,200 @@
+"""One allocation on this node: its task runners, its client status, its deployment
+health, and its stop. Every change is handed to ``report`` as an ``AllocClientState``
+(the agent batches them to the servers)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+from typing import Callable
+
+from client.clock import rfc3339
+from client.drivers.base import TaskDirs
+from client.task_runner import TaskRunner, event
+from fsm.entries import AllocClientState
+from fsm.structs import AllocDeploymentStatus, Allocation, TaskGroup, UpdateStrategy
+
+log = logging.getLogger("caravan.client.alloc")
+
+
+def task_group(alloc: Allocation) -> TaskGroup | None:
+    for tg in (alloc.Job.TaskGroups or ()) if alloc.Job else ():
+        if tg.Name == alloc.TaskGroup:
+            return tg
+    return None
+
+
+def client_status(states) -> tuple[str, str]:
+    """Nomad's ``getClientStatus``: failed wins, then running, then pending."""
+    kinds = {("failed" if s.Failed else "dead") if s.State == "dead" else s.State
+             for s in states}
+    if "failed" in kinds:
+        return "failed", "Failed tasks"
+    if "running" in kinds:
+        return "running", "Tasks are running"
+    if "pending" in kinds or not kinds:
+        return "pending", "No tasks have started"
+    return "complete", "All tasks have completed"
+
+
+def update_strategy(alloc: Allocation, tg: TaskGroup | None) -> UpdateStrategy | None:
+    if tg is not None and tg.Update is not None:
+        return tg.Update
+    return alloc.Job.Update if alloc.Job else None
+
+
+class HealthWatch:
+    """Deployment health by task states: healthy once every task has been running for
+    MinHealthyTime; unhealthy when a task fails or HealthyDeadline passes first."""
+
+    def __init__(self, update: UpdateStrategy, on_result: Callable[[bool], None]):
+        self.min_healthy = (update.MinHealthyTime or 0) / 1e9
+        self.deadline = (update.HealthyDeadline or 300_000_000_000) / 1e9
+        self.on_result = on_result
+        self.decided: bool | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._since: tuple | None = None
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(self.deadline, self._decide, False)
+
+    def _decide(self, healthy: bool) -> None:
+        if self.decided is not None:
+            return
+        self.decided = healthy
+        self.cancel()
+        self.on_result(healthy)
+
+    def observe(self, states) -> None:
+        if self.decided is not None:
+            return
+        if any(s.State == "dead" and s.Failed for s in states):
+            self._decide(False)
+            return
+        if states and all(s.State == "running" for s in states):
+            started = tuple(s.StartedAt for s in states)
+            if started != self._since:   # (re)started: the clock starts again
+                self._since = started
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = asyncio.get_running_loop().call_later(
+                    self.min_healthy, self._decide, True)
+        else:
+            self._since = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def cancel(self) -> None:
+        for handle in (self._timer, self._deadline):
+            if handle is not None:
+                handle.cancel()
+
+
+class AllocRunner:
+    def __init__(self, alloc: Allocation, *, alloc_dir: str, node, drivers: dict,
+                 region: str, report: Callable[[AllocClientState], None],
+                 on_pid: Callable[[str, str, int | None], None] = lambda a, t, p: None):
+        self.alloc = alloc
+        self.root = os.path.join(alloc_dir, alloc.ID)
+        self.report = report
+        self.tg = task_group(alloc)
+        self.runners: dict[str, TaskRunner] = {}
+        self.health_result: bool | None = None
+        self._stopping: asyncio.Task | None = None
+        self._sibling_kill: asyncio.Task | None = None
+        for task in (self.tg.Tasks or ()) if self.tg else ():
+            driver = drivers.get(task.Driver)
+            self.runners[task.Name] = TaskRunner(
+                alloc=alloc, tg=self.tg, task=task, node=node, driver=driver,
+                driver_error="" if driver else f'driver "{task.Driver}" is not available on '
+                                                 f"this node",
+                dirs=TaskDirs(self.root, task.Name), region=region, on_change=self._changed,
+                on_pid=lambda name, pid: on_pid(alloc.ID, name, pid))
+        self.health: HealthWatch | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        update = update_strategy(self.alloc, self.tg)
+        if self.alloc.DeploymentID and update is not None and update.HealthCheck != "manual":
+            self.health = HealthWatch(update, self._health)
+        if not self.runners:
+            self._send()
+        for runner in self.runners.values():
+            runner.start()
+
+    def update(self, alloc: Allocation) -> None:
+        """A newer version of the allocation from the servers."""
+        self.alloc = alloc
+        if alloc.DesiredStatus in ("stop", "evict") or alloc.ClientStatus == "lost":
+            self.stop()
+
+    def stop(self) -> asyncio.Task:
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop_all())
+        return self._stopping
+
+    async def _stop_all(self) -> None:
+        await asyncio.gather(*(r.kill() for r in self.runners.values()),
+                             return_exceptions=True)
+        if self.health is not None:
+            self.health.cancel()
+
+    @property
+    def done(self) -> bool:
+        return all(r.dead for r in self.runners.values())
+
+    async def destroy(self) -> None:
+        """Stop everything and remove the allocation's directory (it is gone from the
+        servers)."""
+        await self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- changes ------------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        states = [r.state for r in self.runners.values()]
+        self._siblings()
+        if self.health is not None:
+            self.health.observe(states)
+        self._send()
+
+    def _siblings(self) -> None:
+        """A failed task takes its siblings down; so does a dead leader task."""
+        if self._sibling_kill is not None or self._stopping is not None:
+            return
+        for name, runner in self.runners.items():
+            if not runner.dead:
+                continue
+            if runner.failed:
+                why = event("Sibling Task Failed", f'Task\'s sibling "{name}" failed',
+                            FailedSibling=name)
+            elif runner.task.Leader:
+                why = event("Leader Task Dead", "Leader Task in Group dead")
+            else:
+                continue
+            others = [r for n, r in self.runners.items() if n != name and not r.dead]
+            if others:
+                self._sibling_kill = asyncio.ensure_future(
+                    asyncio.gather(*(r.kill(why) for r in others), return_exceptions=True))
+            return
+
+    def _health(self, healthy: bool) -> None:
+        self.health_result = healthy
+        self._send()
+
+    def _send(self) -> None:
+        states = {n: r.state for n, r in self.runners.items()}
+        status, description = client_status(states.values())
+        if not self.runners:
+            status, description = "failed", f"task group {self.alloc.TaskGroup!r} has no tasks"
+        deployment = None
+        if self.health_result is not None:
+            deployment = AllocDeploymentStatus(
+                Healthy=self.health_result, Timestamp=rfc3339(),
+                Canary=bool(self.alloc.DeploymentStatus and self.alloc.DeploymentStatus.Canary))
+        self.report(AllocClientState(AllocID=self.alloc.ID, ClientStatus=status,
+                                     ClientDescription=description, TaskStates=states,
+                                     DeploymentStatus=deployment, ModifyTime=time.time_ns()))

@@ -1,0 +1,104 @@
+"""A connection to the servers' RPC ports that follows the leader and fails over.
+
+Every Node RPC but ``WatchAllocations`` must reach the leader; a follower answers
+``FAILED_PRECONDITION`` with the leader's address in the trailing metadata key ``leader``.
+``ServerConn.call`` re-dials there, rotates through the known servers when one is
+unreachable, and retries with backoff; other errors are raised to the caller. Shared by
+the client agent and ``caravan nodesim``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from server.rpc.pb import node_pb2_grpc as pb_grpc
+from server.rpc.pb import status_pb2 as status_pb
+from server.rpc.pb import status_pb2_grpc as status_grpc
+
+log = logging.getLogger("caravan.conn")
+
+MAX_MESSAGE = 256 * 1024 * 1024
+CALL_TIMEOUT = 10.0
+
+
+class ServerConn:
+    """Which server to talk to: follows the leader, fails over to other servers."""
+
+    def __init__(self, addrs: list[str] | str):
+        self.addrs = [addrs] if isinstance(addrs, str) else list(addrs)
+        self.current = self.addrs[0]
+        self.leader_switches = 0
+        self._channels: dict[tuple[str, int], grpc.aio.Channel] = {}
+
+    def _channel(self, addr: str, shard: int) -> grpc.aio.Channel:
+        ch = self._channels.get((addr, shard))
+        if ch is None:
+            ch = self._channels[(addr, shard)] = grpc.aio.insecure_channel(addr, options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                # a connection per shard, so no connection carries too many streams
+                ("grpc.use_local_subchannel_pool", 1)])
+        return ch
+
+    async def discover(self) -> None:
+        """Learn the other servers (for failover) and the leader; best effort."""
+        for addr in list(self.addrs):
+            try:
+                stub = status_grpc.StatusStub(self._channel(addr, 0))
+                peers = await stub.Peers(status_pb.Empty(), timeout=5)
+                for a in peers.addresses:
+                    if a not in self.addrs:
+                        self.addrs.append(a)
+                leader = (await stub.Leader(status_pb.Empty(), timeout=5)).address
+                if leader:
+                    self.follow(leader)
+                return
+            except grpc.aio.AioRpcError as err:
+                log.info("status discovery at %s failed: %s", addr, err.details())
+
+    def follow(self, leader: str) -> None:
+        if leader not in self.addrs:
+            self.addrs.append(leader)
+        if leader != self.current:
+            self.current = leader
+            self.leader_switches += 1
+            log.info("following the leader at %s", leader)
+
+    def _rotate(self, failed: str) -> None:
+        if self.current == failed and len(self.addrs) > 1:
+            self.current = self.addrs[(self.addrs.index(failed) + 1) % len(self.addrs)]
+
+    async def call(self, method: str, request, shard: int = 0, timeout: float = CALL_TIMEOUT,
+                   attempts: int | None = None):
+        """One Node RPC, retried across leader changes and unreachable servers (at most
+        ``attempts`` tries when given). Other errors are raised as ``AioRpcError``."""
+        delay = 0.05
+        tries = 0
+        while True:
+            addr = self.current
+            stub = pb_grpc.NodeStub(self._channel(addr, shard))
+            tries += 1
+            try:
+                return await getattr(stub, method)(request, timeout=timeout)
+            except grpc.aio.AioRpcError as err:
+                code = err.code()
+                if code == grpc.StatusCode.FAILED_PRECONDITION:
+                    leader = dict(err.trailing_metadata() or ()).get("leader", "")
+                    if leader and leader != addr:
+                        self.follow(leader)
+                        continue
+                elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    self._rotate(addr)
+                else:
+                    raise
+                if attempts is not None and tries >= attempts:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close(grace=None)
+        self._channels.clear()

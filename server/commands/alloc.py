@@ -1,0 +1,103 @@
+"""``caravan alloc status ID`` and ``caravan alloc logs [-f] [-stderr] ID [TASK]``."""
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.text import Text
+
+from server.commands.client import Client, CommandError
+from server.commands.evaluation import find_by_prefix
+from server.commands.options import json_option, verbose_option, with_client
+from server.commands.output import age, emit_json, fmt_time, heading, kv, out, short, table
+from server.commands.render import status_text
+
+
+@click.group(name="alloc")
+def group():
+    """Interact with allocations."""
+
+
+def find_alloc(client: Client, alloc_id: str) -> dict:
+    return find_by_prefix(client, "/v1/allocations", "/v1/allocation", alloc_id, "allocation")
+
+
+@group.command()
+@click.argument("alloc_id", metavar="ID")
+@json_option
+@verbose_option
+@with_client
+def status(client: Client, alloc_id, as_json, verbose):
+    """Show an allocation: where it runs, its status and each task's events."""
+    a = find_alloc(client, alloc_id)
+    if as_json:
+        emit_json(a)
+        return 0
+    rows = [("ID", a["ID"]), ("Eval ID", short(a.get("EvalID"), verbose)),
+            ("Name", a.get("Name", "")), ("Node ID", short(a.get("NodeID"), verbose)),
+            ("Node Name", a.get("NodeName", "")), ("Job ID", a.get("JobID", "")),
+            ("Job Version", a.get("JobVersion", 0)), ("Client Status", a.get("ClientStatus", "")),
+            ("Client Description", a.get("ClientDescription") or "<none>"),
+            ("Desired Status", a.get("DesiredStatus", "")),
+            ("Desired Description", a.get("DesiredDescription") or "<none>"),
+            ("Created", age(a.get("CreateTime"))), ("Modified", age(a.get("ModifyTime")))]
+    if a.get("DeploymentID"):
+        health = (a.get("DeploymentStatus") or {}).get("Healthy")
+        rows += [("Deployment ID", short(a["DeploymentID"], verbose)),
+                 ("Deployment Health", "unset" if health is None
+                  else "healthy" if health else "unhealthy")]
+    kv(rows)
+    for name, state in sorted((a.get("TaskStates") or {}).items()):
+        heading(f'Task "{name}" is "{state.get("State", "")}"')
+        kv([("Started At", fmt_time(state.get("StartedAt"))),
+            ("Finished At", fmt_time(state.get("FinishedAt"))),
+            ("Total Restarts", state.get("Restarts", 0)),
+            ("Failed", str(state.get("Failed", False)).lower())])
+        events = state.get("Events") or []
+        if events:
+            out.print()
+            table(["Time", "Type", "Description"],
+                  [[fmt_time(e.get("Time")), e.get("Type", ""),
+                    e.get("DisplayMessage") or e.get("Message") or ""]
+                   for e in reversed(events)])
+    if not a.get("TaskStates"):
+        out.print()
+        out.print(Text("Allocation status: ", style="bold")
+                  + status_text(a.get("ClientStatus", "")))
+    return 0
+
+
+def _task_of(a: dict, task: str | None) -> str:
+    job = a.get("Job") or {}
+    group_ = next((g for g in job.get("TaskGroups") or [] if g.get("Name") == a.get("TaskGroup")),
+                  {})
+    names = [t.get("Name") for t in group_.get("Tasks") or []]
+    if task:
+        if names and task not in names:
+            raise CommandError(f'Could not find task named: {task}; the allocation has: '
+                               f'{", ".join(names)}')
+        return task
+    if len(names) == 1:
+        return names[0]
+    raise CommandError("Allocation has more than one task, specify one: " + ", ".join(names))
+
+
+@group.command()
+@click.argument("alloc_id", metavar="ID")
+@click.argument("task", metavar="[TASK]", required=False)
+@click.option("-f", "follow", is_flag=True, help="keep printing new output as it arrives")
+@click.option("-stderr", "--stderr", "stderr", is_flag=True, help="show stderr instead of stdout")
+@with_client
+def logs(client: Client, alloc_id, task, follow, stderr):
+    """Print a task's stdout (or stderr) of an allocation."""
+    a = find_alloc(client, alloc_id)
+    params = {"task": _task_of(a, task), "type": "stderr" if stderr else "stdout",
+              "plain": "true"}
+    if follow:
+        params["follow"] = "true"
+    sink = sys.stdout.buffer
+    with client.stream(f"/v1/client/fs/logs/{a['ID']}", params) as response:
+        for chunk in response.iter_bytes():
+            sink.write(chunk)
+            sink.flush()
+    return 0

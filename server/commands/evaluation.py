@@ -1,0 +1,58 @@
+"""``caravan eval status ID``."""
+from __future__ import annotations
+
+import click
+
+from server.commands.client import Client, CommandError
+from server.commands.options import json_option, verbose_option, with_client
+from server.commands.output import emit_json, fmt_time, heading, kv, short
+from server.commands.render import alloc_rows, failed_placements, print_lines
+
+
+@click.group(name="eval")
+def group():
+    """Interact with evaluations."""
+
+
+def find_by_prefix(client: Client, collection: str, item: str, ident: str, what: str) -> dict:
+    """The object whose ID is ``ident`` or the one that starts with it."""
+    if len(ident) == 36:
+        return client.get(f"{item}/{ident}")
+    matches = client.get(collection, prefix=ident)
+    if len(matches) == 1:
+        return client.get(f"{item}/{matches[0]['ID']}")
+    if not matches:
+        raise CommandError(f'No {what} with prefix "{ident}" found')
+    raise CommandError(f"Prefix matched multiple {what}s: "
+                       + ", ".join(m["ID"] for m in matches))
+
+
+@group.command()
+@click.argument("eval_id", metavar="ID")
+@json_option
+@verbose_option
+@with_client
+def status(client: Client, eval_id, as_json, verbose):
+    """Show an evaluation: status, trigger, placement failures, allocations."""
+    ev = find_by_prefix(client, "/v1/evaluations", "/v1/evaluation", eval_id, "evaluation")
+    allocs = client.get(f"/v1/evaluation/{ev['ID']}/allocations")
+    if as_json:
+        emit_json(ev)
+        return 0
+    failed = bool(ev.get("FailedTGAllocs"))
+    kv([("ID", short(ev["ID"], verbose)), ("Create Time", fmt_time(ev.get("CreateTime"))),
+        ("Modify Time", fmt_time(ev.get("ModifyTime"))), ("Status", ev.get("Status", "")),
+        ("Status Description", ev.get("StatusDescription") or "<none>"),
+        ("Type", ev.get("Type", "")), ("TriggeredBy", ev.get("TriggeredBy", "")),
+        ("Job ID", ev.get("JobID", "")), ("Priority", ev.get("Priority", "")),
+        ("Placement Failures", str(failed).lower()),
+        ("Previous Eval", short(ev.get("PreviousEval"), verbose) or "<none>"),
+        ("Next Eval", short(ev.get("NextEval"), verbose) or "<none>"),
+        ("Blocked Eval", short(ev.get("BlockedEval"), verbose) or "<none>")])
+    if failed:
+        heading("Failed Placements")
+        print_lines(failed_placements(ev["FailedTGAllocs"]), style="red")
+    if allocs:
+        heading("Allocations")
+        alloc_rows(allocs, verbose)
+    return 0
