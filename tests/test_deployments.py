@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
+import nomad
 import pytest
 
 from tests.procs import dev_server, make_cluster, wait_until
@@ -311,6 +312,30 @@ def test_unhealthy_mark_fails_and_a_newer_version_cancels(cluster):
         "Failed due to unhealthy allocations - rolling back to job version 0"
     assert get(agent, f"/v1/job/{agent.job}")["Version"] == 3
     assert d1["ID"] != d2["ID"]
+
+
+def test_python_nomad_drives_a_canary_deployment(cluster):
+    """The python-nomad client's deployment calls (promote groups, pause, fail)."""
+    agent = cluster
+    host, _, port = agent.url.removeprefix("http://").rpartition(":")
+    client = nomad.Nomad(host=host, port=int(port), timeout=10)
+    settle_v0(agent, count=2)
+    register(agent, service_job("v1", count=2, Canary=1))
+    d = wait_until(lambda: (lambda x: x if x and x["TaskGroups"]["app"]["HealthyAllocs"] == 1
+                            else None)(deployment_for(agent, 1)), 20, "a healthy canary")
+    assert client.deployment.pause_deployment(d["ID"], True)["EvalID"] == ""
+    assert client.deployment.get_deployment(d["ID"])["Status"] == "paused"
+    assert client.deployment.pause_deployment(d["ID"], False)["EvalID"]
+    reply = client.deployment.promote_deployment_groups(d["ID"], groups=["app"])
+    assert reply["EvalID"] and reply["DeploymentModifyIndex"] > 0
+    wait_status(agent, 1, "successful")
+    register(agent, service_job("v2", count=2, Canary=1, AutoRevert=True))
+    d2 = wait_until(lambda: deployment_for(agent, 2), 10, "a deployment for v2")
+    reply = client.deployment.fail_deployment(d2["ID"])
+    assert reply["RevertedJobVersion"] == 1
+    assert client.deployment.get_deployment(d2["ID"])["StatusDescription"] == \
+        "Deployment marked as failed - rolling back to job version 1"
+    wait_status(agent, 3, "successful")
 
 
 def test_a_new_leader_takes_over_a_running_deployment(tmp_path):
