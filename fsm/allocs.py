@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import jobs
+from fsm import deployments, jobs
 from fsm import schema as t
 from fsm.jobs import Rejected
 from fsm.store import Txn
@@ -79,21 +79,32 @@ def _cancel_blocked(txn: Txn, by: Evaluation, description: str) -> None:
 
 
 def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation],
-               stops, evals: list[Evaluation]) -> None:
+               stops, evals: list[Evaluation], deployment=None, deployment_updates=()) -> None:
+    """One plan, in Nomad's order: the new deployment, status changes of deployments
+    (skipping any that became terminal meanwhile), allocations, stops, evals."""
     job = txn.get(t.JOB_VERSIONS, (job_id, job_version)) or txn.get(t.JOBS, job_id)
     touched_jobs = {job_id}
+    if deployment is not None:
+        deployments.upsert(txn, deployment)
+    for u in deployment_updates or ():
+        current = txn.get(t.DEPLOYMENTS, u.DeploymentID)
+        if current is not None and current.active():
+            deployments.set_status(txn, u.DeploymentID, u.Status, u.StatusDescription)
     for alloc in allocs:
         old = txn.get(t.ALLOCS, alloc.ID)
         if old is None:
             alloc = replace(alloc, Job=job, CreateIndex=txn.index, ModifyIndex=txn.index,
                             AllocModifyIndex=txn.index)
         else:
-            # the client owns its status and task states; an update keeps them
+            # the client owns its status and task states; an update keeps them, and
+            # its health too while the alloc stays in the same deployment
             alloc = replace(alloc, Job=job or old.Job, CreateIndex=old.CreateIndex,
                             ModifyIndex=txn.index, AllocModifyIndex=txn.index,
                             ClientStatus=old.ClientStatus,
                             ClientDescription=old.ClientDescription,
-                            TaskStates=old.TaskStates)
+                            TaskStates=old.TaskStates,
+                            DeploymentStatus=old.DeploymentStatus
+                            if alloc.DeploymentID == old.DeploymentID else alloc.DeploymentStatus)
         txn.put(t.ALLOCS, alloc)
     for stop in stops:
         old = txn.get(t.ALLOCS, stop.AllocID)
@@ -104,6 +115,8 @@ def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation]
             old, DesiredStatus="stop", DesiredDescription=stop.DesiredDescription,
             ClientStatus=stop.ClientStatus or old.ClientStatus, ModifyIndex=txn.index,
             AllocModifyIndex=txn.index))
+    for deployment_id in sorted({a.DeploymentID for a in allocs if a.DeploymentID}):
+        deployments.refresh(txn, deployment_id)
     if evals:
         upsert_evals(txn, evals)
     for jid in sorted(touched_jobs):
@@ -112,7 +125,7 @@ def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation]
 
 
 def client_update(txn: Txn, updates) -> None:
-    touched_jobs = set()
+    touched_jobs, touched_deployments = set(), set()
     for u in updates:
         old = txn.get(t.ALLOCS, u.AllocID)
         if old is None or old.ClientStatus == "lost":
@@ -122,10 +135,14 @@ def client_update(txn: Txn, updates) -> None:
         txn.put(t.ALLOCS, replace(
             old, ClientStatus=u.ClientStatus, ClientDescription=u.ClientDescription,
             TaskStates=u.TaskStates if u.TaskStates is not None else old.TaskStates,
-            DeploymentStatus=u.DeploymentStatus if u.DeploymentStatus is not None
-            else old.DeploymentStatus,
+            DeploymentStatus=deployments.merge_client_health(
+                old.DeploymentStatus, u.DeploymentStatus, txn.index),
             ModifyTime=u.ModifyTime or old.ModifyTime, ModifyIndex=txn.index))
         touched_jobs.add(old.JobID)
+        if old.DeploymentID:
+            touched_deployments.add(old.DeploymentID)
+    for deployment_id in sorted(touched_deployments):
+        deployments.refresh(txn, deployment_id)
     for jid in sorted(touched_jobs):
         refresh_summary(txn, jid)
         jobs.refresh_status(txn, jid)

@@ -14,7 +14,7 @@ from typing import Callable
 
 from msgspec.structs import replace
 
-from fsm import allocs
+from fsm import allocs, deployments
 from fsm import entries as e
 from fsm import jobs
 from fsm import schema as t
@@ -55,6 +55,9 @@ class FSM:
             e.EntryType.EVAL_UPDATE: self._eval_update,
             e.EntryType.PLAN_RESULTS: self._plan_results,
             e.EntryType.ALLOC_CLIENT_UPDATE: self._alloc_client_update,
+            e.EntryType.DEPLOYMENT_STATUS_UPDATE: self._deployment_status,
+            e.EntryType.DEPLOYMENT_PROMOTE: self._deployment_promote,
+            e.EntryType.DEPLOYMENT_ALLOC_HEALTH: self._deployment_alloc_health,
         }
         missing = set(e.EntryType) - set(self._appliers)
         if missing:
@@ -262,12 +265,53 @@ class FSM:
 
     def _plan_results(self, txn: Txn, body: e.PlanResults) -> dict:
         allocs.apply_plan(txn, body.JobID, body.JobVersion, body.Allocs or [],
-                          body.Stops or [], body.Evals or [])
+                          body.Stops or [], body.Evals or [], body.Deployment,
+                          body.DeploymentUpdates or ())
         return {"AllocIndex": txn.index}
 
     def _alloc_client_update(self, txn: Txn, body: e.AllocClientUpdate) -> dict:
         allocs.client_update(txn, body.Updates)
         return {}
+
+    # --- deployments ------------------------------------------------------------------------
+
+    def _deployment_status(self, txn: Txn, body: e.DeploymentStatusChange) -> dict:
+        u = body.DeploymentUpdate
+        d = deployments.set_status(txn, u.DeploymentID, u.Status, u.StatusDescription)
+        return self._deployment_followup(txn, d, body.RevertToVersion, body.Eval,
+                                         body.SubmitTime)
+
+    def _deployment_promote(self, txn: Txn, body: e.DeploymentPromote) -> dict:
+        d = deployments.promote(txn, body.DeploymentID, body.All, body.Groups, body.Now)
+        return self._deployment_followup(txn, d, None, body.Eval, 0)
+
+    def _deployment_alloc_health(self, txn: Txn, body: e.DeploymentAllocHealth) -> dict:
+        d = deployments.set_alloc_health(txn, body.DeploymentID, body.HealthyAllocationIDs or [],
+                                         body.UnhealthyAllocationIDs or [], body.Timestamp)
+        u = body.DeploymentUpdate
+        if u is not None:
+            d = deployments.set_status(txn, u.DeploymentID, u.Status, u.StatusDescription)
+        return self._deployment_followup(txn, d, body.RevertToVersion, body.Eval,
+                                         body.SubmitTime)
+
+    def _deployment_followup(self, txn: Txn, d, revert_to: int | None, ev,
+                             submit_time: int) -> dict:
+        """After a deployment change: register the stable version again (auto-revert),
+        which carries the eval, or else just insert the eval. Answers Nomad's
+        DeploymentUpdateResponse."""
+        result = {"EvalID": "", "EvalCreateIndex": 0, "DeploymentModifyIndex": d.ModifyIndex,
+                  "RevertedJobVersion": None}
+        current = txn.get(t.JOBS, d.JobID)
+        target = txn.get(t.JOB_VERSIONS, (d.JobID, revert_to)) if revert_to is not None else None
+        if target is not None and current is not None:
+            reg = self._register(txn, target, current, ev, submit_time)
+            result.update(EvalID=reg["EvalID"], EvalCreateIndex=reg["EvalCreateIndex"],
+                          RevertedJobVersion=revert_to)
+        elif ev is not None and current is not None:
+            ev = jobs.insert_eval(txn, replace(ev, JobModifyIndex=current.JobModifyIndex))
+            jobs.refresh_status(txn, current.ID)
+            result.update(EvalID=ev.ID, EvalCreateIndex=ev.CreateIndex)
+        return result
 
 
 def _enforce_index(existing, want: int) -> None:

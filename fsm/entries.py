@@ -12,8 +12,8 @@ from enum import IntEnum
 
 import msgspec
 
-from fsm.structs import (AllocDeploymentStatus, Allocation, Evaluation, Job, Node,
-                         TaskState)
+from fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, Evaluation, Job,
+                         Node, TaskState)
 from fsm.wire import to_compact
 
 
@@ -31,6 +31,9 @@ class EntryType(IntEnum):
     EVAL_UPDATE = 10
     PLAN_RESULTS = 11
     ALLOC_CLIENT_UPDATE = 12
+    DEPLOYMENT_STATUS_UPDATE = 13
+    DEPLOYMENT_PROMOTE = 14
+    DEPLOYMENT_ALLOC_HEALTH = 15
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -118,14 +121,23 @@ class AllocStop(msgspec.Struct, kw_only=True):
     ClientStatus: str = ""    # "lost" when its node is down
 
 
+class DeploymentStatusUpdate(msgspec.Struct, kw_only=True):
+    DeploymentID: str
+    Status: str
+    StatusDescription: str = ""
+
+
 class PlanResults(Request):
     """What the plan applier committed of one plan: new and updated allocations
-    (their job is looked up as JobID at JobVersion), stops, and the eval's new state."""
+    (their job is looked up as JobID at JobVersion), stops, the eval's new state, the
+    deployment the plan created (whole) and status changes of existing deployments."""
     JobID: str
     JobVersion: int = 0
     Allocs: list[Allocation] | None = None
     Stops: list[AllocStop] | None = None
     Evals: list[Evaluation] | None = None
+    Deployment: Deployment | None = None
+    DeploymentUpdates: list[DeploymentStatusUpdate] | None = None
 
 
 class AllocClientState(msgspec.Struct, kw_only=True):
@@ -139,6 +151,37 @@ class AllocClientState(msgspec.Struct, kw_only=True):
 
 class AllocClientUpdate(Request):
     Updates: list[AllocClientState]
+
+
+class DeploymentStatusChange(Request):
+    """Pause, resume or fail a deployment (operator or deployment watcher). With
+    ``RevertToVersion`` the job's stable version is registered again as a new version
+    in the same entry (auto-revert); ``Eval`` lets the scheduler act on the change."""
+    DeploymentUpdate: DeploymentStatusUpdate
+    RevertToVersion: int | None = None
+    Eval: Evaluation | None = None
+    SubmitTime: int = 0
+
+
+class DeploymentPromote(Request):
+    DeploymentID: str
+    All: bool = False
+    Groups: list[str] | None = None
+    Eval: Evaluation | None = None
+    Now: int = 0              # unix ns: the progress deadline restarts from here
+
+
+class DeploymentAllocHealth(Request):
+    """Operator-set health of a deployment's allocations; an unhealthy one fails the
+    deployment (``DeploymentUpdate``, with the revert as above)."""
+    DeploymentID: str
+    HealthyAllocationIDs: list[str] | None = None
+    UnhealthyAllocationIDs: list[str] | None = None
+    Timestamp: str = ""
+    DeploymentUpdate: DeploymentStatusUpdate | None = None
+    RevertToVersion: int | None = None
+    Eval: Evaluation | None = None
+    SubmitTime: int = 0
 
 
 BODY_TYPES: dict[EntryType, type[Request]] = {
@@ -155,6 +198,9 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.EVAL_UPDATE: EvalUpdate,
     EntryType.PLAN_RESULTS: PlanResults,
     EntryType.ALLOC_CLIENT_UPDATE: AllocClientUpdate,
+    EntryType.DEPLOYMENT_STATUS_UPDATE: DeploymentStatusChange,
+    EntryType.DEPLOYMENT_PROMOTE: DeploymentPromote,
+    EntryType.DEPLOYMENT_ALLOC_HEALTH: DeploymentAllocHealth,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}
 _decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}

@@ -66,7 +66,9 @@ SCHEMA: dict[str, Table] = _declare(
                    # the terminal ones: their count grows when capacity frees up
                    Index("terminal", lambda a: True if a.terminal() else None))),
     Table(DEPLOYMENTS, s.Deployment, primary=lambda d: d.ID,
-          indexes=(Index("job", lambda d: d.JobID),)),
+          indexes=(Index("job", lambda d: d.JobID),
+                   # running or paused: what the deployment watcher looks after
+                   Index("active", lambda d: True if d.active() else None))),
     Table(PERIODIC_LAUNCHES, s.PeriodicLaunch, primary=lambda p: p.ID),
     Table(NODES, s.Node, primary=lambda n: n.ID,
           indexes=(Index("class", lambda n: n.ComputedClass or None),)),

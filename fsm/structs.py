@@ -404,6 +404,16 @@ class Deployment(Record):
     def active(self) -> bool:
         return self.Status in ("running", "paused")
 
+    def requires_promotion(self) -> bool:
+        """Running with a canary group not yet promoted."""
+        return self.Status == "running" and any(
+            s.DesiredCanaries > 0 and not s.Promoted for s in (self.TaskGroups or {}).values())
+
+    def has_auto_promote(self) -> bool:
+        """Running, and every group with canaries promotes itself."""
+        return self.Status == "running" and bool(self.TaskGroups) and all(
+            s.AutoPromote for s in self.TaskGroups.values() if s.DesiredCanaries > 0)
+
 
 class TaskGroupSummary(Record):
     Queued: int = 0

@@ -20,7 +20,8 @@ from fsm import schema as t
 from fsm.entries import AllocStop
 from fsm.ids import uuid4_from
 from fsm.store import State
-from fsm.structs import Allocation, AllocMetric, Evaluation, Job, Node
+from fsm.structs import (AllocDeploymentStatus, Allocation, AllocMetric, Deployment,
+                         Evaluation, Job, Node)
 from scheduler.plan import Plan
 from scheduler.rank import node_fits
 from scheduler.reconcile import (ALLOC_UPDATING, PlaceRequest, ReconcileResult, reconcile,
@@ -46,17 +47,26 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
         eligible = [n for n in nodes if n.ready()]
         result = reconcile_system(job, ev.JobID, existing, eligible, tainted, now_ns)
     else:
-        result = reconcile(job, ev.JobID, existing, tainted, now_ns)
+        result = reconcile(job, ev.JobID, existing, tainted, now_ns,
+                           latest_deployment(state, ev.JobID), _derived_id(ev.ID, "deployment"))
 
     plan = Plan(eval_id=ev.ID, job_id=ev.JobID, job_version=job.Version if job else 0,
                 priority=ev.Priority, all_at_once=bool(job and job.AllAtOnce),
-                desired_tg_updates={g: d.as_dict() for g, d in result.desired_tg_updates.items()})
+                desired_tg_updates={g: d.as_dict() for g, d in result.desired_tg_updates.items()},
+                deployment=result.deployment,
+                deployment_updates=result.deployment_updates)
     _stops(plan, result)
+    # In-place updates join a deployment this plan creates, with their health reset.
+    new_id = result.deployment.ID if result.deployment is not None else ""
     for update in result.inplace_update:
-        plan.add(replace(update.alloc, EvalID=ev.ID, ModifyTime=now_ns))
+        alloc = replace(update.alloc, EvalID=ev.ID, ModifyTime=now_ns)
+        if alloc.DeploymentID != new_id:
+            alloc = replace(alloc, DeploymentID=new_id, DeploymentStatus=None)
+        plan.add(alloc)
     failed: dict[str, AllocMetric] = {}
     if job is not None and not job.Stop:
-        _place(plan, state, job, ev, nodes, _placements(result), rng, now_ns, failed)
+        _place(plan, state, job, ev, nodes, _placements(result), rng, now_ns, failed,
+               result.deployment_id)
     plan.evals = _eval_updates(ev, job, failed, plan, state, now_ns)
     return plan
 
@@ -81,7 +91,7 @@ def _placements(result: ReconcileResult) -> list[PlaceRequest]:
 
 def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node],
            requests: list[PlaceRequest], rng: random.Random, now_ns: int,
-           failed: dict[str, AllocMetric]) -> None:
+           failed: dict[str, AllocMetric], deployment_id: str = "") -> None:
     if not requests:
         return
     groups = {tg.Name: tg for tg in job.TaskGroups or ()}
@@ -113,6 +123,9 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
             TaskGroup=tg.Name, Resources=choice.resources,
             TaskResources=choice.task_resources, DesiredStatus="run", ClientStatus="pending",
             PreviousAllocation=req.previous_alloc_id or "", Metrics=choice.metric,
+            DeploymentID=deployment_id,
+            DeploymentStatus=AllocDeploymentStatus(Canary=True)
+            if req.canary and deployment_id else None,
             CreateTime=now_ns, ModifyTime=now_ns)
         proposed.setdefault(alloc.NodeID, []).append(alloc)
         placed.append(alloc)
@@ -178,6 +191,12 @@ class _NodeAllocs(Mapping):
 def _derived_id(eval_id: str, salt: str) -> str:
     """A new eval's id derived from its parent's, so a replayed plan derives the same."""
     return uuid4_from(random.Random(f"{eval_id}/{salt}"))
+
+
+def latest_deployment(state: State, job_id: str) -> Deployment | None:
+    """The job's newest deployment (Nomad's ``LatestDeploymentByJobID``)."""
+    return max(state.by_index(t.DEPLOYMENTS, "job", job_id),
+               key=lambda d: (d.CreateIndex, d.ID), default=None)
 
 
 def _tainted_nodes(state: State, allocs: list[Allocation]) -> dict[str, Node | None]:

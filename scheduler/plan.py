@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fsm.entries import AllocStop
-from fsm.structs import Allocation, Evaluation
+from fsm.entries import AllocStop, DeploymentStatusUpdate
+from fsm.structs import Allocation, Deployment, Evaluation
 
 
 @dataclass
@@ -28,12 +28,16 @@ class Plan:
     evals: list[Evaluation] = field(default_factory=list)
     # what a dry run (``/v1/job/:id/plan``) reports: DesiredTGUpdates per group
     desired_tg_updates: dict[str, dict] = field(default_factory=dict)
+    # a deployment the plan creates, and status changes of existing deployments
+    deployment: Deployment | None = None
+    deployment_updates: list[DeploymentStatusUpdate] = field(default_factory=list)
 
     def add(self, alloc: Allocation) -> None:
         self.node_allocs.setdefault(alloc.NodeID, []).append(alloc)
 
     def is_noop(self) -> bool:
-        return not self.node_allocs and not self.stops and not self.evals
+        return not self.node_allocs and not self.stops and not self.evals and \
+            self.deployment is None and not self.deployment_updates
 
     def placements(self) -> int:
         return sum(len(v) for v in self.node_allocs.values())

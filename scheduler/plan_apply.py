@@ -107,11 +107,17 @@ class PlanApplier:
                               rejected: list[str]) -> PlanResult:
         allocs = [a for node_id in sorted(accepted) for a in accepted[node_id]]
         evals = plan.evals if not rejected else []
-        if not allocs and not plan.stops and not evals:
+        # The deployment goes with whatever placements commit; a plan rejected whole
+        # leaves it to the next attempt, which plans it again.
+        deployment, updates = plan.deployment, plan.deployment_updates
+        if rejected and not allocs:
+            deployment, updates = None, []
+        if not allocs and not plan.stops and not evals and deployment is None and not updates:
             return PlanResult(0, rejected)
         body = e.PlanResults(RequestID=self._request_id(), JobID=plan.job_id,
                              JobVersion=plan.job_version, Allocs=allocs or None,
-                             Stops=plan.stops or None, Evals=evals or None)
+                             Stops=plan.stops or None, Evals=evals or None,
+                             Deployment=deployment, DeploymentUpdates=updates or None)
         result = await self._submit(e.encode(body))
         if "Error" in result:
             raise RuntimeError(f"plan for eval {plan.eval_id} was refused: {result['Error']}")

@@ -3,8 +3,9 @@
 Pure (style item 8): a function of (job, allocations, tainted nodes, now) that reads no
 store or clock, draws no random numbers and mutates no input. It says *what* to place,
 stop and update; the placement stack says *where*, and the worker makes the plan.
-Follows Nomad 1.x ``scheduler/reconcile.go`` without deployments, canaries and
-rescheduling (``now_ns`` is accepted for the latter). Per task group:
+Follows Nomad 1.x ``scheduler/reconcile.go`` without rescheduling (``now_ns`` is
+accepted for it); the deployment rules (create, cancel, canaries, pacing by health,
+success) live in ``reconcile_deploy``. Per task group:
 
 - terminal allocs are dropped, except finished batch allocs, which keep their name and
   count toward ``Count``: completed ones are never re-run, and failed ones are *not*
@@ -16,7 +17,9 @@ rescheduling (``now_ns`` is accepted for the latter). Per task group:
   ignore, in-place update or destructive update.
 
 ``Update.MaxParallel`` paces destructive updates and migrations, placements using up the
-same budget; the rest is reported as Ignore and ``followup`` asks for another pass.
+same budget; under a deployment, allocations of it not yet healthy use it up too, and
+nothing is replaced while it is paused, failed or waiting for promotion. The rest is
+reported as Ignore and ``followup`` asks for another pass.
 ``desired_tg_updates`` are the plan annotations: a destructive update counts only as
 DestructiveUpdate, a migration only as Migrate, a lost alloc as a Stop plus a Place.
 """
@@ -25,7 +28,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fsm.structs import Allocation, Job, NetworkResource, Node, Resources, Task, TaskGroup
+from fsm.entries import DeploymentStatusUpdate
+from fsm.structs import (Allocation, Deployment, Job, NetworkResource, Node, Resources, Task,
+                         TaskGroup)
+from scheduler import reconcile_deploy as rd
 from scheduler.names import NameIndex, alloc_name, by_index, removal_order
 
 ALLOC_NOT_NEEDED = "alloc not needed due to job update"
@@ -93,6 +99,11 @@ class ReconcileResult:
     # part of the annotations (Nomad's scheduler does this beside the reconciler).
     mark_lost: list[StopRequest] = field(default_factory=list)
     desired_tg_updates: dict[str, DesiredUpdates] = field(default_factory=dict)
+    # a deployment this pass creates (whole), status changes of existing ones, and the
+    # deployment new and replacement allocations join ("" for none)
+    deployment: Deployment | None = None
+    deployment_updates: list[DeploymentStatusUpdate] = field(default_factory=list)
+    deployment_id: str = ""
     all_at_once: bool = False       # the plan must be committed whole or not at all
     followup: bool = False          # MaxParallel held work back: evaluate again later
     followup_wait_ns: int = 0       # the largest Update.Stagger among those groups
@@ -240,16 +251,22 @@ def _classify(result: ReconcileResult, updates: DesiredUpdates, job: Job, group:
 
 
 def _pace(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, placed: int,
-          destructive: list[Allocation], migrate: list[Allocation]) -> None:
+          destructive: list[Allocation], migrate: list[Allocation],
+          limit: int | None = None) -> None:
     """Do every destructive update and migration, unless ``Update.MaxParallel`` is set:
-    then placements (already made) use the budget first, then destructive updates,
-    then migrations, lowest names first (Nomad's computeUnderProvisionedBy without a
-    deployment). The rest waits for a follow-up pass and is reported as Ignore."""
+    then ``limit`` (what the deployment allows this pass) is used by placements first,
+    then destructive updates; migrations get what MaxParallel leaves, whatever the
+    deployment's state, lowest names first. The rest waits and is reported as Ignore."""
     max_parallel = (tg.Update.MaxParallel or 0) if tg.Update is not None else 0
     paced = max_parallel > 0 and bool(destructive or migrate)
-    budget = max_parallel - min(placed, max_parallel) if paced else len(destructive) + len(migrate)
-    now, later = destructive[:budget], destructive[budget:]
-    moving, waiting = migrate[:budget - len(now)], migrate[budget - len(now):]
+    if paced:
+        limit = max_parallel if limit is None else limit
+        now = destructive[:max(0, limit - placed)]
+        room = max(0, max_parallel - placed - len(now))
+    else:
+        now, room = destructive, len(migrate)
+    later = destructive[len(now):]
+    moving, waiting = migrate[:room], migrate[room:]
     result.destructive_update.extend(UpdateRequest(a) for a in now)
     for alloc in moving:
         result.stop.append(StopRequest(alloc, ALLOC_MIGRATING))
@@ -268,12 +285,18 @@ def _pace(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, place
 
 
 def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
-              tainted_nodes: dict[str, Node | None], now_ns: int) -> ReconcileResult:
-    """Reconcile a service or batch job (None if purged) with its allocations."""
+              tainted_nodes: dict[str, Node | None], now_ns: int,
+              deployment: Deployment | None = None,
+              new_deployment_id: str = "") -> ReconcileResult:
+    """Reconcile a service or batch job (None if purged) with its allocations.
+    ``deployment`` is the job's latest deployment; a deployment this pass creates gets
+    ``new_deployment_id``."""
     result = ReconcileResult(all_at_once=bool(job is not None and job.AllAtOnce),
                              mark_lost=_mark_lost(existing, tainted_nodes))
+    ctx = rd.cancel_unneeded(job, deployment, new_deployment_id, result.deployment_updates)
     running = job is not None and not job.Stop
     batch = job is not None and job.Type == "batch"
+    complete = True
     for group in _group_names(job, existing):
         updates = result.desired_tg_updates[group] = DesiredUpdates()
         allocs = [a for a in existing if a.TaskGroup == group]
@@ -284,17 +307,43 @@ def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
                 _stop(result, alloc, tainted_nodes)
             updates.Stop = len(live)
         else:
-            _reconcile_group(result, updates, job, job_id, tg, allocs, tainted_nodes, batch)
+            complete &= _reconcile_group(result, updates, job, job_id, tg, allocs,
+                                         tainted_nodes, batch, ctx)
+    if running:
+        rd.finish(ctx, complete, result.deployment_updates)
+        result.deployment = ctx.created
+        if ctx.current is not None and ctx.current.active():
+            result.deployment_id = ctx.current.ID
     return result
 
 
 def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job, job_id: str,
                      tg: TaskGroup, allocs: list[Allocation],
-                     tainted: dict[str, Node | None], batch: bool) -> None:
-    """One group of a running job, in Nomad's order: stop lost and surplus allocs,
-    classify the rest against the job, place what is missing, then pace the updates."""
+                     tainted: dict[str, Node | None], batch: bool,
+                     ctx: rd.DeploymentContext) -> bool:
+    """One group of a running job, in Nomad's order: stop stale canaries, lost and
+    surplus allocs, classify the rest against the job, place canaries or what is
+    missing, then pace the updates. Returns whether the group's deployment is done."""
     group, count = tg.Name or "", tg.Count or 0
+    state = ctx.group_state(group)
+    existing_state = state is not None
+    if state is None:
+        state = rd.initial_state(tg)
     live = sorted((a for a in allocs if not a.terminal()), key=by_index)
+
+    # canaries of a replaced or failed deployment go; the current ones on bad nodes too
+    stale = rd.stale_canaries(ctx)
+    for alloc in (a for a in live if a.ID in stale):
+        _stop(result, alloc, tainted)
+        updates.Stop += 1
+    current = rd.current_canaries(ctx)
+    for alloc in (a for a in live if a.ID in current and a.NodeID in tainted):
+        lost = _node_lost(alloc.NodeID, tainted)
+        result.stop.append(StopRequest(alloc, ALLOC_LOST if lost else ALLOC_MIGRATING,
+                                       "lost" if lost else None))
+    live = [a for a in live if a.ID not in stale and not (a.ID in current and a.NodeID in tainted)]
+    canaries = [a for a in live if a.ID in current]
+
     lost = [a for a in live if _node_lost(a.NodeID, tainted)]
     migrate = [a for a in live if a.NodeID in tainted and not _node_lost(a.NodeID, tainted)]
     untainted = [a for a in live if a.NodeID not in tainted]
@@ -302,9 +351,10 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     # Lost names stay taken: their replacements reuse them.
     names = NameIndex(job_id, group, count, [a.Name for a in untainted + kept + migrate + lost])
 
+    canarying = state.DesiredCanaries != 0 and not state.Promoted
     for alloc in lost:
         result.stop.append(StopRequest(alloc, ALLOC_LOST, "lost"))
-    surplus = _surplus(count, untainted, kept, migrate)
+    surplus = _surplus(count, untainted, kept, migrate, canaries, canarying)
     for alloc in surplus:
         result.stop.append(StopRequest(alloc, ALLOC_NOT_NEEDED))
     updates.Stop += len(lost) + len(surplus)
@@ -312,11 +362,49 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     migrate = [a for a in migrate if a.ID not in stopped]
     untainted = [a for a in untainted if a.ID not in stopped]
 
+    inplace_before = len(result.inplace_update)
     destructive = _classify(result, updates, job, group, sorted(untainted + kept, key=by_index))
+    inplace = len(result.inplace_update) - inplace_before
+    if not existing_state:
+        state.DesiredTotal += len(destructive) + inplace
+    if canarying:
+        untainted = [a for a in untainted if a.ID not in current]
+
+    update = tg.Update
+    needs_canaries = update is not None and bool(destructive) and \
+        len(canaries) < (update.Canary or 0) and not state.Promoted
+    if needs_canaries:
+        if not existing_state:
+            state.DesiredCanaries = update.Canary
+        if not ctx.paused and not ctx.failed:
+            n = update.Canary - len(canaries)
+            updates.Canary += n
+            result.place.extend(PlaceRequest(name, group, canary=True)
+                                for name in rd.next_canaries(names, n, canaries, destructive))
+    canarying = state.DesiredCanaries != 0 and not state.Promoted
+
+    budget = rd.under_provisioned_by(tg, ctx, untainted, len(destructive), len(migrate), canarying)
     place = _placements(group, count, names, len(untainted) + len(kept) + len(migrate), lost)
-    result.place.extend(place)
-    updates.Place += len(place)
-    _pace(result, updates, tg, len(place), destructive, migrate)
+    if not existing_state:
+        state.DesiredTotal += len(place)
+    pending = bool(destructive or inplace or place or migrate or needs_canaries)
+    updating_spec = bool(destructive) or bool(result.inplace_update)
+    if not ctx.paused and not ctx.failed and not canarying:
+        result.place.extend(place)
+        updates.Place += len(place)
+        _pace(result, updates, tg, len(place), destructive, migrate, budget)
+    else:   # the rollout waits: only lost allocations are replaced
+        replace_lost = place[:min(len(lost), len(place))]
+        result.place.extend(replace_lost)
+        updates.Place += len(replace_lost)
+        result.ignore.extend(destructive)
+        updates.Ignore += len(destructive)
+        _pace(result, updates, tg, len(replace_lost), [], migrate, budget)
+
+    had_running = any(a.Job is not None and a.Job.Version == job.Version and
+                      a.Job.CreateIndex == job.CreateIndex for a in allocs)
+    rd.attach_group(ctx, job, group, state, existing_state, had_running, updating_spec)
+    return rd.group_complete(ctx, group, pending)
 
 
 def _kept_terminal(allocs: list[Allocation], batch: bool) -> list[Allocation]:
@@ -335,11 +423,25 @@ def _kept_terminal(allocs: list[Allocation], batch: bool) -> list[Allocation]:
 
 
 def _surplus(count: int, untainted: list[Allocation], kept: list[Allocation],
-             migrate: list[Allocation]) -> list[Allocation]:
-    """Allocs beyond ``count``: migrating ones before healthy ones, each highest index
-    first. Finished batch allocs count toward ``count`` but are never stopped."""
-    excess = max(0, len(untainted) + len(kept) + len(migrate) - count)
-    return (removal_order(migrate) + removal_order(untainted))[:excess]
+             migrate: list[Allocation], canaries: list[Allocation],
+             canarying: bool) -> list[Allocation]:
+    """Allocs beyond ``count``: once canaries are promoted, the old allocs that share
+    a canary's name first; then migrating ones before healthy ones, each highest index
+    first. Canaries awaiting promotion do not count, and finished batch allocs count
+    toward ``count`` but are never stopped."""
+    canary_ids = {a.ID for a in canaries}
+    pool = [a for a in untainted if not (canarying and a.ID in canary_ids)]
+    excess = max(0, len(pool) + len(kept) + len(migrate) - count)
+    if not excess:
+        return []
+    order = []
+    if not canarying and canaries:
+        canary_names = {a.Name for a in canaries}
+        order = [a for a in sorted(pool, key=by_index)
+                 if a.ID not in canary_ids and a.Name in canary_names]
+    taken = {a.ID for a in order}
+    order += [a for a in removal_order(migrate) + removal_order(pool) if a.ID not in taken]
+    return order[:excess]
 
 
 def _placements(group: str, count: int, names: NameIndex, existing: int,
@@ -350,7 +452,8 @@ def _placements(group: str, count: int, names: NameIndex, existing: int,
     for alloc in lost:
         if existing >= count:
             break
-        place.append(PlaceRequest(alloc.Name, group, alloc.ID))
+        canary = alloc.DeploymentStatus is not None and alloc.DeploymentStatus.Canary
+        place.append(PlaceRequest(alloc.Name, group, alloc.ID, canary=canary))
         existing += 1
     place.extend(PlaceRequest(name, group) for name in names.next(max(0, count - existing)))
     return place

@@ -13,10 +13,13 @@ import logging
 import os
 import signal
 import sys
+import time
 
 import uvicorn
 
 from fsm.apply import FSM
+from scheduler.deployment_watcher import DeploymentWatcher
+from server import ids
 from server.config import Config, ServerConfig
 from server.http.app import build_app
 from server.heartbeats import HeartbeatTracker
@@ -47,6 +50,10 @@ class Agent:
         self.leader_services = LeaderServices(self, workers=config.cluster.scheduler_workers)
         self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
         self.leader_services.add(self.heartbeats)
+        self.deployment_watcher = DeploymentWatcher(
+            lambda: self.fsm.state, self.raft.submit, lambda: self.notifier, time.time_ns,
+            ids.uuid4_str, ids.request_id)
+        self.leader_services.add(self.deployment_watcher)
         self._leadership_task: asyncio.Task | None = None
         self.raft.on_leadership = self._on_leadership
 

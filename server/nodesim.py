@@ -14,9 +14,24 @@ Each node gets fresh UUIDs every run (printed at registration), heartbeats at ha
 TTL the server hands out, watches its allocations with blocking calls, and reports a
 new allocation "running" (every task running, with Received and Started events; its
 deployment health after the group's ``MinHealthyTime``) and a stopped or evicted one
-"complete" (tasks dead). A node's reports from one watch answer go in one call; the
-leader batches calls further. SIGINT/SIGTERM stop it (exit 0) with a summary; the
-nodes are not deregistered, so the servers mark them down after TTL plus grace.
+"complete" (tasks dead). An allocation updated in place into a new deployment has its
+health reported again after ``MinHealthyTime``. A node's reports from one watch answer
+go in one call; the leader batches calls further. SIGINT/SIGTERM stop it (exit 0) with
+a summary; the nodes are not deregistered, so the servers mark them down after TTL
+plus grace.
+
+Tasks with driver ``mock`` honour the mock driver's config the way a client would for
+health:
+
+- ``start_error`` (a non-empty string): the task fails to start; the allocation is
+  reported ``failed`` (a "Driver Failure" event with that error) and, in a
+  deployment, unhealthy at once;
+- ``nodesim_healthy`` (a simulator-only key, default true): ``false`` runs the task
+  but reports the allocation unhealthy once ``HealthyDeadline`` passes, as a client
+  whose health checks never pass would.
+
+With the update strategy's ``HealthCheck = "manual"`` no health is reported: the
+operator sets it (``/v1/deployment/allocation-health/:id``).
 """
 from __future__ import annotations
 
@@ -126,19 +141,68 @@ def _tasks_of(alloc: Allocation) -> list[str]:
     return sorted(alloc.TaskResources or {})
 
 
-def _min_healthy_seconds(alloc: Allocation) -> float:
+def _update_strategy(alloc: Allocation):
     job = alloc.Job
     if job is None:
-        return 0.0
+        return None
     update = None
     for tg in job.TaskGroups or ():
         if tg.Name == alloc.TaskGroup:
             update = tg.Update
-    update = update or job.Update
-    return (update.MinHealthyTime or 0) / 1e9 if update is not None else 0.0
+    return update or job.Update
 
 
-def running_update(alloc: Allocation, healthy: bool) -> AllocClientState:
+def _health_wait_seconds(alloc: Allocation) -> float:
+    """When a client knows the allocation's health: healthy after MinHealthyTime,
+    unhealthy when HealthyDeadline passes."""
+    update = _update_strategy(alloc)
+    if update is None:
+        return 0.0
+    wait = update.MinHealthyTime if reports_healthy(alloc) else update.HealthyDeadline
+    return (wait or 0) / 1e9
+
+
+def _health_reported(alloc: Allocation) -> bool:
+    """A client reports deployment health unless the operator sets it (``manual``)."""
+    update = _update_strategy(alloc)
+    return bool(alloc.DeploymentID) and not (update is not None and update.HealthCheck == "manual")
+
+
+def _mock_configs(alloc: Allocation) -> list[dict]:
+    job = alloc.Job
+    for tg in (job.TaskGroups or ()) if job is not None else ():
+        if tg.Name == alloc.TaskGroup:
+            return [task.Config or {} for task in tg.Tasks or () if task.Driver == "mock"]
+    return []
+
+
+def start_error(alloc: Allocation) -> str:
+    """The mock driver's ``start_error`` of the first task that has one, or ""."""
+    return next((str(c["start_error"]) for c in _mock_configs(alloc) if c.get("start_error")), "")
+
+
+def reports_healthy(alloc: Allocation) -> bool:
+    """False when a mock task says ``nodesim_healthy = false``."""
+    return not any(c.get("nodesim_healthy") in (False, "false") for c in _mock_configs(alloc))
+
+
+def failed_update(alloc: Allocation, error: str) -> AllocClientState:
+    now = time.time_ns()
+    stamp = rfc3339(now)
+    states = {name: TaskState(State="dead", Failed=True, StartedAt=stamp, FinishedAt=stamp, Events=[
+        TaskEvent(Type="Received", Time=now, Message="Task received by client",
+                  DisplayMessage="Task received by client"),
+        TaskEvent(Type="Driver Failure", Time=now, FailsTask=True, DriverError=error,
+                  DisplayMessage=f"Failed to start task: {error}")]) for name in _tasks_of(alloc)}
+    return AllocClientState(
+        AllocID=alloc.ID, ClientStatus="failed", ClientDescription="Failed tasks",
+        TaskStates=states, ModifyTime=now,
+        DeploymentStatus=AllocDeploymentStatus(Healthy=False, Timestamp=stamp)
+        if alloc.DeploymentID else None)
+
+
+def running_update(alloc: Allocation, healthy: bool | None) -> AllocClientState:
+    """Tasks running; ``healthy`` None leaves the deployment health unreported."""
     now = time.time_ns()
     started = rfc3339(now)
     states = {name: TaskState(State="running", StartedAt=started, Events=[
@@ -149,8 +213,8 @@ def running_update(alloc: Allocation, healthy: bool) -> AllocClientState:
     return AllocClientState(
         AllocID=alloc.ID, ClientStatus="running", ClientDescription="Tasks are running",
         TaskStates=states, ModifyTime=now,
-        DeploymentStatus=AllocDeploymentStatus(Healthy=True, Timestamp=started)
-        if healthy else None)
+        DeploymentStatus=AllocDeploymentStatus(Healthy=healthy, Timestamp=started)
+        if healthy is not None else None)
 
 
 def complete_update(alloc: Allocation) -> AllocClientState:
@@ -198,6 +262,7 @@ class SimNode:
         self.shard = index // NODES_PER_CHANNEL
         self.ttl = 10.0
         self.reported: dict[str, str] = {}     # alloc id -> status this node reported
+        self.health_for: dict[str, str] = {}   # alloc id -> deployment its health is for
         self._health_tasks: set[asyncio.Task] = set()
 
     async def register(self) -> None:
@@ -262,37 +327,50 @@ class SimNode:
                     stopped += 1
             elif alloc.DesiredStatus == "run" and seen is None and \
                     alloc.ClientStatus in ("", "pending"):
-                wait = _min_healthy_seconds(alloc) if alloc.DeploymentID else 0.0
-                now_healthy = bool(alloc.DeploymentID) and wait <= 0
-                updates.append(running_update(alloc, now_healthy))
+                error = start_error(alloc)
+                if error:
+                    updates.append(failed_update(alloc, error))
+                    self.reported[alloc.ID] = "failed"
+                    continue
+                wait = _health_wait_seconds(alloc)
+                report_now = _health_reported(alloc) and wait <= 0
+                updates.append(running_update(alloc, reports_healthy(alloc) if report_now else None))
                 self.reported[alloc.ID] = "running"
+                self.health_for[alloc.ID] = alloc.DeploymentID
                 started += 1
-                if alloc.DeploymentID and not now_healthy:
+                if _health_reported(alloc) and not report_now:
                     healthy_later.append((alloc, wait))
-        if not updates:
-            return
-        if await self._send(updates):
+            elif alloc.DesiredStatus == "run" and seen == "running" and _health_reported(alloc) \
+                    and self.health_for.get(alloc.ID) != alloc.DeploymentID:
+                # updated in place into a new deployment: its health is checked again
+                self.health_for[alloc.ID] = alloc.DeploymentID
+                healthy_later.append((alloc, _health_wait_seconds(alloc)))
+        if updates:
+            if not await self._send(updates):   # let the next watch answer retry them
+                for u in updates:
+                    self.reported.pop(u.AllocID, None)
+                    self.health_for.pop(u.AllocID, None)
+                return
             self.stats.started += started
             self.stats.stopped += stopped
-            self.stats.healthy += sum(1 for u in updates if u.DeploymentStatus is not None)
-            for alloc, wait in healthy_later:
-                task = asyncio.ensure_future(self._healthy_after(alloc, wait))
-                self._health_tasks.add(task)
-                task.add_done_callback(self._health_tasks.discard)
-        else:   # let the next watch answer retry them
-            for u in updates:
-                self.reported.pop(u.AllocID, None)
+            self.stats.healthy += sum(1 for u in updates if u.DeploymentStatus is not None
+                                      and u.DeploymentStatus.Healthy)
+        for alloc, wait in healthy_later:
+            task = asyncio.ensure_future(self._health_after(alloc, wait))
+            self._health_tasks.add(task)
+            task.add_done_callback(self._health_tasks.discard)
 
-    async def _healthy_after(self, alloc: Allocation, wait: float) -> None:
+    async def _health_after(self, alloc: Allocation, wait: float) -> None:
         await asyncio.sleep(wait)
         if self.reported.get(alloc.ID) != "running":
             return
         now = time.time_ns()
+        healthy = reports_healthy(alloc)
         update = AllocClientState(
             AllocID=alloc.ID, ClientStatus="running", ClientDescription="Tasks are running",
             ModifyTime=now,
-            DeploymentStatus=AllocDeploymentStatus(Healthy=True, Timestamp=rfc3339(now)))
-        if await self._send([update]):
+            DeploymentStatus=AllocDeploymentStatus(Healthy=healthy, Timestamp=rfc3339(now)))
+        if await self._send([update]) and healthy:
             self.stats.healthy += 1
 
     async def _send(self, updates: list[AllocClientState]) -> bool:

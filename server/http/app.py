@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from server.http import alloc_reads, client_fs, deployment_reads, eval_reads, node_reads
+from server.http import (alloc_reads, client_fs, deployment_reads, deployment_writes,
+                         eval_reads, node_reads)
 from server.http import job_reads as r
 from server.http import job_writes as w
 from server.http import status
@@ -135,6 +136,14 @@ ROUTES = [
     Route("/v1/deployments", _guarded(deployment_reads.list_deployments), methods=ALL_METHODS),
     Route("/v1/deployment/allocations/{deployment_id}",
           _guarded(deployment_reads.deployment_allocations), methods=ALL_METHODS),
+    Route("/v1/deployment/promote/{deployment_id}", _guarded(deployment_writes.promote),
+          methods=ALL_METHODS),
+    Route("/v1/deployment/fail/{deployment_id}", _guarded(deployment_writes.fail),
+          methods=ALL_METHODS),
+    Route("/v1/deployment/pause/{deployment_id}", _guarded(deployment_writes.pause),
+          methods=ALL_METHODS),
+    Route("/v1/deployment/allocation-health/{deployment_id}",
+          _guarded(deployment_writes.allocation_health), methods=ALL_METHODS),
     Route("/v1/deployment/{deployment_id}", _guarded(deployment_reads.read_deployment),
           methods=ALL_METHODS),
 ]

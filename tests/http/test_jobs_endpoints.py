@@ -465,14 +465,20 @@ def test_unknown_job_collections_are_empty(client):
 def test_known_job_allocations_and_deployments(client):
     job_id = uid("alloc")
     register(client, service_job(job_id))
-    for suffix, params in (("/allocations", {}), ("/allocations", {"all": "true"}),
-                           ("/deployments", {})):
+    for suffix, params in (("/allocations", {}), ("/allocations", {"all": "true"})):
         r = client.get(f"/v1/job/{enc(job_id)}{suffix}", params=params)
         assert_read_headers(r)
         assert r.json() == []
+    # once the scheduler has run, the first version's deployment exists with nothing
+    # placed (there is no node to place on)
+    r = client.get(f"/v1/job/{enc(job_id)}/deployments")
+    assert_read_headers(r)
+    for d in r.json():
+        assert d["JobID"] == job_id and d["JobVersion"] == 0 and d["Status"] == "running"
+        assert all(s["PlacedAllocs"] == 0 for s in d["TaskGroups"].values())
     r = client.get(f"/v1/job/{enc(job_id)}/deployment")
     assert_read_headers(r)
-    assert r.json() is None
+    assert r.json() is None or r.json()["JobID"] == job_id
 
 
 def test_evaluations_newest_first_registration_eval_last(client):

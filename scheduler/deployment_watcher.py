@@ -1,0 +1,221 @@
+"""The deployment watcher: the leader's eye on running deployments.
+
+Pure decisions first (``decide``), then the leader-only service that acts on them.
+For each active deployment, from the state alone:
+
+- an unhealthy allocation fails it (``Failed due to unhealthy allocations``), and so
+  does a group that made no progress by its ``RequireProgressBy``; with ``AutoRevert``
+  the same entry registers the newest stable job version again, as a new version;
+- with ``AutoPromote`` on every canary group, it is promoted once all its canaries are
+  placed and healthy;
+- an allocation whose health changed after the job's latest evaluation gets a new
+  evaluation, so the scheduler places the next ``MaxParallel`` batch, or marks the
+  deployment successful when all are healthy.
+
+The service keeps nothing the state lacks (per-deployment caches only save work), so a
+new leader takes over where the old one stopped: it looks at every active deployment
+when it starts.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from fsm import deployments as dep
+from fsm import entries as e
+from fsm import jobs
+from fsm import schema as t
+from fsm.store import State
+from fsm.structs import Deployment, Evaluation, Job
+from fsm.times import parse_rfc3339
+
+log = logging.getLogger("caravan.deployments")
+
+TRIGGER = "deployment-watcher"
+MIN_PASS_INTERVAL = 0.05     # seconds: coalesce bursts of health reports into one pass
+MAX_PASS_INTERVAL = 1.0      # look again at least this often (progress deadlines)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str                       # "fail", "promote" or "eval"
+    description: str = ""
+    revert_to: int | None = None
+
+
+# --- decisions (pure) ------------------------------------------------------------------------
+
+
+def failure(state: State, d: Deployment, base: str, groups: list[str]) -> tuple[str, int | None]:
+    """The failed deployment's description and the job version to revert to (None:
+    no revert). Only groups with AutoRevert revert; the target is the newest stable
+    version, unless the current job already has its specification."""
+    if not any(d.TaskGroups[g].AutoRevert for g in groups if g in (d.TaskGroups or {})):
+        return base, None
+    stable = max((v for v in state.by_index(t.JOB_VERSIONS, "job", d.JobID) if v.Stable),
+                 key=lambda v: v.Version, default=None)
+    if stable is None:
+        return dep.desc_no_rollback_target(base), None
+    current = state.get(t.JOBS, d.JobID)
+    if current is not None and not jobs.spec_changed(current, stable):
+        return dep.desc_rollback_noop(base, stable.Version), None
+    return dep.desc_rollback(base, stable.Version), stable.Version
+
+
+def _group_done(state) -> bool:
+    return not (state.DesiredCanaries > 0 and not state.Promoted) and \
+        state.HealthyAllocs >= state.DesiredTotal
+
+
+def progress_cutoff(d: Deployment) -> int:
+    """The earliest RequireProgressBy (unix ns) of a group still in progress; 0: none."""
+    cutoffs = [parse_rfc3339(s.RequireProgressBy) for s in (d.TaskGroups or {}).values()
+               if not _group_done(s)]
+    return min((c for c in cutoffs if c > 0), default=0)
+
+
+def _healthy(state: State, alloc_id: str) -> bool:
+    alloc = state.get(t.ALLOCS, alloc_id)
+    return alloc is not None and alloc.DeploymentStatus is not None and \
+        alloc.DeploymentStatus.Healthy is True
+
+
+def ready_to_auto_promote(state: State, d: Deployment) -> bool:
+    if not d.requires_promotion() or not d.has_auto_promote():
+        return False
+    for s in (d.TaskGroups or {}).values():
+        if s.DesiredCanaries > 0 and not s.Promoted:
+            placed = s.PlacedCanaries or []
+            if len(placed) != s.DesiredCanaries or not all(_healthy(state, a) for a in placed):
+                return False
+    return True
+
+
+def latest_eval_index(state: State, job_id: str) -> int:
+    """What the scheduler last looked at for the job (Nomad's ``latestEvalIndex``)."""
+    return max((ev.SnapshotIndex or ev.CreateIndex
+                for ev in state.by_index(t.EVALS, "job", job_id)), default=0)
+
+
+def health_changed_since_eval(state: State, d: Deployment) -> bool:
+    since = latest_eval_index(state, d.JobID)
+    return any(a.DeploymentStatus is not None and a.DeploymentStatus.ModifyIndex > since
+               for a in state.by_index(t.ALLOCS, "deployment", d.ID))
+
+
+def decide(state: State, d: Deployment, now_ns: int) -> Action | None:
+    if not d.active():
+        return None
+    unhealthy = sorted(g for g, s in (d.TaskGroups or {}).items() if s.UnhealthyAllocs > 0)
+    if unhealthy:
+        return Action("fail", *failure(state, d, dep.DESC_FAILED_ALLOCS, unhealthy))
+    if d.Status != "running":
+        return None
+    cutoff = progress_cutoff(d)
+    if cutoff and now_ns > cutoff:
+        return Action("fail", *failure(state, d, dep.DESC_PROGRESS_DEADLINE,
+                                       sorted(d.TaskGroups or {})))
+    if ready_to_auto_promote(state, d):
+        return Action("promote")
+    if health_changed_since_eval(state, d):
+        return Action("eval")
+    return None
+
+
+def deployment_eval(job: Job | None, d: Deployment, eval_id: str, now_ns: int) -> Evaluation:
+    """The evaluation a deployment change asks the scheduler for."""
+    return Evaluation(ID=eval_id, Namespace=d.Namespace, Priority=(job.Priority if job else 0) or 50,
+                      Type=(job.Type if job else "") or "service", TriggeredBy=TRIGGER,
+                      JobID=d.JobID, DeploymentID=d.ID, Status="pending",
+                      CreateTime=now_ns, ModifyTime=now_ns)
+
+
+def entry_for(state: State, d: Deployment, action: Action, eval_id: str, now_ns: int,
+              request_id: str) -> e.Request:
+    ev = deployment_eval(state.get(t.JOBS, d.JobID), d, eval_id, now_ns)
+    if action.kind == "fail":
+        return e.DeploymentStatusChange(
+            RequestID=request_id, DeploymentUpdate=e.DeploymentStatusUpdate(
+                DeploymentID=d.ID, Status="failed", StatusDescription=action.description),
+            RevertToVersion=action.revert_to, Eval=ev, SubmitTime=now_ns)
+    if action.kind == "promote":
+        return e.DeploymentPromote(RequestID=request_id, DeploymentID=d.ID, All=True, Eval=ev,
+                                   Now=now_ns)
+    return e.EvalUpdate(RequestID=request_id, Evals=[ev])
+
+
+# --- the leader-only service ---------------------------------------------------------------------
+
+
+class DeploymentWatcher:
+    """Started and stopped with leadership (``LeaderServices.add``)."""
+
+    def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
+                 notifier: Callable[[], object], now_ns: Callable[[], int],
+                 new_id: Callable[[], str], request_id: Callable[[], str]):
+        self._state = state
+        self._submit = submit
+        self._notifier = notifier
+        self._now_ns = now_ns
+        self._new_id = new_id
+        self._request_id = request_id
+        self._task: asyncio.Task | None = None
+        # deployment id -> (ModifyIndex looked at, its progress cutoff then)
+        self._seen: dict[str, tuple[int, int]] = {}
+        self.actions = 0
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._seen.clear()
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            notifier = self._notifier()
+            watch = notifier.watch((t.DEPLOYMENTS, t.EVALS))
+            try:
+                try:
+                    await self.run_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("deployment watcher pass failed")
+                await notifier.wait(watch, MAX_PASS_INTERVAL)
+            finally:
+                notifier.unwatch(watch)
+            await asyncio.sleep(MIN_PASS_INTERVAL)
+
+    async def run_once(self) -> None:
+        """Look at every active deployment that changed since the last look, or whose
+        progress deadline has passed, and act on what ``decide`` says."""
+        state = self._state()
+        now = self._now_ns()
+        active = state.by_index(t.DEPLOYMENTS, "active", True)
+        live = {d.ID for d in active}
+        for gone in [k for k in self._seen if k not in live]:
+            del self._seen[gone]
+        for d in active:
+            seen = self._seen.get(d.ID)
+            if seen is not None and seen[0] == d.ModifyIndex and not (seen[1] and now > seen[1]):
+                continue
+            action = decide(state, d, now)
+            cutoff = progress_cutoff(d) if d.Status == "running" else 0
+            self._seen[d.ID] = (d.ModifyIndex, cutoff)
+            if action is None:
+                continue
+            body = entry_for(state, d, action, self._new_id(), now, self._request_id())
+            result = await self._submit(e.encode(body))
+            self.actions += 1
+            if "Error" in result:   # e.g. an operator finished it meanwhile
+                log.info("deployment %s: %s refused: %s", d.ID, action.kind, result["Error"])
+                self._seen.pop(d.ID, None)
+            else:
+                log.info("deployment %s: %s %s", d.ID, action.kind, action.description)
