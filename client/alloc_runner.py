@@ -121,20 +121,36 @@ class AllocRunner:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        update = update_strategy(self.alloc, self.tg)
-        if self.alloc.DeploymentID and update is not None and update.HealthCheck != "manual":
-            self.health = HealthWatch(update, self._health)
-            self.use_checks = update.HealthCheck in ("checks", "", None)
+        self._watch_health()
         if not self.runners:
             self._send()
         for runner in self.runners.values():
             runner.start()
 
     def update(self, alloc: Allocation) -> None:
-        """A newer version of the allocation from the servers."""
+        """A newer version of the allocation from the servers: stopped, or updated in
+        place (a new job version; tasks keep running). An allocation moved into another
+        deployment has its health decided again for that deployment, as Nomad does."""
+        previous = self.alloc
         self.alloc = alloc
         if alloc.DesiredStatus in ("stop", "evict") or alloc.ClientStatus == "lost":
             self.stop()
+            return
+        self.tg = task_group(alloc) or self.tg
+        for runner in self.runners.values():
+            runner.alloc, runner.tg = alloc, self.tg
+        if alloc.DeploymentID != previous.DeploymentID:
+            if self.health is not None:
+                self.health.cancel()
+            self.health, self.health_result = None, None
+            self._watch_health()
+            self._changed()
+
+    def _watch_health(self) -> None:
+        update = update_strategy(self.alloc, self.tg)
+        if self.alloc.DeploymentID and update is not None and update.HealthCheck != "manual":
+            self.health = HealthWatch(update, self._health)
+            self.use_checks = update.HealthCheck in ("checks", "", None)
 
     def stop(self) -> asyncio.Task:
         if self._stopping is None:

@@ -11,7 +11,7 @@ from typing import Callable
 
 from msgspec.structs import replace
 
-from client.clock import rfc3339
+from client.clock import ZERO_TIME, rfc3339
 from client.drivers.base import DriverError, TaskContext, TaskDirs
 from client.logs import RotatingLog
 from client.prestart import PrestartError, fetch_artifact, render_template, write_payload
@@ -181,7 +181,7 @@ class TaskRunner:
             return self.restarts.on_start_error(exc.recoverable)
         self.on_pid(self.task.Name, self.handle.pid)
         self._emit(event("Started", "Task started by client"), State="running",
-                   StartedAt=rfc3339(), FinishedAt="0001-01-01T00:00:00Z")
+                   StartedAt=rfc3339(), FinishedAt=ZERO_TIME)
         waiter = asyncio.ensure_future(self.handle.wait())
         killer = asyncio.ensure_future(self._kill_requested.wait())
         await asyncio.wait({waiter, killer}, return_when=asyncio.FIRST_COMPLETED)
