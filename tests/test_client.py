@@ -331,7 +331,9 @@ def test_a_job_that_needs_docker_fails_feasibility_without_it(dev):
 def two_clients(tmp_path, monkeypatch):
     monkeypatch.setenv("CARAVAN_HEARTBEAT_TTL", "1")
     monkeypatch.setenv("CARAVAN_HEARTBEAT_GRACE", "1")
-    cluster = make_cluster(tmp_path, n=1, clients=2, client_toml="raw_exec = true")
+    cluster = make_cluster(tmp_path, n=1, clients=2, client_toml=(
+        'raw_exec = true\nreserved = { cpu = 150, memory = 128, reserved_ports = "22" }\n'
+        'node_class = "worker"\nmeta = { rack = "r1" }'))
     cluster.start()
     http = httpx.Client(base_url=cluster.servers[0].url, timeout=10)
     try:
@@ -352,6 +354,11 @@ def test_service_job_spreads_over_two_clients_and_survives_losing_one(two_client
         x["ClientStatus"] == "running" for x in a), what="3 running allocs")
     nodes = {a["NodeID"] for a in allocs}
     assert len(nodes) == 2, "job anti-affinity spreads the allocations"
+    node = http.get(f"/v1/node/{allocs[0]['NodeID']}").json()
+    assert node["NodeClass"] == "worker" and node["Meta"] == {"rack": "r1"}
+    assert node["ReservedResources"]["Cpu"]["CpuShares"] == 150
+    assert node["ReservedResources"]["Memory"]["MemoryMB"] == 128
+    assert node["ReservedResources"]["Networks"]["ReservedHostPorts"] == "22"
     assert len(processes_with(marker)) == 3
     # the logs of an allocation on another process are forwarded by the server
     assert logs(http, allocs[0]["ID"], "web") == ""
