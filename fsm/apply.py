@@ -58,6 +58,7 @@ class FSM:
             e.EntryType.DEPLOYMENT_STATUS_UPDATE: self._deployment_status,
             e.EntryType.DEPLOYMENT_PROMOTE: self._deployment_promote,
             e.EntryType.DEPLOYMENT_ALLOC_HEALTH: self._deployment_alloc_health,
+            e.EntryType.BATCH: self._batch_inside,
         }
         missing = set(e.EntryType) - set(self._appliers)
         if missing:
@@ -66,6 +67,30 @@ class FSM:
     # --- the entry point ----------------------------------------------------------------
 
     def apply(self, index: int, blob: bytes) -> dict:
+        if blob[:1] == bytes([e.EntryType.BATCH]):
+            return self._apply_batch(index, blob)
+        return self._apply_one(index, blob)
+
+    def _apply_batch(self, index: int, blob: bytes) -> dict:
+        """Each entry of a batch in order, at the batch's index; the answers in order."""
+        try:
+            _, batch = e.decode(blob)
+        except Exception as exc:
+            log.error("log entry %d (a batch) could not be decoded: %s", index, exc)
+            return self._publish(Txn(self.state, index), {"Error": f"undecodable entry: {exc}",
+                                                         "Code": 500})
+        results = []
+        for sub in batch.Entries:
+            if sub[:1] == bytes([e.EntryType.BATCH]):
+                results.append({"Error": "a batch may not hold a batch", "Code": 400,
+                                "Index": index})
+                continue
+            results.append(self._apply_one(index, sub))
+            if self.fatal:
+                break
+        return {"Results": results, "Index": index}
+
+    def _apply_one(self, index: int, blob: bytes) -> dict:
         try:
             etype, body = e.decode(blob)
         except e.UnknownEntryType as exc:
@@ -123,6 +148,9 @@ class FSM:
 
     def _noop(self, txn: Txn, body: e.Noop) -> dict:
         return {}
+
+    def _batch_inside(self, txn: Txn, body: e.Batch) -> dict:
+        raise Rejected(400, "a batch may not hold a batch")   # apply() unpacks batches
 
     def _job_register(self, txn: Txn, body: e.JobRegister) -> dict:
         job = body.Job

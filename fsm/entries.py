@@ -34,6 +34,8 @@ class EntryType(IntEnum):
     DEPLOYMENT_STATUS_UPDATE = 13
     DEPLOYMENT_PROMOTE = 14
     DEPLOYMENT_ALLOC_HEALTH = 15
+    # 16-18: reserved for entries being built elsewhere (periodic launches)
+    BATCH = 19            # several entries committed by one raft round (group commit)
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -184,6 +186,13 @@ class DeploymentAllocHealth(Request):
     SubmitTime: int = 0
 
 
+class Batch(Request):
+    """Entries that reached the leader together, replicated as one raft entry and
+    applied one after the other at its index, each answered as if it were alone (its
+    own request id, its own result). A batch never holds a batch."""
+    Entries: list[bytes]
+
+
 BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.NOOP: Noop,
     EntryType.JOB_REGISTER: JobRegister,
@@ -201,6 +210,7 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.DEPLOYMENT_STATUS_UPDATE: DeploymentStatusChange,
     EntryType.DEPLOYMENT_PROMOTE: DeploymentPromote,
     EntryType.DEPLOYMENT_ALLOC_HEALTH: DeploymentAllocHealth,
+    EntryType.BATCH: Batch,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}
 _decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}
