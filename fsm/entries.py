@@ -31,6 +31,7 @@ class EntryType(IntEnum):
     EVAL_UPDATE = 10
     PLAN_RESULTS = 11
     ALLOC_CLIENT_UPDATE = 12
+    PERIODIC_LAUNCH = 17  # the leader's periodic dispatcher launching one scheduled slot
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -87,6 +88,17 @@ class PeriodicForce(Request):
     ParentID: str
     LaunchTime: int  # unix nanoseconds
     Eval: Evaluation | None = None
+
+
+class PeriodicLaunch(Request):
+    """One scheduled launch of a periodic parent. ``LaunchTime`` is the cron slot (unix
+    nanoseconds), not the moment of submission, so any leader launching the same slot
+    builds the same child; the FSM refuses a slot at or before the recorded last launch,
+    which makes the entry idempotent across leader changes."""
+    ParentID: str
+    LaunchTime: int
+    Eval: Evaluation | None = None   # for the child (JobID = the child's id)
+    SubmitTime: int = 0
 
 
 class JobEvaluate(Request):
@@ -155,6 +167,7 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.EVAL_UPDATE: EvalUpdate,
     EntryType.PLAN_RESULTS: PlanResults,
     EntryType.ALLOC_CLIENT_UPDATE: AllocClientUpdate,
+    EntryType.PERIODIC_LAUNCH: PeriodicLaunch,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}
 _decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}

@@ -13,13 +13,17 @@ import logging
 import os
 import signal
 import sys
+import time
 
 import uvicorn
 
 from fsm.apply import FSM
+from scheduler.periodic import PeriodicDispatcher
+from server import ids
 from server.config import Config, ServerConfig
 from server.http.app import build_app
 from server.heartbeats import HeartbeatTracker
+from server.jobspec.periodic import launch_due
 from server.leader import LeaderServices
 from server.notify import Notifier
 from server.raft import RaftNode, RaftSettings
@@ -44,6 +48,11 @@ class Agent:
         self.leader_services = LeaderServices(self, workers=config.cluster.scheduler_workers)
         self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
         self.leader_services.add(self.heartbeats)
+        self.periodic = PeriodicDispatcher(
+            state=lambda: self.fsm.state, submit=self.raft.submit,
+            notifier=lambda: self.notifier, due=launch_due, now=time.time_ns,
+            new_id=ids.uuid4_str, request_id=ids.request_id)
+        self.leader_services.add(self.periodic)
         self._leadership_task: asyncio.Task | None = None
         self.raft.on_leadership = self._on_leadership
 
