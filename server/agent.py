@@ -33,7 +33,8 @@ log = logging.getLogger("caravan.agent")
 
 
 class Agent:
-    def __init__(self, config: Config, me: ServerConfig, data_dir: str):
+    def __init__(self, config: Config, me: ServerConfig, data_dir: str, *,
+                 repair_journal: bool = False):
         self.config = config
         self.me = me
         self.data_dir = data_dir
@@ -43,7 +44,11 @@ class Agent:
             peers=tuple(s.raft for s in config.servers if s.name != me.name),
             data_dir=os.path.join(data_dir, "raft"),
             password=config.cluster.raft_secret,
-            compaction_entries=config.cluster.snapshot_threshold), self.fsm)
+            compaction_entries=config.cluster.snapshot_threshold,
+            # CARAVAN_RAFT_FSYNC=0 exists for bench/durability.py's baseline only: an
+            # acknowledged write could then be lost to a power failure
+            fsync=os.environ.get("CARAVAN_RAFT_FSYNC", "1").strip() != "0",
+            repair_journal=repair_journal), self.fsm)
         self.notifier: Notifier | None = None
         self.leader_services = LeaderServices(self, workers=config.cluster.scheduler_workers)
         self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
