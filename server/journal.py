@@ -259,7 +259,8 @@ class DurableJournal:
         self._meta_dirty = True
 
     def getRaftCommitIndex(self):
-        return self._meta.get("raftCommitIndex", 1)
+        # never past the journal's end (a repaired tail, or a meta saved before a crash)
+        return max(1, min(self._meta.get("raftCommitIndex", 1), self._last_index()))
 
     def setCurrentTerm(self, term, votedForNodeId):
         # Raft: term and vote are durable before any message that reflects them is sent.
