@@ -96,18 +96,30 @@ class _Replicated(SyncObjConsumer):
 
 class _Transport(TCPTransport):
     """Records when each peer was last heard from (for ``X-Nomad-LastContact``), and
-    makes the journal durable before anything leaves this node: a follower's reply to an
-    append, and the leader's appends whose acknowledgements will commit its own copy."""
+    places the journal's fsyncs around messages:
+
+    - a follower's acknowledgement of appended entries (``next_node_idx``) leaves only
+      once those entries are on its disk: the leader counts it toward the quorum;
+    - the leader fsyncs its own new entries right after handing them to the followers,
+      so its disk write overlaps theirs (Raft allows this: the leader counts itself only
+      once its copy is durable, which ``DurableJournal.setRaftCommitIndex`` enforces
+      before anything is applied)."""
 
     def __init__(self, *args, **kwargs):
         self.last_heard: dict[str, float] = {}
         super().__init__(*args, **kwargs)
 
     def send(self, node, message):
+        kind = message.get("type") if isinstance(message, dict) else None
         journal = getattr(self._syncObj, "_SyncObj__raftLog", None)
-        if isinstance(journal, DurableJournal):
+        if not isinstance(journal, DurableJournal):
+            return super().send(node, message)
+        if kind == "next_node_idx":
             journal.sync()
-        return super().send(node, message)
+        sent = super().send(node, message)
+        if kind == "append_entries":
+            journal.sync()
+        return sent
 
     def _onMessageReceived(self, node, message):
         self.last_heard[getattr(node, "address", str(node))] = time.monotonic()
