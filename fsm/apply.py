@@ -148,9 +148,11 @@ class FSM:
             ev = jobs.insert_eval(txn, replace(ev, JobModifyIndex=stored.JobModifyIndex))
             jobs.refresh_status(txn, stored.ID)
             result.update(EvalID=ev.ID, EvalCreateIndex=ev.CreateIndex)
-        if stored.is_periodic_active() and (existing is None or not existing.is_periodic_active()):
-            # A parent that starts (or resumes) launching counts from its submission:
-            # slots before it are never caught up by a new leader.
+        if stored.is_periodic_active() and (existing is None or not existing.is_periodic_active()
+                                            or existing.Periodic != stored.Periodic):
+            # A parent that starts, resumes or changes its schedule counts from its
+            # submission (as Nomad's dispatcher re-adds it): earlier slots are never
+            # caught up by a new leader.
             jobs.record_launch(txn, stored.ID, submit_time)
         return result
 

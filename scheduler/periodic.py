@@ -76,7 +76,11 @@ class PeriodicDispatcher:
         while True:
             watch = notifier.watch((t.JOBS, t.PERIODIC_LAUNCHES))
             try:
-                sleep = await self.run_once()
+                try:
+                    sleep = await self.run_once()
+                except Exception:   # never let one bad pass end the dispatcher
+                    log.exception("periodic dispatcher pass failed; retrying")
+                    sleep = _RETRY_AFTER
                 await notifier.wait(watch, sleep)
             finally:
                 notifier.unwatch(watch)

@@ -14,8 +14,9 @@ read back as whatever bytes it holds. ``DurableJournal`` implements the same int
   no message at all). Entries appended in one raft tick share one fsync;
 - a metadata file (term, vote, commit index) written to a temporary file, fsynced,
   renamed and the directory fsynced: a vote is durable before it is sent;
-- compaction (``deleteEntriesTo``, after a snapshot) fsyncs the directory first, so the
-  snapshot's rename is durable before the entries it replaces are dropped, then
+- compaction (``deleteEntriesTo``, after a snapshot) and ``clear`` (after installing a
+  snapshot) first fsync the snapshot file and the directory, so the snapshot and its
+  rename are durable before the entries it replaces are dropped; compaction then
   rewrites the file the same careful way;
 - on open, every record is checked (length within the file, checksum, consecutive
   indexes). A truncated or corrupted journal raises ``StorageDamaged`` naming the file,
@@ -105,8 +106,10 @@ def scan(data: bytes, path: str = "journal") -> tuple[list[tuple[bytes, int, int
 class DurableJournal:
     """pysyncobj's ``Journal`` interface over a checksummed, fsynced file."""
 
-    def __init__(self, path: str, *, fsync: bool = True, repair: bool = False):
+    def __init__(self, path: str, *, fsync: bool = True, repair: bool = False,
+                 snapshot_path: str | None = None):
         self.path = path
+        self.snapshot_path = snapshot_path
         self.fsync = fsync
         self.syncs = 0            # fdatasync calls made (for the benchmark)
         self.sync_seconds = 0.0
@@ -192,7 +195,21 @@ class DurableJournal:
         self._dirty = True
 
     def clear(self):
+        # pysyncobj clears the journal after installing a snapshot (one from the leader
+        # is written without fsync): that snapshot must be durable before the entries go
+        self._snapshot_durable()
         self._truncate(0)
+
+    def _snapshot_durable(self) -> None:
+        if not self.fsync:
+            return
+        if self.snapshot_path and os.path.exists(self.snapshot_path):
+            fd = os.open(self.snapshot_path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(os.path.dirname(self.path))
 
     def deleteEntriesFrom(self, entryFrom):
         self._truncate(entryFrom)
@@ -211,8 +228,7 @@ class DurableJournal:
     def deleteEntriesTo(self, entryTo):
         """Drop the entries a snapshot now covers: the snapshot's rename is made durable
         first, then the rest of the journal is rewritten to a new file."""
-        if self.fsync:
-            fsync_dir(os.path.dirname(self.path))
+        self._snapshot_durable()
         keep = self._entries[entryTo:]
         records = [_record(*entry) for entry in keep]
         data = MAGIC + b"".join(records)

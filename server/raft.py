@@ -18,10 +18,10 @@ pysyncobj's sharp edges, and what this module does about each
 - two leaders for ``leaderFallbackTimeout``: lowered to 3 s, and a new leader serves
   local reads only after a barrier of its own term has been applied;
 - the file journal is never fsynced and has no checksums: it is replaced by
-  ``server/journal.py``'s ``DurableJournal``, synced before this node sends any message
-  and before the leader marks an entry committed, so an acknowledged write is on disk on
-  a quorum; snapshots carry a checksum too, and damaged storage stops the start-up
-  (``StorageDamaged``) instead of being applied.
+  ``server/journal.py``'s ``DurableJournal``; a follower fsyncs before it acknowledges
+  entries and the leader before it marks them committed, so an acknowledged write is on
+  disk on a quorum; snapshots carry a checksum too, and damaged storage stops the
+  start-up (``StorageDamaged``) instead of being applied.
 """
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ class RaftNode:
         # (it raises StorageDamaged here, on the main thread, if the file is damaged).
         original = pysyncobj.syncobj.createJournal
         pysyncobj.syncobj.createJournal = lambda path: DurableJournal(
-            path, fsync=s.fsync, repair=s.repair_journal)
+            path, fsync=s.fsync, repair=s.repair_journal, snapshot_path=snapshot_path)
         try:
             self._sync = SyncObj(s.self_addr, list(s.peers), conf=conf,
                                  consumers=[self._consumer], transportClass=_Transport)

@@ -121,6 +121,32 @@ def test_pysyncobj_journal_is_converted(tmp_path):
     assert not os.path.exists(old) and os.path.exists(old + ".converted")
 
 
+def test_snapshot_checksum_catches_damage(tmp_path):
+    from server.raft import RaftNode, RaftSettings, _check_snapshot
+
+    fsm = FSM()
+    fsm.apply(1, e.encode(e.Noop(RequestID="a")))
+    node = RaftNode(RaftSettings(self_addr="127.0.0.1:1", peers=(), data_dir=str(tmp_path),
+                                 password="pw"), fsm)
+    path = tmp_path / "raft.snapshot"
+    node._write_snapshot(str(path), ((b"x", 1, 1), (b"y", 2, 1), set()))
+    state_blob, _ = _check_snapshot(str(path))
+    assert state_blob
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-3])
+    with pytest.raises(StorageDamaged, match="truncated or corrupted"):
+        _check_snapshot(str(path))
+    flipped = bytearray(whole)
+    flipped[40] ^= 0x08
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(StorageDamaged, match="checksum mismatch"):
+        _check_snapshot(str(path))
+    # the server reading it on the raft thread stops instead of carrying on empty
+    with pytest.raises(StorageDamaged):
+        node._read_snapshot(str(path))
+    assert "checksum mismatch" in fsm.fatal
+
+
 # --- the property itself, over real pysyncobj nodes ---------------------------------------
 
 

@@ -129,6 +129,16 @@ def test_stopped_or_disabled_parent_does_not_launch_and_resumes_from_its_restart
     assert launch(log, T0 + 105 * S)["Code"] == 400
 
 
+def test_a_new_schedule_counts_from_its_submission_and_a_same_spec_update_does_not():
+    log = Log()
+    log.apply(e.JobRegister(Job=cron_job(), SubmitTime=T0))
+    launch(log, T0 + 5 * S)
+    log.apply(e.JobRegister(Job=cron_job(Meta={"v": "2"}), SubmitTime=T0 + 9 * S))
+    assert log.fsm.state.get(t.PERIODIC_LAUNCHES, "cron").Launch == T0 + 5 * S
+    log.apply(e.JobRegister(Job=cron_job("*/3 * * * * * *"), SubmitTime=T0 + 31 * S))
+    assert log.fsm.state.get(t.PERIODIC_LAUNCHES, "cron").Launch == T0 + 31 * S
+
+
 def test_force_records_the_launch_but_never_moves_it_back():
     log = Log()
     log.apply(e.JobRegister(Job=cron_job(overlap=True), SubmitTime=T0))
