@@ -4,7 +4,7 @@
     python3 bench/durability.py [--duration 5] [--clients 1,16] [--reps 2]
                                 [--soak 30] [--threshold 1000] [--json out.json] [--keep]
 
-About 100 s with the defaults. All on 127.0.0.1; every process it starts is killed.
+About 2 minutes with the defaults. All on 127.0.0.1; every process it starts is killed.
 
 1. fsync cost. A 3-server cluster (``tests/procs.py``) is started once with the journal
    fsynced before anything is acknowledged (the default) and once with
@@ -15,7 +15,12 @@ About 100 s with the defaults. All on 127.0.0.1; every process it starts is kill
    ``--reps`` times; each cell is the median. Reported: registrations/s, p50 and p99
    latency, and durable/baseline ratios. Also printed: what one ``fdatasync`` of a small
    append costs on the disk under the data dir (the floor under every durable commit).
-2. Disk use under compaction. A durable cluster with ``snapshot_threshold = --threshold``
+2. The raft layer alone: three in-process ``RaftNode``s (real pysyncobj, real journals,
+   loopback), N callers submitting small entries on the leader, durable and not, to
+   separate what fsync costs raft from what it costs a registration (whose HTTP request
+   is followed by the scheduler's own entries, each paying its fsyncs on the raft
+   thread). Also printed: fdatasync calls per commit on the leader.
+3. Disk use under compaction. A durable cluster with ``snapshot_threshold = --threshold``
    takes registrations from 16 clients for ``--soak`` seconds (job IDs cycle over 500, so
    the state stays the same size while the log grows). Every second the bench samples each
    server's raft folder (journal + metadata + snapshot). Reported: log entries written and
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import statistics
 import sys
@@ -79,6 +85,57 @@ async def load(url: str, clients: int, duration: float, prefix: str,
             if latencies else float("nan"))
     return {"ops": len(latencies), "errors": errors, "rate": len(latencies) / elapsed,
             "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
+
+
+async def raft_point(tmp: Path, fsync: bool, callers: int, n: int = 400) -> dict:
+    """Three in-process ``RaftNode``s (real pysyncobj over loopback, real journals);
+    ``callers`` concurrent submitters on the leader commit ``n`` small entries in all.
+    Returns commits/s, p50/p99 ms and fsyncs per commit on the leader."""
+    from fsm import entries as e
+    from fsm.apply import FSM
+    from server.raft import RaftNode, RaftSettings
+    from tests.procs import free_ports
+
+    # pysyncobj logs its re-sent-range truncations at CRITICAL (reference/pysyncobj.md
+    # §4.1); they are expected under pipelined load and would drown the table
+    logging.getLogger("pysyncobj").setLevel(logging.CRITICAL + 1)
+    loop = asyncio.get_running_loop()
+    addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
+    nodes = []
+    try:
+        for i, addr in enumerate(addrs):
+            node = RaftNode(RaftSettings(self_addr=addr, peers=tuple(a for a in addrs if a != addr),
+                                         data_dir=str(tmp / f"n{i}"), password="bench",
+                                         fsync=fsync), FSM())
+            node.start(loop)
+            nodes.append(node)
+        while not any(x.is_leader for x in nodes):
+            await asyncio.sleep(0.05)
+        leader = next(x for x in nodes if x.is_leader)
+        for _ in range(30):   # warm up
+            await leader.submit(e.encode(e.Noop()))
+        journal = leader._sync._SyncObj__raftLog
+        syncs0 = journal.syncs
+        latencies: list[float] = []
+        counter = iter(range(n))
+
+        async def caller() -> None:
+            for i in counter:
+                body = e.JobStability(RequestID=f"r{i}", JobID="x", JobVersion=0, Stable=True)
+                started = time.perf_counter()
+                await leader.submit(e.encode(body))
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(callers)))
+        elapsed = time.perf_counter() - began
+        latencies.sort()
+        return {"rate": n / elapsed, "p50_ms": latencies[n // 2],
+                "p99_ms": latencies[min(n - 1, int(0.99 * n))],
+                "leader_fsyncs_per_commit": (journal.syncs - syncs0) / n}
+    finally:
+        for node in nodes:
+            node.stop()
 
 
 def fdatasync_floor(folder: Path, n: int = 200) -> float:
@@ -185,6 +242,28 @@ def main() -> int:
             print(f"{n:>8} | {d['rate']:>13.0f} {d['p50_ms']:>7.2f} {d['p99_ms']:>7.2f} | "
                   f"{b['rate']:>14.0f} {b['p50_ms']:>7.2f} {b['p99_ms']:>7.2f} | "
                   f"{row['rate_ratio']:>10.2f} {row['p50_ratio']:>9.2f}")
+
+        # --- the raft layer alone ------------------------------------------------------
+        print(f"\nthe raft layer alone (RaftNode.submit on the leader, 3 in-process nodes), "
+              f"median of {args.reps}")
+        print(f"{'callers':>8} | {'durable c/s':>11} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'fsync/c':>7} | {'no-fsync c/s':>12} {'p50 ms':>7} {'p99 ms':>7} | "
+              f"{'rate ratio':>10}")
+        summary["raft"] = {}
+        for n in clients:
+            runs: dict = {"durable": [], "baseline": []}
+            for rep in range(args.reps):
+                for mode in ("durable", "baseline"):
+                    runs[mode].append(asyncio.run(raft_point(
+                        tmp / f"raft-{mode}-{n}-{rep}", mode == "durable", n)))
+            row = {mode: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+                   for mode, rs in runs.items()}
+            row["rate_ratio"] = row["durable"]["rate"] / row["baseline"]["rate"]
+            summary["raft"][n] = row
+            d, b = row["durable"], row["baseline"]
+            print(f"{n:>8} | {d['rate']:>11.0f} {d['p50_ms']:>7.2f} {d['p99_ms']:>7.2f} "
+                  f"{d['leader_fsyncs_per_commit']:>7.2f} | {b['rate']:>12.0f} "
+                  f"{b['p50_ms']:>7.2f} {b['p99_ms']:>7.2f} | {row['rate_ratio']:>10.2f}")
 
         # --- disk use under compaction ------------------------------------------------
         soak = start_cluster(tmp / "soak", cleanup, fsync=True, threshold=args.threshold)
