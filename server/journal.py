@@ -14,6 +14,10 @@ read back as whatever bytes it holds. ``DurableJournal`` implements the same int
   no message at all). Entries appended in one raft tick share one fsync;
 - a metadata file (term, vote, commit index) written to a temporary file, fsynced,
   renamed and the directory fsynced: a vote is durable before it is sent;
+- a follower that deletes and re-appends entries it already holds (pysyncobj does so
+  whenever the leader re-sends a range) keeps their records: the file is cut only at a
+  real conflict or before the next sync, so an acknowledged entry is never briefly
+  missing from the disk;
 - compaction (``deleteEntriesTo``, after a snapshot) and ``clear`` (after installing a
   snapshot) first fsync the snapshot file and the directory, so the snapshot and its
   rename are durable before the entries it replaces are dropped; compaction then
@@ -116,6 +120,11 @@ class DurableJournal:
         self.durable_index = 0    # the newest entry known to be on disk
         self._dirty = False
         self._meta_dirty = False
+        # entries deleted from the end whose records are still in the file (see
+        # deleteEntriesFrom), and how far the log was durable before the deletion
+        self._removed: list[tuple[bytes, int, int]] = []
+        self._removed_offsets: list[int] = []
+        self._removed_durable = 0
         self._meta_path = path + META_SUFFIX
         self._meta = self._load_meta()
         if not os.path.exists(path):
@@ -173,6 +182,7 @@ class DurableJournal:
 
     def sync(self) -> None:
         """Make every appended entry durable (one fdatasync for all of them)."""
+        self._materialize()
         if not self._dirty:
             return
         self._dirty = False
@@ -187,6 +197,16 @@ class DurableJournal:
 
     def add(self, command, idx, term):
         command = bytes(command)
+        if self._removed:
+            if self._removed[0] == (command, idx, term):
+                # pysyncobj re-appending the very entry it just deleted: keep the record
+                entry, off = self._removed.pop(0), self._removed_offsets.pop(0)
+                self._entries.append(entry)
+                self._offsets.append(off)
+                if idx <= self._removed_durable:
+                    self.durable_index = idx
+                return
+            self._materialize()
         self._entries.append((command, idx, term))
         self._offsets.append(self._size)
         rec = _record(command, idx, term)
@@ -212,9 +232,32 @@ class DurableJournal:
         fsync_dir(os.path.dirname(self.path))
 
     def deleteEntriesFrom(self, entryFrom):
-        self._truncate(entryFrom)
+        """Drop the entries from ``entryFrom`` on. The file is cut lazily: pysyncobj's
+        followers delete and re-append entries they already hold whenever the leader
+        re-sends a range (reference/pysyncobj.md §4.1); re-appended identical entries
+        keep their records, so only a real conflict (or a sync) cuts the file."""
+        self._materialize()
+        if entryFrom >= len(self._entries):
+            return
+        self._removed = self._entries[entryFrom:]
+        self._removed_offsets = self._offsets[entryFrom:]
+        self._removed_durable = self.durable_index
+        del self._entries[entryFrom:]
+        del self._offsets[entryFrom:]
+        self.durable_index = min(self.durable_index, self._last_index())
+
+    def _materialize(self) -> None:
+        """Cut the file where the deleted entries that were not re-appended begin."""
+        if not self._removed:
+            return
+        cut = self._removed_offsets[0]
+        self._removed, self._removed_offsets = [], []
+        os.ftruncate(self._fd, cut)
+        self._size = cut
+        self._dirty = True
 
     def _truncate(self, keep: int) -> None:
+        self._materialize()
         if keep >= len(self._entries):
             return
         cut = self._offsets[keep]
@@ -228,6 +271,7 @@ class DurableJournal:
     def deleteEntriesTo(self, entryTo):
         """Drop the entries a snapshot now covers: the snapshot's rename is made durable
         first, then the rest of the journal is rewritten to a new file."""
+        self._materialize()
         self._snapshot_durable()
         keep = self._entries[entryTo:]
         records = [_record(*entry) for entry in keep]
