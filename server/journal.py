@@ -16,8 +16,8 @@ read back as whatever bytes it holds. ``DurableJournal`` implements the same int
   renamed and the directory fsynced: a vote is durable before it is sent;
 - a follower that deletes and re-appends entries it already holds (pysyncobj does so
   whenever the leader re-sends a range) keeps their records: the file is cut only at a
-  real conflict or before the next sync, so an acknowledged entry is never briefly
-  missing from the disk;
+  real conflict or before the next sync, so those re-sends neither rewrite the file nor
+  open a moment in which acknowledged entries are missing from the disk;
 - compaction (``deleteEntriesTo``, after a snapshot) and ``clear`` (after installing a
   snapshot) first fsync the snapshot file and the directory, so the snapshot and its
   rename are durable before the entries it replaces are dropped; compaction then
