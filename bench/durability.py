@@ -320,6 +320,7 @@ def main() -> int:
         clean_up(cleanup, tmp, args.keep)
     line = json.dumps(summary, default=str)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(line + "\n")
     print("SUMMARY " + line)
     return 0
