@@ -112,14 +112,13 @@ def test_prohibit_overlap_never_runs_two_and_force_still_launches(agent, tmp_pat
     assert len(children(server, "solo")) == 2
 
     # stop both children: the next slot launches a new one, and only one
-    for kid in children(server, "solo"):
-        r = httpx.delete(server.url + f"/v1/job/{enc(kid['ID'])}", timeout=10)
+    stopped = {k["ID"] for k in children(server, "solo")}
+    for kid in stopped:
+        r = httpx.delete(server.url + f"/v1/job/{enc(kid)}", timeout=10)
         assert r.status_code == 200
-    wait_until(lambda: all(k["Status"] == "dead" for k in children(server, "solo")),
-               20, "the stopped children to be dead")
-    before = {k["ID"] for k in children(server, "solo")}
-    fresh = wait_until(lambda: [k for k in children(server, "solo") if k["ID"] not in before],
+    fresh = wait_until(lambda: [k for k in children(server, "solo") if k["ID"] not in stopped],
                        20, "a new scheduled child after the old ones stopped")
+    assert all(k["Status"] == "dead" for k in children(server, "solo") if k["ID"] in stopped)
     wait_until(lambda: get(server, f"/v1/job/{enc(fresh[0]['ID'])}")["Status"] == "running",
                20, "the new child running")
     marker_now = len(children(server, "marker"))
