@@ -58,6 +58,7 @@ class FSM:
             e.EntryType.DEPLOYMENT_STATUS_UPDATE: self._deployment_status,
             e.EntryType.DEPLOYMENT_PROMOTE: self._deployment_promote,
             e.EntryType.DEPLOYMENT_ALLOC_HEALTH: self._deployment_alloc_health,
+            e.EntryType.PERIODIC_LAUNCH: self._periodic_launch,
             e.EntryType.BATCH: self._batch_inside,
         }
         missing = set(e.EntryType) - set(self._appliers)
@@ -178,6 +179,12 @@ class FSM:
             ev = jobs.insert_eval(txn, replace(ev, JobModifyIndex=stored.JobModifyIndex))
             jobs.refresh_status(txn, stored.ID)
             result.update(EvalID=ev.ID, EvalCreateIndex=ev.CreateIndex)
+        if stored.is_periodic_active() and (existing is None or not existing.is_periodic_active()
+                                            or existing.Periodic != stored.Periodic):
+            # A parent that starts, resumes or changes its schedule counts from its
+            # submission (as Nomad's dispatcher re-adds it): earlier slots are never
+            # caught up by a new leader.
+            jobs.record_launch(txn, stored.ID, submit_time)
         return result
 
     def _job_deregister(self, txn: Txn, body: e.JobDeregister) -> dict:
@@ -253,6 +260,31 @@ class FSM:
         ev = replace(body.Eval, JobID=child.ID) if body.Eval is not None else None
         result = self._register(txn, child, txn.get(t.JOBS, child.ID), ev, body.LaunchTime)
         jobs.record_launch(txn, parent.ID, body.LaunchTime)
+        result["DispatchedJobID"] = child.ID
+        return result
+
+    def _periodic_launch(self, txn: Txn, body: e.PeriodicLaunch) -> dict:
+        parent = txn.get(t.JOBS, body.ParentID)
+        if parent is None:
+            raise Rejected(404, "job not found")
+        if not parent.is_periodic_active():
+            raise Rejected(400, f'job "{parent.ID}" is not tracked by the periodic dispatcher')
+        last = txn.get(t.PERIODIC_LAUNCHES, parent.ID)
+        if last is not None and body.LaunchTime <= last.Launch:
+            # another leader (or a retry) already launched this slot or a later one
+            raise Rejected(409, f"periodic launch at {body.LaunchTime} is not after the last "
+                                f"launch at {last.Launch}")
+        jobs.record_launch(txn, parent.ID, body.LaunchTime)
+        result = {"DispatchedJobID": "", "EvalID": "", "EvalCreateIndex": 0, "Skipped": ""}
+        if parent.Periodic.ProhibitOverlap:
+            busy = jobs.unfinished_children(txn, parent.ID)
+            if busy:
+                result["Skipped"] = f'child "{busy[0].ID}" is still {busy[0].Status}'
+                return result
+        child = jobs.periodic_child(parent, body.LaunchTime)
+        ev = replace(body.Eval, JobID=child.ID) if body.Eval is not None else None
+        result.update(self._register(txn, child, txn.get(t.JOBS, child.ID), ev,
+                                     body.SubmitTime or body.LaunchTime))
         result["DispatchedJobID"] = child.ID
         return result
 

@@ -34,8 +34,9 @@ class EntryType(IntEnum):
     DEPLOYMENT_STATUS_UPDATE = 13
     DEPLOYMENT_PROMOTE = 14
     DEPLOYMENT_ALLOC_HEALTH = 15
-    # 16-18: reserved for entries being built elsewhere (periodic launches)
-    BATCH = 19            # several entries committed by one raft round (group commit)
+    # 16 was never used
+    PERIODIC_LAUNCH = 17  # the leader's periodic dispatcher launching one scheduled slot
+    BATCH = 18            # several entries committed by one raft round (group commit)
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -92,6 +93,17 @@ class PeriodicForce(Request):
     ParentID: str
     LaunchTime: int  # unix nanoseconds
     Eval: Evaluation | None = None
+
+
+class PeriodicLaunch(Request):
+    """One scheduled launch of a periodic parent. ``LaunchTime`` is the cron slot (unix
+    nanoseconds), not the moment of submission, so any leader launching the same slot
+    builds the same child; the FSM refuses a slot at or before the recorded last launch,
+    which makes the entry idempotent across leader changes."""
+    ParentID: str
+    LaunchTime: int
+    Eval: Evaluation | None = None   # for the child (JobID = the child's id)
+    SubmitTime: int = 0
 
 
 class JobEvaluate(Request):
@@ -210,6 +222,7 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.DEPLOYMENT_STATUS_UPDATE: DeploymentStatusChange,
     EntryType.DEPLOYMENT_PROMOTE: DeploymentPromote,
     EntryType.DEPLOYMENT_ALLOC_HEALTH: DeploymentAllocHealth,
+    EntryType.PERIODIC_LAUNCH: PeriodicLaunch,
     EntryType.BATCH: Batch,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}

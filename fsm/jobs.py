@@ -133,10 +133,20 @@ def insert_eval(txn: Txn, ev: Evaluation) -> Evaluation:
 
 
 def record_launch(txn: Txn, parent_id: str, launch_ns: int) -> None:
+    """Remember the parent's latest launch; it never moves backwards (a forced launch
+    stamped by a server whose clock lags must not reopen slots already launched)."""
     old = txn.get(t.PERIODIC_LAUNCHES, parent_id)
+    if old is not None and old.Launch >= launch_ns:
+        return
     txn.put(t.PERIODIC_LAUNCHES, PeriodicLaunch(
         ID=parent_id, Launch=launch_ns, ModifyIndex=txn.index,
         CreateIndex=old.CreateIndex if old else txn.index))
+
+
+def unfinished_children(txn: Txn, parent_id: str) -> list[Job]:
+    """The parent's children that still have work pending or running, by ID."""
+    return sorted((c for c in txn.by_index(t.JOBS, "parent", parent_id)
+                   if c.Status in ("pending", "running")), key=lambda c: c.ID)
 
 
 def _write_job_row(txn: Txn, job: Job) -> None:

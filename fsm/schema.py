@@ -51,7 +51,9 @@ REQUESTS = "requests"
 
 SCHEMA: dict[str, Table] = _declare(
     Table(JOBS, s.Job, primary=lambda j: j.ID,
-          indexes=(Index("parent", lambda j: j.ParentID or None),)),
+          indexes=(Index("parent", lambda j: j.ParentID or None),
+                   # the parents the periodic dispatcher launches children of
+                   Index("periodic", lambda j: True if j.is_periodic_active() else None))),
     Table(JOB_VERSIONS, s.Job, primary=lambda j: (j.ID, j.Version),
           indexes=(Index("job", lambda j: j.ID),)),
     Table(JOB_SUMMARIES, s.JobSummary, primary=lambda x: x.JobID),

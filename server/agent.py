@@ -19,10 +19,12 @@ import uvicorn
 
 from fsm.apply import FSM
 from scheduler.deployment_watcher import DeploymentWatcher
+from scheduler.periodic import PeriodicDispatcher
 from server import ids
 from server.config import Config, ServerConfig
 from server.http.app import build_app
 from server.heartbeats import HeartbeatTracker
+from server.jobspec.periodic import launch_due
 from server.leader import LeaderServices
 from server.notify import Notifier
 from server.raft import RaftNode, RaftSettings
@@ -32,8 +34,8 @@ log = logging.getLogger("caravan.agent")
 
 
 class Agent:
-    def __init__(self, config: Config, me: ServerConfig, data_dir: str,
-                 client_settings=None):
+    def __init__(self, config: Config, me: ServerConfig, data_dir: str, *,
+                 client_settings=None, repair_journal: bool = False):
         self.config = config
         self.client_settings = client_settings   # -dev: a client agent in this process
         self.client = None
@@ -45,7 +47,11 @@ class Agent:
             peers=tuple(s.raft for s in config.servers if s.name != me.name),
             data_dir=os.path.join(data_dir, "raft"),
             password=config.cluster.raft_secret,
-            compaction_entries=config.cluster.snapshot_threshold), self.fsm)
+            compaction_entries=config.cluster.snapshot_threshold,
+            # CARAVAN_RAFT_FSYNC=0 exists for bench/durability.py's baseline only: an
+            # acknowledged write could then be lost to a power failure
+            fsync=os.environ.get("CARAVAN_RAFT_FSYNC", "1").strip() != "0",
+            repair_journal=repair_journal), self.fsm)
         self.notifier: Notifier | None = None
         self.leader_services = LeaderServices(self, workers=config.cluster.scheduler_workers)
         self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
@@ -54,6 +60,11 @@ class Agent:
             lambda: self.fsm.state, self.raft.submit, lambda: self.notifier, time.time_ns,
             ids.uuid4_str, ids.request_id)
         self.leader_services.add(self.deployment_watcher)
+        self.periodic = PeriodicDispatcher(
+            state=lambda: self.fsm.state, submit=self.raft.submit,
+            notifier=lambda: self.notifier, due=launch_due, now=time.time_ns,
+            new_id=ids.uuid4_str, request_id=ids.request_id)
+        self.leader_services.add(self.periodic)
         self._leadership_task: asyncio.Task | None = None
         self.raft.on_leadership = self._on_leadership
 

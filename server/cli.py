@@ -13,6 +13,7 @@ import sys
 import tempfile
 
 from server.config import ConfigError, dev_config, load
+from server.journal import StorageDamaged
 
 
 def _agent_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,10 @@ def _agent_parser() -> argparse.ArgumentParser:
     p.add_argument("-raft-port", "--raft-port", type=int, default=4648)
     p.add_argument("-data-dir", "--data-dir", help="data directory (overrides the file's)")
     p.add_argument("-log-level", "--log-level", default="WARNING")
+    p.add_argument("-repair-journal", "--repair-journal", action="store_true",
+                   help="start even if the raft journal's tail is damaged, by cutting it at "
+                        "the first damaged record (entries from there are fetched again "
+                        "from the leader)")
     return p
 
 
@@ -105,10 +110,16 @@ def agent_main(argv: list[str]) -> int:
             print("caravan agent: give -dev, or -config FILE with -server NAME or -client NAME",
                   file=sys.stderr)
             return 2
-        return _run(Agent(config, me, data_dir).run())
+        return _run(Agent(config, me, data_dir, repair_journal=args.repair_journal).run())
     except ConfigError as exc:
         print(f"caravan: config error: {exc}", file=sys.stderr)
         return 1
+    except StorageDamaged as exc:
+        print(f"caravan: damaged raft storage, not starting: {exc}\n"
+              f"caravan: nothing was applied. If the other servers are healthy, either start "
+              f"with -repair-journal (cuts the journal at the damage) or move this server's "
+              f"data dir aside; it then catches up from the leader.", file=sys.stderr)
+        return 65
     except KeyboardInterrupt:
         return 0
     finally:

@@ -16,7 +16,12 @@ pysyncobj's sharp edges, and what this module does about each
 - callbacks may never fire: every submission has its own deadline, and retries of an
   unknown outcome resubmit the same bytes, which the FSM deduplicates by request id;
 - two leaders for ``leaderFallbackTimeout``: lowered to 3 s, and a new leader serves
-  local reads only after a barrier of its own term has been applied.
+  local reads only after a barrier of its own term has been applied;
+- the file journal is never fsynced and has no checksums: it is replaced by
+  ``server/journal.py``'s ``DurableJournal``; a follower fsyncs before it acknowledges
+  entries and the leader before it marks them committed, so an acknowledged write is on
+  disk on a quorum; snapshots carry a checksum too, and damaged storage stops the
+  start-up (``StorageDamaged``) instead of being applied.
 """
 from __future__ import annotations
 
@@ -27,8 +32,10 @@ import pickle
 import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 
+import pysyncobj.syncobj
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.config import FAIL_REASON
 from pysyncobj.transport import TCPTransport
@@ -36,6 +43,7 @@ from pysyncobj.transport import TCPTransport
 from fsm import entries
 from fsm.apply import FSM
 from fsm.store import decode_state, encode_state
+from server.journal import DurableJournal, StorageDamaged, convert_pysyncobj_journal
 
 log = logging.getLogger("caravan.raft")
 
@@ -57,9 +65,12 @@ class RaftSettings:
     compaction_entries: int = 20000
     apply_timeout: float = 10.0    # seconds a write may take before its outcome is unknown
     leader_hold: float = 5.0       # seconds a write waits for a leader to exist
+    fsync: bool = True             # False only to measure what durability costs
+    repair_journal: bool = False   # cut a damaged journal tail instead of refusing to start
 
 
-_SNAPSHOT_MAGIC = b"CRVNSNP1"
+_SNAPSHOT_MAGIC = b"CRVNSNP2"     # + lengths, CRC-32 of both blobs, the blobs
+_SNAPSHOT_MAGIC_V1 = b"CRVNSNP1"  # no checksum (read for upgrades)
 MAX_ENTRY_BYTES = 16 * 1024 * 1024   # above any entry Caravan writes (a plan is ~1 KB/alloc)
 _LEADER = 2  # pysyncobj's _RAFT_STATE.LEADER
 
@@ -84,11 +95,31 @@ class _Replicated(SyncObjConsumer):
 
 
 class _Transport(TCPTransport):
-    """Records when each peer was last heard from (for ``X-Nomad-LastContact``)."""
+    """Records when each peer was last heard from (for ``X-Nomad-LastContact``), and
+    places the journal's fsyncs around messages:
+
+    - a follower's acknowledgement of appended entries (``next_node_idx``) leaves only
+      once those entries are on its disk: the leader counts it toward the quorum;
+    - the leader fsyncs its own new entries right after handing them to the followers,
+      so its disk write overlaps theirs (Raft allows this: the leader counts itself only
+      once its copy is durable, which ``DurableJournal.setRaftCommitIndex`` enforces
+      before anything is applied)."""
 
     def __init__(self, *args, **kwargs):
         self.last_heard: dict[str, float] = {}
         super().__init__(*args, **kwargs)
+
+    def send(self, node, message):
+        kind = message.get("type") if isinstance(message, dict) else None
+        journal = getattr(self._syncObj, "_SyncObj__raftLog", None)
+        if not isinstance(journal, DurableJournal):
+            return super().send(node, message)
+        if kind == "next_node_idx":
+            journal.sync()
+        sent = super().send(node, message)
+        if kind == "append_entries":
+            journal.sync()
+        return sent
 
     def _onMessageReceived(self, node, message):
         self.last_heard[getattr(node, "address", str(node))] = time.monotonic()
@@ -118,9 +149,17 @@ class RaftNode:
         self._loop = loop
         s = self.settings
         os.makedirs(s.data_dir, exist_ok=True)
+        journal_path = os.path.join(s.data_dir, "raft.wal")
+        snapshot_path = os.path.join(s.data_dir, "raft.snapshot")
+        old_journal = os.path.join(s.data_dir, "raft.journal")   # pysyncobj's own format
+        if os.path.exists(old_journal) and not os.path.exists(journal_path):
+            n = convert_pysyncobj_journal(old_journal, journal_path)
+            log.warning("converted %s (%d entries) to %s", old_journal, n, journal_path)
+        if os.path.exists(snapshot_path):
+            _check_snapshot(snapshot_path)   # before pysyncobj, which ignores a failed load
         conf = SyncObjConf(
-            journalFile=os.path.join(s.data_dir, "raft.journal"),
-            fullDumpFile=os.path.join(s.data_dir, "raft.snapshot"),
+            journalFile=journal_path,
+            fullDumpFile=snapshot_path,
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
             appendEntriesUseBatch=False,   # ~0.4 ms per sync commit instead of ~100 ms
@@ -136,8 +175,16 @@ class RaftNode:
             dynamicMembershipChange=False,
             onStateChanged=self._state_changed,
         )
-        self._sync = SyncObj(s.self_addr, list(s.peers), conf=conf, consumers=[self._consumer],
-                             transportClass=_Transport)
+        # pysyncobj builds its journal with the module-level createJournal(); build ours
+        # (it raises StorageDamaged here, on the main thread, if the file is damaged).
+        original = pysyncobj.syncobj.createJournal
+        pysyncobj.syncobj.createJournal = lambda path: DurableJournal(
+            path, fsync=s.fsync, repair=s.repair_journal, snapshot_path=snapshot_path)
+        try:
+            self._sync = SyncObj(s.self_addr, list(s.peers), conf=conf,
+                                 consumers=[self._consumer], transportClass=_Transport)
+        finally:
+            pysyncobj.syncobj.createJournal = original
         if not s.peers:
             self._sync.addOnTickCallback(self._kick_single_node_commit)
 
@@ -168,20 +215,24 @@ class RaftNode:
         raft_blob = pickle.dumps(raft_data, protocol=4)
         with open(path, "wb") as f:
             f.write(_SNAPSHOT_MAGIC)
-            f.write(struct.pack(">QQ", len(state_blob), len(raft_blob)))
+            f.write(struct.pack(">QQI", len(state_blob), len(raft_blob),
+                                zlib.crc32(raft_blob, zlib.crc32(state_blob))))
             f.write(state_blob)
             f.write(raft_blob)
             f.flush()
-            os.fsync(f.fileno())
+            if self.settings.fsync:
+                os.fsync(f.fileno())
+        # pysyncobj renames the file into place next; the journal fsyncs the folder
+        # before it drops the entries this snapshot covers.
 
     def _read_snapshot(self, path: str):
-        with open(path, "rb") as f:
-            data = f.read()
-        if data[:8] != _SNAPSHOT_MAGIC:
-            raise ValueError(f"{path}: not a caravan snapshot")
-        n_state, n_raft = struct.unpack(">QQ", data[8:24])
-        state_blob = data[24:24 + n_state]
-        raft_blob = data[24 + n_state:24 + n_state + n_raft]
+        try:
+            state_blob, raft_blob = _check_snapshot(path)
+        except StorageDamaged as exc:
+            # pysyncobj only logs a failed load and carries on: stop the server instead
+            self.fsm.fatal = str(exc)
+            log.critical("%s", exc)
+            raise
         self.fsm.restore(decode_state(state_blob))
         # pysyncobj compares these entries with its journal; they must be tuples, which
         # pickle preserves (msgpack would turn them into lists and drop the journal).
@@ -305,6 +356,28 @@ class RaftNode:
 
 
 _NOOP = entries.encode(entries.Noop())
+
+
+def _check_snapshot(path: str) -> tuple[bytes, bytes]:
+    """The state and raft blobs of a snapshot file; StorageDamaged if it is damaged."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = data[:8]
+    if magic == _SNAPSHOT_MAGIC and len(data) >= 28:
+        n_state, n_raft, crc = struct.unpack(">QQI", data[8:28])
+        body = 28
+    elif magic == _SNAPSHOT_MAGIC_V1 and len(data) >= 24:
+        (n_state, n_raft), crc, body = struct.unpack(">QQ", data[8:24]), None, 24
+    else:
+        raise StorageDamaged(f"{path}: not a caravan snapshot (bad header)")
+    if len(data) != body + n_state + n_raft:
+        raise StorageDamaged(f"{path}: {len(data)} bytes where its header promises "
+                             f"{body + n_state + n_raft}: truncated or corrupted")
+    state_blob = data[body:body + n_state]
+    raft_blob = data[body + n_state:]
+    if crc is not None and zlib.crc32(raft_blob, zlib.crc32(state_blob)) != crc:
+        raise StorageDamaged(f"{path}: checksum mismatch (corrupted)")
+    return state_blob, raft_blob
 
 
 def _resolve(fut: asyncio.Future, result, error) -> None:
