@@ -15,8 +15,9 @@ pysyncobj's sharp edges, and what this module does about each
 - a custom deserializer must hand back tuples: the raft triple is stored with pickle;
 - callbacks may never fire: every submission has its own deadline, and retries of an
   unknown outcome resubmit the same bytes, which the FSM deduplicates by request id;
-- two leaders for ``leaderFallbackTimeout``: lowered to 3 s, and a new leader serves
-  local reads only after a barrier of its own term has been applied;
+- two leaders for ``leaderFallbackTimeout``: lowered to 3 s, and no server, the leader
+  included, serves a default read before a no-op submitted after the read began is
+  applied (a deposed leader cannot commit one);
 - the file journal is never fsynced and has no checksums: it is replaced by
   ``server/journal.py``'s ``DurableJournal``; a follower fsyncs before it acknowledges
   entries and the leader before it marks them committed, so an acknowledged write is on
@@ -43,6 +44,7 @@ from pysyncobj.transport import TCPTransport
 from fsm import entries
 from fsm.apply import FSM
 from fsm.store import decode_state, encode_state
+from server.group_commit import GroupCommit
 from server.journal import DurableJournal, StorageDamaged, convert_pysyncobj_journal
 
 log = logging.getLogger("caravan.raft")
@@ -133,7 +135,7 @@ class RaftNode:
         self._consumer = _Replicated(fsm)
         self._sync: SyncObj | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._leader_term_read_ready: int | None = None
+        self._group = GroupCommit(self._submit_one)
         self._barrier_group: asyncio.Future | None = None
         self._barrier_running = False
         # Called on the event loop with True when this node becomes leader and False
@@ -269,7 +271,14 @@ class RaftNode:
     # --- writes ------------------------------------------------------------------------------
 
     async def submit(self, blob: bytes) -> dict:
-        """Replicate ``blob`` and return the FSM's answer, once applied on this node."""
+        """Replicate ``blob`` and return the FSM's answer, once applied on this node.
+        Writes that queue up behind rounds in flight share one raft entry
+        (``server.group_commit``)."""
+        return await self._group.submit(blob)
+
+    async def _submit_one(self, blob: bytes) -> dict:
+        """One raft entry: replicate it, retrying the same bytes while its outcome is
+        unknown, and return the FSM's answer once applied on this node."""
         loop = asyncio.get_running_loop()
         s = self.settings
         deadline = loop.time() + s.apply_timeout
@@ -315,17 +324,12 @@ class RaftNode:
     async def read_barrier(self) -> None:
         """Return once this node has applied every write acknowledged before the call.
 
-        The leader answers from its own state once it has applied an entry of its
-        current term (Nomad serves default reads from the leader the same way). A
-        follower waits for a no-op entry it submits after the call began; concurrent
-        readers share one such entry."""
-        if self.is_leader:
-            term = self._sync.raftCurrentTerm
-            if self._leader_term_read_ready == term:
-                return
-            await self._shared_barrier()
-            self._leader_term_read_ready = term
-            return
+        Every server, the leader too, waits for a no-op entry submitted after the call
+        began; concurrent readers share one, and under write load it rides in a
+        group-commit batch. The leader cannot answer from its own state alone: one that
+        was paused or cut off does not know it has been deposed until pysyncobj's
+        leaderFallbackTimeout, and would serve stale reads meanwhile (the fault tests
+        saw it). The no-op's commit proves it still leads."""
         await self._shared_barrier()
 
     async def _shared_barrier(self) -> None:
