@@ -220,6 +220,16 @@ def _check_raft_peers(servers: list[ServerConfig], source: str) -> None:
             if addr in raft_addrs:
                 raise ConfigError(f"{where}: {addr!r} is a server's own raft address; "
                                   f"an override must be an address of its own")
+            # pysyncobj: of each pair, the server whose own address sorts higher than
+            # the address it has for the other dials, and names itself by its own
+            # address. An override anywhere else would leave the pair unconnected.
+            peer_raft = next(p.raft for p in servers if p.name == peer)
+            if not s.raft > peer_raft:
+                raise ConfigError(f"{where}: only the server whose raft address sorts "
+                                  f"higher dials a pair's link; set it on {peer!r} instead")
+            if not s.raft > addr:
+                raise ConfigError(f"{where}: {addr!r} must sort below this server's own "
+                                  f"raft address {s.raft!r}, or pysyncobj will not dial it")
         dialed = list(s.raft_peers.values())
         if len(set(dialed)) != len(dialed):
             raise ConfigError(f"{source}: servers[{i}].raft_peers: two peers share an "

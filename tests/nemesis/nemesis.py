@@ -3,7 +3,8 @@
 Faults: SIGKILL and restart of the leader or of a follower; SIGSTOP/SIGCONT of the
 leader or a follower for longer than the raft election timeout (1.4 s at most);
 raft-link partitions (a minority of followers cut off, a random majority/minority
-split, the leader isolated, a bridge where two halves only share one server); SIGKILL and restart of a client agent.
+split, the leader isolated, a bridge where two halves only share one server); SIGKILL
+and restart of a client agent.
 Each fault is written to the history when it starts and when it is healed, with the
 time the cluster took to follow a leader again (``election``).
 """

@@ -89,7 +89,8 @@ def _alloc(cpu, mem, client="running"):
 def test_overcommit_counts_live_allocations_only():
     assert check_no_overcommit([_node(1000, 512)], {"n1": [_alloc(600, 256), _alloc(400, 256),
                                                            _alloc(900, 500, "complete")]}) == []
-    problems = check_no_overcommit([_node(1000, 512)], {"n1": [_alloc(600, 256), _alloc(500, 256)]})
+    problems = check_no_overcommit([_node(1000, 512)],
+                                   {"n1": [_alloc(600, 256), _alloc(500, 256)]})
     assert len(problems) == 1 and "1100 MHz" in problems[0]
 
 

@@ -34,11 +34,20 @@ def test_overrides_change_what_a_server_dials_and_map_back_to_the_peer():
     ({"s1": "127.0.0.1:6002"}, "servers[2].raft_peers.s1: '127.0.0.1:6002' is a server's own "
                                "raft address"),
     ({"s1": "127.0.0.1:2001", "s2": "127.0.0.1:2001"}, "servers[2].raft_peers: two peers share"),
+    ({"s1": "127.0.0.1:7001"}, "servers[2].raft_peers.s1: '127.0.0.1:7001' must sort below "
+                               "this server's own raft address '127.0.0.1:6003'"),
 ])
 def test_bad_overrides_are_refused_with_the_key_named(peers, message):
     with pytest.raises(ConfigError, match=None) as err:
         parse(servers(s3=peers))
     assert message in str(err.value)
+
+
+def test_only_the_dialing_side_may_override():
+    with pytest.raises(ConfigError) as err:
+        parse(servers(s1={"s3": "127.0.0.1:2001"}))
+    assert "servers[0].raft_peers.s3: only the server whose raft address sorts higher " \
+           "dials a pair's link; set it on 's3' instead" in str(err.value)
 
 
 def test_raft_peers_must_be_a_table():
