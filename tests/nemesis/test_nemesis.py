@@ -1,8 +1,10 @@
 """Tier 2 of issue 6: real servers and client agents under real faults.
 
 - ``test_short_nemesis_run`` (default suite): 3 servers, 2 client agents, ~20 s of
-  seeded faults (kills, pauses, partitions that keep the leader on the majority side,
-  a bridge, client kills) under concurrent clients; every checker must pass.
+  seeded faults (server kills, follower pauses, partitions that keep the leader on the
+  majority side, a bridge, client kills) under concurrent clients; every checker must
+  pass. The faults that leave a deposed leader serving (nemesis.DEPOSED_LEADER_FAULTS)
+  are left out here until the stale reads below are fixed.
 - ``test_long_nemesis_run`` (``-m slow``): every fault, 3 and 5 servers; duration and
   seed from ``NEMESIS_SECONDS`` (default 120) and ``NEMESIS_SEED`` (default 1).
 - ``test_isolated_leader_serves_no_stale_reads``: the one violation the runs found, as
@@ -48,8 +50,9 @@ def test_long_nemesis_run(tmp_path, servers):
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="a leader cut off from the majority keeps serving default reads "
-                   "from its own state until leaderFallbackTimeout (3 s) demotes it; "
+                   reason="a leader cut off from the majority (or paused, then resumed) keeps "
+                   "serving default reads from its own state until leaderFallbackTimeout "
+                   "(3 s) or the new term demotes it; "
                    "server/raft.py read_barrier needs a lease or a barrier")
 def test_isolated_leader_serves_no_stale_reads(tmp_path):
     cluster = NemesisCluster(tmp_path, n=3, clients=0, seed=5).start()
