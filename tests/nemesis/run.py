@@ -135,6 +135,8 @@ def _check(cluster: NemesisCluster, result: Result) -> None:
         versions = {}
         for key in keys:
             r = http.get(f"/v1/job/{key}/versions")
+            if r.status_code != 404:   # never registered: no versions
+                r.raise_for_status()
             versions[key] = r.json()["Versions"] if r.status_code == 200 else []
         children = {j["ID"] for j in http.get("/v1/jobs", params={"prefix": PARENT + "/"}).json()}
         nodes = [http.get(f"/v1/node/{n['ID']}").json() for n in http.get("/v1/nodes").json()]
