@@ -11,6 +11,7 @@ time the cluster took to follow a leader again (``election``).
 from __future__ import annotations
 
 import random
+from functools import partial
 import threading
 import time
 
@@ -64,13 +65,12 @@ class Nemesis:
             lost_leader = leader if victim == leader else ""
             h.fault(fault, "start", target=victim, leader=leader)
             (c.kill if fault.startswith("kill") else c.pause)(victim)
-            heal = (lambda: c.restart(victim)) if fault.startswith("kill") else \
-                (lambda: c.resume(victim))
+            heal = partial(c.restart if fault.startswith("kill") else c.resume, victim)
         elif fault == "kill-client":
             victim = self.rng.choice([p.name for p in c.clients])
             h.fault(fault, "start", target=victim, leader=leader)
             c.kill(victim)
-            heal = lambda: c.restart(victim)   # noqa: E731
+            heal = partial(c.restart, victim)
         else:
             groups = self._groups(fault, names, leader)
             if fault == "bridge":

@@ -109,9 +109,6 @@ class RaftNet:
     def heal_all(self) -> None:
         self.connect_only(set(self.links))
 
-    def cut_links(self) -> list[frozenset[str]]:
-        return [pair for pair, proxy in self.links.items() if not proxy.up]
-
     def close(self) -> None:
         for proxy in self.links.values():
             self._run(proxy.close())
