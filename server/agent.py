@@ -44,7 +44,7 @@ class Agent:
         self.fsm = FSM(tracked_versions=config.cluster.job_tracked_versions)
         self.raft = RaftNode(RaftSettings(
             self_addr=me.raft,
-            peers=tuple(s.raft for s in config.servers if s.name != me.name),
+            peers=config.raft_dial_addresses(me),
             data_dir=os.path.join(data_dir, "raft"),
             password=config.cluster.raft_secret,
             compaction_entries=config.cluster.snapshot_threshold,
@@ -95,7 +95,7 @@ class Agent:
     def leader_rpc(self) -> str:
         """The leader's RPC address (what ``/v1/status/leader`` answers), or ""."""
         raft_addr = self.raft.leader()
-        server = self.config.server_by_raft(raft_addr) if raft_addr else None
+        server = self.config.server_by_raft(raft_addr, self.me) if raft_addr else None
         return server.rpc if server else ""
 
     def peer_rpcs(self) -> list[str]:

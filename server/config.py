@@ -32,6 +32,10 @@ class ServerConfig:
     http: str
     rpc: str
     raft: str
+    # Optional: the address this server dials for a peer's raft port, by peer name,
+    # instead of the peer's ``raft`` (a fault-injecting proxy in tests, a NAT). The
+    # peer still knows this server by its own ``raft`` address.
+    raft_peers: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,18 @@ class Config:
         known = ", ".join(s.name for s in self.servers)
         raise ConfigError(f'{self.source}: -server "{name}": no such server (known: {known})')
 
-    def server_by_raft(self, raft_addr: str) -> ServerConfig | None:
-        return next((s for s in self.servers if s.raft == raft_addr), None)
+    def server_by_raft(self, raft_addr: str, me: ServerConfig | None = None
+                       ) -> ServerConfig | None:
+        """The server whose raft address is ``raft_addr``; as seen by ``me``, also the
+        peer that ``me`` dials at that address (its ``raft_peers`` entry)."""
+        dialed = {a: n for n, a in me.raft_peers.items()} if me is not None else {}
+        return next((s for s in self.servers
+                     if s.raft == raft_addr or dialed.get(raft_addr) == s.name), None)
+
+    def raft_dial_addresses(self, me: ServerConfig) -> tuple[str, ...]:
+        """The raft addresses ``me`` dials for its peers (``raft_peers`` overrides)."""
+        return tuple(me.raft_peers.get(s.name, s.raft) for s in self.servers
+                     if s.name != me.name)
 
     def data_dir_for(self, name: str) -> str:
         return os.path.join(self.cluster.data_dir, name)
@@ -89,6 +103,7 @@ _CLUSTER_KEYS = {"region": str, "datacenter": str, "data_dir": str, "raft_secret
                  "job_tracked_versions": int, "snapshot_threshold": int,
                  "scheduler_workers": int}
 _SERVER_KEYS = ("name", "http", "rpc", "raft")
+_SERVER_OPTIONAL_KEYS = ("raft_peers",)
 _TOP_KEYS = {"cluster", "servers", "clients"}
 
 
@@ -158,7 +173,7 @@ def parse(raw: dict, source: str = "cluster.toml") -> Config:
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: expected a table, got {entry!r}")
         for key in entry:
-            if key not in _SERVER_KEYS:
+            if key not in _SERVER_KEYS and key not in _SERVER_OPTIONAL_KEYS:
                 raise ConfigError(f"{where}: unknown key {key!r}")
         for key in _SERVER_KEYS:
             if key not in entry:
@@ -170,10 +185,16 @@ def parse(raw: dict, source: str = "cluster.toml") -> Config:
             raise ConfigError(f"{where}.name: duplicate server name {name!r}")
         seen.add(name)
         addrs = {k: parse_address(entry[k], f"{where}.{k}") for k in ("http", "rpc", "raft")}
-        servers.append(ServerConfig(name=name, **addrs))
+        peers = entry.get("raft_peers", {})
+        if not isinstance(peers, dict):
+            raise ConfigError(f"{where}.raft_peers: expected a table of name = \"host:port\", "
+                              f"got {peers!r}")
+        peers = {k: parse_address(v, f"{where}.raft_peers.{k}") for k, v in peers.items()}
+        servers.append(ServerConfig(name=name, raft_peers=peers, **addrs))
     raft_addrs = [s.raft for s in servers]
     if len(set(raft_addrs)) != len(raft_addrs):
         raise ConfigError(f"{source}: servers: two servers share a raft address: {raft_addrs}")
+    _check_raft_peers(servers, source)
     clients = raw.get("clients", [])
     if not isinstance(clients, list):
         raise ConfigError(f"{source}: clients: expected an array of tables, got {clients!r}")
@@ -185,6 +206,34 @@ def parse(raw: dict, source: str = "cluster.toml") -> Config:
         names.add(c.name)
         parsed.append(c)
     return Config(cluster=cluster, servers=tuple(servers), clients=tuple(parsed), source=source)
+
+
+def _check_raft_peers(servers: list[ServerConfig], source: str) -> None:
+    names = {s.name for s in servers}
+    raft_addrs = {s.raft for s in servers}
+    for i, s in enumerate(servers):
+        for peer, addr in s.raft_peers.items():
+            where = f"{source}: servers[{i}].raft_peers.{peer}"
+            if peer == s.name or peer not in names:
+                known = ", ".join(sorted(names - {s.name}))
+                raise ConfigError(f"{where}: not another server's name (known: {known})")
+            if addr in raft_addrs:
+                raise ConfigError(f"{where}: {addr!r} is a server's own raft address; "
+                                  f"an override must be an address of its own")
+            # pysyncobj: of each pair, the server whose own address sorts higher than
+            # the address it has for the other dials, and names itself by its own
+            # address. An override anywhere else would leave the pair unconnected.
+            peer_raft = next(p.raft for p in servers if p.name == peer)
+            if not s.raft > peer_raft:
+                raise ConfigError(f"{where}: only the server whose raft address sorts "
+                                  f"higher dials a pair's link; set it on {peer!r} instead")
+            if not s.raft > addr:
+                raise ConfigError(f"{where}: {addr!r} must sort below this server's own "
+                                  f"raft address {s.raft!r}, or pysyncobj will not dial it")
+        dialed = list(s.raft_peers.values())
+        if len(set(dialed)) != len(dialed):
+            raise ConfigError(f"{source}: servers[{i}].raft_peers: two peers share an "
+                              f"address: {dialed}")
 
 
 _CLIENT_KEYS = {"name": str, "http": str, "data_dir": str, "datacenter": str,

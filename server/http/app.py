@@ -120,6 +120,7 @@ ROUTES = [
     Route("/v1/validate/job", _guarded(validate_job), methods=ALL_METHODS),
     Route("/v1/status/leader", _guarded(status.leader), methods=ALL_METHODS),
     Route("/v1/status/peers", _guarded(status.peers), methods=ALL_METHODS),
+    Route("/v1/status/state-digest", _guarded(status.state_digest), methods=ALL_METHODS),
     Route("/v1/agent/health", _guarded(status.health), methods=ALL_METHODS),
     Route("/v1/metrics", _guarded(status.metrics), methods=["GET"]),
     Route("/v1/nodes", _guarded(node_reads.list_nodes), methods=ALL_METHODS),

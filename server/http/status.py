@@ -4,6 +4,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from fsm.store import state_hash
 from server.http.common import ApiError, agent, check_method, json_response
 
 
@@ -17,6 +18,16 @@ async def peers(request: Request) -> Response:
     check_method(request, ("GET",))
     ag = agent(request)
     return json_response(ag.peer_rpcs(), index=ag.fsm.state.last_index, request=request)
+
+
+async def state_digest(request: Request) -> Response:
+    """Caravan's own read-only debug surface (not in Nomad): this server's applied index
+    and a SHA-256 of its whole FSM state, as it stands locally (no barrier). Servers
+    that applied the same log prefix answer the same pair; the fault-injection tests
+    use it to check that they converge."""
+    check_method(request, ("GET",))
+    state = agent(request).fsm.state
+    return JSONResponse({"AppliedIndex": state.last_index, "StateHash": state_hash(state)})
 
 
 async def health(request: Request) -> Response:
