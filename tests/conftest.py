@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.procs import dev_server
+from tests.procs import dev_server, make_cluster
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +16,20 @@ def dev_agent(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Three real servers from a generated cluster file, started, and stopped (killed
+    if they will not stop) after the test."""
+    c = make_cluster(tmp_path)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+        for s in c.servers:
+            s.kill()
 
 
 def _leftovers(base: str) -> list[tuple[int, str]]:

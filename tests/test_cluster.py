@@ -5,7 +5,6 @@ import os
 import uuid
 
 import httpx
-import pytest
 
 from tests.procs import Cluster, make_cluster, wait_until
 
@@ -48,17 +47,6 @@ def assert_has_all(server, acked: dict[str, int], stale: bool = False):
     for job_id, count in acked.items():
         job = httpx.get(server.url + f"/v1/job/{job_id}", params=params, timeout=10).json()
         assert job["TaskGroups"][0]["Count"] == count, (server.name, job_id)
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = make_cluster(tmp_path).start()
-    try:
-        yield c
-    finally:
-        c.stop()
-        for s in c.servers:
-            s.kill()
 
 
 def test_write_through_follower_and_survive_leader_kill(cluster):

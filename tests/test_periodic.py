@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.http.helpers import enc, periodic_job
-from tests.procs import Cluster, dev_server, make_cluster, wait_until
+from tests.procs import Cluster, dev_server, wait_until
 from tests.test_scheduling import NodeSim
 
 S = 1_000_000_000
@@ -126,17 +126,6 @@ def test_prohibit_overlap_never_runs_two_and_force_still_launches(agent, tmp_pat
                "two more marker launches")
     unfinished = [k for k in children(server, "solo") if k["Status"] != "dead"]
     assert [k["ID"] for k in unfinished] == [fresh[0]["ID"]], unfinished
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = make_cluster(tmp_path).start()
-    try:
-        yield c
-    finally:
-        c.stop()
-        for s in c.servers:
-            s.kill()
 
 
 @pytest.mark.slow

@@ -513,20 +513,27 @@ def _type_name(value) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _number(node, value):
+def as_number(value):
+    """HCL's conversion to number: numbers as they are, numeric strings parsed; None
+    for anything else (bools included)."""
     if isinstance(value, bool) or value is None:
-        raise error_at(node, "Invalid operand", f"a number is required, not {_type_name(value)}")
+        return None
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
+        for parse in (int, float):
             try:
-                return float(value)
+                return parse(value)
             except ValueError:
                 pass
-    raise error_at(node, "Invalid operand", f"a number is required, not {_type_name(value)}")
+    return None
+
+
+def _number(node, value):
+    number = as_number(value)
+    if number is None:
+        raise error_at(node, "Invalid operand", f"a number is required, not {_type_name(value)}")
+    return number
 
 
 def _boolean(node, value) -> bool:

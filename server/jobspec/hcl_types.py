@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-from server.jobspec.hcl_eval import children, error_at
+from server.jobspec.hcl_eval import as_number, children, error_at
 
 PRIMITIVES = ("string", "number", "bool", "any")
 COLLECTIONS = ("list", "set", "map")
@@ -66,16 +66,9 @@ def convert_variable(value: Any, typ: tuple) -> Any:
         if isinstance(value, str):
             return value
     elif kind == "number":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                try:
-                    return float(value)
-                except ValueError:
-                    pass
+        number = as_number(value)
+        if number is not None:
+            return number
     elif kind == "bool":
         if isinstance(value, bool):
             return value
