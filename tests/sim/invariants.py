@@ -1,0 +1,133 @@
+"""What must hold after every step of a simulation, each violation an explicit
+exception that says what and where.
+
+``StateChecks.check(state)`` runs after every applied entry (once per log index: the
+replicas that apply the same index are held identical by ``SameStateHashes``):
+
+- no allocation points at an unknown job or node;
+- every allocation's CreateIndex <= ModifyIndex <= its table's index;
+- no node is overcommitted: the CPU, memory and disk of its non-terminal allocations
+  fit what it offers, and no two of them (nor the node's reserved ports) hold the same
+  port on the same IP;
+- every job summary equals a recomputation from the allocations (``fsm.allocs``).
+
+Table indexes are checked monotonic per replica by ``tests.sim.memlog``.
+"""
+from __future__ import annotations
+
+from fsm import schema as t
+from fsm.allocs import summarize
+from fsm.store import State, Txn, state_hash
+from scheduler.ports import alloc_networks
+from scheduler.rank import alloc_usage, node_capacity
+from server.rpc.node import parse_port_ranges
+from tests.sim.memlog import InvariantViolation
+
+
+class StateChecks:
+    """Skips the parts whose input tables did not change since the last check."""
+
+    def __init__(self) -> None:
+        self._seen_allocs = None
+        self._seen_summaries = None
+        self.checked = 0
+
+    def check(self, state: State) -> None:
+        self.checked += 1
+        allocs_in = tuple(state.tables[n].rows for n in (t.ALLOCS, t.NODES, t.JOBS))
+        if allocs_in != self._seen_allocs:
+            _check_allocs(state)
+            self._seen_allocs = allocs_in
+        summaries_in = tuple(state.tables[n].rows for n in
+                             (t.ALLOCS, t.EVALS, t.JOB_SUMMARIES))
+        if summaries_in != self._seen_summaries:
+            _check_summaries(state)
+            self._seen_summaries = summaries_in
+
+
+def _check_allocs(state: State) -> None:
+    at = state.last_index
+    nodes = state.tables[t.NODES].rows
+    jobs = state.tables[t.JOBS].rows
+    table_index = state.tables[t.ALLOCS].index
+    live: dict[str, list] = {}
+    for alloc in state.tables[t.ALLOCS].rows.values():
+        if alloc.NodeID not in nodes:
+            raise InvariantViolation(f"index {at}: alloc {alloc.ID} is on unknown node "
+                                     f"{alloc.NodeID!r}")
+        if alloc.JobID not in jobs:
+            raise InvariantViolation(f"index {at}: alloc {alloc.ID} belongs to unknown job "
+                                     f"{alloc.JobID!r}")
+        if not alloc.CreateIndex <= alloc.ModifyIndex <= table_index:
+            raise InvariantViolation(
+                f"index {at}: alloc {alloc.ID} has CreateIndex {alloc.CreateIndex}, "
+                f"ModifyIndex {alloc.ModifyIndex}, table index {table_index}")
+        if not alloc.terminal():
+            live.setdefault(alloc.NodeID, []).append(alloc)
+    for node_id in sorted(live):
+        _check_node(at, nodes[node_id], sorted(live[node_id], key=lambda a: a.ID))
+
+
+def _check_node(at: int, node, allocs: list) -> None:
+    cap = node_capacity(node)
+    used = [0, 0, 0]
+    for alloc in allocs:
+        for i, v in enumerate(alloc_usage(alloc)):
+            used[i] += v
+    for dim, have, want in zip(("cpu", "memory", "disk"), cap, used):
+        if want > have:
+            raise InvariantViolation(
+                f"index {at}: node {node.Name} ({node.ID}) overcommitted on {dim}: "
+                f"{want} used of {have} by {[a.ID for a in allocs]}")
+    holders: dict[tuple[str, int], str] = {}
+    rsv = node.ReservedResources
+    if rsv is not None and rsv.Networks.ReservedHostPorts:
+        for net in (node.NodeResources.Networks or ()) if node.NodeResources else ():
+            for port in parse_port_ranges(rsv.Networks.ReservedHostPorts):
+                holders[(net.IP, port)] = "the node's reserved ports"
+    for alloc in allocs:
+        for net in alloc_networks(alloc):
+            for port in [*(net.ReservedPorts or ()), *(net.DynamicPorts or ())]:
+                key = (net.IP, port.Value)
+                if key in holders:
+                    raise InvariantViolation(
+                        f"index {at}: node {node.Name} port {net.IP}:{port.Value} held by "
+                        f"alloc {alloc.ID} and by {holders[key]}")
+                holders[key] = f"alloc {alloc.ID}"
+
+
+def _check_summaries(state: State) -> None:
+    txn = Txn(state, state.last_index)   # read-only: summarize() only looks things up
+    for summary in state.tables[t.JOB_SUMMARIES].rows.values():
+        expected = summarize(txn, summary.JobID, summary)
+        if expected != summary.Summary:
+            raise InvariantViolation(
+                f"index {state.last_index}: job {summary.JobID} summary {summary.Summary} "
+                f"differs from the recomputation {expected}")
+
+
+class SameStateHashes:
+    """Replicas that applied the same prefix hold the same state. The first replica to
+    reach an index leaves its (immutable) state there; a later replica that reaches the
+    same index compares hashes (computed lazily, once per index)."""
+
+    def __init__(self) -> None:
+        self._states: dict[int, tuple[str, State]] = {}
+        self._hashes: dict[int, str] = {}
+        self.compared = 0
+
+    def observe(self, replica: str, state: State) -> None:
+        index = state.last_index
+        first = self._states.get(index)
+        if first is None:
+            self._states[index] = (replica, state)
+            return
+        if first[1] is state:
+            return
+        if index not in self._hashes:
+            self._hashes[index] = state_hash(first[1])
+        mine = state_hash(state)
+        self.compared += 1
+        if mine != self._hashes[index]:
+            raise InvariantViolation(f"index {index}: {replica} state hash {mine[:12]} differs "
+                                     f"from {first[0]}'s {self._hashes[index][:12]}")
