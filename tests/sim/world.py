@@ -28,6 +28,7 @@ from fsm import entries as e
 from fsm import schema as t
 from fsm.entries import AllocClientState
 from fsm.ids import uuid4_from
+from fsm.jobs import dispatch_rejection
 from fsm.store import state_hash
 from fsm.structs import (Allocation, DriverInfo, Job, NetworkResource,
                          Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
@@ -55,10 +56,10 @@ class SimConfig:
     servers: int = 3
     nodes: int = 5
     clients: int = 2
-    duration: float = 30.0        # virtual seconds of workload and faults
-    settle: float = 15.0          # virtual seconds to converge after healing
+    duration: float = 20.0        # virtual seconds of workload and faults
+    settle: float = 10.0          # virtual seconds to converge after healing
     op_gap: float = 0.8           # mean seconds between one client's operations
-    fault_gap: float = 3.0        # mean seconds between faults
+    fault_gap: float = 2.0        # mean seconds between faults
 
 
 class SimFailure(Exception):
@@ -368,8 +369,9 @@ class Client:
     async def _dispatch(self, server: SimServer) -> str:
         await server.raft.read_barrier()
         parent = server.fsm.state.get(t.JOBS, self.PARENT)
-        if parent is None:
-            raise job_writes.ApiError(404, "job not found")
+        rejection = dispatch_rejection(parent, self.PARENT, None, None)   # as the gateway
+        if rejection is not None:
+            raise job_writes.ApiError(rejection.code, rejection.message)
         result = await self._submit(server, job_writes.dispatch_entry(
             parent, None, None, now_ns=self.world.now_ns()))
         return f"{result['DispatchedJobID']} at {result['Index']}"
