@@ -9,7 +9,8 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
 - no node is overcommitted: the CPU, memory and disk of its non-terminal allocations
   fit what it offers, and no two of them (nor the node's reserved ports) hold the same
   port on the same IP;
-- every job summary equals a recomputation from the allocations (``fsm.allocs``).
+- every job summary equals a recomputation from the allocations (``fsm.allocs``);
+- an allocation never changes node, job, group or name once created.
 
 Table indexes are checked monotonic per replica by ``tests.sim.memlog``.
 """
@@ -41,8 +42,28 @@ class StateChecks:
                 any(a is not b for a, b in zip(allocs_in, self._seen_allocs)):
             _check_allocs(state)
             self._seen_allocs = allocs_in
+        if self._seen is not None:
+            _check_allocs_keep_identity(self._seen, state)
         _check_summaries(state, None if self._seen is None else _jobs_changed(self._seen, state))
         self._seen = state
+
+
+def _check_allocs_keep_identity(old: State, new: State) -> None:
+    """An allocation, once created, stays the same placement of the same job: its node,
+    job, group and name never change (a scheduler that reuses an alloc id would move a
+    running allocation to another node behind its client's back)."""
+    before, after = old.tables[t.ALLOCS].rows, new.tables[t.ALLOCS].rows
+    if before is after:
+        return
+    for key, row in after.items():
+        prev = before.get(key)
+        if prev is None or prev is row:
+            continue
+        for name in ("NodeID", "JobID", "TaskGroup", "Name", "CreateIndex"):
+            if getattr(prev, name) != getattr(row, name):
+                raise InvariantViolation(
+                    f"index {new.last_index}: alloc {key} changed {name} from "
+                    f"{getattr(prev, name)!r} to {getattr(row, name)!r}")
 
 
 def _jobs_changed(old: State, new: State) -> set[str]:

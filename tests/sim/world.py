@@ -247,6 +247,8 @@ class SimNode:
 
     async def _send(self, alloc_id: str, status: str, after: float) -> None:
         await asyncio.sleep(after)
+        if self.reported.get(alloc_id) != status:
+            return      # superseded meanwhile: a client reports an alloc's latest state only
         update = AllocClientState(AllocID=alloc_id, ClientStatus=status,
                                   ModifyTime=self.world.now_ns())
         resp = await self._until_ok(lambda s: s.node_service._update(pb.UpdateRequest(
