@@ -6,12 +6,9 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
-
-import pytest
-
-import random
 
 from fsm.apply import FSM
 from server.log import ReplicatedLog

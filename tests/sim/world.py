@@ -259,7 +259,7 @@ class SimNode:
             del self.reported[alloc_id]     # the next watch answer retries it
 
 
-# --- an HTTP client ------------------------------------------------------------------------------------
+# --- an HTTP client ----------------------------------------------------------------------------
 
 
 class Client:
@@ -379,7 +379,7 @@ class Client:
         return f"{result['DispatchedJobID']} at {result['Index']}"
 
 
-# --- the world ---------------------------------------------------------------------------------------
+# --- the world ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -434,8 +434,10 @@ class World:
         if index > self._checked_upto:
             self.checks.check(state)
             self._checked_upto = index
-            etype, _ = e.decode(self.raft.log[index - 1])
-            self.trace(f"commit {index} {etype.name}")
+            blob = self.raft.log[index - 1]
+            etype, _ = e.decode(blob)
+            digest = hashlib.blake2b(blob, digest_size=6).hexdigest()
+            self.trace(f"commit {index} {etype.name} {digest}")
         if replica.applied_index() == index and self._batch_end(replica, index):
             self.hashes.observe(replica.name, state)
 
