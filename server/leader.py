@@ -121,7 +121,9 @@ class LeaderServices:
                          PreviousEval=ev.ID, Wait=FOLLOW_UP_WAIT_NS, CreateTime=now,
                          ModifyTime=now, StatusDescription="", CreateIndex=0, ModifyIndex=0)
         body = e.EvalUpdate(RequestID=ids.request_id(), Evals=[failed, follow])
-        asyncio.ensure_future(self.agent.raft.submit(e.encode(body)))
+        # cancelled with the other services: a deposed leader's write must not be
+        # resubmitted into the next leader's term, which is handling the eval itself
+        self._tasks.append(asyncio.ensure_future(self.agent.raft.submit(e.encode(body))))
 
 
 def _terminal_count(state) -> int:
