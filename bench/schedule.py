@@ -57,7 +57,6 @@ import collections
 import gc
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -135,6 +134,7 @@ def ceiling_main(argv) -> None:
     from fsm.structs import Job
     from scheduler.generic import compute_plan, fits
     from scheduler.plan_apply import PlanApplier
+    from scheduler.worker import eval_rng
     from server import ids
     from server.http.common import convert
     from server.http.job_writes import new_eval
@@ -182,7 +182,7 @@ def ceiling_main(argv) -> None:
     per_plan = []
     t0 = time.perf_counter()
     for ev in pending:
-        rng = random.Random(ev.ID)   # as the worker seeds it
+        rng = eval_rng(ev, fsm.state)   # as the worker seeds it
         for _attempt in range(5):
             p0 = time.perf_counter()
             plan = compute_plan(fsm.state, ev, rng, time.time_ns())

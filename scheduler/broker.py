@@ -7,6 +7,10 @@ an unanswered or nacked eval is delivered again, up to ``delivery_limit`` times,
 after which it is handed to ``on_failed`` (the leader marks it failed and schedules
 a follow-up). The broker holds no state of its own that the log lacks: a new leader
 rebuilds it from the pending evals in the state.
+
+Its only clock is the running event loop's (``loop.time``/``call_later``) and it draws
+no random numbers, so the simulation's virtual-time loop (``tests/sim``) drives it
+deterministically without any parameter here.
 """
 from __future__ import annotations
 

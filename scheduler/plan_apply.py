@@ -44,18 +44,29 @@ class PlanApplier:
         placements count as taken; in-flight stops are not counted as freed, so a plan
         whose commit fails can only have made the next check stricter, never looser."""
         inflight: list[tuple[asyncio.Task, dict[str, list]]] = []
-        while True:
-            plan, fut, queued_at = await self._queue.get()
-            inflight = [(task, placed) for task, placed in inflight if not task.done()]
-            try:
-                accepted, rejected = self.check(plan, self._state(),
-                                                pending=[placed for _, placed in inflight])
-            except Exception as exc:  # the worker nacks its eval and tries again later
-                if not fut.done():
-                    fut.set_exception(exc)
-                continue
-            task = asyncio.ensure_future(self._commit(plan, accepted, rejected, fut, queued_at))
-            inflight.append((task, accepted))
+        try:
+            while True:
+                plan, fut, queued_at = await self._queue.get()
+                inflight = [(task, placed) for task, placed in inflight if not task.done()]
+                try:
+                    accepted, rejected = self.check(plan, self._state(),
+                                                    pending=[placed for _, placed in inflight])
+                except Exception as exc:  # the worker nacks its eval and tries again later
+                    if not fut.done():
+                        fut.set_exception(exc)
+                    continue
+                task = asyncio.ensure_future(self._commit(plan, accepted, rejected, fut,
+                                                          queued_at))
+                inflight.append((task, accepted))
+        finally:
+            # Cancelled: leadership is lost. A commit still in flight must not be
+            # resubmitted (the log's submit retries across leader changes) into the next
+            # leader's term: that leader plans the same evals against its own state, and
+            # both placements would be committed (the simulation in tests/sim overcommitted
+            # nodes that way). What the old term already appended is applied before the
+            # next leader's services start, so the next leader's plans see it.
+            for task, _ in inflight:
+                task.cancel()
 
     async def _commit(self, plan: Plan, accepted: dict[str, list], rejected: list[str],
                       fut: asyncio.Future, queued_at: float) -> None:

@@ -26,6 +26,17 @@ log = logging.getLogger("caravan.worker")
 Schedule = Callable[[State, Evaluation, random.Random, int], Plan]
 
 
+def eval_rng(ev: Evaluation, state: State) -> random.Random:
+    """The random source of one run of ``ev``: seeded from the eval and the index of
+    the state it first plans against, so the same eval over the same state places the
+    same way (replayable scheduling), while a later run of the same eval (a blocked
+    eval re-run, a redelivery after a partial commit) draws fresh allocation ids
+    instead of the ids its earlier run already committed (the deterministic simulation
+    caught a re-run "placing" an existing id, which moved that allocation to another
+    node under its client)."""
+    return random.Random(f"{ev.ID}/{state.last_index}")
+
+
 class Worker:
     def __init__(self, name: str, broker: EvalBroker, applier: PlanApplier,
                  state: Callable[[], State], schedule: Schedule,
@@ -72,10 +83,8 @@ class Worker:
             await asyncio.sleep(0.005)
 
     async def process(self, ev: Evaluation) -> None:
-        # The rng is seeded from the eval, so the same eval over the same state places
-        # the same way (replayable scheduling).
-        rng = random.Random(ev.ID)
         await self._caught_up(ev.ModifyIndex)
+        rng = eval_rng(ev, self._state())
         for _attempt in range(self.max_attempts):
             state = self._state()
             plan = self._schedule(state, ev, rng, self._now_ns())

@@ -25,15 +25,27 @@ def short_hex(n_bytes: int = 4) -> str:
 
 # Request ids only need to be unique across the cluster's servers: a random per-process
 # prefix and a counter.
-_request_ids = (f"{short_hex(8)}-{n:x}" for n in itertools.count(1))
+def _request_id_source():
+    return (f"{short_hex(8)}-{n:x}" for n in itertools.count(1))
+
+
+_request_ids = _request_id_source()
 
 
 def request_id() -> str:
     return next(_request_ids)
 
 
+def reseed(seed) -> None:
+    """Restart every id sequence from ``seed``: the deterministic simulation calls this
+    so that a run replays with the same ids. Never called by a server."""
+    global _request_ids
+    _rng.seed(seed)
+    _request_ids = _request_id_source()
+
+
 def _reseed_after_fork() -> None:
-    _rng.seed(os.urandom(32))
+    reseed(os.urandom(32))
 
 
 os.register_at_fork(after_in_child=_reseed_after_fork)

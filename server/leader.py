@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 from msgspec.structs import replace
 
@@ -26,9 +27,14 @@ FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
 
 
 class LeaderServices:
-    def __init__(self, agent, workers: int = 2):
+    """``now_ns`` is the wall clock stamped on evals (injected by the simulation; the
+    timers themselves run on the event loop's clock)."""
+
+    def __init__(self, agent, workers: int = 2, *,
+                 now_ns: Callable[[], int] = time.time_ns):
         self.agent = agent
         self.n_workers = workers
+        self.now_ns = now_ns
         self.broker: EvalBroker | None = None
         self.applier: PlanApplier | None = None
         self.workers: list[Worker] = []
@@ -50,7 +56,7 @@ class LeaderServices:
         self.broker = EvalBroker(on_failed=self._eval_failed)
         self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, fits, ids.request_id)
         self.workers = [Worker(f"w{i}", self.broker, self.applier, lambda: ag.fsm.state,
-                               compute_plan, ag.raft.submit, ids.request_id, time.time_ns)
+                               compute_plan, ag.raft.submit, ids.request_id, self.now_ns)
                         for i in range(self.n_workers)]
         self._tasks = [asyncio.ensure_future(self.applier.run()),
                        asyncio.ensure_future(self._feed()),
@@ -77,7 +83,7 @@ class LeaderServices:
         while True:
             watch = ag.notifier.watch((t.EVALS,))
             try:
-                now = time.time_ns()
+                now = self.now_ns()
                 pending = ag.fsm.state.by_index(t.EVALS, "status", "pending")
                 # a job's evals reach the broker in the order they were created
                 for ev in sorted(pending, key=lambda x: (x.CreateIndex, x.ID)):
@@ -108,14 +114,16 @@ class LeaderServices:
 
     def _eval_failed(self, ev) -> None:
         """Delivery limit reached: mark it failed and create a delayed follow-up."""
-        now = time.time_ns()
+        now = self.now_ns()
         failed = replace(ev, Status="failed", ModifyTime=now,
                          StatusDescription="evaluation reached delivery limit (3)")
         follow = replace(ev, ID=ids.uuid4_str(), Status="pending", TriggeredBy="failed-follow-up",
                          PreviousEval=ev.ID, Wait=FOLLOW_UP_WAIT_NS, CreateTime=now,
                          ModifyTime=now, StatusDescription="", CreateIndex=0, ModifyIndex=0)
         body = e.EvalUpdate(RequestID=ids.request_id(), Evals=[failed, follow])
-        asyncio.ensure_future(self.agent.raft.submit(e.encode(body)))
+        # cancelled with the other services: a deposed leader's write must not be
+        # resubmitted into the next leader's term, which is handling the eval itself
+        self._tasks.append(asyncio.ensure_future(self.agent.raft.submit(e.encode(body))))
 
 
 def _terminal_count(state) -> int:

@@ -4,6 +4,9 @@ The FSM calls ``notify_threadsafe`` from the raft thread after it published the 
 state. A query registers its watch *before* it reads the state, so the raft thread
 may skip the wake-up when nobody watches: a watch registered after that check reads
 a state that already holds the write.
+
+Waiters are woken in a fixed order (tables by name, then watches in the order they
+were registered), so that a seeded simulation replays the same interleaving.
 """
 from __future__ import annotations
 
@@ -21,14 +24,14 @@ class Watch:
 class Notifier:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self._loop = loop
-        self._waiters: dict[str, set[asyncio.Future]] = {}
+        self._waiters: dict[str, dict[asyncio.Future, None]] = {}   # insertion-ordered sets
 
     def notify_threadsafe(self, tables: frozenset[str], index: int) -> None:
         if tables and self._waiters:
             self._loop.call_soon_threadsafe(self._wake, tables)
 
     def _wake(self, tables: frozenset[str]) -> None:
-        for table in tables:
+        for table in sorted(tables):
             for fut in self._waiters.pop(table, ()):
                 if not fut.done():
                     fut.set_result(None)
@@ -37,7 +40,7 @@ class Notifier:
         """Register interest in ``tables``; call before reading the state."""
         fut = self._loop.create_future()
         for table in tables:
-            self._waiters.setdefault(table, set()).add(fut)
+            self._waiters.setdefault(table, {})[fut] = None
         return Watch(tables, fut)
 
     async def wait(self, watch: Watch, timeout: float) -> None:
@@ -51,7 +54,7 @@ class Notifier:
         for table in watch.tables:
             waiters = self._waiters.get(table)
             if waiters is not None:
-                waiters.discard(watch.future)
+                waiters.pop(watch.future, None)
                 if not waiters:
                     del self._waiters[table]
         if not watch.future.done():

@@ -18,6 +18,14 @@ def dev_agent(tmp_path_factory):
         server.stop()
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("sim", "deterministic simulation (tests/sim)")
+    group.addoption("--sim-seed", type=int, default=None, metavar="N",
+                    help="run the simulation for exactly this seed (replays a failure)")
+    group.addoption("--sim-seeds", type=int, default=None, metavar="N",
+                    help="how many seeds (0..N-1) the simulation runs (default 200)")
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """Three real servers from a generated cluster file, started, and stopped (killed

@@ -4,6 +4,10 @@ The handler parses, canonicalizes and validates, decides every value that is not
 function of the state (ids, times, the eval to create), builds the entry and waits for
 it to be applied here. Checks that need the state at apply time (check-and-set, the
 parent of a dispatch) are made again by the FSM, which answers with a rejection.
+
+The checks and the entry builders (``check_job``, ``register_entry``,
+``deregister_entry``, ``dispatch_entry``) take no request and accept the time, so the
+deterministic simulation (``tests/sim``) builds its writes exactly as the gateway does.
 """
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ def _now_ns() -> int:
 
 
 def new_eval(job: Job, triggered_by: str, priority: int | None = None,
-             job_id: str | None = None) -> Evaluation:
-    now = _now_ns()
+             job_id: str | None = None, now_ns: int | None = None) -> Evaluation:
+    now = _now_ns() if now_ns is None else now_ns
     return Evaluation(ID=ids.uuid4_str(), Namespace=job.Namespace or "default",
                       Priority=priority or job.Priority or 50, Type=job.Type or "service",
                       TriggeredBy=triggered_by, JobID=job_id or job.ID, Status="pending",
@@ -84,14 +88,53 @@ def _job_from_body(raw, path_id: str | None) -> tuple[Job, dict]:
 
 def _check_job(request: Request, job: Job) -> tuple[Job | None, list[str]]:
     """Canonicalize and validate; returns the stored job (if any) and the warnings."""
-    canonicalize(job, region=agent(request).config.cluster.region)
-    errors, warnings = validate_job(job)
     existing = agent(request).fsm.state.get(t.JOBS, job.ID)
+    return existing, check_job(job, agent(request).config.cluster.region, existing)
+
+
+def check_job(job: Job, region: str, existing: Job | None) -> list[str]:
+    """Canonicalize ``job`` in place and validate it (against the stored job, if any);
+    returns the warnings, raises ``ApiError`` 400 naming every problem."""
+    canonicalize(job, region=region)
+    errors, warnings = validate_job(job)
     # also for a new job: it must not claim to be a dispatched child
     errors += validate_update(existing, job)
     if errors:
         raise ApiError(400, format_errors(errors))
-    return existing, warnings
+    return warnings
+
+
+def register_entry(job: Job, *, enforce: bool = False, modify_index: int = 0,
+                   preserve_counts: bool = False, eval_priority: int | None = None,
+                   now_ns: int | None = None) -> e.JobRegister:
+    """The entry a checked registration becomes: the job and, unless it is periodic or
+    parameterized, its ``job-register`` eval."""
+    now = _now_ns() if now_ns is None else now_ns
+    ev = None
+    if not job.is_periodic() and not job.is_parameterized():
+        ev = new_eval(job, "job-register", eval_priority, now_ns=now)
+    return e.JobRegister(Job=job, Eval=ev, EnforceIndex=enforce, JobModifyIndex=modify_index,
+                         PreserveCounts=preserve_counts, SubmitTime=now)
+
+
+def deregister_entry(job: Job, purge: bool, eval_priority: int | None = None,
+                     now_ns: int | None = None) -> e.JobDeregister:
+    now = _now_ns() if now_ns is None else now_ns
+    return e.JobDeregister(JobID=job.ID, Purge=purge,
+                           Eval=new_eval(job, "job-deregister", eval_priority, now_ns=now),
+                           SubmitTime=now)
+
+
+def dispatch_entry(parent: Job, meta: dict[str, str] | None, payload: bytes | None,
+                   token: str = "", prefix: str = "",
+                   now_ns: int | None = None) -> e.JobDispatch:
+    """A dispatch of a checked parameterized ``parent``: the child's id and eval."""
+    now = _now_ns() if now_ns is None else now_ns
+    child_id = _dispatch_id(parent.ID, prefix, now)
+    return e.JobDispatch(ParentID=parent.ID, DispatchedJobID=child_id, Meta=meta,
+                         Payload=payload, IdempotencyToken=token,
+                         Eval=new_eval(parent, "job-register", job_id=child_id, now_ns=now),
+                         SubmitTime=now)
 
 
 def _enforce_index(opts: dict) -> tuple[bool, int]:
@@ -129,12 +172,10 @@ async def register(request: Request, path_id: str | None = None):
     job, opts = _job_from_body(await read_json(request), path_id)
     _, warnings = _check_job(request, job)
     enforce, modify_index = _enforce_index(opts)
-    ev = None
-    if not job.is_periodic() and not job.is_parameterized():
-        ev = new_eval(job, "job-register", _eval_priority(opts.get("EvalPriority"), "EvalPriority"))
-    result = await submit(request, e.JobRegister(
-        Job=job, Eval=ev, EnforceIndex=enforce, JobModifyIndex=modify_index,
-        PreserveCounts=_bool_option(opts, "PreserveCounts"), SubmitTime=_now_ns()))
+    result = await submit(request, register_entry(
+        job, enforce=enforce, modify_index=modify_index,
+        preserve_counts=_bool_option(opts, "PreserveCounts"),
+        eval_priority=_eval_priority(opts.get("EvalPriority"), "EvalPriority")))
     return write_reply(request, {
         "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
         "JobModifyIndex": result["JobModifyIndex"], "Warnings": "\n".join(warnings),
@@ -154,9 +195,7 @@ async def deregister(request: Request, job_id: str):
         return write_reply(request, {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0,
                                      "Index": state.last_index, "LastContact": 0,
                                      "KnownLeader": True}, state.last_index)
-    ev = new_eval(job, "job-deregister", priority)
-    result = await submit(request, e.JobDeregister(JobID=job_id, Purge=purge, Eval=ev,
-                                                   SubmitTime=_now_ns()))
+    result = await submit(request, deregister_entry(job, purge, priority))
     return write_reply(request, {
         "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
         "JobModifyIndex": result["JobModifyIndex"], "Index": result["Index"],
@@ -239,9 +278,9 @@ async def revert(request: Request, job_id: str):
 # --- dispatch and periodic force -----------------------------------------------------------------
 
 
-def _dispatch_id(parent_id: str, prefix: str) -> str:
+def _dispatch_id(parent_id: str, prefix: str, now_ns: int) -> str:
     middle = f"{prefix}-" if prefix else ""
-    return f"{parent_id}/dispatch-{middle}{int(time.time())}-{ids.short_hex(4)}"
+    return f"{parent_id}/dispatch-{middle}{now_ns // 1_000_000_000}-{ids.short_hex(4)}"
 
 
 async def dispatch(request: Request, job_id: str):
@@ -276,11 +315,7 @@ async def dispatch(request: Request, job_id: str):
     rejection = dispatch_rejection(parent, job_id, meta, payload)
     if rejection is not None:
         raise ApiError(rejection.code, rejection.message)
-    child_id = _dispatch_id(job_id, prefix)
-    ev = new_eval(parent, "job-register", job_id=child_id)
-    result = await submit(request, e.JobDispatch(
-        ParentID=job_id, DispatchedJobID=child_id, Meta=meta, Payload=payload,
-        IdempotencyToken=token, Eval=ev, SubmitTime=_now_ns()))
+    result = await submit(request, dispatch_entry(parent, meta, payload, token, prefix))
     return write_reply(request, {
         "Index": result["Index"], "JobCreateIndex": result["JobCreateIndex"],
         "EvalCreateIndex": result["EvalCreateIndex"], "EvalID": result["EvalID"],

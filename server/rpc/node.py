@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import time
+from typing import Callable
 
 import grpc
 import msgspec
@@ -188,8 +189,10 @@ class _Batch:
 
 class NodeService(pb_grpc.NodeServicer):
     def __init__(self, agent, tracker: HeartbeatTracker | None = None,
-                 batch_interval: float = BATCH_INTERVAL):
+                 batch_interval: float = BATCH_INTERVAL,
+                 clock: Callable[[], float] = time.time):
         self._agent = agent
+        self._clock = clock          # wall-clock seconds (the simulation injects its own)
         self.tracker = tracker if tracker is not None else HeartbeatTracker(agent)
         self._batch_interval = batch_interval
         self._batch: _Batch | None = None
@@ -253,7 +256,7 @@ class NodeService(pb_grpc.NodeServicer):
             raise _Abort(grpc.StatusCode.PERMISSION_DENIED,
                          "node secret ID does not match. Not registering node.")
         await self.tracker.settled(node.ID)
-        now = time.time()
+        now = self._clock()
         evals = None
         if existing is None or existing.Status != "ready":
             # a node that joins (or comes back) may owe system jobs an allocation
@@ -274,7 +277,7 @@ class NodeService(pb_grpc.NodeServicer):
         node = self._authenticate(request.node_id, request.secret_id)
         index = node.ModifyIndex
         if node.Status != "ready":
-            now = time.time()
+            now = self._clock()
             state = self._agent.fsm.state
             result = await self._submit(e.NodeStatus(
                 NodeID=node.ID, Status="ready", UpdatedAt=int(now),
@@ -380,7 +383,7 @@ class NodeService(pb_grpc.NodeServicer):
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid updates: {exc}") from None
         state = self._agent.fsm.state
-        now = time.time_ns()
+        now = int(self._clock() * 1e9)
         checked = []
         for u in updates:
             if u.ClientStatus not in CLIENT_STATUSES:

@@ -1,0 +1,173 @@
+"""What must hold after every step of a simulation, each violation an explicit
+exception that says what and where.
+
+``StateChecks.check(state)`` runs after every applied entry (once per log index: the
+replicas that apply the same index are held identical by ``SameStateHashes``):
+
+- no allocation points at an unknown job or node;
+- every allocation's CreateIndex <= ModifyIndex <= its table's index;
+- no node is overcommitted: the CPU, memory and disk of its non-terminal allocations
+  fit what it offers, and no two of them (nor the node's reserved ports) hold the same
+  port on the same IP;
+- every job summary equals a recomputation from the allocations (``fsm.allocs``);
+- an allocation never changes node, job, group or name once created.
+
+Table indexes are checked monotonic per replica by ``tests.sim.memlog``.
+"""
+from __future__ import annotations
+
+from fsm import schema as t
+from fsm.allocs import summarize
+from fsm.store import State, Txn, state_hash
+from scheduler.ports import alloc_networks
+from scheduler.rank import alloc_usage, node_capacity
+from server.rpc.node import parse_port_ranges
+from tests.sim.memlog import InvariantViolation
+
+
+class StateChecks:
+    """Skips the parts whose input tables did not change since the last check, and
+    recomputes only the summaries of jobs whose allocations, evals or summary row
+    changed (every job on the first check)."""
+
+    def __init__(self) -> None:
+        self._seen_allocs: tuple | None = None
+        self._seen: State | None = None
+        self.checked = 0
+
+    def check(self, state: State) -> None:
+        self.checked += 1
+        allocs_in = tuple(state.tables[n].rows for n in (t.ALLOCS, t.NODES, t.JOBS))
+        if self._seen_allocs is None or \
+                any(a is not b for a, b in zip(allocs_in, self._seen_allocs)):
+            _check_allocs(state)
+            self._seen_allocs = allocs_in
+        if self._seen is not None:
+            _check_allocs_keep_identity(self._seen, state)
+        _check_summaries(state, None if self._seen is None else _jobs_changed(self._seen, state))
+        self._seen = state
+
+
+def _check_allocs_keep_identity(old: State, new: State) -> None:
+    """An allocation, once created, stays the same placement of the same job: its node,
+    job, group and name never change (a scheduler that reuses an alloc id would move a
+    running allocation to another node behind its client's back)."""
+    before, after = old.tables[t.ALLOCS].rows, new.tables[t.ALLOCS].rows
+    if before is after:
+        return
+    for key, row in after.items():
+        prev = before.get(key)
+        if prev is None or prev is row:
+            continue
+        for name in ("NodeID", "JobID", "TaskGroup", "Name", "CreateIndex"):
+            if getattr(prev, name) != getattr(row, name):
+                raise InvariantViolation(
+                    f"index {new.last_index}: alloc {key} changed {name} from "
+                    f"{getattr(prev, name)!r} to {getattr(row, name)!r}")
+
+
+def _jobs_changed(old: State, new: State) -> set[str]:
+    jobs: set[str] = set()
+    for table in (t.ALLOCS, t.EVALS, t.JOB_SUMMARIES):
+        before, after = old.tables[table].rows, new.tables[table].rows
+        if before is after:
+            continue
+        for key, row in after.items():
+            if before.get(key) is not row:
+                jobs.add(row.JobID)
+        for key, row in before.items():
+            if key not in after:
+                jobs.add(row.JobID)
+    return jobs
+
+
+def _check_allocs(state: State) -> None:
+    at = state.last_index
+    nodes = state.tables[t.NODES].rows
+    jobs = state.tables[t.JOBS].rows
+    table_index = state.tables[t.ALLOCS].index
+    live: dict[str, list] = {}
+    for alloc in state.tables[t.ALLOCS].rows.values():
+        if alloc.NodeID not in nodes:
+            raise InvariantViolation(f"index {at}: alloc {alloc.ID} is on unknown node "
+                                     f"{alloc.NodeID!r}")
+        if alloc.JobID not in jobs:
+            raise InvariantViolation(f"index {at}: alloc {alloc.ID} belongs to unknown job "
+                                     f"{alloc.JobID!r}")
+        if not alloc.CreateIndex <= alloc.ModifyIndex <= table_index:
+            raise InvariantViolation(
+                f"index {at}: alloc {alloc.ID} has CreateIndex {alloc.CreateIndex}, "
+                f"ModifyIndex {alloc.ModifyIndex}, table index {table_index}")
+        if not alloc.terminal():
+            live.setdefault(alloc.NodeID, []).append(alloc)
+    for node_id in sorted(live):
+        _check_node(at, nodes[node_id], sorted(live[node_id], key=lambda a: a.ID))
+
+
+def _check_node(at: int, node, allocs: list) -> None:
+    cap = node_capacity(node)
+    used = [0, 0, 0]
+    for alloc in allocs:
+        for i, v in enumerate(alloc_usage(alloc)):
+            used[i] += v
+    for dim, have, want in zip(("cpu", "memory", "disk"), cap, used):
+        if want > have:
+            raise InvariantViolation(
+                f"index {at}: node {node.Name} ({node.ID}) overcommitted on {dim}: "
+                f"{want} used of {have} by {[a.ID for a in allocs]}")
+    holders: dict[tuple[str, int], str] = {}
+    rsv = node.ReservedResources
+    if rsv is not None and rsv.Networks.ReservedHostPorts:
+        for net in (node.NodeResources.Networks or ()) if node.NodeResources else ():
+            for port in parse_port_ranges(rsv.Networks.ReservedHostPorts):
+                holders[(net.IP, port)] = "the node's reserved ports"
+    for alloc in allocs:
+        for net in alloc_networks(alloc):
+            for port in [*(net.ReservedPorts or ()), *(net.DynamicPorts or ())]:
+                key = (net.IP, port.Value)
+                if key in holders:
+                    raise InvariantViolation(
+                        f"index {at}: node {node.Name} port {net.IP}:{port.Value} held by "
+                        f"alloc {alloc.ID} and by {holders[key]}")
+                holders[key] = f"alloc {alloc.ID}"
+
+
+def _check_summaries(state: State, jobs: set[str] | None) -> None:
+    """The summaries of ``jobs`` (all when None) equal a recomputation."""
+    txn = Txn(state, state.last_index)   # read-only: summarize() only looks things up
+    summaries = state.tables[t.JOB_SUMMARIES].rows
+    rows = summaries.values() if jobs is None else \
+        [summaries[j] for j in sorted(jobs) if j in summaries]
+    for summary in rows:
+        expected = summarize(txn, summary.JobID, summary)
+        if expected != summary.Summary:
+            raise InvariantViolation(
+                f"index {state.last_index}: job {summary.JobID} summary {summary.Summary} "
+                f"differs from the recomputation {expected}")
+
+
+class SameStateHashes:
+    """Replicas that applied the same prefix hold the same state. The first replica to
+    reach an index leaves its (immutable) state there; a later replica that reaches the
+    same index compares hashes (computed lazily, once per index)."""
+
+    def __init__(self) -> None:
+        self._states: dict[int, tuple[str, State]] = {}
+        self._hashes: dict[int, str] = {}
+        self.compared = 0
+
+    def observe(self, replica: str, state: State) -> None:
+        index = state.last_index
+        first = self._states.get(index)
+        if first is None:
+            self._states[index] = (replica, state)
+            return
+        if first[1] is state:
+            return
+        if index not in self._hashes:
+            self._hashes[index] = state_hash(first[1])
+        mine = state_hash(state)
+        self.compared += 1
+        if mine != self._hashes[index]:
+            raise InvariantViolation(f"index {index}: {replica} state hash {mine[:12]} differs "
+                                     f"from {first[0]}'s {self._hashes[index][:12]}")
