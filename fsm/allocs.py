@@ -124,6 +124,9 @@ def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation]
         jobs.refresh_status(txn, jid)
 
 
+_FINISHED = ("complete", "failed")
+
+
 def client_update(txn: Txn, updates) -> None:
     touched_jobs, touched_deployments = set(), set()
     for u in updates:
@@ -131,6 +134,10 @@ def client_update(txn: Txn, updates) -> None:
         if old is None or old.ClientStatus == "lost":
             # lost was decided by the servers while the node was gone; a late report
             # from the node does not bring the allocation back
+            continue
+        if old.ClientStatus in _FINISHED and u.ClientStatus not in _FINISHED:
+            # a report that arrives after the allocation finished (reordered, or from
+            # a restarted node) does not make it pending or running again
             continue
         txn.put(t.ALLOCS, replace(
             old, ClientStatus=u.ClientStatus, ClientDescription=u.ClientDescription,

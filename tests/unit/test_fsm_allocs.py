@@ -154,3 +154,23 @@ def test_purging_a_job_cancels_its_blocked_eval():
     log.register(make_job())
     assert log.fsm.state.get(t.JOBS, "web").Status == "pending"
     assert not [x for x in log.fsm.state.by_index(t.EVALS, "job", "web") if x.Status == "blocked"]
+
+
+@pytest.mark.parametrize("final", ["complete", "failed", "lost"])
+def test_a_late_report_does_not_revive_a_finished_or_lost_allocation(final):
+    log = Log()
+    log.register(make_job())
+    log.apply(e.NodeRegister(Node=node(1)))
+    log.apply(e.PlanResults(JobID="web", JobVersion=0, Allocs=[alloc("web", 0)]))
+    if final == "lost":
+        log.apply(e.PlanResults(JobID="web", JobVersion=0, Stops=[e.AllocStop(
+            AllocID="web-alloc-0", DesiredDescription="alloc is lost since its node is down",
+            ClientStatus="lost")]))
+    else:
+        log.apply(e.AllocClientUpdate(Updates=[e.AllocClientState(AllocID="web-alloc-0",
+                                                                  ClientStatus=final)]))
+    log.apply(e.AllocClientUpdate(Updates=[e.AllocClientState(AllocID="web-alloc-0",
+                                                              ClientStatus="running")]))
+    assert log.fsm.state.get(t.ALLOCS, "web-alloc-0").ClientStatus == final
+    summary = log.fsm.state.get(t.JOB_SUMMARIES, "web").Summary["g"]
+    assert summary.Running == 0
