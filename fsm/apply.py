@@ -20,7 +20,7 @@ from fsm import jobs
 from fsm import schema as t
 from fsm.jobs import Rejected
 from fsm.store import State, Txn
-from fsm.structs import RequestResult
+from fsm.structs import LeaderEpoch, RequestResult
 
 log = logging.getLogger("caravan.fsm")
 
@@ -60,6 +60,7 @@ class FSM:
             e.EntryType.DEPLOYMENT_ALLOC_HEALTH: self._deployment_alloc_health,
             e.EntryType.PERIODIC_LAUNCH: self._periodic_launch,
             e.EntryType.BATCH: self._batch_inside,
+            e.EntryType.LEADER_EPOCH: self._leader_epoch,
         }
         missing = set(e.EntryType) - set(self._appliers)
         if missing:
@@ -323,7 +324,20 @@ class FSM:
         allocs.upsert_evals(txn, body.Evals)
         return {}
 
+    def _leader_epoch(self, txn: Txn, body: e.LeaderEpochStart) -> dict:
+        old = txn.get(t.LEADERSHIP, "leader")
+        txn.put(t.LEADERSHIP, LeaderEpoch(Index=txn.index, ModifyIndex=txn.index,
+                                          CreateIndex=old.CreateIndex if old else txn.index))
+        return {"Epoch": txn.index}
+
     def _plan_results(self, txn: Txn, body: e.PlanResults) -> dict:
+        # A deposed leader's applier may still have a plan in flight (the submit retries
+        # across leader changes); it was checked against that leader's state, not the
+        # new leader's, so it must not land after the new leader began.
+        current = txn.get(t.LEADERSHIP, "leader")
+        if body.Epoch and current is not None and body.Epoch < current.Index:
+            raise Rejected(409, f"plan from an earlier leadership (epoch {body.Epoch}, "
+                                f"current {current.Index}) refused")
         allocs.apply_plan(txn, body.JobID, body.JobVersion, body.Allocs or [],
                           body.Stops or [], body.Evals or [], body.Deployment,
                           body.DeploymentUpdates or ())

@@ -37,6 +37,7 @@ class EntryType(IntEnum):
     # 16 was never used
     PERIODIC_LAUNCH = 17  # the leader's periodic dispatcher launching one scheduled slot
     BATCH = 18            # several entries committed by one raft round (group commit)
+    LEADER_EPOCH = 19     # a new leader's first entry, before its scheduler starts
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -152,6 +153,9 @@ class PlanResults(Request):
     Evals: list[Evaluation] | None = None
     Deployment: Deployment | None = None
     DeploymentUpdates: list[DeploymentStatusUpdate] | None = None
+    # The leadership epoch (LEADER_EPOCH index) of the leader whose applier checked
+    # the plan; refused if a later leader has begun since. 0: not fenced.
+    Epoch: int = 0
 
 
 class AllocClientState(msgspec.Struct, kw_only=True):
@@ -198,6 +202,11 @@ class DeploymentAllocHealth(Request):
     SubmitTime: int = 0
 
 
+class LeaderEpochStart(Request):
+    """Committed by a new leader before it starts its leader-only services; its index
+    is the epoch that leader's plans carry."""
+
+
 class Batch(Request):
     """Entries that reached the leader together, replicated as one raft entry and
     applied one after the other at its index, each answered as if it were alone (its
@@ -224,6 +233,7 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.DEPLOYMENT_ALLOC_HEALTH: DeploymentAllocHealth,
     EntryType.PERIODIC_LAUNCH: PeriodicLaunch,
     EntryType.BATCH: Batch,
+    EntryType.LEADER_EPOCH: LeaderEpochStart,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}
 _decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}

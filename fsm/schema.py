@@ -48,6 +48,7 @@ DEPLOYMENTS = "deployments"
 PERIODIC_LAUNCHES = "periodic_launches"
 NODES = "nodes"
 REQUESTS = "requests"
+LEADERSHIP = "leadership"
 
 SCHEMA: dict[str, Table] = _declare(
     Table(JOBS, s.Job, primary=lambda j: j.ID,
@@ -77,4 +78,6 @@ SCHEMA: dict[str, Table] = _declare(
     # Answers of recently applied requests, by request id: a retried submission whose
     # first attempt was applied after all gets the first answer (exactly-once writes).
     Table(REQUESTS, s.RequestResult, primary=lambda r: r.RequestID),
+    # One row: where the current leader's epoch began (fences plans of deposed leaders).
+    Table(LEADERSHIP, s.LeaderEpoch, primary=lambda r: r.ID),
 )

@@ -549,6 +549,15 @@ class AllocMetric(Record):
     CoalescedFailures: int = 0
 
 
+class LeaderEpoch(Record):
+    """The log index at which the current leader's term of service began (its first
+    entry): plans from earlier leaderships are refused after it."""
+    ID: str = "leader"
+    Index: int = 0
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
 class RequestResult(Record):
     """What an applied entry answered, kept so a resubmitted request (same RequestID)
     gets the same answer instead of being applied twice."""

@@ -24,8 +24,9 @@ FitCheck = Callable[[object, list], "tuple[bool, str]"]
 
 class PlanApplier:
     def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
-                 fits: FitCheck, request_id: Callable[[], str]):
+                 fits: FitCheck, request_id: Callable[[], str], epoch: int = 0):
         self._state = state
+        self.epoch = epoch      # this leadership's LEADER_EPOCH index (fences its plans)
         self._submit = submit
         self._fits = fits
         self._request_id = request_id
@@ -128,7 +129,8 @@ class PlanApplier:
         body = e.PlanResults(RequestID=self._request_id(), JobID=plan.job_id,
                              JobVersion=plan.job_version, Allocs=allocs or None,
                              Stops=plan.stops or None, Evals=evals or None,
-                             Deployment=deployment, DeploymentUpdates=updates or None)
+                             Deployment=deployment, DeploymentUpdates=updates or None,
+                             Epoch=self.epoch)
         result = await self._submit(e.encode(body))
         if "Error" in result:
             raise RuntimeError(f"plan for eval {plan.eval_id} was refused: {result['Error']}")

@@ -25,7 +25,7 @@ from server.config import Config, ServerConfig
 from server.http.app import build_app
 from server.heartbeats import HeartbeatTracker
 from server.jobspec.periodic import launch_due
-from server.leader import LeaderServices
+from server.leader import LeaderServices, begin_leadership
 from server.notify import Notifier
 from server.raft import RaftNode, RaftSettings
 from server.rpc.status import start_server as start_rpc
@@ -74,21 +74,15 @@ class Agent:
 
     async def _switch_leadership(self, leading: bool, previous) -> None:
         """Start the leader-only services once this leader has applied everything
-        committed before its term (a barrier of its own); stop them on losing it."""
+        committed before its term: its first entry, LEADER_EPOCH, is that barrier, and
+        its index fences the plans of earlier leaders. Stop them on losing it."""
         if previous is not None:
             try:
                 await previous
             except Exception:
                 pass
         if leading:
-            try:
-                await self.raft.read_barrier()
-            except Exception:
-                log.warning("became leader but could not commit a barrier; not starting "
-                            "leader services")
-                return
-            if self.raft.is_leader:
-                await self.leader_services.start()
+            await begin_leadership(self.raft, self.leader_services)
         else:
             await self.leader_services.stop()
 

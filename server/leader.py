@@ -48,13 +48,16 @@ class LeaderServices:
     def running(self) -> bool:
         return bool(self._tasks)
 
-    async def start(self) -> None:
+    async def start(self, epoch: int = 0) -> None:
+        """Start the services; ``epoch`` is the index of this leadership's LEADER_EPOCH
+        entry, which fences its plans against a later leader's."""
         if self._tasks:
             return
         from scheduler.generic import compute_plan, fits  # the scheduler proper
         ag = self.agent
         self.broker = EvalBroker(on_failed=self._eval_failed)
-        self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, fits, ids.request_id)
+        self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, fits, ids.request_id,
+                                   epoch=epoch)
         self.workers = [Worker(f"w{i}", self.broker, self.applier, lambda: ag.fsm.state,
                                compute_plan, ag.raft.submit, ids.request_id, self.now_ns)
                         for i in range(self.n_workers)]
@@ -129,3 +132,21 @@ class LeaderServices:
 def _terminal_count(state) -> int:
     """How many allocations are terminal: grows when capacity frees up."""
     return len(state.tables[t.ALLOCS].indexes["terminal"].get(True, ()))
+
+
+async def begin_leadership(raft, services: "LeaderServices") -> bool:
+    """What a server does on becoming leader: commit its first entry, LEADER_EPOCH (a
+    barrier: everything committed before its term is then applied here, and its index
+    fences the plans of earlier leaders), then start the leader-only services with that
+    epoch. False when the entry could not be committed or leadership was lost meanwhile
+    (the services are not started)."""
+    try:
+        result = await raft.submit(e.encode(e.LeaderEpochStart(RequestID=ids.request_id())))
+    except Exception as exc:
+        log.warning("became leader but could not commit its first entry (%s); not starting "
+                    "leader services", type(exc).__name__)
+        return False
+    if not raft.is_leader or "Epoch" not in result:
+        return False
+    await services.start(epoch=result["Epoch"])
+    return True

@@ -36,7 +36,7 @@ from fsm.structs import (Allocation, DriverInfo, Job, NetworkResource,
 from server import ids
 from server.heartbeats import HeartbeatTracker
 from server.http import job_writes
-from server.leader import LeaderServices
+from server.leader import LeaderServices, begin_leadership
 from server.notify import Notifier
 from server.raft import ApplyTimeout, NoLeaderError
 from server.rpc.node import NodeService
@@ -116,19 +116,17 @@ class SimServer:
                                                                    self.leader_services))
 
     async def _switch(self, leading: bool, previous, services: LeaderServices) -> None:
-        """``Agent._switch_leadership``: services start only after a barrier of the
-        new term has been applied here."""
+        """``Agent._switch_leadership``: services start only after the new leader's
+        LEADER_EPOCH entry has been applied here (``begin_leadership``)."""
         if previous is not None:
             await asyncio.wait([previous])    # whatever its outcome; never raises
         if leading:
-            try:
-                await self.raft.read_barrier()
-            except Exception as exc:
-                self.world.trace(f"{self.name} leader barrier failed: {type(exc).__name__}")
+            if services is not self.leader_services:
                 return
-            if self.raft.is_leader and services is self.leader_services:
-                await services.start()
+            if await begin_leadership(self.raft, services):
                 self.world.trace(f"{self.name} leader services started")
+            else:
+                self.world.trace(f"{self.name} leader epoch not committed")
         else:
             await services.stop()
 

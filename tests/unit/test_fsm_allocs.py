@@ -174,3 +174,17 @@ def test_a_late_report_does_not_revive_a_finished_or_lost_allocation(final):
     assert log.fsm.state.get(t.ALLOCS, "web-alloc-0").ClientStatus == final
     summary = log.fsm.state.get(t.JOB_SUMMARIES, "web").Summary["g"]
     assert summary.Running == 0
+
+
+def test_plans_of_an_earlier_leadership_are_refused():
+    log = Log()
+    log.register(make_job())
+    log.apply(e.NodeRegister(Node=node(1)))
+    first = log.apply(e.LeaderEpochStart())["Epoch"]
+    second = log.apply(e.LeaderEpochStart())["Epoch"]
+    assert second > first and log.fsm.state.get(t.LEADERSHIP, "leader").Index == second
+    stale = log.apply(e.PlanResults(JobID="web", Allocs=[alloc("web", 0)], Epoch=first))
+    assert stale["Code"] == 409 and "earlier leadership" in stale["Error"]
+    assert log.fsm.state.get(t.ALLOCS, "web-alloc-0") is None
+    fresh = log.apply(e.PlanResults(JobID="web", Allocs=[alloc("web", 0)], Epoch=second))
+    assert "Error" not in fresh and log.fsm.state.get(t.ALLOCS, "web-alloc-0") is not None
