@@ -24,6 +24,8 @@ from server import ids
 log = logging.getLogger("caravan.leader")
 
 FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
+FEED_INTERVAL = 0.005     # seconds between scans of the pending evals, at least
+FEED_RESCAN = 5.0         # seconds between full re-scans
 
 
 class LeaderServices:
@@ -80,22 +82,36 @@ class LeaderServices:
         log.info("leader services stopped")
 
     async def _feed(self) -> None:
-        """Hand every pending eval in the state to the broker; re-scan after each
-        change to the evals table (and every second, for delayed follow-ups)."""
+        """Hand every pending eval in the state to the broker: the new ones after each
+        change to the evals table (scans at most every FEED_INTERVAL, so a burst of
+        commits costs one scan), and all of them every FEED_RESCAN (delayed follow-ups
+        that came due, or anything the broker dropped)."""
         ag = self.agent
+        handed: set[str] = set()
+        loop = asyncio.get_running_loop()
+        rescan_at = 0.0
         while True:
             watch = ag.notifier.watch((t.EVALS,))
             try:
+                if loop.time() >= rescan_at:
+                    handed.clear()
+                    rescan_at = loop.time() + FEED_RESCAN
+                state = ag.fsm.state
+                pending = state.tables[t.EVALS].indexes["status"].get("pending") or ()
+                fresh = [state.get(t.EVALS, pk) for pk in pending if pk not in handed]
                 now = self.now_ns()
-                pending = ag.fsm.state.by_index(t.EVALS, "status", "pending")
                 # a job's evals reach the broker in the order they were created
-                for ev in sorted(pending, key=lambda x: (x.CreateIndex, x.ID)):
+                for ev in sorted(fresh, key=lambda x: (x.CreateIndex, x.ID)):
                     if ev.Wait and ev.CreateTime + ev.Wait > now:
                         continue
                     self.broker.enqueue(ev)
+                    handed.add(ev.ID)
+                if len(handed) > 2 * len(pending) + 1024:   # forget the finished ones
+                    handed.intersection_update(pending)
                 await ag.notifier.wait(watch, 1.0)
             finally:
                 ag.notifier.unwatch(watch)
+            await asyncio.sleep(FEED_INTERVAL)
 
     async def _unblock(self) -> None:
         """Blocked evals go back to the broker when capacity may have appeared: a node
