@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import time
 import uuid
 
 import httpx
@@ -384,12 +383,22 @@ def test_service_job_spreads_over_two_clients_and_survives_losing_one(two_client
     victim.start()
     wait_until(lambda: http.get(f"/v1/node/{victim_node}").json()["Status"] == "ready", 30,
                "the client to come back")
-    time.sleep(1.0)   # give it a watch round trip; nothing of the lost allocs may start
+    # a job pinned to it runs: its watch has delivered the node's allocations (the lost
+    # ones included) since it came back, and it started none of those
+    probe = f"sleep 3005.{uuid.uuid4().int % 1000}"
+    pinned = job("probe", [shell("p", f"exec {probe}")], type_="service",
+                 Constraints=[{"LTarget": "${node.unique.id}", "Operand": "=",
+                               "RTarget": victim_node}])
+    http.post("/v1/jobs", json=pinned).raise_for_status()
+    wait_allocs(http, "probe", lambda a: a[0]["ClientStatus"] == "running",
+                what="a job pinned to the returned client to run")
     allocs = allocs_of(http, "web")
     assert all(a["ClientStatus"] == "lost" for a in allocs if a["ID"] in on_victim)
     assert len(processes_with(marker)) == 3
     http.delete("/v1/job/web").raise_for_status()
-    wait_until(lambda: processes_with(marker) == [], 15, "no process left")
+    http.delete("/v1/job/probe").raise_for_status()
+    wait_until(lambda: processes_with(marker) == [] and processes_with(probe) == [], 15,
+               "no process left")
 
 
 def test_a_server_failover_does_not_restart_running_tasks(tmp_path, monkeypatch):
