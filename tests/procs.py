@@ -109,10 +109,16 @@ class Cluster:
     clients: list[Server] = field(default_factory=list)   # client agents (http only)
 
     def start(self) -> "Cluster":
-        for s in self.servers + self.clients:
-            s.start()
-        for s in self.servers + self.clients:
-            s.wait_healthy()
+        """Start every process and wait until each is healthy; if one never is, stop
+        them all before raising, so a failed start leaves nothing running."""
+        try:
+            for s in self.servers + self.clients:
+                s.start()
+            for s in self.servers + self.clients:
+                s.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def leader(self) -> Server:
