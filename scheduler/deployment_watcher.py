@@ -30,6 +30,7 @@ from fsm import schema as t
 from fsm.store import State
 from fsm.structs import Deployment, Evaluation, Job
 from fsm.times import parse_rfc3339
+from scheduler.background import cancel_and_wait
 
 log = logging.getLogger("caravan.deployments")
 
@@ -173,9 +174,7 @@ class DeploymentWatcher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

@@ -27,6 +27,7 @@ from typing import Callable
 from fsm import entries as e
 from fsm import schema as t
 from fsm.structs import Evaluation, Job
+from scheduler.background import cancel_and_wait
 
 log = logging.getLogger("caravan.periodic")
 
@@ -64,12 +65,7 @@ class PeriodicDispatcher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         notifier = self._notifier()

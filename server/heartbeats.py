@@ -34,6 +34,7 @@ from typing import Callable
 from fsm import entries as e
 from fsm import schema as t
 from fsm.structs import Evaluation
+from scheduler.background import cancel_and_wait
 from server import ids
 
 log = logging.getLogger("caravan.heartbeats")
@@ -168,12 +169,7 @@ class HeartbeatTracker:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(task)
         self._deadlines.clear()
         self._heap.clear()
 

@@ -27,6 +27,23 @@ def pytest_addoption(parser):
 
 
 @pytest.fixture
+def sim_agent(tmp_path, monkeypatch):
+    """A server-only ``caravan agent -dev`` with 1 s heartbeat TTL and grace, and a list
+    the test appends its ``NodeSim`` processes to; all stopped afterwards."""
+    monkeypatch.setenv("CARAVAN_HEARTBEAT_TTL", "1")
+    monkeypatch.setenv("CARAVAN_HEARTBEAT_GRACE", "1")
+    server = dev_server(tmp_path).start()
+    sims: list = []
+    try:
+        server.wait_healthy()
+        yield server, sims
+    finally:
+        for sim in sims:
+            sim.stop(signal.SIGKILL)
+        server.stop()
+
+
+@pytest.fixture
 def cluster(tmp_path):
     """Three real servers from a generated cluster file, started, and stopped (killed
     if they will not stop) after the test."""

@@ -4,14 +4,13 @@ Launch times are checked through the children's IDs (``<parent>/periodic-<slot>`
 which name the cron slot each child was launched for, and their ``SubmitTime``."""
 from __future__ import annotations
 
-import signal
 import time
 
 import httpx
 import pytest
 
 from tests.http.helpers import enc, periodic_job
-from tests.procs import Cluster, dev_server, wait_until
+from tests.procs import Cluster, wait_until
 from tests.test_scheduling import NodeSim
 
 S = 1_000_000_000
@@ -45,18 +44,8 @@ def slot_of(child: dict) -> int:
 
 
 @pytest.fixture
-def agent(tmp_path, monkeypatch):
-    monkeypatch.setenv("CARAVAN_HEARTBEAT_TTL", "1")
-    monkeypatch.setenv("CARAVAN_HEARTBEAT_GRACE", "1")
-    server = dev_server(tmp_path).start()
-    sims: list[NodeSim] = []
-    try:
-        server.wait_healthy()
-        yield server, sims
-    finally:
-        for sim in sims:
-            sim.stop(signal.SIGKILL)
-        server.stop()
+def agent(sim_agent):
+    return sim_agent
 
 
 def test_seconds_schedule_launches_on_time_and_stopping_the_parent_stops_it(agent):

@@ -10,9 +10,8 @@ import sys
 import httpx
 import pytest
 
-from tests.procs import ROOT, dev_server, wait_until
+from tests.procs import ROOT, wait_until
 
-TTL, GRACE = 1.0, 1.0
 
 
 def seed_job(count: int = 1) -> dict:
@@ -55,18 +54,9 @@ class NodeSim:
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("CARAVAN_HEARTBEAT_TTL", str(TTL))
-    monkeypatch.setenv("CARAVAN_HEARTBEAT_GRACE", str(GRACE))
-    agent = dev_server(tmp_path).start()
-    sims: list[NodeSim] = []
-    try:
-        agent.wait_healthy()
-        yield agent, sims
-    finally:
-        for sim in sims:
-            sim.stop(signal.SIGKILL)
-        agent.stop()
+def cluster(sim_agent):
+    """A dev agent (1 s heartbeat TTL and grace) and its nodesim processes."""
+    return sim_agent
 
 
 def get(agent, path, **params):

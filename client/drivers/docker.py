@@ -27,8 +27,8 @@ from client.taskenv import networks
 API = "v1.41"
 
 
-def engine() -> tuple[httpx.BaseTransport | None, str]:
-    """(transport kwargs, base URL) for the configured engine."""
+def engine() -> tuple[str | None, str]:
+    """(unix socket path or None, base URL) of the configured engine."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://"):
         return host[len("unix://"):], "http://docker"
