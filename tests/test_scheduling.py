@@ -13,7 +13,6 @@ import pytest
 from tests.procs import ROOT, wait_until
 
 
-
 def seed_job(count: int = 1) -> dict:
     """The seed's sample service job (List Job Versions), as a register body."""
     return {"Job": {
