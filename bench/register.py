@@ -142,18 +142,20 @@ async def _read_response(reader) -> tuple[int, bytes]:
 
 
 def loadgen_main(argv):
-    host, port, conc, duration, tag = argv[0], int(argv[1]), int(argv[2]), float(argv[3]), argv[4]
+    # argv[0]: "host:port[,host:port...]"; connection i goes to target i mod n
+    targets = [a.rsplit(":", 1) for a in argv[0].split(",")]
+    conc, duration, tag = int(argv[1]), float(argv[2]), argv[3]
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
     bodies = Bodies()
-    head = (f"POST /v1/jobs HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(bodies.template)}\r\n\r\n").encode()
+    heads = [(f"POST /v1/jobs HTTP/1.1\r\nHost: {h}:{p}\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(bodies.template)}\r\n\r\n").encode() for h, p in targets]
 
     async def run():
-        conns = [await asyncio.open_connection(host, port) for _ in range(conc)]
+        conns = [await asyncio.open_connection(*targets[i % len(targets)]) for i in range(conc)]
         done = []                      # (finish time, latency, status)
         errors = collections.Counter()
         t0 = time.perf_counter()
@@ -166,7 +168,7 @@ def loadgen_main(argv):
                 jid = job_id(tag, i, seq)
                 seq += 1
                 t = time.perf_counter()
-                writer.write(head + bodies.make(jid))
+                writer.write(heads[i % len(heads)] + bodies.make(jid))
                 try:
                     status, body = await _read_response(reader)
                 except (asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -197,6 +199,9 @@ def loadgen_main(argv):
                 "ops_per_s": len(ok) / duration,
                 "p50_ms": 1000 * pct(ok, 0.50) if ok else None,
                 "p99_ms": 1000 * pct(ok, 0.99) if ok else None,
+                "p90_ms": 1000 * pct(ok, 0.90) if ok else None,
+                "mean_ms": 1000 * sum(ok) / len(ok) if ok else None,
+                "max_ms": 1000 * ok[-1] if ok else None,
                 "client_cpu_s": (r1.user - r0.user) + (r1.system - r0.system)}
 
     res = asyncio.run(run())          # uvloop's policy when installed above
@@ -601,6 +606,9 @@ def write_line(kind, r, per, names, mach, wall, client_cpu, truncations):
           f"incl. softirq {r['softirq_pct']:.0f}%] trunc {truncations}"
           + (f"  ERR {r.get('errors')} non200={r.get('non_200', 0)}" if r.get("errors") or r.get("non_200") else ""),
           flush=True)
+    if r.get("mean_ms") is not None:
+        print(f"  {'':<9} latency mean {r['mean_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms, "
+              f"max {r['max_ms']:.2f} ms", flush=True)
     return r
 
 
@@ -619,13 +627,14 @@ def caravan_phase(args, tmp: Path, cleanup: list, res: dict):
     cleanup.append(cluster.stop)
     cluster.start()
     leader = cluster.leader()
-    host, port = leader.http.rsplit(":", 1)
+    targets = leader.http if args.write_to == "leader" else ",".join(s.http for s in cluster.servers)
+    res["write_to"] = args.write_to
     pids = {s.name: s.proc.pid for s in cluster.servers}
     names = {s.name: (f"{s.name}(L)" if s is leader else s.name) for s in cluster.servers}
     res["caravan_leader"] = leader.name
 
     def load(conc, tag, duration, profile=None):
-        lg = Child(["_loadgen", host, port, str(conc), str(duration), tag], tmp / f"loadgen-{tag}.log")
+        lg = Child(["_loadgen", targets, str(conc), str(duration), tag], tmp / f"loadgen-{tag}.log")
         cleanup.append(lg.kill)
         w = Window(pids)
         lg.expect("START", 60)
@@ -842,6 +851,10 @@ def main():
                     help="what the raw pysyncobj baseline commits: the ~2 KB registration body (default, "
                          "the issue's baseline) or Caravan's own JobRegister entry bytes (diagnostic: "
                          "separates the cost of Caravan's bigger entry from the rest)")
+    ap.add_argument("--write-to", choices=("leader", "all"), default="leader",
+                    help="where Caravan's writers send: all to the leader (default), or connection i "
+                         "to server i mod 3, as clients behind a load balancer would (followers "
+                         "forward to the leader, their waiting writes grouped into one command)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin servers/wrk to CPUs for reads")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the leader at the largest client count "
                     "(Caravan and raw); adds sampling overhead, so figures of such a run are not the headline")

@@ -11,6 +11,7 @@ baselines stay as they are. Knobs, comma-separated in CARAVAN_WHATIF:
   nogc     disable the cyclic garbage collector (reference counting still frees almost
            everything; only for a bounded benchmark run)
   freeze   keep the collector but raise the gen-0 threshold to 50,000 allocations
+  inflight=N  group commit: N raft rounds under way at once (default 1)
 
 Example:  CARAVAN_WHATIF=uvloop,nogc PYTHONPATH=bench/whatif python3 bench/register.py
 """
@@ -29,3 +30,14 @@ if _knobs and "server.cli" in _argv:
     if "freeze" in _knobs:
         import gc
         gc.set_threshold(50_000, 20, 20)
+    for knob in _knobs:
+        if knob.startswith("inflight="):
+            # group commit: how many raft rounds may be under way at once
+            import server.group_commit as _gc
+            _n = int(knob.split("=", 1)[1])
+            _orig_init = _gc.GroupCommit.__init__
+
+            def _init(self, submit_one, *, _orig=_orig_init, _n=_n, **kw):
+                kw["max_inflight"] = _n
+                _orig(self, submit_one, **kw)
+            _gc.GroupCommit.__init__ = _init
