@@ -12,6 +12,7 @@ IOPS and reserved cores are not counted.
 from __future__ import annotations
 
 import math
+import operator
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -100,6 +101,34 @@ def allocs_fit(node: Node, allocs: Iterable[Allocation],
 
 def sum_usage(allocs: Iterable[Allocation]) -> Usage:
     return sum((alloc_usage(a) for a in allocs), Usage())
+
+
+class LiveUsage:
+    """node ID -> (the allocation rows last seen there, the live ones, their usage).
+
+    Rows in the state are immutable values (a change is a new row object), so when a
+    node's rows are the very same objects as last time, its live allocations and their
+    usage are too: a node visited by many placements and plans is summed once per change
+    instead of at every visit. Holding the rows keeps their identities from being
+    reused; the cache forgets everything past ``limit`` nodes."""
+
+    def __init__(self, limit: int = 100_000):
+        self.limit = limit
+        self._by_node: dict[str, tuple[list[Allocation], list[Allocation], Usage]] = {}
+
+    def __call__(self, node_id: str, rows: list[Allocation]) -> tuple[list[Allocation], Usage]:
+        hit = self._by_node.get(node_id)
+        if hit is not None and len(hit[0]) == len(rows) and all(map(operator.is_, hit[0], rows)):
+            return hit[1], hit[2]
+        live = [a for a in rows if not a.terminal()]
+        used = sum_usage(live)
+        if len(self._by_node) >= self.limit:
+            self._by_node.clear()
+        self._by_node[node_id] = (list(rows), live, used)
+        return live, used
+
+
+live_usage = LiveUsage()
 
 
 def usage_fits(node: Node, used: Usage, net_idx) -> tuple[bool, str]:

@@ -24,7 +24,7 @@ from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Chec
                                 filter_node, group_constraints, in_datacenters, in_pool,
                                 network_checker)
 from scheduler.rank import (ScoreBoard, binpack, job_anti_affinity, limit, max_score,
-                            normalize_scores, sum_usage)
+                            live_usage, normalize_scores, sum_usage)
 
 
 @dataclass
@@ -201,12 +201,20 @@ class Stack:
             hit = views.get(node_id)
             if hit is not None and hit[0] == key:
                 return hit[1]
-            merged = {a.ID or id(a): a for a in self._existing.get(node_id, [])}
-            if mine:
+            base_live, base_used = live_usage(node_id, self._existing.get(node_id, []))
+            mine_ids = {a.ID for a in mine if a.ID} if mine else set()
+            if not mine:
+                result = (base_live, base_used)
+            elif not any(a.ID in mine_ids for a in base_live):
+                mine_live = [a for a in mine if not a.terminal()]
+                result = (base_live + mine_live, base_used + sum_usage(mine_live))
+            else:   # the plan replaces allocations already there (updates, stops)
+                merged = {a.ID or id(a): a for a in self._existing.get(node_id, [])}
                 merged.update({a.ID or id(a): a for a in mine})
-            live = [a for a in merged.values() if not a.terminal()]
-            views[node_id] = (key, (live, sum_usage(live)))
-            return live, views[node_id][1][1]
+                live = [a for a in merged.values() if not a.terminal()]
+                result = (live, sum_usage(live))
+            views[node_id] = (key, result)
+            return result
 
         return (lambda node_id: view(node_id)[0]), (lambda node_id: view(node_id)[1])
 
