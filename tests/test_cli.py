@@ -232,7 +232,10 @@ def test_node_alloc_and_server_views(agent, caravan):
     code, out, _ = caravan("alloc", "status", "-json", alloc["ID"])
     assert code == 0 and json.loads(out)["ID"] == alloc["ID"]
     code, out, _ = caravan("server", "members")
-    assert code == 0 and agent.rpc.rsplit(":", 1)[1] in out and "true" in out
+    assert code == 0 and "alive" in out and "true" in out and "global" in out
+    code, out, _ = caravan("server", "members", "-json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 1 and rows[0]["Status"] == "alive" and rows[0]["Leader"]
 
 
 def test_validate_and_parse_errors_name_the_file_and_line(agent, caravan, tmp_path):

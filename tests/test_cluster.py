@@ -5,6 +5,7 @@ import os
 import uuid
 
 import httpx
+import nomad
 
 from tests.procs import Cluster, make_cluster, wait_until
 
@@ -68,10 +69,17 @@ def test_write_through_follower_and_survive_leader_kill(cluster):
     peers = httpx.get(f2.url + "/v1/status/peers", timeout=5).json()
     assert sorted(peers) == sorted(s.rpc for s in cluster.servers)
 
+    # /v1/agent/members (python-nomad's agent.get_members): every server alive
+    members = _members(f2)
+    assert members == {f"{s.name}.global": "alive" for s in cluster.servers}
+
     # SIGKILL the leader; the survivors elect a new one and keep taking writes
     leader.kill()
     survivors = [f1, f2]
     wait_until(lambda: writer.register(survivors[0], "after-kill-0"), 30, "a write after the kill")
+    wait_until(lambda: _members(f1)[f"{leader.name}.global"] == "failed", 30,
+               "the killed server shown as failed")
+    assert _members(f1)[f"{f2.name}.global"] == "alive"
     for i in range(1, 20):
         assert writer.register(survivors[i % 2], f"after-kill-{i}")
     new_leader = cluster.leader()
@@ -86,6 +94,12 @@ def test_write_through_follower_and_survive_leader_kill(cluster):
         assert_has_all(s, writer.acked)
         assert_has_all(s, writer.acked, stale=True)
     assert writer.indexes == sorted(writer.indexes), "indexes went backwards"
+
+
+def _members(server) -> dict[str, str]:
+    reply = nomad.Nomad(host="127.0.0.1", port=int(server.http.rsplit(":", 1)[1]),
+                        timeout=5).agent.get_members()
+    return {m["Name"]: m["Status"] for m in reply["Members"]}
 
 
 def test_default_read_on_follower_sees_acknowledged_writes(cluster):

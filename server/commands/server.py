@@ -1,4 +1,4 @@
-"""``caravan server members``: the raft peers and which one leads."""
+"""``caravan server members``: the servers, their status and which one leads."""
 from __future__ import annotations
 
 import click
@@ -17,16 +17,21 @@ def group():
 @json_option
 @with_client
 def members(client: Client, as_json):
-    """List the servers of the cluster (their RPC addresses) and the leader."""
-    peers = client.get("/v1/status/peers")
-    leader = client.get("/v1/status/leader")
+    """List the servers of the cluster, their status as the queried server sees it, and
+    the leader."""
+    reply = client.get("/v1/agent/members")
     rows = []
-    for peer in sorted(peers):
-        host, _, port = peer.rpartition(":")
-        rows.append({"Address": host, "Port": port, "Leader": peer == leader})
+    for m in sorted(reply.get("Members") or [], key=lambda m: m["Name"]):
+        tags = m.get("Tags") or {}
+        rows.append({"Name": m["Name"], "Address": m["Addr"], "Port": m["Port"],
+                     "Status": m["Status"], "Leader": tags.get("leader") == "true",
+                     "RaftVersion": tags.get("raft_vsn", ""), "Build": tags.get("build", ""),
+                     "Datacenter": tags.get("dc", ""), "Region": tags.get("region", "")})
     if as_json:
         emit_json(rows)
         return 0
-    table(["Address", "Port", "Leader"],
-          [[r["Address"], r["Port"], str(r["Leader"]).lower()] for r in rows])
+    table(["Name", "Address", "Port", "Status", "Leader", "Raft Version", "Build",
+           "Datacenter", "Region"],
+          [[r["Name"], r["Address"], str(r["Port"]), r["Status"], str(r["Leader"]).lower(),
+            r["RaftVersion"], r["Build"], r["Datacenter"], r["Region"]] for r in rows])
     return 0

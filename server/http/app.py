@@ -122,6 +122,7 @@ ROUTES = [
     Route("/v1/status/peers", _guarded(status.peers), methods=ALL_METHODS),
     Route("/v1/status/state-digest", _guarded(status.state_digest), methods=ALL_METHODS),
     Route("/v1/agent/health", _guarded(status.health), methods=ALL_METHODS),
+    Route("/v1/agent/members", _guarded(status.members), methods=ALL_METHODS),
     Route("/v1/metrics", _guarded(status.metrics), methods=["GET"]),
     Route("/v1/nodes", _guarded(node_reads.list_nodes), methods=ALL_METHODS),
     Route("/v1/node/{node_id}/allocations", _guarded(node_reads.node_allocations),

@@ -1,5 +1,7 @@
-"""``/v1/status/*`` and ``/v1/agent/health``."""
+"""``/v1/status/*``, ``/v1/agent/health`` and ``/v1/agent/members``."""
 from __future__ import annotations
+
+from importlib import metadata
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,6 +20,49 @@ async def peers(request: Request) -> Response:
     check_method(request, ("GET",))
     ag = agent(request)
     return json_response(ag.peer_rpcs(), index=ag.fsm.state.last_index, request=request)
+
+
+async def members(request: Request) -> Response:
+    """``/v1/agent/members``: every server of the cluster file, as this server sees it.
+    Nomad answers from its gossip pool; Caravan has no gossip, so a peer is ``alive``
+    while this server's raft link to it is connected and ``failed`` otherwise (this
+    server itself is always ``alive``). ``Port`` is the raft port (where Nomad shows
+    serf's), and the ``port`` tag the RPC port, as in Nomad."""
+    check_method(request, ("GET",))
+    ag = agent(request)
+    cluster, me = ag.config.cluster, ag.me
+    status = ag.raft.status()
+    leader = ag.leader_rpc()
+    out = []
+    for server in ag.config.servers:
+        dialed = me.raft_peers.get(server.name, server.raft)
+        if server.name == me.name:
+            alive = True
+        else:
+            alive = status.get(f"partner_node_status_server_{dialed}") == 2
+        host, _, port = server.raft.rpartition(":")
+        out.append({
+            "Name": f"{server.name}.{cluster.region}", "Addr": host.strip("[]"),
+            "Port": int(port), "Status": "alive" if alive else "failed",
+            "Tags": {"role": "nomad", "region": cluster.region, "dc": cluster.datacenter,
+                     "port": server.rpc.rpartition(":")[2], "build": _BUILD,
+                     "leader": "true" if server.rpc == leader else "false",
+                     "expect": str(len(ag.config.servers)), "raft_vsn": "3"},
+            "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+            "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4})
+    return json_response({"ServerName": me.name, "ServerRegion": cluster.region,
+                          "ServerDC": cluster.datacenter, "Members": out},
+                         index=ag.fsm.state.last_index, request=request)
+
+
+def _build() -> str:
+    try:
+        return metadata.version("caravan")
+    except metadata.PackageNotFoundError:   # run from a checkout that is not installed
+        return "0.0.0"
+
+
+_BUILD = _build()
 
 
 async def state_digest(request: Request) -> Response:
