@@ -134,11 +134,12 @@ class CoreGarbageCollector:
     """The leader-only service: ``async start()/stop()`` for ``LeaderServices.add``.
 
     ``state()`` returns the current snapshot, ``submit(blob)`` replicates an entry,
-    ``now()`` is the wall clock in ns; ``interval`` is in seconds."""
+    ``now()`` is the wall clock in ns; ``interval`` is in seconds; ``count(kind, n)``,
+    if given, hears how many objects of each kind a pass deleted (metrics)."""
 
     def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
                  now: Callable[[], int], request_id: Callable[[], str], interval: float,
-                 thresholds: Thresholds):
+                 thresholds: Thresholds, count: Callable[[str, int], None] | None = None):
         self._state = state
         self._submit = submit
         self._now = now
@@ -147,6 +148,7 @@ class CoreGarbageCollector:
         self.thresholds = thresholds
         self._witness: list[tuple[int, int]] = []    # (now ns, applied index), ascending
         self._task: asyncio.Task | None = None
+        self._count = count
         self.collected = {"Jobs": 0, "Evals": 0, "Allocs": 0, "Deployments": 0, "Nodes": 0}
 
     async def start(self) -> None:
@@ -179,6 +181,8 @@ class CoreGarbageCollector:
                              deployment_index)
         for kind, n in done.items():
             self.collected[kind] += n
+            if n and self._count is not None:
+                self._count(kind, n)
         if any(done.values()):
             log.info("garbage collected %s", ", ".join(f"{n} {k.lower()}"
                                                        for k, n in done.items() if n))

@@ -27,6 +27,7 @@ from server.http.app import build_app
 from server.heartbeats import HeartbeatTracker
 from server.jobspec.periodic import launch_due
 from server.leader import LeaderServices, begin_leadership
+from server.metrics import count_collected
 from server.notify import Notifier
 from server.raft import RaftNode, RaftSettings
 from server.rpc.status import start_server as start_rpc
@@ -73,7 +74,8 @@ class Agent:
             thresholds=Thresholds(eval_ns=cc.duration_ns("eval_gc_threshold"),
                                   job_ns=cc.duration_ns("job_gc_threshold"),
                                   deployment_ns=cc.duration_ns("deployment_gc_threshold"),
-                                  node_ns=cc.duration_ns("node_gc_threshold")))
+                                  node_ns=cc.duration_ns("node_gc_threshold")),
+            count=count_collected)
         self.leader_services.add(self.core_gc)
         self._leadership_task: asyncio.Task | None = None
         self.raft.on_leadership = self._on_leadership

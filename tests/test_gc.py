@@ -168,6 +168,8 @@ def test_the_leader_collects_on_its_own_with_short_thresholds(tmp_path, monkeypa
         assert http.get("/v1/job/p/summary").json()["Children"]["Dead"] == 1
         assert [n for n in http.get("/v1/nodes").json() if n["Status"] == "ready"]
         assert http.get("/v1/evaluations").json() == []
+        counters = {c["Name"]: c["Sum"] for c in http.get("/v1/metrics").json()["Counters"]}
+        assert counters["caravan.gc.jobs"] >= 2 and counters["caravan.gc.nodes"] == 1
     finally:
         if sim is not None and sim.poll() is None:
             sim.kill()

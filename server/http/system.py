@@ -9,6 +9,7 @@ from starlette.responses import Response
 from scheduler.core_gc import FORCE, collect
 from server import ids
 from server.http.common import WRITE_METHODS, agent, check_method, consistent_state
+from server.metrics import count_collected
 
 
 async def garbage_collect(request: Request) -> Response:
@@ -18,6 +19,9 @@ async def garbage_collect(request: Request) -> Response:
     check_method(request, WRITE_METHODS)
     ag = agent(request)
     state = await consistent_state(request)
-    await collect(state, ag.raft.submit, ids.request_id, time.time_ns(), FORCE,
-                  deployment_index=state.last_index)
+    done = await collect(state, ag.raft.submit, ids.request_id, time.time_ns(), FORCE,
+                         deployment_index=state.last_index)
+    for kind, n in done.items():
+        if n:
+            count_collected(kind, n)
     return Response(status_code=200)
