@@ -39,7 +39,8 @@ _RETRY_AFTER = 5.0      # seconds, after a pass that could not submit
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Nanoseconds an object must have been dead (unchanged) before it is collected."""
+    """Nanoseconds an object must have been dead (unchanged) before it is collected;
+    zero: any age (``FORCE``)."""
     eval_ns: int = 3600 * 10**9
     job_ns: int = 4 * 3600 * 10**9
     deployment_ns: int = 3600 * 10**9
@@ -54,16 +55,21 @@ def choose(state: State, now_ns: int, th: Thresholds, deployment_index: int
     """The entries that collect what is eligible and old in ``state``. Deployments are
     old if their ModifyIndex is at most ``deployment_index``."""
     carriers: dict[str, str | None] = {}
+    def old(t_ns: int, threshold: int) -> bool:
+        # a zero threshold (force) takes any age: rows stamped by a server whose clock
+        # runs ahead of this one's are not "in the future" then
+        return threshold == 0 or t_ns <= now_ns - threshold
+
     def alloc_old(a, threshold: int) -> bool:
-        return max(a.ModifyTime, a.CreateTime) <= now_ns - threshold
+        return old(max(a.ModifyTime, a.CreateTime), threshold)
 
     def eval_old(ev, threshold: int) -> bool:
-        return (ev.ModifyTime or ev.CreateTime) <= now_ns - threshold
+        return old(ev.ModifyTime or ev.CreateTime, threshold)
 
     picked = {"Jobs": {}, "Evals": {}, "Allocs": {}, "Deployments": {}, "Nodes": {}}
     gone_allocs: set[str] = set()
     for job in state.rows(t.JOBS):
-        if job.SubmitTime > now_ns - th.job_ns or not gc.job_collectable(state, job):
+        if not old(job.SubmitTime, th.job_ns) or not gc.job_collectable(state, job):
             continue
         evals = state.by_index(t.EVALS, "job", job.ID)
         allocs = state.by_index(t.ALLOCS, "job", job.ID)
@@ -95,7 +101,7 @@ def choose(state: State, now_ns: int, th: Thresholds, deployment_index: int
     for node in state.rows(t.NODES):
         # after the others, as Nomad's force-gc: allocations collected in this pass
         # no longer hold the node
-        if node.Status == "down" and node.StatusUpdatedAt * 10**9 <= now_ns - th.node_ns \
+        if node.Status == "down" and old(node.StatusUpdatedAt * 10**9, th.node_ns) \
                 and all(a.ID in gone_allocs
                         for a in state.by_index(t.ALLOCS, "node", node.ID)):
             picked["Nodes"][node.ID] = node.ModifyIndex
