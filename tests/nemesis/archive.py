@@ -58,18 +58,24 @@ class Archiver:
         """Stop the background passes and archive every generation left, retrying for
         up to ``timeout`` seconds (call it once the cluster is healed). True when all
         were archived."""
-        self._stop.set()
-        self._thread.join(30)
+        self._halt()
         last = int(self.history.now() // self.key_every)
         deadline = self.history.now() + timeout
-        try:
-            while self.history.now() < deadline:
-                if self._pass(upto=last):
-                    return True
-        finally:
-            for c in self._clients.values():
-                c.close()
+        while self.history.now() < deadline:
+            if self._pass(upto=last):
+                return True
         return False
+
+    def close(self) -> None:
+        """Stop the background passes (if still running) and close the connections."""
+        self._halt()
+        for c in self._clients.values():
+            c.close()
+
+    def _halt(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
 
     def _run(self) -> None:
         while not self._stop.is_set():

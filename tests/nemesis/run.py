@@ -114,13 +114,16 @@ def run(tmp: Path, seconds: float, seed: int, servers: int = 3, clients: int = 2
                 workload.stop()
             result.faults = nemesis.injected
             _heal(cluster)
-            if not archiver.finish():
-                result.problems.append("the archiver could not record every job's versions")
+            archived_all = archiver.finish()
         finally:
+            archiver.close()
             history.close()
         result.archived = archiver.archived
         result.converged_s = _converge(cluster)
         _check(cluster, result)
+        if not archived_all:
+            result.problems.append("the archiver could not record every finished job's "
+                                   "versions within 60 s of healing")
         if sampler is not None:
             sampler.sample()
     finally:
