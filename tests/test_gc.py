@@ -9,6 +9,7 @@ import sys
 from urllib.parse import quote
 
 import httpx
+import nomad
 import pytest
 
 from tests.procs import ROOT, make_cluster, wait_until
@@ -128,8 +129,11 @@ def test_system_gc_collects_the_dead_and_keeps_the_living(dev_cluster):
     assert left and left < web_evals
     all_evals = {ev["JobID"] for ev in http.get("/v1/evaluations").json()}
     assert all_evals == {"web"}
-    # POST works too; other methods do not
+    # POST works too, and the python-nomad client's call; other methods do not
     assert http.post("/v1/system/gc").status_code == 200
+    host, _, port = cluster.servers[0].http.rpartition(":")
+    assert nomad.Nomad(host=host, port=int(port), timeout=10) \
+        .system.initiate_garbage_collection() is True
     assert http.get("/v1/system/gc").status_code == 405
     # and the live job still works
     http.post("/v1/jobs", json=mock_job("web", cpu=120)).raise_for_status()

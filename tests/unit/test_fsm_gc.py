@@ -216,3 +216,68 @@ def test_big_collections_are_split_into_entries():
               "Allocs": {"a": 1}, "Deployments": {}, "Nodes": {}}
     entries = _pack(picked)
     assert [len(b.Evals or {}) + len(b.Allocs or {}) for b in entries] == [MAX_IDS, 6]
+
+
+def test_random_histories_with_stale_collections_keep_every_invariant():
+    """Jobs placed, run, finished, updated and stopped at random, with collections
+    chosen on the current state or on a state a few entries old (a slow leader): a
+    collection never deletes a live allocation or eval, summaries always equal their
+    recount, every allocation's job exists, and the log replays to the same bytes."""
+    import random
+    for seed in range(6):
+        rng = random.Random(seed)
+        log = Log()
+        log.apply(e.NodeRegister(Node=node(1)))
+        old_states = []
+        n_alloc = 0
+        for step in range(150):
+            state = log.fsm.state
+            old_states = (old_states + [state])[-8:]
+            jid = f"j{rng.randrange(4)}"
+            roll = rng.random()
+            job = state.get(t.JOBS, jid)
+            if roll < 0.2 or job is None:
+                log.register(make_job(jid, Type=rng.choice(["service", "batch"]),
+                                      Meta={"v": str(rng.randrange(3))}))
+            elif roll < 0.45:
+                pending = [ev for ev in state.by_index(t.EVALS, "job", jid)
+                           if ev.Status == "pending"]
+                if pending:
+                    ev = pending[0]
+                    live = [a for a in state.by_index(t.ALLOCS, "job", jid) if not a.terminal()]
+                    stops = [e.AllocStop(AllocID=a.ID) for a in live if rng.random() < 0.5]
+                    new = [] if job.Stop else [
+                        alloc(jid, (n_alloc := n_alloc + 1), EvalID=ev.ID, ModifyTime=1)]
+                    log.apply(e.PlanResults(JobID=jid, JobVersion=job.Version, Allocs=new,
+                                            Stops=stops, Evals=[finish(
+                                                ev, QueuedAllocations={"g": 0})]))
+            elif roll < 0.7:
+                mine = [a for a in state.by_index(t.ALLOCS, "job", jid)
+                        if a.ClientStatus in ("pending", "running")]
+                if mine:
+                    a = rng.choice(mine)
+                    status = rng.choice(["running", "complete", "failed"]) \
+                        if a.DesiredStatus == "run" else "complete"
+                    client(log, a.ID, status)
+            elif roll < 0.8:
+                log.apply(e.JobDeregister(JobID=jid, Eval=make_eval(jid, log.index + 1),
+                                          SubmitTime=log.index + 1))
+            elif roll < 0.9:
+                gc(log)
+            else:
+                # a collection chosen a few entries ago applies now
+                before = log.fsm.state
+                for body in choose(rng.choice(old_states), NOW, FORCE, 10**9):
+                    log.apply(body)
+                after = log.fsm.state
+                for a in before.rows(t.ALLOCS):
+                    if not (a.terminal() and a.ClientStatus in ("complete", "failed", "lost")):
+                        assert after.get(t.ALLOCS, a.ID) is not None, (seed, step, a.ID)
+                for ev in before.rows(t.EVALS):
+                    if ev.Status not in ("complete", "failed", "canceled"):
+                        assert after.get(t.EVALS, ev.ID) is not None, (seed, step, ev.ID)
+            state = log.fsm.state
+            assert_summaries_recount(log)
+            for a in state.rows(t.ALLOCS):
+                assert state.get(t.JOBS, a.JobID) is not None, (seed, step, a.ID)
+        assert_replays_identically(log.entries, log.fsm.state)
