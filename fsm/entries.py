@@ -218,6 +218,11 @@ class CoreGC(Request):
     Allocs: dict[str, int] | None = None
     Deployments: dict[str, int] | None = None
     Nodes: dict[str, int] | None = None
+    # The collector's clock (unix ns) and the index it had applied when it read it:
+    # every entry up to Applied was applied by Now. Recorded (``GCWitness``), so any
+    # leader can tell how old an index is (deployments carry no time of their own).
+    Now: int = 0
+    Applied: int = 0
 
 
 class Batch(Request):

@@ -26,6 +26,10 @@ eligibility functions take either a ``State`` or a ``Txn`` (``get``/``by_index``
 Summaries are recounted from allocations (``fsm.allocs``), so the buckets of deleted
 allocations of a live job are kept in ``collected_allocs`` and still counted: a summary
 never changes because of a collection.
+
+Deployments carry no time, so their age comes from a replicated time table (Nomad's
+TimeTable): each ``CoreGC`` entry carries the collector's clock and the index it had
+applied when it read it, recorded in ``gc_witness``.
 """
 from __future__ import annotations
 
@@ -35,9 +39,11 @@ from fsm import allocs as fa
 from fsm import jobs
 from fsm import schema as t
 from fsm.store import Txn
-from fsm.structs import Allocation, CollectedAllocs, Evaluation, Job, TaskGroupSummary
+from fsm.structs import (Allocation, CollectedAllocs, Evaluation, GCWitness, Job,
+                         TaskGroupSummary)
 
 CLIENT_TERMINAL = ("complete", "failed", "lost")
+WITNESS_SAMPLES = 256
 
 
 # --- eligibility (leader and FSM) ---------------------------------------------------------
@@ -115,12 +121,52 @@ def node_collectable(view, node) -> bool:
     return node.Status == "down" and not view.by_index(t.ALLOCS, "node", node.ID)
 
 
+# --- the time table ---------------------------------------------------------------------------
+
+
+def applied_by(view, t_ns: int) -> int:
+    """The highest log index known to have been applied by unix time ``t_ns`` (0 if
+    none): an object last changed at or below it is at least that old."""
+    w = view.get(t.GC_WITNESS, "gc")
+    if w is None:
+        return 0
+    best = 0
+    for applied, when in zip(w.Applied, w.Times):
+        if when > t_ns:
+            break
+        best = applied
+    return best
+
+
+def witness_covers(view, index: int) -> bool:
+    """Whether a sample already says when ``index`` was applied."""
+    w = view.get(t.GC_WITNESS, "gc")
+    return w is not None and bool(w.Applied) and w.Applied[-1] >= index
+
+
+def _record_witness(txn: Txn, applied: int, now_ns: int) -> None:
+    w = txn.get(t.GC_WITNESS, "gc") or GCWitness(CreateIndex=txn.index)
+    if w.Applied and (applied <= w.Applied[-1] or now_ns <= w.Times[-1]):
+        return   # adds nothing to what is known (or a clock that went back)
+    pairs = list(zip(w.Applied, w.Times)) + [(applied, now_ns)]
+    if len(pairs) > WITNESS_SAMPLES:
+        # keep the newer half whole and every other sample of the older half: the
+        # table covers all of history, more coarsely the older it gets (still sound:
+        # a coarser sample only makes an object look younger)
+        half = len(pairs) // 2
+        pairs = pairs[:half:2] + pairs[half:]
+    txn.put(t.GC_WITNESS, replace(w, Applied=[a for a, _ in pairs], Times=[x for _, x in pairs],
+                                  ModifyIndex=txn.index))
+
+
 # --- deleting ------------------------------------------------------------------------------
 
 
 def collect(txn: Txn, body) -> dict:
     """Apply a ``CoreGC`` entry; answers how many of each kind were deleted."""
     done = {"Jobs": 0, "Evals": 0, "Allocs": 0, "Deployments": 0, "Nodes": 0}
+    if body.Now and body.Applied:
+        _record_witness(txn, body.Applied, body.Now)
     live_jobs: set[str] = set()
     carriers: dict[str, str | None] = {}   # never deleted here, so stable in this entry
     for job_id, index in sorted((body.Jobs or {}).items()):

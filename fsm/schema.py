@@ -50,6 +50,7 @@ NODES = "nodes"
 REQUESTS = "requests"
 LEADERSHIP = "leadership"
 COLLECTED_ALLOCS = "collected_allocs"
+GC_WITNESS = "gc_witness"
 
 SCHEMA: dict[str, Table] = _declare(
     Table(JOBS, s.Job, primary=lambda j: j.ID,
@@ -83,4 +84,6 @@ SCHEMA: dict[str, Table] = _declare(
     Table(LEADERSHIP, s.LeaderEpoch, primary=lambda r: r.ID),
     # What garbage-collected allocations of live jobs still count in their summaries.
     Table(COLLECTED_ALLOCS, s.CollectedAllocs, primary=lambda r: r.JobID),
+    # One row: when log indexes were applied (the garbage collector's time table).
+    Table(GC_WITNESS, s.GCWitness, primary=lambda r: r.ID),
 )

@@ -451,6 +451,17 @@ class CollectedAllocs(Record):
     ModifyIndex: int = 0
 
 
+class GCWitness(Record):
+    """When log indexes were applied, as the garbage collector saw it: entry
+    ``Applied[i]`` and all before it had been applied by unix time ``Times[i]`` (ns).
+    Ascending; thinned to at most ``fsm.gc.WITNESS_SAMPLES`` (Nomad's TimeTable)."""
+    ID: str = "gc"
+    Applied: list[int] = []
+    Times: list[int] = []
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
 class PeriodicLaunch(Record):
     ID: str = ""
     Namespace: str = "default"

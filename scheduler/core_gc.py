@@ -8,18 +8,18 @@ at most ``MAX_IDS`` objects. The FSM checks every object again when the entry ap
 
 Ages come from the rows' own times, stamped before the log by whoever wrote them:
 an eval's ModifyTime, an allocation's ModifyTime (or CreateTime), a job's SubmitTime
-(a stop stamps it too), a node's StatusUpdatedAt. A deployment carries no time, so the
-collector keeps a witness of (its clock, the applied index) at each pass, as Nomad's
-TimeTable does, and a deployment is old once its ModifyIndex was already applied at a
-pass at least ``deployment_gc_threshold`` ago. The witness is the leader's memory: a
-new leader waits one threshold before it collects deployments (never earlier).
+(a stop stamps it too), a node's StatusUpdatedAt. A deployment carries no time: the
+first entry of each pass carries the collector's clock and the index it had applied,
+which the FSM records (``fsm.gc.applied_by``), and a deployment is old once a sample
+at least ``deployment_gc_threshold`` old covers its ModifyIndex. A pass with nothing
+to collect still submits an empty entry (a sample) when a terminal deployment is
+newer than every sample, so that it can age.
 
 ``PUT /v1/system/gc`` runs ``collect`` with every threshold at zero (Nomad's force-gc).
 """
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -124,16 +124,29 @@ def _pack(picked: dict[str, dict[str, int]]) -> list[e.CoreGC]:
 
 
 async def collect(state: State, submit: Callable[[bytes], Awaitable[dict]],
-                  request_id: Callable[[], str], now_ns: int, th: Thresholds,
-                  deployment_index: int) -> dict[str, int]:
+                  request_id: Callable[[], str], now_ns: int, th: Thresholds
+                  ) -> dict[str, int]:
     """Choose and submit; returns how many of each kind the FSM deleted."""
     total = {"Jobs": 0, "Evals": 0, "Allocs": 0, "Deployments": 0, "Nodes": 0}
-    for body in choose(state, now_ns, th, deployment_index):
+    deployment_index = state.last_index if th.deployment_ns == 0 else \
+        gc.applied_by(state, now_ns - th.deployment_ns)
+    bodies = choose(state, now_ns, th, deployment_index)
+    if not bodies and _unsampled_deployment(state):
+        bodies = [e.CoreGC()]
+    if bodies:
+        bodies[0].Now, bodies[0].Applied = now_ns, state.last_index
+    for body in bodies:
         body.RequestID = request_id()
         result = await submit(e.encode(body))
         for kind in total:
             total[kind] += result.get(kind, 0)
     return total
+
+
+def _unsampled_deployment(state: State) -> bool:
+    """A terminal deployment that no time sample covers yet (it could never age)."""
+    return any(not d.active() and not gc.witness_covers(state, d.ModifyIndex)
+               for d in state.rows(t.DEPLOYMENTS))
 
 
 class CoreGarbageCollector:
@@ -152,14 +165,12 @@ class CoreGarbageCollector:
         self._request_id = request_id
         self.interval = interval
         self.thresholds = thresholds
-        self._witness: list[tuple[int, int]] = []    # (now ns, applied index), ascending
         self._task: asyncio.Task | None = None
         self._count = count
         self.collected = {"Jobs": 0, "Evals": 0, "Allocs": 0, "Deployments": 0, "Nodes": 0}
 
     async def start(self) -> None:
         if self._task is None:
-            self._witness = []
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
@@ -177,14 +188,8 @@ class CoreGarbageCollector:
             await asyncio.sleep(sleep)
 
     async def run_once(self) -> dict[str, int]:
-        state, now = self._state(), self._now()
-        self._witness.append((now, state.last_index))
-        horizon = now - self.thresholds.deployment_ns
-        cut = bisect.bisect_right(self._witness, (horizon, float("inf")))
-        deployment_index = self._witness[cut - 1][1] if cut else 0
-        del self._witness[:max(0, cut - 1)]       # older samples are no longer needed
-        done = await collect(state, self._submit, self._request_id, now, self.thresholds,
-                             deployment_index)
+        state, now = self._state(), self._now()   # the state first: see Applied
+        done = await collect(state, self._submit, self._request_id, now, self.thresholds)
         for kind, n in done.items():
             self.collected[kind] += n
             if n and self._count is not None:

@@ -19,8 +19,7 @@ async def garbage_collect(request: Request) -> Response:
     check_method(request, WRITE_METHODS)
     ag = agent(request)
     state = await consistent_state(request)
-    done = await collect(state, ag.raft.submit, ids.request_id, time.time_ns(), FORCE,
-                         deployment_index=state.last_index)
+    done = await collect(state, ag.raft.submit, ids.request_id, time.time_ns(), FORCE)
     for kind, n in done.items():
         if n:
             count_collected(kind, n)

@@ -281,3 +281,50 @@ def test_random_histories_with_stale_collections_keep_every_invariant():
             for a in state.rows(t.ALLOCS):
                 assert state.get(t.JOBS, a.JobID) is not None, (seed, step, a.ID)
         assert_replays_identically(log.entries, log.fsm.state)
+
+
+def test_deployments_age_by_the_replicated_time_table():
+    """A deployment carries no time: each pass's first entry records (the index its
+    collector had applied, its clock), and a terminal deployment goes once a sample a
+    threshold old covers it, whichever leader took that sample."""
+    import asyncio
+
+    from fsm.gc import WITNESS_SAMPLES, applied_by
+    from scheduler.core_gc import collect
+
+    log = Log()
+    service_with_replaced_alloc(log)
+    log.apply(e.PlanResults(JobID="web", Deployment=Deployment(
+        ID="d1", JobID="web", Status="running", TaskGroups={"g": DeploymentState()})))
+    log.apply(e.DeploymentStatusChange(DeploymentUpdate=e.DeploymentStatusUpdate(
+        DeploymentID="d1", Status="successful")))
+    th = Thresholds(eval_ns=10 * NOW, job_ns=10 * NOW, deployment_ns=HOUR, node_ns=10 * NOW)
+
+    async def submit(blob: bytes) -> dict:
+        _, body = e.decode(blob)
+        return log.apply(body)
+
+    def run(now: int) -> dict:
+        return asyncio.run(collect(log.fsm.state, submit, lambda: "", now, th))
+
+    assert applied_by(log.fsm.state, NOW) == 0
+    d_index = log.fsm.state.get(t.DEPLOYMENTS, "d1").ModifyIndex
+    # nothing is old enough, but the deployment needs a sample: an empty entry
+    before = log.index
+    assert run(NOW)["Deployments"] == 0 and log.index == before + 1
+    assert applied_by(log.fsm.state, NOW) == before >= d_index
+    first, before = before, log.index
+    run(NOW + HOUR // 2)                       # covered already: no entry
+    assert log.index == before
+    assert run(NOW + HOUR)["Deployments"] == 1     # a sample an hour old covers it
+    assert log.fsm.state.get(t.DEPLOYMENTS, "d1") is None
+    # the table stays small, ascending, and still covers all of history
+    for i in range(2 * WITNESS_SAMPLES):
+        log.apply(e.CoreGC(Now=NOW + (i + 2) * HOUR, Applied=log.index))
+    w = log.fsm.state.get(t.GC_WITNESS, "gc")
+    assert len(w.Applied) <= WITNESS_SAMPLES and w.Applied == sorted(w.Applied)
+    assert w.Times == sorted(w.Times) and w.Applied[0] == first
+    # a sample that is not later than the last one adds nothing
+    log.apply(e.CoreGC(Now=NOW, Applied=log.index))
+    assert log.fsm.state.get(t.GC_WITNESS, "gc") == w
+    assert_replays_identically(log.entries, log.fsm.state)
