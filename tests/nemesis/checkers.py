@@ -143,14 +143,10 @@ def check_versions(ops: list[Op], versions: dict[str, list[dict]]) -> tuple[list
 def merge_versions(archived: dict[str, list[dict]], final: dict[str, list[dict]]
                    ) -> dict[str, list[dict]]:
     """Each job's versions as the checkers see them: the final state's while the job is
-    still there (versions only grow), else what the archiver recorded before the
-    garbage collector could delete it (``archive.py``)."""
-    merged = {}
-    for key in sorted(set(archived) | set(final)):
-        now, then = final.get(key) or [], archived.get(key) or []
-        newest = max((v["Version"] for v in now), default=-1)
-        merged[key] = now if newest >= max((v["Version"] for v in then), default=-1) else then
-    return merged
+    still there (so a version lost after it was archived is still caught), else what
+    the archiver recorded before the garbage collector could delete it (``archive.py``)."""
+    return {key: final.get(key) or archived.get(key) or []
+            for key in sorted(set(archived) | set(final))}
 
 
 def check_dispatches(ops: list[Op], existing: set[str]) -> tuple[list[str], int]:

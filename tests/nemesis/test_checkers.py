@@ -115,9 +115,11 @@ def test_versions_of_a_collected_job_come_from_the_archive():
     # collected after the archiver recorded it: the archive speaks for it
     merged = merge_versions({"j": [stop, a]}, {"j": []})
     assert merged == {"j": [stop, a]} and check_versions(ops, merged) == ([], 0)
-    # still there, and written again later (a late unknown write): the final state wins
+    # still there: the final state speaks, so a version lost after archiving is caught
     again = {"Version": 2, "Meta": {"w": "b"}}
     assert merge_versions({"j": [stop, a]}, {"j": [again, stop, a]})["j"][0] == again
+    problems, lost = check_versions(ops, merge_versions({"j": [stop, a]}, {"j": [a]}))
+    assert lost == 1 and "op 1 stop" in problems[0]
     # an acknowledged write in neither is still a lost write
     problems, lost = check_versions(ops + [op(2, "register", 4, 5, "c")],
                                     merge_versions({"j": [stop, a]}, {}))
