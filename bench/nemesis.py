@@ -7,7 +7,8 @@ seeded nemesis, concurrent clients, then the checkers of tests/nemesis.
 For each server count: one run of ``--seconds`` of faults, its problems (if any) and
 its summary line: operations, faults, acknowledged writes, lost writes,
 linearizability violations, convergence time after healing, leader election time
-and time to the first acknowledged write after each fault (p50/max). The last line is
+and time to the first acknowledged write after each fault (p50/max), then each server's
+journal and snapshot size every ``--disk-every`` seconds. The last line is
 ``SUMMARY {json}``. Figures only; the checks that must hold are asserted by
 tests/nemesis/test_nemesis.py. 127.0.0.1 only; every process is stopped.
 """
@@ -39,6 +40,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--faults", default=",".join(FAULTS))
     p.add_argument("--keep", action="store_true", help="keep logs and histories")
+    p.add_argument("--disk-every", type=float, default=60.0,
+                   help="seconds between samples of each server's journal and snapshot size")
     args = p.parse_args()
     faults = tuple(f for f in args.faults.split(",") if f)
     runs = []
@@ -46,13 +49,17 @@ def main() -> int:
         tmp = Path(tempfile.mkdtemp(prefix=f"nemesis-{n}-"))
         try:
             result = run(tmp, args.seconds, args.seed, servers=n, clients=args.clients,
-                         workers=args.workers, faults=faults)
+                         workers=args.workers, faults=faults, disk_every=args.disk_every)
         finally:
             if not args.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
         for problem in result.problems[:20]:
             print("  " + problem)
         print(result.summary(), flush=True)
+        for t, sizes in result.disk:
+            print(f"  disk at {t:7.1f}s: " + "  ".join(
+                f"{name} journal {v['journal'] / 1e6:5.1f} MB snapshot {v['snapshot'] / 1e6:5.1f} MB"
+                for name, v in sorted(sizes.items())), flush=True)
         record = asdict(result)
         record["history"] = str(result.history) if args.keep else None
         record["problems"] = result.problems[:50]

@@ -163,19 +163,38 @@ def summarize(txn: Txn, job_id: str, summary) -> dict[str, TaskGroupSummary]:
     Queued from the newest eval that reported queued allocations."""
     counts: dict[str, dict[str, int]] = {g: {} for g in summary.Summary}
     for alloc in txn.by_index(t.ALLOCS, "job", job_id):
-        if alloc.Job is not None and alloc.Job.CreateIndex != summary.CreateIndex:
-            continue  # an earlier job that had the same ID
-        bucket = _BUCKETS.get(alloc.ClientStatus)
+        bucket = summary_bucket(alloc, summary)
         if bucket is None:
             continue
         group = counts.setdefault(alloc.TaskGroup, {})
         group[bucket] = group.get(bucket, 0) + 1
-    queued_eval = max((e for e in txn.by_index(t.EVALS, "job", job_id)
-                       if e.QueuedAllocations is not None),
-                      key=lambda e: (e.ModifyIndex, e.ID), default=None)
+    collected = txn.get(t.COLLECTED_ALLOCS, job_id)
+    if collected is not None and collected.JobCreateIndex == summary.CreateIndex:
+        # allocations the garbage collector deleted still count (fsm.gc)
+        for g, base in collected.Summary.items():
+            group = counts.setdefault(g, {})
+            for bucket in _BUCKETS.values():
+                if getattr(base, bucket):
+                    group[bucket] = group.get(bucket, 0) + getattr(base, bucket)
+    queued_eval = queued_eval_of(txn, job_id)
     queued = queued_eval.QueuedAllocations if queued_eval is not None else {}
     return {g: TaskGroupSummary(Queued=max(0, queued.get(g, 0)), **c)
             for g, c in sorted(counts.items())}
+
+
+def queued_eval_of(txn: Txn, job_id: str) -> Evaluation | None:
+    """The job's newest eval that reported queued allocations: its Queued figures."""
+    return max((e for e in txn.by_index(t.EVALS, "job", job_id)
+                if e.QueuedAllocations is not None),
+               key=lambda e: (e.ModifyIndex, e.ID), default=None)
+
+
+def summary_bucket(alloc: Allocation, summary) -> str | None:
+    """The summary counter ``alloc`` adds to (``Running``...), or None when it counts
+    nowhere: a status without a bucket, or an earlier job that had the same ID."""
+    if alloc.Job is not None and alloc.Job.CreateIndex != summary.CreateIndex:
+        return None
+    return _BUCKETS.get(alloc.ClientStatus)
 
 
 def refresh_summary(txn: Txn, job_id: str) -> None:

@@ -14,7 +14,7 @@ from typing import Callable
 
 from msgspec.structs import replace
 
-from fsm import allocs, deployments
+from fsm import allocs, deployments, gc
 from fsm import entries as e
 from fsm import jobs
 from fsm import schema as t
@@ -61,6 +61,7 @@ class FSM:
             e.EntryType.PERIODIC_LAUNCH: self._periodic_launch,
             e.EntryType.BATCH: self._batch_inside,
             e.EntryType.LEADER_EPOCH: self._leader_epoch,
+            e.EntryType.CORE_GC: self._core_gc,
         }
         missing = set(e.EntryType) - set(self._appliers)
         if missing:
@@ -329,6 +330,9 @@ class FSM:
         txn.put(t.LEADERSHIP, LeaderEpoch(Index=txn.index, ModifyIndex=txn.index,
                                           CreateIndex=old.CreateIndex if old else txn.index))
         return {"Epoch": txn.index}
+
+    def _core_gc(self, txn: Txn, body: e.CoreGC) -> dict:
+        return gc.collect(txn, body)
 
     def _plan_results(self, txn: Txn, body: e.PlanResults) -> dict:
         # A deposed leader's applier may still have a plan in flight (the submit retries

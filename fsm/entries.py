@@ -38,6 +38,7 @@ class EntryType(IntEnum):
     PERIODIC_LAUNCH = 17  # the leader's periodic dispatcher launching one scheduled slot
     BATCH = 18            # several entries committed by one raft round (group commit)
     LEADER_EPOCH = 19     # a new leader's first entry, before its scheduler starts
+    CORE_GC = 20          # the core garbage collector: dead evals, allocs, jobs, ...
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -207,6 +208,23 @@ class LeaderEpochStart(Request):
     is the epoch that leader's plans carry."""
 
 
+class CoreGC(Request):
+    """What the garbage collector chose to delete, each object by ID with the
+    ModifyIndex it had when chosen (its age was judged on that version). The FSM
+    deletes an object only if it is unchanged and still eligible (``fsm.gc``), so a
+    stale choice never deletes anything live."""
+    Jobs: dict[str, int] | None = None
+    Evals: dict[str, int] | None = None
+    Allocs: dict[str, int] | None = None
+    Deployments: dict[str, int] | None = None
+    Nodes: dict[str, int] | None = None
+    # The collector's clock (unix ns) and the index it had applied when it read it:
+    # every entry up to Applied was applied by Now. Recorded (``GCWitness``), so any
+    # leader can tell how old an index is (deployments carry no time of their own).
+    Now: int = 0
+    Applied: int = 0
+
+
 class Batch(Request):
     """Entries that reached the leader together, replicated as one raft entry and
     applied one after the other at its index, each answered as if it were alone (its
@@ -234,6 +252,7 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.PERIODIC_LAUNCH: PeriodicLaunch,
     EntryType.BATCH: Batch,
     EntryType.LEADER_EPOCH: LeaderEpochStart,
+    EntryType.CORE_GC: CoreGC,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}
 _decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}

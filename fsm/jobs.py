@@ -120,6 +120,7 @@ def purge_job(txn: Txn, job: Job) -> None:
     for v in txn.by_index(t.JOB_VERSIONS, "job", job.ID):
         txn.delete(t.JOB_VERSIONS, (v.ID, v.Version))
     txn.delete(t.JOB_SUMMARIES, job.ID)
+    txn.delete(t.COLLECTED_ALLOCS, job.ID)
     txn.delete(t.PERIODIC_LAUNCHES, job.ID)
     if job.ParentID:
         # a purged child counts as dead from now on (no-op if it already was)

@@ -49,6 +49,8 @@ PERIODIC_LAUNCHES = "periodic_launches"
 NODES = "nodes"
 REQUESTS = "requests"
 LEADERSHIP = "leadership"
+COLLECTED_ALLOCS = "collected_allocs"
+GC_WITNESS = "gc_witness"
 
 SCHEMA: dict[str, Table] = _declare(
     Table(JOBS, s.Job, primary=lambda j: j.ID,
@@ -80,4 +82,8 @@ SCHEMA: dict[str, Table] = _declare(
     Table(REQUESTS, s.RequestResult, primary=lambda r: r.RequestID),
     # One row: where the current leader's epoch began (fences plans of deposed leaders).
     Table(LEADERSHIP, s.LeaderEpoch, primary=lambda r: r.ID),
+    # What garbage-collected allocations of live jobs still count in their summaries.
+    Table(COLLECTED_ALLOCS, s.CollectedAllocs, primary=lambda r: r.JobID),
+    # One row: when log indexes were applied (the garbage collector's time table).
+    Table(GC_WITNESS, s.GCWitness, primary=lambda r: r.ID),
 )

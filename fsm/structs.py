@@ -440,6 +440,28 @@ class JobSummary(Record):
     ModifyIndex: int = 0
 
 
+class CollectedAllocs(Record):
+    """Per group, the summary buckets of a job's allocations that the garbage collector
+    deleted while the job lived on: summaries are recounted from the allocations, and
+    these still count (``fsm.allocs.summarize``). Not served over HTTP."""
+    JobID: str = ""
+    JobCreateIndex: int = 0       # the job incarnation the counts belong to
+    Summary: dict[str, TaskGroupSummary] = {}
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class GCWitness(Record):
+    """When log indexes were applied, as the garbage collector saw it: entry
+    ``Applied[i]`` and all before it had been applied by unix time ``Times[i]`` (ns).
+    Ascending; thinned to at most ``fsm.gc.WITNESS_SAMPLES`` (Nomad's TimeTable)."""
+    ID: str = "gc"
+    Applied: list[int] = []
+    Times: list[int] = []
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
 class PeriodicLaunch(Record):
     ID: str = ""
     Namespace: str = "default"

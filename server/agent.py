@@ -18,6 +18,7 @@ import time
 import uvicorn
 
 from fsm.apply import FSM
+from scheduler.core_gc import CoreGarbageCollector, Thresholds
 from scheduler.deployment_watcher import DeploymentWatcher
 from scheduler.periodic import PeriodicDispatcher
 from server import ids
@@ -26,6 +27,7 @@ from server.http.app import build_app
 from server.heartbeats import HeartbeatTracker
 from server.jobspec.periodic import launch_due
 from server.leader import LeaderServices, begin_leadership
+from server.metrics import count_collected
 from server.notify import Notifier
 from server.raft import RaftNode, RaftSettings
 from server.rpc.status import start_server as start_rpc
@@ -65,6 +67,16 @@ class Agent:
             notifier=lambda: self.notifier, due=launch_due, now=time.time_ns,
             new_id=ids.uuid4_str, request_id=ids.request_id)
         self.leader_services.add(self.periodic)
+        cc = config.cluster
+        self.core_gc = CoreGarbageCollector(
+            lambda: self.fsm.state, self.raft.submit, time.time_ns, ids.request_id,
+            interval=cc.duration_ns("gc_interval") / 1e9,
+            thresholds=Thresholds(eval_ns=cc.duration_ns("eval_gc_threshold"),
+                                  job_ns=cc.duration_ns("job_gc_threshold"),
+                                  deployment_ns=cc.duration_ns("deployment_gc_threshold"),
+                                  node_ns=cc.duration_ns("node_gc_threshold")),
+            count=count_collected)
+        self.leader_services.add(self.core_gc)
         self._leadership_task: asyncio.Task | None = None
         self.raft.on_leadership = self._on_leadership
 

@@ -10,6 +10,8 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 
+from server.jobspec.duration import parse_go_duration
+
 
 class ConfigError(Exception):
     pass
@@ -24,6 +26,17 @@ class ClusterConfig:
     job_tracked_versions: int = 6
     snapshot_threshold: int = 20000   # log entries between snapshots (log compaction)
     scheduler_workers: int = 2        # scheduling workers on the leader
+    # the core garbage collector (Go durations): how often it runs, and how long an
+    # object must have been dead before it is collected (Nomad's defaults)
+    gc_interval: str = "5m"
+    eval_gc_threshold: str = "1h"
+    job_gc_threshold: str = "4h"
+    deployment_gc_threshold: str = "1h"
+    node_gc_threshold: str = "24h"
+
+    def duration_ns(self, key: str) -> int:
+        """A duration setting in nanoseconds (validated by ``parse``)."""
+        return parse_go_duration(getattr(self, key))
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,11 @@ class Config:
 
 _CLUSTER_KEYS = {"region": str, "datacenter": str, "data_dir": str, "raft_secret": str,
                  "job_tracked_versions": int, "snapshot_threshold": int,
-                 "scheduler_workers": int}
+                 "scheduler_workers": int, "gc_interval": str, "eval_gc_threshold": str,
+                 "job_gc_threshold": str, "deployment_gc_threshold": str,
+                 "node_gc_threshold": str}
+_DURATION_KEYS = ("gc_interval", "eval_gc_threshold", "job_gc_threshold",
+                  "deployment_gc_threshold", "node_gc_threshold")
 _SERVER_KEYS = ("name", "http", "rpc", "raft")
 _SERVER_OPTIONAL_KEYS = ("raft_peers",)
 _TOP_KEYS = {"cluster", "servers", "clients"}
@@ -160,6 +177,14 @@ def parse(raw: dict, source: str = "cluster.toml") -> Config:
     if cluster.snapshot_threshold < 10:
         raise ConfigError(f"{source}: cluster.snapshot_threshold: must be at least 10, got "
                           f"{cluster.snapshot_threshold}")
+    for key in _DURATION_KEYS:
+        value = getattr(cluster, key)
+        try:
+            ns = parse_go_duration(value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: cluster.{key}: bad duration {value!r}: {exc}") from None
+        if ns <= 0:
+            raise ConfigError(f"{source}: cluster.{key}: must be positive, got {value!r}")
     if not os.path.isabs(cluster.data_dir):
         base = os.path.dirname(os.path.abspath(source)) if os.path.exists(source) else os.getcwd()
         cluster = replace(cluster, data_dir=os.path.join(base, cluster.data_dir))

@@ -51,3 +51,8 @@ class Metrics:
 
 
 METRICS = Metrics()
+
+
+def count_collected(kind: str, n: int) -> None:
+    """Objects the garbage collector deleted, by kind (``caravan.gc.evals`` ...)."""
+    METRICS.incr(f"caravan.gc.{kind.lower()}", n)

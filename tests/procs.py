@@ -144,9 +144,10 @@ class Cluster:
 
 def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6,
                  snapshot_threshold: int = 20000, clients: int = 0,
-                 client_toml: str = "") -> Cluster:
+                 client_toml: str = "", cluster_toml: str = "") -> Cluster:
     """``n`` servers and ``clients`` client agents (each with ``client_toml`` added to
-    its ``[[clients]]`` entry) described by one generated cluster file."""
+    its ``[[clients]]`` entry) described by one generated cluster file; ``cluster_toml``
+    is added to its ``[cluster]`` table."""
     ports = free_ports(3 * n + clients)
     servers, blocks = [], []
     for i in range(n):
@@ -164,7 +165,8 @@ def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6,
     path = tmp / "cluster.toml"
     path.write_text(f'[cluster]\ndata_dir = "{tmp / "data"}"\nraft_secret = "test-secret"\n'
                     f"job_tracked_versions = {tracked_versions}\n"
-                    f"snapshot_threshold = {snapshot_threshold}\n\n" + "\n".join(blocks))
+                    f"snapshot_threshold = {snapshot_threshold}\n{cluster_toml}\n\n"
+                    + "\n".join(blocks))
     for s in servers:
         s.args = ["-config", str(path), "-server", s.name]
     for c in client_procs:

@@ -20,7 +20,7 @@ from server.http import (alloc_reads, client_fs, deployment_reads, deployment_wr
                          eval_reads, node_reads)
 from server.http import job_reads as r
 from server.http import job_writes as w
-from server.http import status
+from server.http import status, system
 from server.http import job_parse
 from server.http.common import WRITE_METHODS, ApiError, check_method
 from server.raft import ApplyTimeout, NoLeaderError
@@ -124,6 +124,7 @@ ROUTES = [
     Route("/v1/agent/health", _guarded(status.health), methods=ALL_METHODS),
     Route("/v1/agent/members", _guarded(status.members), methods=ALL_METHODS),
     Route("/v1/metrics", _guarded(status.metrics), methods=["GET"]),
+    Route("/v1/system/gc", _guarded(system.garbage_collect), methods=ALL_METHODS),
     Route("/v1/nodes", _guarded(node_reads.list_nodes), methods=ALL_METHODS),
     Route("/v1/node/{node_id}/allocations", _guarded(node_reads.node_allocations),
           methods=ALL_METHODS),

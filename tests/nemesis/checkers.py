@@ -140,6 +140,15 @@ def check_versions(ops: list[Op], versions: dict[str, list[dict]]) -> tuple[list
     return problems, lost
 
 
+def merge_versions(archived: dict[str, list[dict]], final: dict[str, list[dict]]
+                   ) -> dict[str, list[dict]]:
+    """Each job's versions as the checkers see them: the final state's while the job is
+    still there (so a version lost after it was archived is still caught), else what
+    the archiver recorded before the garbage collector could delete it (``archive.py``)."""
+    return {key: final.get(key) or archived.get(key) or []
+            for key in sorted(set(archived) | set(final))}
+
+
 def check_dispatches(ops: list[Op], existing: set[str]) -> tuple[list[str], int]:
     missing = [o for o in ops if o.f == "dispatch" and o.result == "ok" and
                o.out not in existing]

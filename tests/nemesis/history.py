@@ -3,7 +3,8 @@
 An operation is written twice: ``{"type": "invoke", ...}`` when it starts and, when
 it ends, the same ``id`` with ``type`` one of ``ok`` (it happened), ``fail`` (it
 certainly did not) or ``unknown`` (it may have happened, now or later). Times are
-seconds since the run started (monotonic). Faults are recorded as ``type": "fault"``.
+seconds since the run started (monotonic). Faults are recorded as ``type": "fault"``,
+and the archiver's evidence as ``"type": "versions"`` / ``"children"``.
 """
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ class History:
         self._write({"type": kind, "id": op_id, "value": value, "error": error,
                      "time": self.now()})
 
+    def evidence(self, kind: str, **info) -> None:
+        """What the archiver saw before the garbage collector may delete it:
+        ``versions`` of a retired job, ``children`` of the dispatch parent."""
+        self._write({"type": kind, "time": self.now(), **info})
+
     def fault(self, name: str, phase: str, **info) -> None:
         self._write({"type": "fault", "name": name, "phase": phase, "time": self.now(),
                      **info})
@@ -69,15 +75,22 @@ class Op:
 class Loaded:
     ops: list[Op] = field(default_factory=list)
     faults: list[dict] = field(default_factory=list)
+    versions: dict[str, list[dict]] = field(default_factory=dict)   # archived, by job ID
+    children: set[str] = field(default_factory=set)                 # ever listed
 
 
 def load(path: Path) -> Loaded:
     ops: dict[int, Op] = {}
     faults = []
+    loaded = Loaded()
     with open(path) as f:
         for line in f:
             r = json.loads(line)
-            if r["type"] == "invoke":
+            if r["type"] == "versions":
+                loaded.versions[r["key"]] = r["versions"]
+            elif r["type"] == "children":
+                loaded.children.update(r["ids"])
+            elif r["type"] == "invoke":
                 ops[r["id"]] = Op(r["id"], r["process"], r["f"], r["key"], r["value"],
                                   r["server"], r["time"])
             elif r["type"] == "fault":
@@ -87,4 +100,5 @@ def load(path: Path) -> Loaded:
                 op.result, op.out, op.error = r["type"], r["value"], r["error"]
                 if r["type"] != "unknown":
                     op.complete = r["time"]
-    return Loaded(sorted(ops.values(), key=lambda o: o.id), faults)
+    loaded.ops, loaded.faults = sorted(ops.values(), key=lambda o: o.id), faults
+    return loaded

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from tests.nemesis import checkers
+from tests.nemesis.archive import Archiver
 from tests.nemesis.cluster import NemesisCluster
 from tests.nemesis.history import History, load
 from tests.nemesis.nemesis import FAULTS, Nemesis
@@ -46,6 +48,10 @@ class Result:
     elections_missed: int = 0
     first_write: list[float] = field(default_factory=list)
     first_write_after_kill: list[float] = field(default_factory=list)
+    archived: int = 0     # jobs the archiver stopped and recorded (archive.py)
+    # disk use per server while the run went on: [seconds, {server: {"journal": bytes,
+    # "snapshot": bytes}}], every ``disk_every`` seconds, and once after the checks
+    disk: list = field(default_factory=list)
     history: Path | None = None
 
     @property
@@ -61,7 +67,17 @@ class Result:
                 f"converged_in={_s(self.converged_s)} "
                 f"election p50/max={_pm(self.elections)} (missed {self.elections_missed}) "
                 f"first_write_after_fault p50/max={_pm(self.first_write)} "
-                f"first_write_after_kill p50/max={_pm(self.first_write_after_kill)}")
+                f"first_write_after_kill p50/max={_pm(self.first_write_after_kill)} "
+                f"archived_jobs={self.archived}" + _disk(self.disk))
+
+
+def _disk(samples: list) -> str:
+    """The last disk sample, per server: journal + snapshot in MB."""
+    if not samples:
+        return ""
+    _, sizes = samples[-1]
+    return " disk=" + ",".join(f"{name}:{v['journal'] / 1e6:.1f}+{v['snapshot'] / 1e6:.1f}MB"
+                               for name, v in sorted(sizes.items()))
 
 
 def _s(x: float | None) -> str:
@@ -73,30 +89,84 @@ def _pm(xs: list[float]) -> str:
 
 
 def run(tmp: Path, seconds: float, seed: int, servers: int = 3, clients: int = 2,
-        workers: int = 4, faults: tuple[str, ...] = FAULTS) -> Result:
+        workers: int = 4, faults: tuple[str, ...] = FAULTS,
+        disk_every: float = 0.0) -> Result:
     result = Result(seed, servers, seconds, history=tmp / "history.jsonl")
     cluster = NemesisCluster(tmp, n=servers, clients=clients, seed=seed)
+    sampler = _DiskSampler(cluster, result, disk_every) if disk_every > 0 else None
     try:
         cluster.start()
         leader = cluster.by_name(cluster.wait_leader())
         httpx.post(leader.url + "/v1/jobs", json=parent_job(), timeout=10).raise_for_status()
         history = History(result.history)
-        workload = Workload(history, [(s.name, s.url) for s in cluster.servers], seed,
-                            workers=workers)
+        urls = [(s.name, s.url) for s in cluster.servers]
+        workload = Workload(history, urls, seed, workers=workers)
+        archiver = Archiver(history, urls, workload.keys, workload.key_every, seed=seed)
         nemesis = Nemesis(cluster, history, seed, faults)
+        if sampler is not None:
+            sampler.start()
         workload.start()
+        archiver.start()
         try:
-            nemesis.run(seconds)
+            try:
+                nemesis.run(seconds)
+            finally:
+                workload.stop()
+            result.faults = nemesis.injected
+            _heal(cluster)
+            archived_all = archiver.finish()
         finally:
-            workload.stop()
+            archiver.close()
             history.close()
-        result.faults = nemesis.injected
-        _heal(cluster)
+        result.archived = archiver.archived
         result.converged_s = _converge(cluster)
         _check(cluster, result)
+        if not archived_all:
+            result.problems.append("the archiver could not record every finished job's "
+                                   "versions within 60 s of healing")
+        if sampler is not None:
+            sampler.sample()
     finally:
+        if sampler is not None:
+            sampler.stop()
         cluster.stop()
     return result
+
+
+class _DiskSampler:
+    """Every ``every`` seconds: each server's raft journal and snapshot sizes."""
+
+    def __init__(self, cluster: NemesisCluster, result: Result, every: float):
+        self.cluster, self.result, self.every = cluster, result, every
+        self.t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="disk")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()
+
+    def sample(self) -> None:
+        sizes = {}
+        for s in self.cluster.servers:
+            raft = self.cluster.tmp / "data" / s.name / "raft"
+            sizes[s.name] = {"journal": _size(raft / "raft.wal"),
+                             "snapshot": _size(raft / "raft.snapshot")}
+        self.result.disk.append([round(time.monotonic() - self.t0, 1), sizes])
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _heal(cluster: NemesisCluster) -> None:
@@ -132,13 +202,15 @@ def _check(cluster: NemesisCluster, result: Result) -> None:
     http = httpx.Client(base_url=cluster.by_name(cluster.wait_leader()).url, timeout=30)
     with http:
         keys = sorted({o.key for o in ops if o.f in ("register", "stop")})
-        versions = {}
+        final = {}
         for key in keys:
             r = http.get(f"/v1/job/{key}/versions")
             if r.status_code != 404:   # never registered: no versions
                 r.raise_for_status()
-            versions[key] = r.json()["Versions"] if r.status_code == 200 else []
-        children = {j["ID"] for j in http.get("/v1/jobs", params={"prefix": PARENT + "/"}).json()}
+            final[key] = r.json()["Versions"] if r.status_code == 200 else []
+        versions = checkers.merge_versions(loaded.versions, final)
+        children = loaded.children | {
+            j["ID"] for j in http.get("/v1/jobs", params={"prefix": PARENT + "/"}).json()}
         nodes = [http.get(f"/v1/node/{n['ID']}").json() for n in http.get("/v1/nodes").json()]
         allocs = {n["ID"]: http.get(f"/v1/node/{n['ID']}/allocations").json() for n in nodes}
     lin = checkers.check_linearizable(ops, versions)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.nemesis.checkers import (check_dispatches, check_linearizable, check_no_overcommit,
-                                    check_versions, linearizable)
+                                    check_versions, linearizable, merge_versions)
 from tests.nemesis.history import History, Op, load
 
 INF = float("inf")
@@ -106,3 +106,24 @@ def test_history_file_round_trip(tmp_path):
     assert [o.result for o in loaded.ops] == ["unknown", "ok"]
     assert loaded.ops[0].complete == INF and loaded.ops[1].out == [0, "w0:1", False]
     assert loaded.faults[0]["target"] == "s1"
+
+
+def test_versions_of_a_collected_job_come_from_the_archive():
+    a, stop = {"Version": 0, "Meta": {"w": "a"}}, \
+        {"Version": 1, "Meta": {"w": "a"}, "Stop": True, "JobModifyIndex": 9}
+    ops = [op(0, "register", 0, 1, "a"), op(1, "stop", 2, 3, out=9)]
+    # collected after the archiver recorded it: the archive speaks for it
+    merged = merge_versions({"j": [stop, a]}, {"j": []})
+    assert merged == {"j": [stop, a]} and check_versions(ops, merged) == ([], 0)
+    # still there: the final state speaks, so a version lost after archiving is caught
+    again = {"Version": 2, "Meta": {"w": "b"}}
+    assert merge_versions({"j": [stop, a]}, {"j": [again, stop, a]})["j"][0] == again
+    problems, lost = check_versions(ops, merge_versions({"j": [stop, a]}, {"j": [a]}))
+    assert lost == 1 and "op 1 stop" in problems[0]
+    # an acknowledged write in neither is still a lost write
+    problems, lost = check_versions(ops + [op(2, "register", 4, 5, "c")],
+                                    merge_versions({"j": [stop, a]}, {}))
+    assert lost == 1 and "op 2 register" in problems[0]
+    # and a gap in the archived versions is still a gap
+    problems, _ = check_versions([], merge_versions({"j": [again, a]}, {}))
+    assert "gaps" in problems[0]

@@ -9,7 +9,8 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
 - no node is overcommitted: the CPU, memory and disk of its non-terminal allocations
   fit what it offers, and no two of them (nor the node's reserved ports) hold the same
   port on the same IP;
-- every job summary equals a recomputation from the allocations (``fsm.allocs``);
+- every job summary equals a recomputation from the allocations (``fsm.allocs``; the
+  garbage collector's baseline of collected allocations included);
 - an allocation never changes node, job, group or name once created.
 
 Table indexes are checked monotonic per replica by ``tests.sim.memlog``.
@@ -68,7 +69,7 @@ def _check_allocs_keep_identity(old: State, new: State) -> None:
 
 def _jobs_changed(old: State, new: State) -> set[str]:
     jobs: set[str] = set()
-    for table in (t.ALLOCS, t.EVALS, t.JOB_SUMMARIES):
+    for table in (t.ALLOCS, t.EVALS, t.JOB_SUMMARIES, t.COLLECTED_ALLOCS):
         before, after = old.tables[table].rows, new.tables[table].rows
         if before is after:
             continue

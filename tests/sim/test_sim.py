@@ -40,6 +40,13 @@ def test_seed(sim_seed):
     assert outcome.stats.get("register ok", 0) > 0, outcome.stats
 
 
+def test_the_garbage_collector_runs_during_a_seed():
+    """The leader's collector deletes evals, allocs and dead jobs while the invariants
+    (summaries equal their recount among them) are checked after every entry."""
+    stats = run_seed(0, config_for(0)).stats
+    assert stats.get("gc entries", 0) > 0 and stats.get("gc objects proposed", 0) > 0
+
+
 def test_a_seed_replays_identically():
     """The same seed gives the same trace (every commit, fault, client and node event,
     with its virtual time), twice in this process and once in a fresh one whose

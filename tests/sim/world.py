@@ -33,6 +33,7 @@ from fsm.store import state_hash
 from fsm.structs import (Allocation, DriverInfo, Job, NetworkResource,
                          Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
                          NodeReservedNetworkResources, NodeReservedResources, NodeResources)
+from scheduler.core_gc import CoreGarbageCollector, Thresholds
 from server import ids
 from server.heartbeats import HeartbeatTracker
 from server.http import job_writes
@@ -48,6 +49,13 @@ from tests.sim.vloop import Deadlock, VirtualTimeLoop
 WALL_ORIGIN = 1_767_225_600.0    # the virtual wall clock starts at 2026-01-01T00:00:00Z
 HEARTBEAT_TTL = 2.0
 HEARTBEAT_GRACE = 2.0
+# The core garbage collector runs every few virtual seconds with thresholds short
+# enough that runs collect evals, allocations, stopped jobs and finished dispatched
+# children while the workload goes on. Nodes are kept: a SimNode does not register
+# again after the servers forgot it (real clients and nodesim do).
+GC_INTERVAL = 2.0
+GC_THRESHOLDS = Thresholds(eval_ns=3 * 10**9, job_ns=5 * 10**9, deployment_ns=3 * 10**9,
+                           node_ns=3600 * 10**9)
 _json = msgspec.json.Encoder()
 
 
@@ -107,6 +115,9 @@ class SimServer:
             self, ttl=HEARTBEAT_TTL, grace=HEARTBEAT_GRACE, clock=loop.time,
             wall_clock=w.now, rng=w.rng_for(f"heartbeats/{self.name}/{replica.incarnation}"))
         self.leader_services.add(self.heartbeats)
+        self.leader_services.add(CoreGarbageCollector(
+            lambda: replica.fsm.state, replica.submit, w.now_ns, ids.request_id,
+            interval=GC_INTERVAL, thresholds=GC_THRESHOLDS))
         self.node_service = NodeService(self, self.heartbeats, clock=w.now)
         self._leadership_task = None
 
@@ -407,6 +418,7 @@ class World:
         self.nodes = [SimNode(self, i) for i in range(config.nodes)]
         self.clients = [Client(self, i) for i in range(config.clients)]
         self.faults = collections.Counter()
+        self.collected = collections.Counter()
 
     # --- determinism -----------------------------------------------------------------------------
 
@@ -433,7 +445,12 @@ class World:
             self.checks.check(state)
             self._checked_upto = index
             blob = self.raft.log[index - 1]
-            etype, _ = e.decode(blob)
+            etype, body = e.decode(blob)
+            if etype == e.EntryType.CORE_GC:
+                self.collected["gc entries"] += 1
+                self.collected["gc objects proposed"] += sum(
+                    len(getattr(body, k) or ()) for k in ("Jobs", "Evals", "Allocs",
+                                                          "Deployments", "Nodes"))
             digest = hashlib.blake2b(blob, digest_size=6).hexdigest()
             self.trace(f"commit {index} {etype.name} {digest}")
         if replica.applied_index() == index and self._batch_end(replica, index):
@@ -464,7 +481,7 @@ class World:
             self._shutdown()
         return Outcome(self.seed, self._trace_hash.hexdigest(), len(self.raft.log),
                        self.loop.time(), self.checks.checked, self.hashes.compared,
-                       {**self.raft.stats, **self.faults,
+                       {**self.raft.stats, **self.faults, **self.collected,
                         **{k: sum(c.ops[k] for c in self.clients)
                            for k in sorted({k for c in self.clients for k in c.ops})}})
 
