@@ -37,6 +37,7 @@ log = logging.getLogger("caravan.deployments")
 TRIGGER = "deployment-watcher"
 MIN_PASS_INTERVAL = 0.05     # seconds: coalesce bursts of health reports into one pass
 MAX_PASS_INTERVAL = 1.0      # look again at least this often (progress deadlines)
+_NO_CUTOFF = 2 ** 63
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,16 @@ class DeploymentWatcher:
         self._task: asyncio.Task | None = None
         # deployment id -> (ModifyIndex looked at, its progress cutoff then)
         self._seen: dict[str, tuple[int, int]] = {}
+        # the deployments table as of the last full look, and the earliest progress
+        # cutoff then pending: while both still hold, a pass has nothing to look at
+        self._looked_at = None
+        self._next_cutoff = 0
         self.actions = 0
 
     async def start(self) -> None:
         if self._task is None:
             self._seen.clear()
+            self._looked_at = None
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
@@ -197,17 +203,28 @@ class DeploymentWatcher:
         progress deadline has passed, and act on what ``decide`` says."""
         state = self._state()
         now = self._now_ns()
-        active = state.by_index(t.DEPLOYMENTS, "active", True)
-        live = {d.ID for d in active}
-        for gone in [k for k in self._seen if k not in live]:
-            del self._seen[gone]
-        for d in active:
-            seen = self._seen.get(d.ID)
-            if seen is not None and seen[0] == d.ModifyIndex and not (seen[1] and now > seen[1]):
-                continue
+        table = state.tables[t.DEPLOYMENTS]
+        if table is self._looked_at and now <= self._next_cutoff:
+            return   # no deployment changed and no deadline passed (a table is immutable)
+        looked_at = table
+        active = table.indexes["active"].get(True) or {}
+        if len(self._seen) > len(active):
+            for gone in [k for k in self._seen if k not in active]:
+                del self._seen[gone]
+        changed, next_cutoff = [], _NO_CUTOFF
+        for pk in active:   # unordered (cheap); what changed is handled in ID order below
+            d = table.rows[pk]
+            seen = self._seen.get(pk)
+            if seen is None or seen[0] != d.ModifyIndex or (seen[1] and now > seen[1]):
+                changed.append(d)
+            elif seen[1]:
+                next_cutoff = min(next_cutoff, seen[1])
+        for d in sorted(changed, key=lambda d: d.ID):
             action = decide(state, d, now)
             cutoff = progress_cutoff(d) if d.Status == "running" else 0
             self._seen[d.ID] = (d.ModifyIndex, cutoff)
+            if cutoff:
+                next_cutoff = min(next_cutoff, cutoff)
             if action is None:
                 continue
             body = entry_for(state, d, action, self._new_id(), now, self._request_id())
@@ -216,5 +233,7 @@ class DeploymentWatcher:
             if "Error" in result:   # e.g. an operator finished it meanwhile
                 log.info("deployment %s: %s refused: %s", d.ID, action.kind, result["Error"])
                 self._seen.pop(d.ID, None)
+                looked_at = None   # look at it again next pass
             else:
                 log.info("deployment %s: %s %s", d.ID, action.kind, action.description)
+        self._looked_at, self._next_cutoff = looked_at, next_cutoff
