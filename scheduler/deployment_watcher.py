@@ -36,6 +36,7 @@ log = logging.getLogger("caravan.deployments")
 
 TRIGGER = "deployment-watcher"
 MIN_PASS_INTERVAL = 0.05     # seconds: coalesce bursts of health reports into one pass
+SCAN_BACKOFF = 20            # and wait at least this many times what the last scan took
 MAX_PASS_INTERVAL = 1.0      # look again at least this often (progress deadlines)
 _NO_CUTOFF = 2 ** 63
 
@@ -170,6 +171,7 @@ class DeploymentWatcher:
         # cutoff then pending: while both still hold, a pass has nothing to look at
         self._looked_at = None
         self._next_cutoff = 0
+        self._scan_s = 0.0           # how long the last scan of the active ones took
         self.actions = 0
 
     async def start(self) -> None:
@@ -196,7 +198,9 @@ class DeploymentWatcher:
                 await notifier.wait(watch, MAX_PASS_INTERVAL)
             finally:
                 notifier.unwatch(watch)
-            await asyncio.sleep(MIN_PASS_INTERVAL)
+            # Every change of the table means a scan of all active deployments; with
+            # thousands of them (each new service job has one) scans are rationed.
+            await asyncio.sleep(max(MIN_PASS_INTERVAL, SCAN_BACKOFF * self._scan_s))
 
     async def run_once(self) -> None:
         """Look at every active deployment that changed since the last look, or whose
@@ -207,6 +211,7 @@ class DeploymentWatcher:
         if table is self._looked_at and now <= self._next_cutoff:
             return   # no deployment changed and no deadline passed (a table is immutable)
         looked_at = table
+        started = self._now_ns()   # the injected clock: virtual in the simulation
         active = table.indexes["active"].get(True) or {}
         if len(self._seen) > len(active):
             for gone in [k for k in self._seen if k not in active]:
@@ -219,6 +224,7 @@ class DeploymentWatcher:
                 changed.append(d)
             elif seen[1]:
                 next_cutoff = min(next_cutoff, seen[1])
+        self._scan_s = max(0, self._now_ns() - started) / 1e9
         for d in sorted(changed, key=lambda d: d.ID):
             action = decide(state, d, now)
             cutoff = progress_cutoff(d) if d.Status == "running" else 0
