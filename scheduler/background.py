@@ -11,3 +11,30 @@ async def cancel_and_wait(task: asyncio.Task | None) -> None:
         return
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+class LeaderLoop:
+    """A leader-only service whose work is one background task, ``_run``: ``start()``
+    (with leadership; ``_reset`` first forgets what an earlier leadership learnt) and
+    ``stop()`` (cancels the task and waits for it to end). For ``LeaderServices.add``."""
+
+    _task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._reset()
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def _reset(self) -> None:
+        """Called before each start."""
+
+    async def _run(self) -> None:
+        raise NotImplementedError

@@ -29,7 +29,7 @@ from fsm import gc
 from fsm import schema as t
 from fsm.jobs import EVAL_TERMINAL
 from fsm.store import State
-from scheduler.background import cancel_and_wait
+from scheduler.background import LeaderLoop
 
 log = logging.getLogger("caravan.gc")
 
@@ -149,7 +149,7 @@ def _unsampled_deployment(state: State) -> bool:
                for d in state.rows(t.DEPLOYMENTS))
 
 
-class CoreGarbageCollector:
+class CoreGarbageCollector(LeaderLoop):
     """The leader-only service: ``async start()/stop()`` for ``LeaderServices.add``.
 
     ``state()`` returns the current snapshot, ``submit(blob)`` replicates an entry,
@@ -165,17 +165,8 @@ class CoreGarbageCollector:
         self._request_id = request_id
         self.interval = interval
         self.thresholds = thresholds
-        self._task: asyncio.Task | None = None
         self._count = count
         self.collected = {"Jobs": 0, "Evals": 0, "Allocs": 0, "Deployments": 0, "Nodes": 0}
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

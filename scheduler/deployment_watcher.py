@@ -30,7 +30,7 @@ from fsm import schema as t
 from fsm.store import State
 from fsm.structs import Deployment, Evaluation, Job
 from fsm.times import parse_rfc3339
-from scheduler.background import cancel_and_wait
+from scheduler.background import LeaderLoop
 
 log = logging.getLogger("caravan.deployments")
 
@@ -152,7 +152,7 @@ def entry_for(state: State, d: Deployment, action: Action, eval_id: str, now_ns:
 # --- the leader-only service ---------------------------------------------------------------------
 
 
-class DeploymentWatcher:
+class DeploymentWatcher(LeaderLoop):
     """Started and stopped with leadership (``LeaderServices.add``)."""
 
     def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
@@ -164,7 +164,6 @@ class DeploymentWatcher:
         self._now_ns = now_ns
         self._new_id = new_id
         self._request_id = request_id
-        self._task: asyncio.Task | None = None
         # deployment id -> (ModifyIndex looked at, its progress cutoff then)
         self._seen: dict[str, tuple[int, int]] = {}
         # the deployments table as of the last full look, and the earliest progress
@@ -174,15 +173,9 @@ class DeploymentWatcher:
         self._scan_s = 0.0           # how long the last scan of the active ones took
         self.actions = 0
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._seen.clear()
-            self._looked_at = None
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
+    def _reset(self) -> None:
+        self._seen.clear()
+        self._looked_at = None
 
     async def _run(self) -> None:
         while True:

@@ -20,14 +20,13 @@ its launch record is written after the child, so it can double or skip one).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Callable
 
 from fsm import entries as e
 from fsm import schema as t
 from fsm.structs import Evaluation, Job
-from scheduler.background import cancel_and_wait
+from scheduler.background import LeaderLoop
 
 log = logging.getLogger("caravan.periodic")
 
@@ -35,7 +34,7 @@ _MAX_SLEEP = 60.0     # re-read the state at least this often (seconds)
 _RETRY_AFTER = 0.5    # after a failed submission (no leader for a moment)
 
 
-class PeriodicDispatcher:
+class PeriodicDispatcher(LeaderLoop):
     """``async start()/stop()`` for ``LeaderServices.add``.
 
     ``state()`` returns the current state snapshot; ``submit(blob)`` replicates an
@@ -54,18 +53,9 @@ class PeriodicDispatcher:
         self._now = now
         self._new_id = new_id
         self._request_id = request_id
-        self._task: asyncio.Task | None = None
         self._bad_specs: set[tuple[str, int]] = set()   # logged once per job version
         self.launched = 0   # children created by this dispatcher (for logs and tests)
         self.skipped = 0    # slots skipped for ProhibitOverlap
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         notifier = self._notifier()

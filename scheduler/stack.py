@@ -23,7 +23,7 @@ from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Chec
                                 distinct_hosts, distinct_property, driver_checker, escapes,
                                 filter_node, group_constraints, in_datacenters, in_pool,
                                 network_checker)
-from scheduler.rank import (ScoreBoard, binpack, job_anti_affinity, limit, max_score,
+from scheduler.rank import (ScoreBoard, Usage, binpack, job_anti_affinity, limit, max_score,
                             live_usage, normalize_scores, sum_usage)
 
 

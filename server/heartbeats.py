@@ -34,7 +34,7 @@ from typing import Callable
 from fsm import entries as e
 from fsm import schema as t
 from fsm.structs import Evaluation
-from scheduler.background import cancel_and_wait
+from scheduler.background import LeaderLoop
 from server import ids
 
 log = logging.getLogger("caravan.heartbeats")
@@ -90,7 +90,7 @@ def node_update_evals(state, node_id: str, now_ns: int, *,
             for (ns, job_id), (prio, jtype) in sorted(jobs.items())]
 
 
-class HeartbeatTracker:
+class HeartbeatTracker(LeaderLoop):
     """Leader-only node TTLs. ``touch`` on every registration and heartbeat; ``start``
     and ``stop`` with leadership (it has ``async start()/stop()`` for
     ``LeaderServices.add``)."""
@@ -114,7 +114,6 @@ class HeartbeatTracker:
         self._deadlines: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []   # (deadline, node id); stale entries skipped
         self._expiring: dict[str, asyncio.Future] = {}
-        self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self.expired_total = 0
 
@@ -151,10 +150,8 @@ class HeartbeatTracker:
 
     # --- leadership ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def _reset(self) -> None:
         """On gaining leadership: a fresh TTL for every node that is not down."""
-        if self._task is not None:
-            return
         self._deadlines.clear()
         self._heap.clear()
         nodes = [n for n in self.agent.fsm.state.rows(t.NODES) if n.Status != "down"]
@@ -163,19 +160,13 @@ class HeartbeatTracker:
         for node in nodes:
             self._arm(node.ID, now + ttl + self.grace)
         self._wake = asyncio.Event()
-        self._task = asyncio.ensure_future(self._run())
         log.info("heartbeat timers started for %d nodes (ttl %.1fs, grace %.1fs)",
                  len(nodes), ttl, self.grace)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
+        await super().stop()
         self._deadlines.clear()
         self._heap.clear()
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None
 
     # --- expiry ------------------------------------------------------------------------------
 
