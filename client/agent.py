@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class ClientAgent:
         self.conn = ServerConn(settings.servers)
         self.processes = ProcessRecord(self.state_dir)
         self.runners: dict[str, AllocRunner] = {}
+        self._swept_for: set[str] | None = None   # the allocation set last swept against
         self.node = None
         self.ttl = 10.0
         self.stats = ReportStats()
@@ -166,6 +168,25 @@ class ClientAgent:
             for alloc_id in [a for a in self.runners if a not in present]:
                 runner = self.runners.pop(alloc_id)   # collected by the servers
                 asyncio.ensure_future(runner.destroy())
+            if present != self._swept_for:
+                self._swept_for = present
+                await self._sweep(present)
+
+    async def _sweep(self, present: set[str]) -> None:
+        """Remove the directories of allocations the servers no longer hold for this node
+        and nothing here runs. A running agent removes an allocation's directory when the
+        servers collect it; one that was down then (or restarted since it ran it) would
+        otherwise keep it forever."""
+        try:
+            names = os.listdir(self.alloc_dir)
+        except OSError:
+            return
+        stale = [os.path.join(self.alloc_dir, n) for n in names
+                 if n not in present and n not in self.runners]
+        if stale:
+            log.info("removing %d allocation directories the servers no longer hold",
+                     len(stale))
+            await asyncio.to_thread(_remove_all, stale)
 
     def _handle(self, alloc: Allocation) -> None:
         runner = self.runners.get(alloc.ID)
@@ -229,3 +250,8 @@ def _stopped(alloc: Allocation) -> AllocClientState:
 
 def default_name() -> str:
     return socket.gethostname()
+
+
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)

@@ -210,6 +210,21 @@ def test_mock_driver(dev):
     assert events[-1]["RestartReason"] == "Error was unrecoverable"
 
 
+def test_directories_of_allocations_the_servers_no_longer_hold_are_removed(dev):
+    http, tmp = dev
+    # what an agent that was down while the servers collected its allocation keeps
+    stray = tmp / "dev" / "client" / "alloc" / str(uuid.uuid4())
+    (stray / "alloc" / "logs").mkdir(parents=True)
+    (stray / "alloc" / "logs" / "t.stdout.0").write_text("old output\n")
+    jid = f"sweep-{uuid.uuid4().hex[:6]}"
+    tasks = [{"Name": "ok", "Driver": "mock", "Config": {"run_for": "10ms"}}]
+    http.post("/v1/jobs", json=job(jid, tasks)).raise_for_status()
+    allocs = wait_allocs(http, jid, lambda a: a[0]["ClientStatus"] == "complete")
+    wait_until(lambda: not stray.exists(), 30, "the stray allocation directory removed")
+    # the finished allocation the servers still hold keeps its directory (and its logs)
+    assert (tmp / "dev" / "client" / "alloc" / allocs[0]["ID"]).is_dir()
+
+
 def test_sibling_failure_kills_the_others(dev):
     http, _ = dev
     jid = f"sib-{uuid.uuid4().hex[:6]}"
