@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 
 from fsm import entries as e
 from fsm.apply import FSM
+from fsm.store import decode_state
 from fsm.structs import Evaluation
 from server import journal as jm
 from server.journal import DurableJournal, StorageDamaged
@@ -187,7 +189,23 @@ def test_pysyncobj_journal_is_converted(tmp_path):
     assert not os.path.exists(old) and os.path.exists(old + ".converted")
 
 
-def test_snapshot_checksum_catches_damage(tmp_path):
+def _snapshot_now(node) -> int:
+    """Start a background snapshot as pysyncobj does and poll its checker to the end."""
+    from pysyncobj.config import SERIALIZER_STATE
+
+    node._write_snapshot(node._snapshot_path + ".tmp", ((b"x", 1, 1), (b"y", 2, 1), set()))
+    assert not os.path.exists(node._snapshot_path + ".tmp")   # pysyncobj's rename must fail
+    deadline = time.monotonic() + 30
+    while (status := node._snapshot_status()) == SERIALIZER_STATE.SERIALIZING:
+        assert time.monotonic() < deadline
+        node._snapshot_job.join(0.01)
+    assert node._snapshot_status() == SERIALIZER_STATE.NOT_SERIALIZING
+    return status
+
+
+def test_background_snapshot_is_renamed_into_place_only_when_durable(tmp_path):
+    from pysyncobj.config import SERIALIZER_STATE
+
     from server.raft import RaftNode, RaftSettings, _check_snapshot
 
     fsm = FSM()
@@ -195,7 +213,36 @@ def test_snapshot_checksum_catches_damage(tmp_path):
     node = RaftNode(RaftSettings(self_addr="127.0.0.1:1", peers=(), data_dir=str(tmp_path),
                                  password="pw"), fsm)
     path = tmp_path / "raft.snapshot"
-    node._write_snapshot(str(path), ((b"x", 1, 1), (b"y", 2, 1), set()))
+    assert node._snapshot_status() == SERIALIZER_STATE.NOT_SERIALIZING
+    node._write_snapshot(str(path) + ".tmp", ((b"x", 1, 1), (b"y", 2, 1), set()))
+    taken = fsm.state
+    fsm.apply(2, e.encode(e.Noop(RequestID="b")))   # applies go on meanwhile
+    node._snapshot_job.join(30)
+    assert not path.exists()                        # not in place before the checker says so
+    assert node._snapshot_status() == SERIALIZER_STATE.SUCCESS
+    state_blob, _ = _check_snapshot(str(path))
+    assert decode_state(state_blob).last_index == taken.last_index == 1
+    assert not (tmp_path / "raft.snapshot.writing").exists()
+    # a snapshot installed from the leader while ours was being written wins
+    installed = path.read_bytes()
+    node._write_snapshot(str(path) + ".tmp", ((b"x", 2, 1), (b"y", 3, 1), set()))
+    node._snapshot_job.join(30)
+    node._read_snapshot(str(path))                  # what pysyncobj calls on an install
+    assert node._snapshot_status() == SERIALIZER_STATE.FAILED
+    assert path.read_bytes() == installed and not (tmp_path / "raft.snapshot.writing").exists()
+
+
+def test_snapshot_checksum_catches_damage(tmp_path):
+    from pysyncobj.config import SERIALIZER_STATE
+
+    from server.raft import RaftNode, RaftSettings, _check_snapshot
+
+    fsm = FSM()
+    fsm.apply(1, e.encode(e.Noop(RequestID="a")))
+    node = RaftNode(RaftSettings(self_addr="127.0.0.1:1", peers=(), data_dir=str(tmp_path),
+                                 password="pw"), fsm)
+    path = tmp_path / "raft.snapshot"
+    assert _snapshot_now(node) == SERIALIZER_STATE.SUCCESS
     state_blob, _ = _check_snapshot(str(path))
     assert state_blob
     whole = path.read_bytes()
