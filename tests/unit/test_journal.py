@@ -189,6 +189,16 @@ def test_pysyncobj_journal_is_converted(tmp_path):
     assert not os.path.exists(old) and os.path.exists(old + ".converted")
 
 
+def _single_node(tmp_path):
+    """An FSM that applied one entry and a (not started) RaftNode over it."""
+    from server.raft import RaftNode, RaftSettings
+
+    fsm = FSM()
+    fsm.apply(1, e.encode(e.Noop(RequestID="a")))
+    return fsm, RaftNode(RaftSettings(self_addr="127.0.0.1:1", peers=(),
+                                      data_dir=str(tmp_path), password="pw"), fsm)
+
+
 def _snapshot_now(node) -> int:
     """Start a background snapshot as pysyncobj does and poll its checker to the end."""
     from pysyncobj.config import SERIALIZER_STATE
@@ -206,12 +216,9 @@ def _snapshot_now(node) -> int:
 def test_background_snapshot_is_renamed_into_place_only_when_durable(tmp_path):
     from pysyncobj.config import SERIALIZER_STATE
 
-    from server.raft import RaftNode, RaftSettings, _check_snapshot
+    from server.raft import _check_snapshot
 
-    fsm = FSM()
-    fsm.apply(1, e.encode(e.Noop(RequestID="a")))
-    node = RaftNode(RaftSettings(self_addr="127.0.0.1:1", peers=(), data_dir=str(tmp_path),
-                                 password="pw"), fsm)
+    fsm, node = _single_node(tmp_path)
     path = tmp_path / "raft.snapshot"
     assert node._snapshot_status() == SERIALIZER_STATE.NOT_SERIALIZING
     node._write_snapshot(str(path) + ".tmp", ((b"x", 1, 1), (b"y", 2, 1), set()))
@@ -235,12 +242,9 @@ def test_background_snapshot_is_renamed_into_place_only_when_durable(tmp_path):
 def test_snapshot_checksum_catches_damage(tmp_path):
     from pysyncobj.config import SERIALIZER_STATE
 
-    from server.raft import RaftNode, RaftSettings, _check_snapshot
+    from server.raft import _check_snapshot
 
-    fsm = FSM()
-    fsm.apply(1, e.encode(e.Noop(RequestID="a")))
-    node = RaftNode(RaftSettings(self_addr="127.0.0.1:1", peers=(), data_dir=str(tmp_path),
-                                 password="pw"), fsm)
+    fsm, node = _single_node(tmp_path)
     path = tmp_path / "raft.snapshot"
     assert _snapshot_now(node) == SERIALIZER_STATE.SUCCESS
     state_blob, _ = _check_snapshot(str(path))
