@@ -2,6 +2,7 @@
 leadership and cancelled (and awaited) when it is lost."""
 from __future__ import annotations
 
+import abc
 import asyncio
 
 
@@ -13,7 +14,7 @@ async def cancel_and_wait(task: asyncio.Task | None) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-class LeaderLoop:
+class LeaderLoop(abc.ABC):
     """A leader-only service whose work is one background task, ``_run``: ``start()``
     (with leadership; ``_reset`` first forgets what an earlier leadership learnt) and
     ``stop()`` (cancels the task and waits for it to end). For ``LeaderServices.add``."""
@@ -36,5 +37,6 @@ class LeaderLoop:
     def _reset(self) -> None:
         """Called before each start."""
 
+    @abc.abstractmethod
     async def _run(self) -> None:
-        raise NotImplementedError
+        """The service's work, until it is cancelled."""

@@ -6,8 +6,7 @@ import sys
 import click
 from rich.text import Text
 
-from server.commands.client import Client, CommandError
-from server.commands.evaluation import find_by_prefix
+from server.commands.client import Client, CommandError, find_by_prefix
 from server.commands.options import json_option, verbose_option, with_client
 from server.commands.output import age, emit_json, fmt_time, heading, kv, out, short, table
 from server.commands.render import status_text

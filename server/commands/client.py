@@ -88,3 +88,16 @@ def quote_id(job_id: str) -> str:
     """A job ID as a path segment: percent-encoded, so IDs with ``/`` or ``?`` work."""
     from urllib.parse import quote
     return quote(job_id, safe="")
+
+
+def find_by_prefix(client: Client, collection: str, item: str, ident: str, what: str) -> dict:
+    """The object whose ID is ``ident`` or the one that starts with it."""
+    if len(ident) == 36:
+        return client.get(f"{item}/{ident}")
+    matches = client.get(collection, prefix=ident)
+    if len(matches) == 1:
+        return client.get(f"{item}/{matches[0]['ID']}")
+    if not matches:
+        raise CommandError(f'No {what} with prefix "{ident}" found')
+    raise CommandError(f"Prefix matched multiple {what}s: "
+                       + ", ".join(m["ID"] for m in matches))

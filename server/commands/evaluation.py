@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from server.commands.client import Client, CommandError
+from server.commands.client import Client, find_by_prefix
 from server.commands.options import json_option, verbose_option, with_client
 from server.commands.output import emit_json, fmt_time, heading, kv, short
 from server.commands.render import alloc_rows, failed_placements, print_lines
@@ -12,19 +12,6 @@ from server.commands.render import alloc_rows, failed_placements, print_lines
 @click.group(name="eval")
 def group():
     """Interact with evaluations."""
-
-
-def find_by_prefix(client: Client, collection: str, item: str, ident: str, what: str) -> dict:
-    """The object whose ID is ``ident`` or the one that starts with it."""
-    if len(ident) == 36:
-        return client.get(f"{item}/{ident}")
-    matches = client.get(collection, prefix=ident)
-    if len(matches) == 1:
-        return client.get(f"{item}/{matches[0]['ID']}")
-    if not matches:
-        raise CommandError(f'No {what} with prefix "{ident}" found')
-    raise CommandError(f"Prefix matched multiple {what}s: "
-                       + ", ".join(m["ID"] for m in matches))
 
 
 @group.command()

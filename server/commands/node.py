@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from server.commands.client import Client, CommandError
+from server.commands.client import Client, find_by_prefix
 from server.commands.options import json_option, verbose_option, with_client
 from server.commands.output import emit_json, fmt_time, heading, kv, short, table
 from server.commands.render import alloc_rows, status_text
@@ -12,16 +12,6 @@ from server.commands.render import alloc_rows, status_text
 @click.group(name="node")
 def group():
     """Interact with nodes."""
-
-
-def find_node(client: Client, node_id: str) -> dict:
-    matches = client.get("/v1/nodes", prefix=node_id)
-    exact = [n for n in matches if n["ID"] == node_id]
-    if exact or len(matches) == 1:
-        return client.get(f"/v1/node/{(exact or matches)[0]['ID']}")
-    if not matches:
-        raise CommandError(f'No node(s) with prefix "{node_id}" found')
-    raise CommandError("Prefix matched multiple nodes: " + ", ".join(n["ID"] for n in matches))
 
 
 @group.command()
@@ -44,7 +34,7 @@ def status(client: Client, node_id, as_json, verbose):
                for n in sorted(nodes, key=lambda n: n.get("Name", ""))],
               empty="No nodes registered")
         return 0
-    node = find_node(client, node_id)
+    node = find_by_prefix(client, "/v1/nodes", "/v1/node", node_id, "node")
     allocs = client.get(f"/v1/node/{node['ID']}/allocations")
     if as_json:
         emit_json({"Node": node, "Allocations": allocs})
