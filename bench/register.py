@@ -56,7 +56,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import clean_up, cpu_s, tree_state  # noqa: E402
+from common import clean_up, cpu_s, read_response, tree_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-secret"
@@ -133,14 +133,6 @@ def pct(sorted_vals, q):
 # child mode: load generator (POST /v1/jobs)
 # ----------------------------------------------------------------------------------------
 
-async def _read_response(reader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-    body = await reader.readexactly(int(m.group(1))) if m else b""
-    return status, body
-
-
 def loadgen_main(argv):
     # argv[0]: "host:port[,host:port...]"; connection i goes to target i mod n
     targets = [a.rsplit(":", 1) for a in argv[0].split(",")]
@@ -170,7 +162,7 @@ def loadgen_main(argv):
                 t = time.perf_counter()
                 writer.write(heads[i % len(heads)] + bodies.make(jid))
                 try:
-                    status, body = await _read_response(reader)
+                    status, _, body = await read_response(reader)
                 except (asyncio.IncompleteReadError, ConnectionError) as exc:
                     errors[type(exc).__name__] += 1
                     return

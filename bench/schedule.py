@@ -67,7 +67,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import clean_up, cpu_s, tree_state  # noqa: E402
+from common import RawHTTP, clean_up, cpu_s, header, tree_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -373,91 +373,96 @@ def group_counts(summary: dict | None) -> int:
 async def measure(leader_url: str, follower_urls: list[str], bodies: list[bytes],
                   expected: int, timeout: float, on_done) -> dict:
     """Register every job at once; watch the allocations index on every server and the
-    followers' summaries until ``expected`` allocations exist (or ``timeout``)."""
-    import httpx
-
+    followers' summaries until ``expected`` allocations exist (or ``timeout``). Plain
+    keep-alive HTTP/1.1 (``common.RawHTTP``): an HTTP library's own CPU would be taken
+    from the servers measured on the same 2 cores."""
     # per server: (perf_counter, wall ns, alloc index) each time its index moved
     obs: dict[str, list[tuple[float, int, int]]] = {}
     counts: list[tuple[float, int]] = []          # (perf_counter, allocations counted)
     done = asyncio.Event()
     stop = asyncio.Event()
 
-    async def watcher(client, name, url, stale):
-        index = 0
+    async def watcher(name, url, stale):
+        conn, index = RawHTTP.of(url), 0
         seen = obs.setdefault(name, [])
-        params = {"wait": "5s", **({"stale": ""} if stale else {})}
-        while not stop.is_set():
-            try:
-                r = await client.get(f"{url}/v1/job/{WATCH_JOB}/allocations",
-                                     params={**params, "index": str(index)})
-            except httpx.HTTPError:
-                await asyncio.sleep(0.01)
-                continue
-            now, wall = time.perf_counter(), time.time_ns()
-            i = int(r.headers.get("x-nomad-index", "0"))
-            if i > index:
-                seen.append((now, wall, i))
-                index = i
-
-    async def counter(client, url):
-        index = 0
-        while not stop.is_set():
-            try:
-                r = await client.get(f"{url}/v1/jobs",
-                                     params={"stale": "", "prefix": JOB_PREFIX,
-                                             "index": str(index), "wait": "5s"})
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-                continue
-            index = int(r.headers.get("x-nomad-index", "0"))
-            n = sum(group_counts(j.get("JobSummary")) for j in r.json())
-            counts.append((time.perf_counter(), n))
-            if n >= expected:
-                if not done.is_set():
-                    on_done()
-                    done.set()
-                return
-
-    limits = httpx.Limits(max_connections=len(bodies) + 4, max_keepalive_connections=len(bodies) + 4)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as reg_client, \
-            httpx.AsyncClient(timeout=30) as watch_client, \
-            httpx.AsyncClient(timeout=30) as count_client:
-        # warm the connection pool, so that t0 includes few TCP connects
-        await asyncio.gather(*(reg_client.get(f"{leader_url}/v1/agent/health")
-                               for _ in range(len(bodies))))
-        servers = [("leader", leader_url, False)] + [
-            (f"follower{k + 1}", u, True) for k, u in enumerate(follower_urls)]
-        tasks = [asyncio.ensure_future(watcher(watch_client, *s)) for s in servers]
-        # a follower can fall behind (pysyncobj re-sends): count on both, first one wins
-        tasks += [asyncio.ensure_future(counter(count_client, u)) for u in follower_urls]
-        while len([o for o in obs.values() if o]) < len(servers):
-            await asyncio.sleep(0.01)
-        replies: list[tuple[float, int]] = []
-
-        async def register(body: bytes):
-            r = await reg_client.post(f"{leader_url}/v1/jobs", content=body,
-                                      headers={"content-type": "application/json"})
-            replies.append((time.perf_counter(), r.status_code))
-
-        t0, t0_wall = time.perf_counter(), time.time_ns()
-        regs = [asyncio.ensure_future(register(b)) for b in bodies]
+        extra = "&stale" if stale else ""
         try:
-            await asyncio.wait_for(done.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        counted = done.is_set()
-        if not counted:
-            on_done()
-        else:   # let every server's watcher report the last commit too (t_end is the earliest)
-            await asyncio.sleep(0.5)
-        stop.set()
-        await asyncio.gather(*regs, return_exceptions=True)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        allocs = (await reg_client.get(f"{leader_url}/v1/allocations",
-                                       params={"task_states": "false"})).json()
-        evals = (await reg_client.get(f"{leader_url}/v1/evaluations")).json()
+            while not stop.is_set():
+                try:
+                    _, head, _ = await conn.request(
+                        "GET", f"/v1/job/{WATCH_JOB}/allocations?wait=5s&index={index}{extra}")
+                except (OSError, asyncio.IncompleteReadError):
+                    await asyncio.sleep(0.01)
+                    continue
+                now, wall = time.perf_counter(), time.time_ns()
+                i = int(header(head, "X-Nomad-Index") or 0)
+                if i > index:
+                    seen.append((now, wall, i))
+                    index = i
+        finally:
+            conn.close()
+
+    async def counter(url):
+        conn, index = RawHTTP.of(url), 0
+        try:
+            while not stop.is_set():
+                try:
+                    _, head, body = await conn.request(
+                        "GET", f"/v1/jobs?stale&prefix={JOB_PREFIX}&index={index}&wait=5s")
+                except (OSError, asyncio.IncompleteReadError):
+                    await asyncio.sleep(0.05)
+                    continue
+                index = int(header(head, "X-Nomad-Index") or 0)
+                n = sum(group_counts(j.get("JobSummary")) for j in json.loads(body))
+                counts.append((time.perf_counter(), n))
+                if n >= expected:
+                    if not done.is_set():
+                        on_done()
+                        done.set()
+                    return
+        finally:
+            conn.close()
+
+    reg_conns = [RawHTTP.of(leader_url) for _ in bodies]
+    # open every connection first, so that t0 includes no TCP connects
+    await asyncio.gather(*(c.request("GET", "/v1/agent/health") for c in reg_conns))
+    servers = [("leader", leader_url, False)] + [
+        (f"follower{k + 1}", u, True) for k, u in enumerate(follower_urls)]
+    tasks = [asyncio.ensure_future(watcher(*s)) for s in servers]
+    # a follower can fall behind (pysyncobj re-sends): count on both, first one wins
+    tasks += [asyncio.ensure_future(counter(u)) for u in follower_urls]
+    while len([o for o in obs.values() if o]) < len(servers):
+        await asyncio.sleep(0.01)
+    replies: list[tuple[float, int]] = []
+
+    async def register(conn: RawHTTP, body: bytes):
+        status, _, _ = await conn.request("POST", "/v1/jobs", body)
+        replies.append((time.perf_counter(), status))
+
+    t0, t0_wall = time.perf_counter(), time.time_ns()
+    regs = [asyncio.ensure_future(register(c, b)) for c, b in zip(reg_conns, bodies)]
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    counted = done.is_set()
+    if not counted:
+        on_done()
+    else:   # let every server's watcher report the last commit too (t_end is the earliest)
+        await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(*regs, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for c in reg_conns:
+        c.close()
+    after = RawHTTP.of(leader_url)
+    try:
+        allocs = json.loads((await after.request("GET", "/v1/allocations?task_states=false"))[2])
+        evals = json.loads((await after.request("GET", "/v1/evaluations"))[2])
+    finally:
+        after.close()
     return {"t0": t0, "t0_wall": t0_wall, "obs": obs, "counts": counts, "replies": replies,
             "counted": counted, "timeout": timeout, "allocs": allocs, "evals": evals}
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import grpc
@@ -154,9 +155,10 @@ class ClientAgent:
         index = 0
         while True:
             try:
-                resp = await self.conn.call("WatchAllocations", pb.WatchRequest(
+                resp = await self.conn.read_call("WatchAllocations", pb.WatchRequest(
                     node_id=self.node.ID, secret_id=self.node.SecretID, min_index=index,
-                    wait_ms=int(WATCH_WAIT * 1000)), timeout=WATCH_WAIT + CALL_TIMEOUT)
+                    wait_ms=int(WATCH_WAIT * 1000)), key=zlib.crc32(self.node.ID.encode()),
+                    timeout=WATCH_WAIT + CALL_TIMEOUT)
             except grpc.aio.AioRpcError as err:
                 log.warning("allocation watch failed: %s", err.details())
                 await asyncio.sleep(1.0)

@@ -3,7 +3,11 @@
 Every Node RPC but ``WatchAllocations`` must reach the leader; a follower answers
 ``FAILED_PRECONDITION`` with the leader's address in the trailing metadata key ``leader``.
 ``ServerConn.call`` re-dials there, rotates through the known servers when one is
-unreachable, and retries with backoff; other errors are raised to the caller. Shared by
+unreachable, and retries with backoff; other errors are raised to the caller.
+``ServerConn.read_call`` is for the stale read, ``WatchAllocations``: any server answers
+it, so each caller keeps to one server picked by its key, and the watches of many nodes
+spread over all servers instead of all loading the leader (Nomad clients likewise read
+their allocations with ``AllowStale`` from the server they are connected to). Shared by
 the client agent and ``caravan nodesim``.
 """
 from __future__ import annotations
@@ -31,6 +35,7 @@ class ServerConn:
         self.current = self.addrs[0]
         self.leader_switches = 0
         self._channels: dict[tuple[str, int], grpc.aio.Channel] = {}
+        self._read_skew: dict[int, int] = {}    # read_call key -> servers skipped
 
     def _channel(self, addr: str, shard: int) -> grpc.aio.Channel:
         ch = self._channels.get((addr, shard))
@@ -69,6 +74,25 @@ class ServerConn:
     def _rotate(self, failed: str) -> None:
         if self.current == failed and len(self.addrs) > 1:
             self.current = self.addrs[(self.addrs.index(failed) + 1) % len(self.addrs)]
+
+    async def read_call(self, method: str, request, key: int, shard: int = 0,
+                        timeout: float = CALL_TIMEOUT):
+        """A stale read from the server that ``key`` picks among the known ones; an
+        unreachable server moves this key to the next one. Other errors are raised."""
+        delay = 0.05
+        while True:
+            skew = self._read_skew.get(key, 0)
+            addr = self.addrs[(key + skew) % len(self.addrs)]
+            stub = pb_grpc.NodeStub(self._channel(addr, shard))
+            try:
+                return await getattr(stub, method)(request, timeout=timeout)
+            except grpc.aio.AioRpcError as err:
+                if err.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                      grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise
+                self._read_skew[key] = skew + 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def call(self, method: str, request, shard: int = 0, timeout: float = CALL_TIMEOUT,
                    attempts: int | None = None):

@@ -11,7 +11,8 @@ follower answers ``FAILED_PRECONDITION`` (trailing metadata ``leader``) and trie
 other servers (learned from ``Status.Peers``) when one is unreachable.
 
 Each node gets fresh UUIDs every run (printed at registration), heartbeats at half the
-TTL the server hands out, watches its allocations with blocking calls, and reports a
+TTL the server hands out, watches its allocations with blocking calls (stale reads, spread
+over all the servers by node number), and reports a
 new allocation "running" (every task running, with Received and Started events; its
 deployment health after the group's ``MinHealthyTime``) and a stopped or evicted one
 "complete" (tasks dead). An allocation updated in place into a new deployment has its
@@ -304,9 +305,9 @@ class SimNode:
         index = 0
         while True:
             try:
-                resp = await self.cluster.call("WatchAllocations", pb.WatchRequest(
+                resp = await self.cluster.read_call("WatchAllocations", pb.WatchRequest(
                     node_id=self.node.ID, secret_id=self.node.SecretID, min_index=index,
-                    wait_ms=int(self.watch_wait * 1000)), self.shard,
+                    wait_ms=int(self.watch_wait * 1000)), key=self.index, shard=self.shard,
                     timeout=self.watch_wait + CALL_TIMEOUT)
             except grpc.aio.AioRpcError as err:
                 self.stats.errors += 1

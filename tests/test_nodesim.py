@@ -278,6 +278,65 @@ def test_a_follower_redirects_to_the_leader_but_serves_watches(server, stub):
         server.raft.is_leader = True
 
 
+def test_a_follower_waits_for_a_node_it_has_not_applied_yet(monkeypatch):
+    """Watches are stale reads that clients spread over the servers, so a node's first
+    watch can reach a follower before the follower applied its registration: it waits
+    for it (up to ``UNKNOWN_NODE_WAIT``) instead of answering NOT_FOUND at once."""
+    from server.rpc import node as node_rpc
+    follower = InProcessServer().start()
+    follower.raft.is_leader = False
+    try:
+        with grpc.insecure_channel(follower.rpc) as channel, \
+                concurrent.futures.ThreadPoolExecutor(1) as pool:
+            fstub = pb_grpc.NodeStub(channel)
+            pending = pool.submit(fstub.WatchAllocations, pb.WatchRequest(
+                node_id="node-a", secret_id="secret-a", min_index=0, wait_ms=20000), timeout=25)
+            time.sleep(0.3)
+            assert not pending.done()
+            follower.apply(e.NodeRegister(Node=make_node()))     # replication catches up
+            got = pending.result(10)
+            assert got.index >= 1 and json.loads(got.allocs_json) == []
+
+            monkeypatch.setattr(node_rpc, "UNKNOWN_NODE_WAIT", 0.3)
+            started = time.monotonic()
+            err = rpc_error(lambda: fstub.WatchAllocations(pb.WatchRequest(
+                node_id="node-z", secret_id="s", min_index=0, wait_ms=20000), timeout=10))
+            assert err.code() == grpc.StatusCode.NOT_FOUND
+            assert 0.25 <= time.monotonic() - started < 5
+    finally:
+        follower.stop()
+
+
+def test_read_calls_keep_to_one_server_per_key_and_skip_an_unreachable_one(server, stub):
+    """``ServerConn.read_call``: key k reads from server k mod n; one that does not answer
+    moves that key to the next server for good, and other keys stay where they were."""
+    from client.conn import ServerConn
+
+    async def go():
+        dead = f"127.0.0.1:{_free_port()}"
+        conn = ServerConn([dead, server.rpc])
+        req = pb.WatchRequest(node_id="node-a", secret_id="secret-a", min_index=0, wait_ms=10)
+        try:
+            first = await conn.read_call("WatchAllocations", req, key=0, timeout=2)
+            again = await conn.read_call("WatchAllocations", req, key=0, timeout=2)
+            other = await conn.read_call("WatchAllocations", req, key=1, timeout=2)
+            return first.index, again.index, other.index, dict(conn._read_skew)
+        finally:
+            await conn.close()
+
+    register(stub, make_node())
+    first, again, other, skew = asyncio.run(go())
+    assert first >= 1 and again == first and other == first
+    assert skew == {0: 1}       # key 0 moved past the dead server once; key 1 never did
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_watch_blocks_until_the_nodes_allocations_change(server, stub):
     register(stub, make_node())
     register(stub, make_node("node-b", "secret-b"))
@@ -466,7 +525,7 @@ def test_nodesim_follows_the_leader_named_by_a_follower(server, tmp_path):
         assert sim.interrupt(signal.SIGTERM) == 0
         assert "1 leader switches" in sim.output()
         ids = sim.node_ids()
-        # heartbeats and watches went to the leader too
+        # heartbeats went to the leader too (watches, stale reads, may stay on the follower)
         wait_until(lambda: server.heartbeats.tracked().keys() >= set(ids), 5, "tracked")
     finally:
         sim.kill()

@@ -11,7 +11,9 @@ address in the trailing metadata key ``leader``.
 - ``Heartbeat``: resets the node's TTL (``server.heartbeats.HeartbeatTracker``); a node
   that was marked down (or never became ready) is marked ready again by one
   ``NodeStatus`` entry.
-- ``WatchAllocations``: a blocking query over the node's allocations, from local state.
+- ``WatchAllocations``: a blocking query over the node's allocations, from local state
+  on any server (clients spread their watches over the servers; a follower waits up to
+  ``UNKNOWN_NODE_WAIT`` for a node whose registration it has not applied yet).
 - ``UpdateAllocations``: client-reported alloc states; all updates that reach the
   leader within 50 ms are applied as one ``AllocClientUpdate`` entry, and each caller
   is answered once that entry is applied.
@@ -47,6 +49,7 @@ from server.rpc.pb import node_pb2_grpc as pb_grpc
 log = logging.getLogger("caravan.rpc.node")
 
 BATCH_INTERVAL = 0.05           # Nomad's batchUpdateInterval
+UNKNOWN_NODE_WAIT = 5.0       # a follower waits this long for a node it has not yet applied
 DEFAULT_WAIT = 300.0            # a watch without wait_ms blocks up to 5 minutes
 MAX_WAIT = 600.0
 CLIENT_STATUSES = ("pending", "running", "complete", "failed")
@@ -310,11 +313,12 @@ class NodeService(pb_grpc.NodeServicer):
         return max(index, 1)
 
     async def _watch(self, request):
-        self._authenticate(request.node_id, request.secret_id)
         wait = request.wait_ms / 1000.0 if request.wait_ms else DEFAULT_WAIT
         wait = min(wait, MAX_WAIT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        await self._await_node(request.node_id, min(deadline, loop.time() + UNKNOWN_NODE_WAIT))
+        self._authenticate(request.node_id, request.secret_id)
         while True:
             state = self._agent.fsm.state
             node = state.get(t.NODES, request.node_id)
@@ -329,6 +333,22 @@ class NodeService(pb_grpc.NodeServicer):
                 return pb.AllocationsResponse(index=index, allocs_json=_json.encode(changed),
                                               alloc_ids=[a.ID for a in allocs])
             await self._park(node.ID, request.min_index, remaining)
+
+    async def _await_node(self, node_id: str, until: float) -> None:
+        """Watches are stale reads that any server answers (clients spread them over
+        the servers, as Nomad clients do), so a follower may not have applied a node's
+        registration yet when the node's first watch arrives: wait for it, briefly. The
+        leader committed it before answering the node, so the leader never waits."""
+        notifier = self._agent.notifier
+        loop = asyncio.get_running_loop()
+        while not self._agent.raft.is_leader and loop.time() < until:
+            watch = notifier.watch((t.NODES,))
+            try:
+                if self._agent.fsm.state.get(t.NODES, node_id) is not None:
+                    return
+                await notifier.wait(watch, until - loop.time())
+            finally:
+                notifier.unwatch(watch)
 
     # One dispatcher wakes parked watchers, instead of every watcher waking on every
     # write to the allocations table: with thousands of nodes watching, the wake-ups
