@@ -105,6 +105,7 @@ class ClientAgent:
         if leftovers:
             log.warning("killed %d task process groups left by a previous run", leftovers)
         self.node = self._build_node()
+        self._server_key = zlib.crc32(self.node.ID.encode())   # picks the follower it watches
         await self.conn.discover()
         await self._register()
         print(f"caravan: client {self.settings.name!r}: node {self.node.ID} registered "
@@ -157,7 +158,7 @@ class ClientAgent:
             try:
                 resp = await self.conn.read_call("WatchAllocations", pb.WatchRequest(
                     node_id=self.node.ID, secret_id=self.node.SecretID, min_index=index,
-                    wait_ms=int(WATCH_WAIT * 1000)), key=zlib.crc32(self.node.ID.encode()),
+                    wait_ms=int(WATCH_WAIT * 1000)), key=self._server_key,
                     timeout=WATCH_WAIT + CALL_TIMEOUT)
             except grpc.aio.AioRpcError as err:
                 log.warning("allocation watch failed: %s", err.details())

@@ -4,11 +4,11 @@ Every Node RPC but ``WatchAllocations`` must reach the leader; a follower answer
 ``FAILED_PRECONDITION`` with the leader's address in the trailing metadata key ``leader``.
 ``ServerConn.call`` re-dials there, rotates through the known servers when one is
 unreachable, and retries with backoff; other errors are raised to the caller.
-``ServerConn.read_call`` is for the stale read, ``WatchAllocations``: any server answers
-it, so each caller keeps to one server picked by its key, and the watches of many nodes
-spread over all servers instead of all loading the leader (Nomad clients likewise read
-their allocations with ``AllowStale`` from the server they are connected to). Shared by
-the client agent and ``caravan nodesim``.
+``ServerConn.read_call`` is for the stale read, ``WatchAllocations``: each caller keeps to
+one server picked by its key among the followers (all servers when there are none), so
+the watches of many nodes spread over the followers and leave the leader's CPU to what
+only it can do (Nomad clients likewise read their allocations with ``AllowStale``).
+Shared by the client agent and ``caravan nodesim``.
 """
 from __future__ import annotations
 
@@ -77,12 +77,16 @@ class ServerConn:
 
     async def read_call(self, method: str, request, key: int, shard: int = 0,
                         timeout: float = CALL_TIMEOUT):
-        """A stale read from the server that ``key`` picks among the known ones; an
-        unreachable server moves this key to the next one. Other errors are raised."""
+        """Call the server that ``key`` picks among the followers known (all servers if
+        none is); an unreachable server moves this key to the next one. Other errors are
+        raised."""
         delay = 0.05
         while True:
             skew = self._read_skew.get(key, 0)
-            addr = self.addrs[(key + skew) % len(self.addrs)]
+            # the key's follower first, then the next ones, the leader last
+            followers = [a for a in self.addrs if a != self.current]
+            order = followers + [a for a in self.addrs if a == self.current]
+            addr = order[(key % max(len(followers), 1) + skew) % len(order)]
             stub = pb_grpc.NodeStub(self._channel(addr, shard))
             try:
                 return await getattr(stub, method)(request, timeout=timeout)

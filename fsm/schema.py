@@ -15,8 +15,13 @@ from fsm import structs as s
 
 @dataclass(frozen=True)
 class Index:
+    """``rows``: the index maps each key to {primary key: row} instead of to the bare
+    primary keys, and a key's map is replaced whenever any of its rows changes, so
+    holding on to it tells a reader, by identity alone, whether anything under that key
+    changed since (the scheduler caches each node's allocations and usage that way)."""
     name: str
     key: Callable[[Any], Hashable | None]
+    rows: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ SCHEMA: dict[str, Table] = _declare(
                    Index("status", lambda e: e.Status))),
     Table(ALLOCS, s.Allocation, primary=lambda a: a.ID,
           indexes=(Index("job", lambda a: a.JobID),
-                   Index("node", lambda a: a.NodeID or None),
+                   Index("node", lambda a: a.NodeID or None, rows=True),
                    Index("eval", lambda a: a.EvalID or None),
                    Index("deployment", lambda a: a.DeploymentID or None),
                    # the terminal ones: their count grows when capacity frees up

@@ -131,13 +131,13 @@ class Txn:
             for ix in spec.indexes:
                 old_key = ix.key(old) if old is not None else None
                 new_key = ix.key(row)
-                if old is not None and old_key == new_key:
+                if old is not None and old_key == new_key and (new_key is None or not ix.rows):
                     continue
                 m = indexes[ix.name]
-                if old_key is not None:
+                if old_key is not None and old_key != new_key:
                     m = _index_remove(m, old_key, pk)
                 if new_key is not None:
-                    m = m.set(new_key, m.get(new_key, _EMPTY).set(pk, True))
+                    m = m.set(new_key, m.get(new_key, _EMPTY).set(pk, row if ix.rows else True))
                 indexes[ix.name] = m
         self._tables[table] = TableState(ts.rows.set(pk, row), indexes, self.index)
         self._touched.add(table)

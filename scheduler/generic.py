@@ -23,7 +23,7 @@ from fsm.store import State
 from fsm.structs import (AllocDeploymentStatus, Allocation, AllocMetric, Deployment,
                          Evaluation, Job, Node)
 from scheduler.plan import Plan
-from scheduler.rank import node_fits
+from scheduler.rank import node_allocs, node_fits
 from scheduler.reconcile import (ALLOC_UPDATING, PlaceRequest, ReconcileResult, reconcile,
                                  reconcile_system)
 from scheduler.stack import Stack
@@ -176,10 +176,13 @@ class _NodeAllocs(Mapping):
         self._cache: dict[str, list[Allocation]] = {}
 
     def __getitem__(self, node_id: str) -> list[Allocation]:
-        if node_id not in self._cache:
-            self._cache[node_id] = [a for a in self._state.by_index(t.ALLOCS, "node", node_id)
-                                    if a.ID not in self._stopping]
-        return self._cache[node_id]
+        rows = self._cache.get(node_id)
+        if rows is None:
+            rows = node_allocs(self._state, node_id)   # shared: never changed here
+            if self._stopping and any(a.ID in self._stopping for a in rows):
+                rows = [a for a in rows if a.ID not in self._stopping]
+            self._cache[node_id] = rows
+        return rows
 
     def __iter__(self):
         return iter(self._ids)

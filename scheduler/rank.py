@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from fsm.schema import ALLOCS
 from fsm.structs import (AllocMetric, Allocation, Job, Node, NodeScoreMeta, Resources,
                          TaskGroup)
 from scheduler.memo import IdentityMemo
@@ -103,28 +104,61 @@ def sum_usage(allocs: Iterable[Allocation]) -> Usage:
     return sum((alloc_usage(a) for a in allocs), Usage())
 
 
+class NodeAllocs:
+    """``(state, node ID)`` -> the node's allocation rows in ID order, as a list that
+    nobody may change. The allocations' ``node`` index holds the rows, and the store
+    replaces a node's entry whenever one of its rows changes (``fsm.schema.Index.rows``),
+    so while the entry is the same object the cached list is returned as is: the same
+    list object, which ``LiveUsage`` recognizes at once. Holding the entry keeps its
+    identity from being reused; the cache forgets everything past ``limit`` nodes."""
+
+    def __init__(self, limit: int = 100_000):
+        self.limit = limit
+        self._by_node: dict[str, tuple[object, list[Allocation]]] = {}
+
+    def __call__(self, state, node_id: str) -> list[Allocation]:
+        entry = state.tables[ALLOCS].indexes["node"].get(node_id)
+        if entry is None:
+            return []
+        hit = self._by_node.get(node_id)
+        if hit is not None and hit[0] is entry:
+            return hit[1]
+        rows = [entry[pk] for pk in sorted(entry.keys())]
+        if len(self._by_node) >= self.limit:
+            self._by_node.clear()
+        self._by_node[node_id] = (entry, rows)
+        return rows
+
+
+node_allocs = NodeAllocs()
+
+
 class LiveUsage:
     """node ID -> (the allocation rows last seen there, the live ones, their usage).
 
     Rows in the state are immutable values (a change is a new row object), so when a
     node's rows are the very same objects as last time, its live allocations and their
     usage are too: a node visited by many placements and plans is summed once per change
-    instead of at every visit. Holding the rows keeps their identities from being
-    reused; the cache forgets everything past ``limit`` nodes."""
+    instead of at every visit. The very same list (``NodeAllocs`` hands one out per
+    change of the node) is recognized without comparing its rows; callers never change
+    a list they passed. Holding the rows keeps their identities from being reused; the
+    cache forgets everything past ``limit`` nodes."""
 
     def __init__(self, limit: int = 100_000):
         self.limit = limit
-        self._by_node: dict[str, tuple[list[Allocation], list[Allocation], Usage]] = {}
+        self._by_node: dict[str, tuple[list[Allocation], list[Allocation], Usage,
+                                       list[Allocation]]] = {}
 
     def __call__(self, node_id: str, rows: list[Allocation]) -> tuple[list[Allocation], Usage]:
         hit = self._by_node.get(node_id)
-        if hit is not None and len(hit[0]) == len(rows) and all(map(operator.is_, hit[0], rows)):
+        if hit is not None and (hit[3] is rows or (
+                len(hit[0]) == len(rows) and all(map(operator.is_, hit[0], rows)))):
             return hit[1], hit[2]
         live = [a for a in rows if not a.terminal()]
         used = sum_usage(live)
         if len(self._by_node) >= self.limit:
             self._by_node.clear()
-        self._by_node[node_id] = (list(rows), live, used)
+        self._by_node[node_id] = (list(rows), live, used, rows)
         return live, used
 
 

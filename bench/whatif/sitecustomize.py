@@ -12,6 +12,13 @@ baselines stay as they are. Knobs, comma-separated in CARAVAN_WHATIF:
            everything; only for a bounded benchmark run)
   freeze   keep the collector but raise the gen-0 threshold to 50,000 allocations
   inflight=N  group commit: N raft rounds under way at once (default 1)
+  countsends  every 5 s, print to the server's log (stderr) how many raft messages of
+           each kind it sent and how many group-commit rounds carried how many writes
+           (changes nothing)
+
+Until the ``sys.path`` line below, this file could not import Caravan's modules in the
+servers (``python -m`` adds the checkout to ``sys.path`` after site ran), so earlier
+``inflight=N`` comparisons measured the default twice.
 
 Example:  CARAVAN_WHATIF=uvloop,nogc PYTHONPATH=bench/whatif python3 bench/register.py
 """
@@ -21,6 +28,9 @@ import sys
 _knobs = {k.strip() for k in os.environ.get("CARAVAN_WHATIF", "").split(",") if k.strip()}
 _argv = " ".join(getattr(sys, "orig_argv", sys.argv))
 if _knobs and "server.cli" in _argv:
+    # ``python -m`` puts the working directory (the checkout) on sys.path only after
+    # site-packages ran this file; the knobs below import Caravan modules now
+    sys.path.insert(0, os.getcwd())
     if "uvloop" in _knobs:
         import uvloop
         uvloop.install()
@@ -41,3 +51,41 @@ if _knobs and "server.cli" in _argv:
                 kw["max_inflight"] = _n
                 _orig(self, submit_one, **kw)
             _gc.GroupCommit.__init__ = _init
+    if "countsends" in _knobs:
+        # every 5 s, log how many raft messages of each kind the server sent, their
+        # bytes after pickling, and how many rounds group commit made
+        import collections
+        import pickle as _pickle
+        import threading
+        import time as _time
+        import server.raft as _raft
+        _counts = collections.Counter()
+        _orig_send = _raft._Transport.send
+
+        def _send(self, node, message, _orig=_orig_send):
+            kind = message.get("type") if isinstance(message, dict) else "?"
+            n = len(message.get("entries") or ()) if isinstance(message, dict) else 0
+            _counts[(kind, "empty" if not n and kind == "append_entries" else "")] += 1
+            return _orig(self, node, message)
+        _raft._Transport.send = _send
+
+        import server.group_commit as _gcm
+        _groups = []
+        _orig_gc_init = _gcm.GroupCommit.__init__
+
+        def _gc_init(self, *a, _orig=_orig_gc_init, **kw):
+            _orig(self, *a, **kw)
+            _groups.append(self)
+        _gcm.GroupCommit.__init__ = _gc_init
+
+        def _report():
+            last = (0, 0)
+            while True:
+                _time.sleep(5)
+                rounds = sum(g.rounds for g in _groups)
+                entries = sum(g.entries for g in _groups)
+                print("COUNTSENDS", dict(_counts), "group rounds", rounds - last[0],
+                      "entries", entries - last[1], flush=True, file=sys.stderr)
+                last = (rounds, entries)
+                _counts.clear()
+        threading.Thread(target=_report, daemon=True).start()

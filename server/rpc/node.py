@@ -12,7 +12,7 @@ address in the trailing metadata key ``leader``.
   that was marked down (or never became ready) is marked ready again by one
   ``NodeStatus`` entry.
 - ``WatchAllocations``: a blocking query over the node's allocations, from local state
-  on any server (clients spread their watches over the servers; a follower waits up to
+  on any server (clients send them to the followers; a follower waits up to
   ``UNKNOWN_NODE_WAIT`` for a node whose registration it has not applied yet).
 - ``UpdateAllocations``: client-reported alloc states; all updates that reach the
   leader within 50 ms are applied as one ``AllocClientUpdate`` entry, and each caller
@@ -49,7 +49,7 @@ from server.rpc.pb import node_pb2_grpc as pb_grpc
 log = logging.getLogger("caravan.rpc.node")
 
 BATCH_INTERVAL = 0.05           # Nomad's batchUpdateInterval
-UNKNOWN_NODE_WAIT = 5.0       # a follower waits this long for a node it has not yet applied
+UNKNOWN_NODE_WAIT = 5.0       # a follower waits this long for a node it has not applied
 DEFAULT_WAIT = 300.0            # a watch without wait_ms blocks up to 5 minutes
 MAX_WAIT = 600.0
 CLIENT_STATUSES = ("pending", "running", "complete", "failed")
@@ -303,10 +303,8 @@ class NodeService(pb_grpc.NodeServicer):
         the node's ``CreateIndex``. The node's own status reports do not move it, so a
         node is not woken by what it just said."""
         index = node.CreateIndex
-        allocs = state.tables[t.ALLOCS]
-        rows = allocs.rows
-        for pk in allocs.indexes["node"].get(node.ID) or ():
-            a = rows[pk]
+        # the allocations' node index holds the rows themselves (fsm.schema Index.rows)
+        for a in (state.tables[t.ALLOCS].indexes["node"].get(node.ID) or {}).values():
             i = a.AllocModifyIndex or a.ModifyIndex
             if i > index:
                 index = i
@@ -335,10 +333,11 @@ class NodeService(pb_grpc.NodeServicer):
             await self._park(node.ID, request.min_index, remaining)
 
     async def _await_node(self, node_id: str, until: float) -> None:
-        """Watches are stale reads that any server answers (clients spread them over
-        the servers, as Nomad clients do), so a follower may not have applied a node's
-        registration yet when the node's first watch arrives: wait for it, briefly. The
-        leader committed it before answering the node, so the leader never waits."""
+        """Watches are stale reads that clients send to followers (leaving the leader's
+        CPU to what only it can do, much as Nomad clients read their allocations with
+        ``AllowStale``), so a follower may not yet have applied the registration of a
+        node whose first watch arrives: wait for it, briefly. The leader committed it
+        before answering the node, so the leader never waits."""
         notifier = self._agent.notifier
         loop = asyncio.get_running_loop()
         while not self._agent.raft.is_leader and loop.time() < until:

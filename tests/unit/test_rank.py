@@ -234,3 +234,43 @@ def test_max_score_first_wins_ties():
     opts = [ranked("a", 0.2), ranked("b", 0.7), ranked("c", 0.7)]
     assert r.max_score(opts).node.ID == "b"
     assert r.max_score([]) is None
+
+
+def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
+    """The allocations' node index holds the rows, and a node's entry is replaced when
+    any of its rows changes: ``NodeAllocs`` returns the same list object while nothing
+    on the node changed (so ``LiveUsage`` knows it at once), and a fresh one after."""
+    from msgspec.structs import replace
+
+    from fsm import schema as t
+    from fsm.store import State, Txn
+
+    def commit(state, index, *rows):
+        txn = Txn(state, index)
+        for row in rows:
+            txn.put(t.ALLOCS, row)
+        return txn.commit()
+
+    a1 = Allocation(ID="a1", NodeID="n1", JobID="j", Resources=Resources(CPU=100, MemoryMB=10))
+    a2 = Allocation(ID="a2", NodeID="n1", JobID="j", Resources=Resources(CPU=200, MemoryMB=20))
+    b1 = Allocation(ID="b1", NodeID="n2", JobID="j", Resources=Resources(CPU=50, MemoryMB=5))
+    s1 = commit(State.empty(), 1, a2, a1, b1)
+    cache, usage = r.NodeAllocs(), r.LiveUsage()
+    rows = cache(s1, "n1")
+    assert [a.ID for a in rows] == ["a1", "a2"] and cache(s1, "nope") == []
+    assert usage("n1", rows)[1] == r.Usage(300, 30, 0)
+
+    s2 = commit(s1, 2, replace(b1, ClientStatus="running"))     # another node's row
+    assert cache(s2, "n1") is rows
+    assert s2.by_index(t.ALLOCS, "node", "n2")[0].ClientStatus == "running"
+
+    s3 = commit(s2, 3, replace(a2, ClientStatus="complete"))    # same key, new row
+    fresh = cache(s3, "n1")
+    assert fresh is not rows and fresh[1].ClientStatus == "complete"
+    assert s3.by_index(t.ALLOCS, "node", "n1") == fresh
+    live, used = usage("n1", fresh)
+    assert [a.ID for a in live] == ["a1"] and used == r.Usage(100, 10, 0)
+
+    s4 = commit(s3, 4, replace(a1, NodeID="n2"))                # moved: both keys change
+    assert [a.ID for a in cache(s4, "n1")] == ["a2"]
+    assert [a.ID for a in cache(s4, "n2")] == ["a1", "b1"]
