@@ -35,6 +35,9 @@ class FSM:
     def __init__(self, tracked_versions: int = DEFAULT_TRACKED_VERSIONS):
         self.tracked_versions = tracked_versions
         self.state = State.empty()
+        # while a batch entry applies: its members' state so far, and what they touched
+        self._staged: State | None = None
+        self._staged_touched: set[str] | None = None
         # Called after each applied entry with (tables touched, index); the server uses
         # it to wake blocking queries. It must not raise and must be quick.
         self.on_commit: Callable[[frozenset[str], int], None] | None = None
@@ -82,16 +85,31 @@ class FSM:
             log.error("log entry %d (a batch) could not be decoded: %s", index, exc)
             return self._publish(Txn(self.state, index), {"Error": f"undecodable entry: {exc}",
                                                          "Code": 500})
+        # The members are applied one after the other but published together: they
+        # share one index, so a reader who saw part of the batch at that index would
+        # never learn of the rest (a blocking query would not wake for it, and a
+        # follower's worker that waited for the index planned on a state without a
+        # plan committed in the same batch, placing its allocations twice).
         results = []
-        for sub in batch.Entries:
-            if sub[:1] == bytes([e.EntryType.BATCH]):
-                results.append({"Error": "a batch may not hold a batch", "Code": 400,
-                                "Index": index})
-                continue
-            results.append(self._apply_one(index, sub))
-            if self.fatal:
-                break
+        self._staged, self._staged_touched = self.state, set()
+        try:
+            for sub in batch.Entries:
+                if sub[:1] == bytes([e.EntryType.BATCH]):
+                    results.append({"Error": "a batch may not hold a batch", "Code": 400,
+                                    "Index": index})
+                    continue
+                results.append(self._apply_one(index, sub))
+                if self.fatal:
+                    break
+        finally:
+            staged, touched = self._staged, self._staged_touched
+            self._staged, self._staged_touched = None, None
+            self._set_state(staged, frozenset(touched), index)
         return {"Results": results, "Index": index}
+
+    def _base(self) -> State:
+        """The state the next entry applies to (a batch's staged one while in a batch)."""
+        return self._staged if self._staged is not None else self.state
 
     def _apply_one(self, index: int, blob: bytes) -> dict:
         try:
@@ -102,21 +120,21 @@ class FSM:
             return {"Error": str(exc), "Code": 500, "Index": index}
         except Exception as exc:  # undecodable body: nothing to apply
             log.error("log entry %d could not be decoded: %s", index, exc)
-            return self._publish(Txn(self.state, index), {"Error": f"undecodable entry: {exc}",
+            return self._publish(Txn(self._base(), index), {"Error": f"undecodable entry: {exc}",
                                                          "Code": 500})
         if body.RequestID:
-            seen = self.state.get(t.REQUESTS, body.RequestID)
+            seen = self._base().get(t.REQUESTS, body.RequestID)
             if seen is not None:
-                return self._publish(Txn(self.state, index), seen.Result)
-        txn = Txn(self.state, index)
+                return self._publish(Txn(self._base(), index), seen.Result)
+        txn = Txn(self._base(), index)
         try:
             result = self._appliers[etype](txn, body)
         except Rejected as rej:
-            txn = Txn(self.state, index)
+            txn = Txn(self._base(), index)
             result = {"Error": rej.message, "Code": rej.code}
         except Exception as exc:
             log.exception("applying log entry %d (%s) failed", index, etype.name)
-            txn = Txn(self.state, index)
+            txn = Txn(self._base(), index)
             result = {"Error": f"internal error applying {etype.name}: {exc}", "Code": 500}
         result["Index"] = index
         if body.RequestID and etype != e.EntryType.NOOP:
@@ -133,13 +151,20 @@ class FSM:
 
     def _publish(self, txn: Txn, result: dict) -> dict:
         result.setdefault("Index", txn.index)
-        self.state = txn.commit()
+        if self._staged is not None:            # in a batch: published at its end
+            self._staged = txn.commit()
+            self._staged_touched.update(txn.touched)
+            return result
+        self._set_state(txn.commit(), txn.touched, txn.index)
+        return result
+
+    def _set_state(self, state: State, touched: frozenset[str], index: int) -> None:
+        self.state = state
         if self.on_commit is not None:
             try:
-                self.on_commit(txn.touched, txn.index)
+                self.on_commit(touched, index)
             except Exception:
                 log.exception("on_commit hook failed")
-        return result
 
     def _forget_old_requests(self, txn: Txn) -> None:
         horizon = txn.index - REQUEST_WINDOW

@@ -53,6 +53,22 @@ def test_a_batch_ends_the_same_as_its_members_applied_alone():
         assert batched.state.get(t.JOBS, job.ID) == job
 
 
+def test_a_batch_is_published_once_whole():
+    """Readers (and the blocking queries woken by ``on_commit``) see a batch all at once:
+    a state at the batch's index always holds every member. Published member by member,
+    a follower's worker that waited for the index planned without a plan committed in
+    the same batch and placed its allocations twice."""
+    fsm = FSM()
+    seen = []
+    fsm.on_commit = lambda touched, index: seen.append(
+        (index, touched, sorted(j.ID for j in fsm.state.rows(t.JOBS))))
+    fsm.apply(4, e.encode(e.Batch(Entries=[register(f"j{i}", f"r{i}") for i in range(3)])))
+    assert len(seen) == 1
+    index, touched, jobs = seen[0]
+    assert index == 4 and jobs == ["j0", "j1", "j2"] and t.JOBS in touched and t.EVALS in touched
+    assert fsm.state.last_index == 4
+
+
 class FakeRaft:
     """Applies what it is given to an FSM after a delay, as a replicated round would."""
 
