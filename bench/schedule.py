@@ -463,6 +463,8 @@ async def measure(leader_url: str, follower_urls: list[str], bodies: list[bytes]
         evals = json.loads((await after.request("GET", "/v1/evaluations"))[2])
     finally:
         after.close()
+    if os.environ.get("BENCH_DUMP"):
+        Path(os.environ["BENCH_DUMP"]).write_text(json.dumps({"allocs": allocs, "evals": evals}))
     return {"t0": t0, "t0_wall": t0_wall, "obs": obs, "counts": counts, "replies": replies,
             "counted": counted, "timeout": timeout, "allocs": allocs, "evals": evals}
 

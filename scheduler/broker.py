@@ -39,8 +39,12 @@ class _Unacked:
 
 class EvalBroker:
     def __init__(self, *, visibility_timeout: float = 60.0, delivery_limit: int = 3,
-                 on_failed: Callable[[Evaluation], None] | None = None):
+                 on_failed: Callable[[Evaluation], None] | None = None,
+                 token_prefix: str = "t"):
         self.visibility_timeout = visibility_timeout
+        # tokens travel to other servers' workers: a prefix per leadership (its epoch)
+        # keeps one leader's tokens from ever matching another's
+        self.token_prefix = token_prefix
         self.delivery_limit = delivery_limit
         self.on_failed = on_failed
         self._ready: list[_Ready] = []
@@ -91,7 +95,7 @@ class EvalBroker:
                     return None
             item = heapq.heappop(self._ready)
         ev = item.eval
-        token = f"t{next(self._tokens)}"
+        token = f"{self.token_prefix}{next(self._tokens)}"
         deliveries = self._deliveries.get(ev.ID, 0) + 1
         self._deliveries[ev.ID] = deliveries
         timer = loop.call_later(self.visibility_timeout, self._expire, ev.ID, token)
@@ -112,6 +116,29 @@ class EvalBroker:
         if entry is None:
             return False
         self._redeliver(entry)
+        return True
+
+    def min_index(self, eval_id: str) -> int:
+        """The index a worker's state must reach before planning ``eval_id``, beyond
+        the eval's own: none here, where the workers read the leader's own state (a
+        follower's broker proxy answers the leader's index at delivery)."""
+        return 0
+
+    def outstanding(self, eval_id: str, token: str) -> bool:
+        """Whether ``eval_id`` is out with ``token`` (a worker may act on it)."""
+        entry = self._unacked.get(eval_id)
+        return entry is not None and entry.token == token
+
+    def touch(self, eval_id: str, token: str) -> bool:
+        """Restart the eval's visibility timeout (Nomad's ``OutstandingReset``): its
+        worker is still at it, e.g. its plan waits for the applier."""
+        entry = self._unacked.get(eval_id)
+        if entry is None or entry.token != token:
+            return False
+        if entry.timer is not None:
+            entry.timer.cancel()
+        entry.timer = asyncio.get_running_loop().call_later(
+            self.visibility_timeout, self._expire, eval_id, token)
         return True
 
     def _expire(self, eval_id: str, token: str) -> None:

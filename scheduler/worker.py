@@ -83,7 +83,7 @@ class Worker:
             await asyncio.sleep(0.005)
 
     async def process(self, ev: Evaluation) -> None:
-        await self._caught_up(ev.ModifyIndex)
+        await self._caught_up(max(ev.ModifyIndex, self._broker.min_index(ev.ID)))
         rng = eval_rng(ev, self._state())
         for _attempt in range(self.max_attempts):
             state = self._state()
@@ -93,6 +93,9 @@ class Worker:
             result = await self._applier.apply(plan)
             if result.fully_applied:
                 return
+            # plan the rest against a state that holds what was just committed (on a
+            # follower, the local state may not have applied it yet)
+            await self._caught_up(result.index)
         failed = replace(ev, Status="failed", ModifyTime=self._now_ns(),
                          StatusDescription=f"maximum attempts reached ({self.max_attempts})")
         await self._submit(e.encode(e.EvalUpdate(RequestID=self._request_id(), Evals=[failed])))

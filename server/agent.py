@@ -30,6 +30,7 @@ from server.leader import LeaderServices, begin_leadership
 from server.metrics import count_collected
 from server.notify import Notifier
 from server.raft import RaftNode, RaftSettings
+from server.rpc.scheduling import FollowerWorkers
 from server.rpc.status import start_server as start_rpc
 
 log = logging.getLogger("caravan.agent")
@@ -65,7 +66,16 @@ class Agent:
             fsync=os.environ.get("CARAVAN_RAFT_FSYNC", "1").strip() != "0",
             repair_journal=repair_journal), self.fsm)
         self.notifier: Notifier | None = None
-        self.leader_services = LeaderServices(self, workers=config.cluster.scheduler_workers)
+        n = config.cluster.scheduler_workers
+        # As in Nomad, every server schedules: followers take evals from the leader's
+        # broker (server/rpc/scheduling.py), and the leader pauses 3/4 of its own
+        # workers to keep its CPU for the log and the plan applier. Alone, it runs all.
+        clustered = len(config.servers) > 1
+        own = n - (3 * n) // 4 if clustered else n
+        # CARAVAN_LEADER_WORKERS overrides the leader's share (tests, experiments)
+        own = int(os.environ.get("CARAVAN_LEADER_WORKERS", own))
+        self.leader_services = LeaderServices(self, workers=own)
+        self.follower_workers = FollowerWorkers(self, n) if clustered else None
         self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
         self.leader_services.add(self.heartbeats)
         self.deployment_watcher = DeploymentWatcher(
@@ -123,6 +133,8 @@ class Agent:
         self.fsm.on_commit = self.notifier.notify_threadsafe
         self.raft.start(loop)
         rpc = await start_rpc(self, self.me.rpc)
+        if self.follower_workers is not None:
+            self.follower_workers.start()
         host, _, port = self.me.http.rpartition(":")
         server = uvicorn.Server(uvicorn.Config(
             build_app(self), host=host.strip("[]"), port=int(port), log_level="warning",
@@ -146,6 +158,8 @@ class Agent:
                 client_start.cancel()
                 await self.client.stop()
             await self.leader_services.stop()
+            if self.follower_workers is not None:
+                await self.follower_workers.stop()
             await rpc.stop(grace=0.5)
             self.raft.stop()
         if not server.started and not self._stopping:

@@ -25,7 +25,7 @@ class ClusterConfig:
     raft_secret: str = ""
     job_tracked_versions: int = 6
     snapshot_threshold: int = 20000   # log entries between snapshots (log compaction)
-    scheduler_workers: int = 2        # scheduling workers on the leader
+    scheduler_workers: int = 2        # scheduling workers per server (the leader runs 1/4)
     # the core garbage collector (Go durations): how often it runs, and how long an
     # object must have been dead before it is collected (Nomad's defaults)
     gc_interval: str = "5m"

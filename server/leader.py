@@ -57,7 +57,7 @@ class LeaderServices:
             return
         from scheduler.generic import compute_plan, fits  # the scheduler proper
         ag = self.agent
-        self.broker = EvalBroker(on_failed=self._eval_failed)
+        self.broker = EvalBroker(on_failed=self._eval_failed, token_prefix=f"e{epoch}-")
         self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, fits, ids.request_id,
                                    epoch=epoch)
         self.workers = [Worker(f"w{i}", self.broker, self.applier, lambda: ag.fsm.state,

@@ -187,6 +187,65 @@ def test_scheduling_continues_on_a_new_leader(tmp_path, monkeypatch):
             s.kill()
 
 
+def test_followers_schedule_for_the_leader_and_follow_a_new_one(tmp_path, monkeypatch):
+    """As in Nomad, followers run scheduling workers against the leader's broker and
+    applier (here the leader runs none of its own): every eval is planned on a follower,
+    each allocation is placed once, and after the leader is killed the workers of the
+    remaining follower serve the new leader."""
+    from tests.procs import make_cluster
+    monkeypatch.setenv("CARAVAN_LEADER_WORKERS", "0")
+    monkeypatch.setenv("CARAVAN_HEARTBEAT_TTL", "2")
+    monkeypatch.setenv("CARAVAN_HEARTBEAT_GRACE", "2")
+    cluster = make_cluster(tmp_path).start()
+    sim = None
+
+    def follower_acks(servers) -> int:
+        total = 0
+        for s in servers:
+            counters = get(s, "/v1/metrics")["Counters"]
+            total += sum(c["Count"] for c in counters
+                         if c["Name"] == "caravan.scheduler.follower_evals_acked")
+        return total
+
+    def placed_once(server, job_ids):
+        names = [(a["JobID"], a["Name"]) for a in get(server, "/v1/allocations")
+                 if a["JobID"] in job_ids and a["DesiredStatus"] == "run"]
+        assert len(names) == len(set(names)), "an allocation was placed twice"
+        return len(names)
+
+    try:
+        leader = cluster.leader()
+        sim = NodeSim(tmp_path, "f", leader.rpc, "-count", "4", "-drivers", "mock,docker")
+        wait_until(lambda: len(ready_nodes(leader)) == 4, 20, "4 ready nodes")
+        first = [f"f{i}" for i in range(5)]
+        for job_id in first:
+            body = seed_job(count=3)
+            body["Job"]["ID"] = body["Job"]["Name"] = job_id
+            assert httpx.post(leader.url + "/v1/jobs", json=body, timeout=10).status_code == 200
+        wait_until(lambda: placed_once(leader, first) == 15, 30, "15 allocations")
+        others = [s for s in cluster.servers if s is not leader]
+        wait_until(lambda: follower_acks(others) >= 5, 10, "the followers' acks")
+        assert follower_acks([leader]) == 0
+
+        leader.kill()
+        new_leader = cluster.leader()
+        body = seed_job(count=2)
+        body["Job"]["ID"] = body["Job"]["Name"] = "after"
+        wait_until(lambda: httpx.post(new_leader.url + "/v1/jobs", json=body,
+                                      timeout=10).status_code == 200, 30, "a write after failover")
+        wait_until(lambda: placed_once(new_leader, ["after"]) == 2, 30,
+                   "the remaining follower's workers to schedule for the new leader")
+        assert placed_once(new_leader, first) == 15
+        follower = [s for s in others if s is not new_leader][0]
+        assert follower_acks([follower]) >= 1
+    finally:
+        if sim is not None:
+            sim.stop(signal.SIGKILL)
+        cluster.stop()
+        for s in cluster.servers:
+            s.kill()
+
+
 def test_a_joining_node_gets_the_system_jobs_allocation(cluster, tmp_path):
     agent, sims = cluster
     body = {"Job": {"ID": "sys", "Type": "system", "TaskGroups": [

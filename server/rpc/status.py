@@ -1,10 +1,12 @@
-"""The servers' gRPC port: ``caravan.v1.Status`` (leader, peers, health) and
-``caravan.v1.Node`` (registration, heartbeats, allocations; ``server/rpc/node.py``)."""
+"""The servers' gRPC port: ``caravan.v1.Status`` (leader, peers, health),
+``caravan.v1.Node`` (registration, heartbeats, allocations; ``server/rpc/node.py``) and
+``caravan.v1.Scheduling`` (followers' workers; ``server/rpc/scheduling.py``)."""
 from __future__ import annotations
 
 import grpc
 
 from server.rpc.node import register_node_service
+from server.rpc.scheduling import register_scheduling_service
 from server.rpc.pb import status_pb2 as pb
 from server.rpc.pb import status_pb2_grpc as pb_grpc
 
@@ -29,6 +31,7 @@ async def start_server(agent, address: str) -> grpc.aio.Server:
     server = grpc.aio.server()
     pb_grpc.add_StatusServicer_to_server(StatusService(agent), server)
     register_node_service(server, agent)
+    register_scheduling_service(server, agent)
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot bind the RPC port {address}")
     await server.start()
