@@ -11,8 +11,8 @@ follower answers ``FAILED_PRECONDITION`` (trailing metadata ``leader``) and trie
 other servers (learned from ``Status.Peers``) when one is unreachable.
 
 Each node gets fresh UUIDs every run (printed at registration), heartbeats at half the
-TTL the server hands out, watches its allocations with blocking calls (stale reads, spread
-over all the servers by node number), and reports a
+TTL the server hands out, watches its allocations on a stream (a stale read from a
+follower its node number picks), and reports a
 new allocation "running" (every task running, with Received and Started events; its
 deployment health after the group's ``MinHealthyTime``) and a stopped or evicted one
 "complete" (tasks dead). An allocation updated in place into a new deployment has its
@@ -303,19 +303,18 @@ class SimNode:
 
     async def _watch(self) -> None:
         index = 0
-        while True:
+        while True:   # a stream lasts watch_wait; the next one starts at the last index
             try:
-                resp = await self.cluster.read_call("WatchAllocations", pb.WatchRequest(
-                    node_id=self.node.ID, secret_id=self.node.SecretID, min_index=index,
-                    wait_ms=int(self.watch_wait * 1000)), key=self.index, shard=self.shard,
-                    timeout=self.watch_wait + CALL_TIMEOUT)
+                async for resp in self.cluster.read_stream("StreamAllocations", pb.WatchRequest(
+                        node_id=self.node.ID, secret_id=self.node.SecretID, min_index=index,
+                        wait_ms=int(self.watch_wait * 1000)), key=self.index, shard=self.shard,
+                        timeout=self.watch_wait + CALL_TIMEOUT):
+                    index = resp.index
+                    await self._handle(_allocs_decoder.decode(resp.allocs_json))
             except grpc.aio.AioRpcError as err:
                 self.stats.errors += 1
                 log.warning("node %s watch failed: %s", self.node.ID, err.details())
                 await asyncio.sleep(1.0)
-                continue
-            index = resp.index
-            await self._handle(_allocs_decoder.decode(resp.allocs_json))
 
     async def _handle(self, allocs: list[Allocation]) -> None:
         updates, started, stopped, healthy_later = [], 0, 0, []

@@ -374,6 +374,30 @@ def test_watch_blocks_until_the_nodes_allocations_change(server, stub):
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+def test_a_watch_stream_answers_each_change_then_ends_after_its_wait(server, stub):
+    """``StreamAllocations``: what ``WatchAllocations`` answers, once per change on one
+    open stream; it ends when its wait runs out (the client opens the next one)."""
+    register(stub, make_node())
+    register(stub, make_node("node-b", "secret-b"))
+    [first] = place(server, make_job("one"), ["node-a"])
+    stream = stub.StreamAllocations(pb.WatchRequest(
+        node_id="node-a", secret_id="secret-a", min_index=0, wait_ms=1500), timeout=10)
+    got = [next(stream)]
+    place(server, make_job("elsewhere"), ["node-b"])        # not this node's: no answer
+    [second] = place(server, make_job("two"), ["node-a"])
+    got.append(next(stream))
+    started = time.monotonic()
+    assert list(stream) == []                                # nothing more; then it ends
+    assert time.monotonic() - started < 3
+    changed = [[a["ID"] for a in json.loads(g.allocs_json)] for g in got]
+    assert changed == [[first], [second]]
+    assert got[1].index > got[0].index and sorted(got[1].alloc_ids) == sorted([first, second])
+
+    err = rpc_error(lambda: next(stub.StreamAllocations(pb.WatchRequest(
+        node_id="node-a", secret_id="wrong"), timeout=5)))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
 def test_alloc_updates_from_many_callers_become_one_entry(server, stub):
     ids = []
     for i in range(6):

@@ -11,7 +11,8 @@ address in the trailing metadata key ``leader``.
 - ``Heartbeat``: resets the node's TTL (``server.heartbeats.HeartbeatTracker``); a node
   that was marked down (or never became ready) is marked ready again by one
   ``NodeStatus`` entry.
-- ``WatchAllocations``: a blocking query over the node's allocations, from local state
+- ``WatchAllocations`` (one answer) and ``StreamAllocations`` (an answer per change, for
+  the same wait): a blocking query over the node's allocations, from local state
   on any server (clients send them to the followers; a follower waits up to
   ``UNKNOWN_NODE_WAIT`` for a node whose registration it has not applied yet).
 - ``UpdateAllocations``: client-reported alloc states; all updates that reach the
@@ -311,12 +312,30 @@ class NodeService(pb_grpc.NodeServicer):
         return max(index, 1)
 
     async def _watch(self, request):
+        answers = self._answers(request, stream=False)
+        try:
+            return await answers.__anext__()
+        finally:
+            await answers.aclose()
+
+    async def StreamAllocations(self, request, context):
+        try:
+            async for answer in self._answers(request, stream=True):
+                yield answer
+        except _Abort as exc:
+            await context.abort(exc.code, exc.details, trailing_metadata=exc.trailing)
+
+    async def _answers(self, request, stream: bool):
+        """The watch's answers: each time the node's allocations change past the last
+        index answered (starting from ``min_index``), until ``wait_ms`` runs out; a
+        unary watch takes the first (or, at the deadline, one with nothing new)."""
         wait = request.wait_ms / 1000.0 if request.wait_ms else DEFAULT_WAIT
         wait = min(wait, MAX_WAIT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         await self._await_node(request.node_id, min(deadline, loop.time() + UNKNOWN_NODE_WAIT))
         self._authenticate(request.node_id, request.secret_id)
+        since = request.min_index
         while True:
             state = self._agent.fsm.state
             node = state.get(t.NODES, request.node_id)
@@ -324,13 +343,16 @@ class NodeService(pb_grpc.NodeServicer):
                 raise _Abort(grpc.StatusCode.NOT_FOUND, f"node {request.node_id} not found")
             index = self._node_index(state, node)
             remaining = deadline - loop.time()
-            if index > request.min_index or remaining <= 0:
+            if index > since or (remaining <= 0 and not stream):
                 allocs = state.by_index(t.ALLOCS, "node", node.ID)
-                changed = [a for a in allocs
-                           if (a.AllocModifyIndex or a.ModifyIndex) > request.min_index]
-                return pb.AllocationsResponse(index=index, allocs_json=_json.encode(changed),
-                                              alloc_ids=[a.ID for a in allocs])
-            await self._park(node.ID, request.min_index, remaining)
+                changed = [a for a in allocs if (a.AllocModifyIndex or a.ModifyIndex) > since]
+                yield pb.AllocationsResponse(index=index, allocs_json=_json.encode(changed),
+                                             alloc_ids=[a.ID for a in allocs])
+                since = index
+                continue
+            if remaining <= 0:
+                return
+            await self._park(node.ID, since, remaining)
 
     async def _await_node(self, node_id: str, until: float) -> None:
         """Watches are stale reads that clients send to followers (leaving the leader's

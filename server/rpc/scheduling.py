@@ -125,6 +125,7 @@ class _Leader:
         self._agent = agent
         self._metadata = ((TOKEN_KEY, server_token(agent.config.cluster.raft_secret)),)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, pb_grpc.SchedulingStub] = {}
 
     def stub(self) -> pb_grpc.SchedulingStub | None:
         """None while this server leads (its own workers run) or no leader is known."""
@@ -133,12 +134,13 @@ class _Leader:
         addr = self._agent.leader_rpc()
         if not addr:
             return None
-        ch = self._channels.get(addr)
-        if ch is None:
+        stub = self._stubs.get(addr)
+        if stub is None:   # made once per leader: a stub registers every method anew
             ch = self._channels[addr] = grpc.aio.insecure_channel(addr, options=[
                 ("grpc.max_receive_message_length", 256 * 1024 * 1024),
                 ("grpc.max_send_message_length", 256 * 1024 * 1024)])
-        return pb_grpc.SchedulingStub(ch)
+            stub = self._stubs[addr] = pb_grpc.SchedulingStub(ch)
+        return stub
 
     @property
     def metadata(self):
@@ -148,6 +150,7 @@ class _Leader:
         for ch in self._channels.values():
             await ch.close(grace=None)
         self._channels.clear()
+        self._stubs.clear()
 
 
 class RemoteBroker:

@@ -49,6 +49,11 @@ class NodeStub:
                 request_serializer=node__pb2.WatchRequest.SerializeToString,
                 response_deserializer=node__pb2.AllocationsResponse.FromString,
                 _registered_method=True)
+        self.StreamAllocations = channel.unary_stream(
+                '/caravan.v1.Node/StreamAllocations',
+                request_serializer=node__pb2.WatchRequest.SerializeToString,
+                response_deserializer=node__pb2.AllocationsResponse.FromString,
+                _registered_method=True)
         self.UpdateAllocations = channel.unary_unary(
                 '/caravan.v1.Node/UpdateAllocations',
                 request_serializer=node__pb2.UpdateRequest.SerializeToString,
@@ -78,6 +83,17 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamAllocations(self, request, context):
+        """The same as a stream: an answer each time the node's allocations change past the
+        last one sent (the first when they are past min_index), for wait_ms (then the
+        stream ends and the client opens the next one from the last index). What
+        WatchAllocations answers, without a call per change: a unary gRPC call costs
+        ~250 us of CPU on this machine, a message on an open stream ~40 us.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpdateAllocations(self, request, context):
         """Updates arriving at the leader within 50 ms are applied as one log entry.
         """
@@ -100,6 +116,11 @@ def add_NodeServicer_to_server(servicer, server):
             ),
             'WatchAllocations': grpc.unary_unary_rpc_method_handler(
                     servicer.WatchAllocations,
+                    request_deserializer=node__pb2.WatchRequest.FromString,
+                    response_serializer=node__pb2.AllocationsResponse.SerializeToString,
+            ),
+            'StreamAllocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamAllocations,
                     request_deserializer=node__pb2.WatchRequest.FromString,
                     response_serializer=node__pb2.AllocationsResponse.SerializeToString,
             ),
@@ -188,6 +209,33 @@ class Node:
             request,
             target,
             '/caravan.v1.Node/WatchAllocations',
+            node__pb2.WatchRequest.SerializeToString,
+            node__pb2.AllocationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAllocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/caravan.v1.Node/StreamAllocations',
             node__pb2.WatchRequest.SerializeToString,
             node__pb2.AllocationsResponse.FromString,
             options,
