@@ -2,8 +2,8 @@
 """Scheduling throughput end to end, next to the in-process ceiling measured in the same run.
 
     python3 bench/schedule.py [--ports none|dynamic|both] [--nodes 1000] [--jobs 100]
-                              [--count 100] [--workers N] [--timeout 50] [--profile DIR]
-                              [--json out.json] [--keep]
+                              [--count 100] [--workers N] [--follower-workers N]
+                              [--timeout 50] [--profile DIR] [--json out.json] [--keep]
 
 About 55-60 s with the defaults (two variants: tasks without ports, then with one
 dynamic port, each end-to-end run on a fresh cluster). For each variant:
@@ -572,11 +572,9 @@ def run_e2e(args, ports: str, tmp: Path, cleanup: list) -> dict:
 
     vdir = tmp / ports
     vdir.mkdir()
-    cluster = make_cluster(vdir, n=3)
-    if args.workers:
-        text = cluster.config_path.read_text()
-        cluster.config_path.write_text(text.replace(
-            "[cluster]\n", f"[cluster]\nscheduler_workers = {args.workers}\n", 1))
+    extra = (f"scheduler_workers = {args.workers}\n" if args.workers else "") + \
+        (f"follower_scheduler_workers = {args.follower_workers}\n" if args.follower_workers else "")
+    cluster = make_cluster(vdir, n=3, cluster_toml=extra)
     cleanup.append(cluster.stop)
     t_phase = time.monotonic()
     cluster.start()
@@ -725,6 +723,9 @@ def main():
     ap.add_argument("--count", type=int, default=100, help="allocations per job")
     ap.add_argument("--workers", type=int, default=0,
                     help="scheduler_workers on the servers (default: the config default)")
+    ap.add_argument("--follower-workers", type=int, default=0,
+                    help="follower_scheduler_workers: workers on each follower too, Nomad-style "
+                         "(default 0, the config default)")
     ap.add_argument("--timeout", type=float, default=50.0,
                     help="seconds to wait for all placements per variant (default 50)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the leader during scheduling; "
@@ -768,7 +769,7 @@ def main():
         "env": {"python": platform.python_version(), "pysyncobj": version("pysyncobj"),
                 "cpus": os.cpu_count()},
         "nodes": args.nodes, "jobs": args.jobs, "count": args.count,
-        "workers": args.workers or "default", "profiled": bool(args.profile),
+        "workers": args.workers or "default", "follower_workers": args.follower_workers, "profiled": bool(args.profile),
         "target_placements_per_s": TARGET_PLACEMENTS_S,
         "wall_s": round(time.monotonic() - t_start, 1), "tree": tree_state(),
         "variants": {p: {

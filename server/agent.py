@@ -67,15 +67,15 @@ class Agent:
             repair_journal=repair_journal), self.fsm)
         self.notifier: Notifier | None = None
         n = config.cluster.scheduler_workers
-        # As in Nomad, every server schedules: followers take evals from the leader's
-        # broker (server/rpc/scheduling.py), and the leader pauses 3/4 of its own
-        # workers to keep its CPU for the log and the plan applier. Alone, it runs all.
-        clustered = len(config.servers) > 1
-        own = n - (3 * n) // 4 if clustered else n
-        # CARAVAN_LEADER_WORKERS overrides the leader's share (tests, experiments)
+        # With follower_scheduler_workers, every server schedules, as in Nomad: the
+        # followers take evals from the leader's broker (server/rpc/scheduling.py), and
+        # the leader pauses 3/4 of its own workers to keep its CPU for the log and the
+        # plan applier. CARAVAN_LEADER_WORKERS overrides the leader's count (tests).
+        followers = config.cluster.follower_scheduler_workers if len(config.servers) > 1 else 0
+        own = n - (3 * n) // 4 if followers else n
         own = int(os.environ.get("CARAVAN_LEADER_WORKERS", own))
         self.leader_services = LeaderServices(self, workers=own)
-        self.follower_workers = FollowerWorkers(self, n) if clustered else None
+        self.follower_workers = FollowerWorkers(self, followers) if followers else None
         self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
         self.leader_services.add(self.heartbeats)
         self.deployment_watcher = DeploymentWatcher(

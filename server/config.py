@@ -25,7 +25,10 @@ class ClusterConfig:
     raft_secret: str = ""
     job_tracked_versions: int = 6
     snapshot_threshold: int = 20000   # log entries between snapshots (log compaction)
-    scheduler_workers: int = 2        # scheduling workers per server (the leader runs 1/4)
+    scheduler_workers: int = 2        # scheduling workers on the leader
+    # scheduling workers on each follower (server/rpc/scheduling.py); when set, the
+    # leader keeps a quarter of scheduler_workers, as Nomad's leader pauses 3/4 of its own
+    follower_scheduler_workers: int = 0
     # the core garbage collector (Go durations): how often it runs, and how long an
     # object must have been dead before it is collected (Nomad's defaults)
     gc_interval: str = "5m"
@@ -114,7 +117,8 @@ class Config:
 
 _CLUSTER_KEYS = {"region": str, "datacenter": str, "data_dir": str, "raft_secret": str,
                  "job_tracked_versions": int, "snapshot_threshold": int,
-                 "scheduler_workers": int, "gc_interval": str, "eval_gc_threshold": str,
+                 "scheduler_workers": int, "follower_scheduler_workers": int,
+                 "gc_interval": str, "eval_gc_threshold": str,
                  "job_gc_threshold": str, "deployment_gc_threshold": str,
                  "node_gc_threshold": str}
 _DURATION_KEYS = ("gc_interval", "eval_gc_threshold", "job_gc_threshold",
@@ -174,6 +178,9 @@ def parse(raw: dict, source: str = "cluster.toml") -> Config:
     if cluster.scheduler_workers < 1:
         raise ConfigError(f"{source}: cluster.scheduler_workers: must be at least 1, got "
                           f"{cluster.scheduler_workers}")
+    if cluster.follower_scheduler_workers < 0:
+        raise ConfigError(f"{source}: cluster.follower_scheduler_workers: must be at least 0, "
+                          f"got {cluster.follower_scheduler_workers}")
     if cluster.snapshot_threshold < 10:
         raise ConfigError(f"{source}: cluster.snapshot_threshold: must be at least 10, got "
                           f"{cluster.snapshot_threshold}")

@@ -188,15 +188,16 @@ def test_scheduling_continues_on_a_new_leader(tmp_path, monkeypatch):
 
 
 def test_followers_schedule_for_the_leader_and_follow_a_new_one(tmp_path, monkeypatch):
-    """As in Nomad, followers run scheduling workers against the leader's broker and
-    applier (here the leader runs none of its own): every eval is planned on a follower,
+    """With ``follower_scheduler_workers``, followers run scheduling workers against the
+    leader's broker and applier, as in Nomad (here the leader runs none of its own):
+    every eval is planned on a follower,
     each allocation is placed once, and after the leader is killed the workers of the
     remaining follower serve the new leader."""
     from tests.procs import make_cluster
     monkeypatch.setenv("CARAVAN_LEADER_WORKERS", "0")
     monkeypatch.setenv("CARAVAN_HEARTBEAT_TTL", "2")
     monkeypatch.setenv("CARAVAN_HEARTBEAT_GRACE", "2")
-    cluster = make_cluster(tmp_path).start()
+    cluster = make_cluster(tmp_path, cluster_toml="follower_scheduler_workers = 2").start()
     sim = None
 
     def follower_acks(servers) -> int:

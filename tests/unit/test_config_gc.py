@@ -39,3 +39,18 @@ def test_bad_values_are_refused_naming_key_and_value(key, value, message):
     with pytest.raises(ConfigError) as exc:
         parse({"cluster": {key: value}, "servers": SERVERS})
     assert str(exc.value) == message
+
+
+def test_scheduler_worker_counts():
+    """Not the collector's, but the same table: the workers on the leader and, opt-in,
+    on each follower (``follower_scheduler_workers``)."""
+    c = parse({"servers": SERVERS}).cluster
+    assert (c.scheduler_workers, c.follower_scheduler_workers) == (2, 0)
+    c = parse({"cluster": {"follower_scheduler_workers": 3}, "servers": SERVERS}).cluster
+    assert c.follower_scheduler_workers == 3
+    for key, value, message in [
+            ("follower_scheduler_workers", -1, "must be at least 0, got -1"),
+            ("scheduler_workers", 0, "must be at least 1, got 0")]:
+        with pytest.raises(ConfigError) as exc:
+            parse({"cluster": {key: value}, "servers": SERVERS})
+        assert str(exc.value) == f"cluster.toml: cluster.{key}: {message}"
