@@ -690,12 +690,14 @@ def caravan_phase(args, tmp: Path, cleanup: list, res: dict):
           f"{'' if args.no_pin else ', server on CPU 0, wrk on CPU 1'} ==", flush=True)
     url = f"http://{leader.http}/v1/job/{jid}"
     prof = Path(args.profile) / "caravan-leader-stale-read.txt" if args.profile else None
+    prof_d = Path(args.profile) / "caravan-leader-default-read.txt" if args.profile else None
     res["reads"] = {"caravan_stale": read_point("caravan ?stale", url + "?stale", leader.proc.pid,
                                                 args, pin_srv, pin_wrk, prof),
                     "caravan_default": read_point("caravan default", url, leader.proc.pid,
-                                                  args, pin_srv, pin_wrk)}
+                                                  args, pin_srv, pin_wrk, prof_d)}
     if prof:
         res["profile_caravan_stale_read"] = summarize_profile(prof)
+        res["profile_caravan_default_read"] = summarize_profile(prof_d)
     cluster.stop()
     return jid
 
@@ -896,7 +898,8 @@ def main():
         **summary,
         "caravan_writes": res["caravan_writes"], "raw_writes": res["raw_writes"], "reads": res["reads"],
     }
-    for k in ("profile_caravan_leader", "profile_raw_leader", "profile_caravan_stale_read"):
+    for k in ("profile_caravan_leader", "profile_raw_leader", "profile_caravan_stale_read",
+              "profile_caravan_default_read"):
         if k in res:
             out[k] = res[k]
             print(f"\nprofile {k}: {res[k].get('samples')} samples, shares of all samples")

@@ -16,8 +16,9 @@ pysyncobj's sharp edges, and what this module does about each
 - callbacks may never fire: every submission has its own deadline, and retries of an
   unknown outcome resubmit the same bytes, which the FSM deduplicates by request id;
 - two leaders for ``leaderFallbackTimeout``: lowered to 3 s, and no server, the leader
-  included, serves a default read before a no-op submitted after the read began is
-  applied (a deposed leader cannot commit one);
+  included, serves a default read before a majority confirmed its leader after the read
+  began (Raft's ReadIndex, the answers numbered in ``_Transport``) or, failing that, a
+  no-op submitted after the read began is applied (a deposed leader cannot commit one);
 - the file journal is never fsynced and has no checksums: it is replaced by
   ``server/journal.py``'s ``DurableJournal``; a follower fsyncs before it acknowledges
   entries and the leader before it marks them committed, so an acknowledged write is on
@@ -47,6 +48,7 @@ from fsm.store import decode_state, encode_state
 from server.group_commit import GroupCommit
 from server.journal import (DurableJournal, StorageDamaged, convert_pysyncobj_journal,
                             fsync_dir)
+from server.metrics import METRICS
 
 log = logging.getLogger("caravan.raft")
 
@@ -110,10 +112,26 @@ class _Transport(TCPTransport):
 
     def __init__(self, *args, **kwargs):
         self.last_heard: dict[str, float] = {}
+        # Leadership confirmations for reads (``RaftNode.read_barrier``): the leader
+        # numbers every append_entries it sends (``cv_seq``); a follower echoes, in the
+        # answer pysyncobj sends while handling one (``cv_ack``), the number of the
+        # message it is answering. It answers only messages of a term it accepts, so an
+        # echo of n proves the follower took this node as its leader after n was sent.
+        self.sent_seq = 0
+        self.acked_seq: dict[str, int] = {}   # leader: peer -> highest number echoed
+        self._answering: dict[str, int] = {}  # follower: leader -> number being handled
+        self.on_ack = None                    # leader: called (raft thread) on a new echo
         super().__init__(*args, **kwargs)
 
     def send(self, node, message):
         kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "append_entries":
+            self.sent_seq += 1
+            message = {**message, "cv_seq": self.sent_seq}
+        elif kind == "next_node_idx":
+            number = self._answering.get(_address(node))
+            if number is not None:
+                message = {**message, "cv_ack": number}
         journal = getattr(self._syncObj, "_SyncObj__raftLog", None)
         if not isinstance(journal, DurableJournal):
             return super().send(node, message)
@@ -125,8 +143,22 @@ class _Transport(TCPTransport):
         return sent
 
     def _onMessageReceived(self, node, message):
-        self.last_heard[getattr(node, "address", str(node))] = time.monotonic()
+        addr = _address(node)
+        self.last_heard[addr] = time.monotonic()
+        if isinstance(message, dict):
+            kind = message.get("type")
+            if kind == "append_entries" and "cv_seq" in message:
+                # pysyncobj answers (if at all) while handling it, just below
+                self._answering[addr] = message["cv_seq"]
+            elif kind == "next_node_idx" and message.get("cv_ack", 0) > self.acked_seq.get(addr, 0):
+                self.acked_seq[addr] = message["cv_ack"]
+                if self.on_ack is not None:
+                    self.on_ack()
         return super()._onMessageReceived(node, message)
+
+
+def _address(node) -> str:
+    return getattr(node, "address", str(node))
 
 
 class RaftNode:
@@ -142,6 +174,8 @@ class RaftNode:
         self._snapshot_job: _SnapshotJob | None = None
         self._installs = 0   # snapshots loaded (at start, or installed from the leader)
         self._barrier_running = False
+        self._ack_waiters = 0                        # readers waiting for confirmations
+        self._acked: asyncio.Future | None = None    # set when a follower echoes
         # Called on the event loop with True when this node becomes leader and False
         # when it stops being leader.
         self.on_leadership = None
@@ -193,6 +227,7 @@ class RaftNode:
                                  consumers=[self._consumer], transportClass=_Transport)
         finally:
             pysyncobj.syncobj.createJournal = original
+        self._sync._SyncObj__transport.on_ack = self._on_ack
         if not s.peers:
             self._sync.addOnTickCallback(self._kick_single_node_commit)
 
@@ -359,12 +394,18 @@ class RaftNode:
     async def read_barrier(self) -> None:
         """Return once this node has applied every write acknowledged before the call.
 
-        Every server, the leader too, waits for a no-op entry submitted after the call
-        began; concurrent readers share one, and under write load it rides in a
-        group-commit batch. The leader cannot answer from its own state alone: one that
-        was paused or cut off does not know it has been deposed until pysyncobj's
-        leaderFallbackTimeout, and would serve stale reads meanwhile (the fault tests
-        saw it). The no-op's commit proves it still leads."""
+        The leader cannot answer from its own state alone: one that was paused or cut
+        off does not know it has been deposed until pysyncobj's leaderFallbackTimeout,
+        and would serve stale reads meanwhile (the fault tests saw it). So it confirms
+        its leadership first (Raft's ReadIndex): it notes its commit index, has a round
+        of append_entries sent at once, and waits until a majority (itself included)
+        has answered one sent after the call began, then until it has applied that
+        index. A deposed leader cannot get those answers: a majority has moved to a
+        later term and ignores it. That costs no log entry and no fsync. A follower, or
+        a leader without confirmations (no entry of its term committed yet, peers that
+        do not echo, no answers within READ_INDEX_WAIT), waits instead for a no-op
+        entry submitted after the call began, which only a current leader can commit.
+        Concurrent readers share one confirmation or one no-op."""
         await self._shared_barrier()
 
     async def _shared_barrier(self) -> None:
@@ -381,7 +422,11 @@ class RaftNode:
             while self._barrier_group is not None:
                 group, self._barrier_group = self._barrier_group, None
                 try:
-                    await self.submit(_NOOP)
+                    if await self._confirm_leadership():
+                        METRICS.incr("caravan.raft.read_barrier.read_index")
+                    else:
+                        await self.submit(_NOOP)
+                        METRICS.incr("caravan.raft.read_barrier.noop")
                 except Exception as exc:
                     if not group.done():
                         group.set_exception(exc)
@@ -394,6 +439,60 @@ class RaftNode:
             self._barrier_running = False
 
 
+    async def _confirm_leadership(self) -> bool:
+        """ReadIndex (see ``read_barrier``): True once this leader's leadership is
+        confirmed by a majority after the call began and the commit index it had then
+        is applied here; False when that cannot be done (the caller falls back)."""
+        sync, loop = self._sync, asyncio.get_running_loop()
+        if sync is None or not self.settings.peers or not sync._isLeader():
+            return False
+        transport = sync._SyncObj__transport
+        term = sync._SyncObj__raftCurrentTerm
+        noop = sync._SyncObj__noopIDx
+        commit = sync._SyncObj__raftCommitIndex
+        if noop is None or commit < noop:
+            return False        # no entry of this term committed: its commit index may lag
+        first = transport.sent_seq + 1
+        majority = (len(self.settings.peers) + 1) // 2 + 1
+
+        def confirmed() -> bool:
+            return 1 + sum(1 for n in list(transport.acked_seq.values()) if n >= first) >= majority
+
+        deadline = loop.time() + READ_INDEX_WAIT
+        self._ack_waiters += 1
+        try:
+            # send an append_entries round now rather than at the next heartbeat
+            sync._SyncObj__newAppendEntriesTime = 0.0
+            sync._SyncObj__pipeNotifier.notify()
+            while not confirmed():
+                if loop.time() >= deadline:
+                    return False
+                self._acked = loop.create_future()
+                try:
+                    await asyncio.wait_for(self._acked, max(0.0, deadline - loop.time()))
+                except (asyncio.TimeoutError, TimeoutError):
+                    pass
+        finally:
+            self._ack_waiters -= 1
+        if not sync._isLeader() or sync._SyncObj__raftCurrentTerm != term:
+            return False
+        while self.fsm.state.last_index < commit:    # applied here shortly after commit
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.0005)
+        return True
+
+    def _on_ack(self) -> None:
+        """Raft thread: a follower echoed a newer number; wake a waiting reader."""
+        if self._ack_waiters and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_acked)
+
+    def _wake_acked(self) -> None:
+        if self._acked is not None and not self._acked.done():
+            self._acked.set_result(None)
+
+
+READ_INDEX_WAIT = 0.5   # seconds a leader waits for its confirmations before a no-op
 _NOOP = entries.encode(entries.Noop())
 
 

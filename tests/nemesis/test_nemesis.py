@@ -7,7 +7,9 @@
   seed from ``NEMESIS_SECONDS`` (default 120) and ``NEMESIS_SEED`` (default 1).
 - ``test_isolated_leader_serves_no_stale_reads``: the one violation the runs found (a
   deposed leader answering default reads from its own state), as a deterministic
-  reproduction; fixed by making every default read wait for a no-op commit.
+  reproduction; fixed by making every default read wait for a no-op commit, and now for
+  a majority's confirmation of the leader (``RaftNode.read_barrier``), with the no-op as
+  the fallback.
 
 ``python -m tests.nemesis.run --help`` (or ``bench/nemesis.py``) runs one by hand.
 """
@@ -63,8 +65,9 @@ def test_isolated_leader_serves_no_stale_reads(tmp_path):
         r = httpx.post(new.url + "/v1/jobs", json=job, timeout=10)
         r.raise_for_status()
         # The write is acknowledged; a read that starts now must see it or fail. The
-        # cut-off server cannot commit the read's no-op: it answers 500/503 once its own
-        # deadlines pass (write hold, apply timeout), or not before the client gives up.
+        # cut-off server gets no follower's confirmation and cannot commit the read's
+        # no-op: it answers 500/503 once its own deadlines pass (write hold, apply
+        # timeout), or not before the client gives up.
         try:
             read = httpx.get(old.url + "/v1/job/probe", timeout=30)
         except httpx.TimeoutException:
