@@ -113,6 +113,29 @@ def test_default_read_on_follower_sees_acknowledged_writes(cluster):
         assert got.status_code == 200 and got.json()["TaskGroups"][0]["Count"] == i + 1
 
 
+def test_default_reads_confirm_the_leader_without_a_log_entry(cluster):
+    """On the leader a default read waits for a majority to confirm its leadership
+    (ReadIndex) instead of committing a no-op; a follower still waits for a no-op."""
+    leader, (f1, _) = followers(cluster)
+
+    def barriers(server) -> dict[str, int]:
+        counters = httpx.get(server.url + "/v1/metrics", timeout=10).json()["Counters"]
+        return {c["Name"].rsplit(".", 1)[1]: c["Count"] for c in counters
+                if c["Name"].startswith("caravan.raft.read_barrier.")}
+
+    r = httpx.post(leader.url + "/v1/jobs", json=job_body("ri"), timeout=10)
+    index = int(r.headers["X-Nomad-Index"])
+    start = barriers(leader)
+    for _ in range(5):
+        got = httpx.get(leader.url + "/v1/job/ri", timeout=10)
+        assert got.status_code == 200 and int(got.headers["X-Nomad-Index"]) >= index
+    after = barriers(leader)
+    assert after.get("read_index", 0) - start.get("read_index", 0) >= 1
+    assert after.get("noop", 0) == start.get("noop", 0)
+    assert httpx.get(f1.url + "/v1/job/ri", timeout=10).status_code == 200
+    assert barriers(f1).get("noop", 0) >= 1
+
+
 def test_full_restart_after_log_compaction_restores_everything(tmp_path):
     cluster = make_cluster(tmp_path, snapshot_threshold=50)
     cluster.start()
