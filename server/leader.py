@@ -26,6 +26,7 @@ log = logging.getLogger("caravan.leader")
 FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
 FEED_INTERVAL = 0.005     # seconds between scans of the pending evals, at least
 FEED_RESCAN = 5.0         # seconds between full re-scans
+FEED_BACKOFF = 20         # and wait at least this many times what the last scan took
 
 
 class LeaderServices:
@@ -90,9 +91,11 @@ class LeaderServices:
         handed: set[str] = set()
         loop = asyncio.get_running_loop()
         rescan_at = 0.0
+        scan_s = 0.0
         while True:
             watch = ag.notifier.watch((t.EVALS,))
             try:
+                started = loop.time()   # the simulation's virtual clock: no backoff there
                 if loop.time() >= rescan_at:
                     handed.clear()
                     rescan_at = loop.time() + FEED_RESCAN
@@ -108,10 +111,15 @@ class LeaderServices:
                     handed.add(ev.ID)
                 if len(handed) > 2 * len(pending) + 1024:   # forget the finished ones
                     handed.intersection_update(pending)
+                scan_s = loop.time() - started
                 await ag.notifier.wait(watch, 1.0)
             finally:
                 ag.notifier.unwatch(watch)
-            await asyncio.sleep(FEED_INTERVAL)
+            # A scan walks every pending eval: with thousands pending (a burst of
+            # registrations the workers have not caught up with) scans are rationed,
+            # as the deployment watcher's are, instead of taking a share of the leader
+            # that grows with the backlog.
+            await asyncio.sleep(max(FEED_INTERVAL, FEED_BACKOFF * scan_s))
 
     async def _unblock(self) -> None:
         """Blocked evals go back to the broker when capacity may have appeared: a node
