@@ -47,7 +47,9 @@ dynamic port, each end-to-end run on a fresh cluster). For each variant:
    - eval wait: the eval's first planning - its CreateTime (set at register).
 
 Figures only: nothing is asserted. Only 127.0.0.1 is used, every process started is
-stopped in a ``finally``. The last line is ``SUMMARY {json}``.
+stopped in a ``finally``. The last line is ``SUMMARY {json}``. With ``BENCH_DUMP=FILE``
+the allocations and evals fetched after each variant are written to FILE, to look into
+a run that printed a ``!!`` line.
 """
 from __future__ import annotations
 
