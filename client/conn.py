@@ -4,12 +4,12 @@ Every Node RPC but ``WatchAllocations`` must reach the leader; a follower answer
 ``FAILED_PRECONDITION`` with the leader's address in the trailing metadata key ``leader``.
 ``ServerConn.call`` re-dials there, rotates through the known servers when one is
 unreachable, and retries with backoff; other errors are raised to the caller.
-``ServerConn.read_call`` and ``read_stream`` are for the stale read, ``WatchAllocations`` or
-``StreamAllocations``: each caller keeps to
-one server picked by its key among the followers (all servers when there are none), so
-the watches of many nodes spread over the followers and leave the leader's CPU to what
-only it can do (Nomad clients likewise read their allocations with ``AllowStale``).
-Shared by the client agent and ``caravan nodesim``.
+``ServerConn.read_call`` and ``read_stream`` are for the stale read (``WatchAllocations``,
+``StreamAllocations``): each caller keeps to one server picked by its key among the
+followers (all servers when there are none), so the watches of many nodes spread over
+the followers and leave the leader's CPU to what only it can do (Nomad clients likewise
+read their allocations with ``AllowStale``). Shared by the client agent and
+``caravan nodesim``.
 """
 from __future__ import annotations
 

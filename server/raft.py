@@ -438,7 +438,6 @@ class RaftNode:
         finally:
             self._barrier_running = False
 
-
     async def _confirm_leadership(self) -> bool:
         """ReadIndex (see ``read_barrier``): True once this leader's leadership is
         confirmed by a majority after the call began and the commit index it had then

@@ -55,7 +55,6 @@ if _knobs and "server.cli" in _argv:
         # every 5 s, log how many raft messages of each kind the server sent, their
         # bytes after pickling, and how many rounds group commit made
         import collections
-        import pickle as _pickle
         import threading
         import time as _time
         import server.raft as _raft
