@@ -254,7 +254,3 @@ class FollowerWorkers:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self._leader.close()
-
-    @property
-    def processed(self) -> int:
-        return sum(w.processed for w in self.workers)
