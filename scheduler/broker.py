@@ -98,9 +98,13 @@ class EvalBroker:
         token = f"{self.token_prefix}{next(self._tokens)}"
         deliveries = self._deliveries.get(ev.ID, 0) + 1
         self._deliveries[ev.ID] = deliveries
-        timer = loop.call_later(self.visibility_timeout, self._expire, ev.ID, token)
-        self._unacked[ev.ID] = _Unacked(ev, token, deliveries, timer)
+        self._unacked[ev.ID] = _Unacked(ev, token, deliveries, self._timer(ev.ID, token))
         return ev, token
+
+    def _timer(self, eval_id: str, token: str) -> asyncio.TimerHandle:
+        """The delivery's visibility timeout: unanswered by then, it is delivered again."""
+        return asyncio.get_running_loop().call_later(self.visibility_timeout, self._expire,
+                                                     eval_id, token)
 
     def ack(self, eval_id: str, token: str) -> bool:
         entry = self._take(eval_id, token)
@@ -137,8 +141,7 @@ class EvalBroker:
             return False
         if entry.timer is not None:
             entry.timer.cancel()
-        entry.timer = asyncio.get_running_loop().call_later(
-            self.visibility_timeout, self._expire, eval_id, token)
+        entry.timer = self._timer(eval_id, token)
         return True
 
     def _expire(self, eval_id: str, token: str) -> None:

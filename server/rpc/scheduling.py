@@ -161,6 +161,7 @@ class RemoteBroker:
         self._name = name
         self.tokens: dict[str, str] = {}     # eval ID -> token of its delivery here
         self._wait: dict[str, int] = {}      # eval ID -> index to plan at or after
+        self._answering: set[asyncio.Task] = set()
 
     async def dequeue(self, timeout: float) -> tuple[Evaluation, str] | None:
         stub = self._leader.stub()
@@ -203,12 +204,18 @@ class RemoteBroker:
             METRICS.incr("caravan.scheduler.follower_evals_acked")
         return out.ok
 
-    # Worker calls these without awaiting (the local broker's are plain methods)
+    # Worker calls these without awaiting (the local broker's are plain methods); the
+    # event loop holds tasks only weakly, so the answers in flight are kept here
     def ack(self, eval_id: str, token: str) -> None:
-        asyncio.ensure_future(self._answer("Ack", eval_id, token))
+        self._send_answer("Ack", eval_id, token)
 
     def nack(self, eval_id: str, token: str) -> None:
-        asyncio.ensure_future(self._answer("Nack", eval_id, token))
+        self._send_answer("Nack", eval_id, token)
+
+    def _send_answer(self, method: str, eval_id: str, token: str) -> None:
+        task = asyncio.ensure_future(self._answer(method, eval_id, token))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
 
 class RemoteApplier:
