@@ -38,9 +38,14 @@ class FSM:
         # while a batch entry applies: its members' state so far, and what they touched
         self._staged: State | None = None
         self._staged_touched: set[str] | None = None
+        self._staged_evals: list[str] | None = None
         # Called after each applied entry with (tables touched, index); the server uses
         # it to wake blocking queries. It must not raise and must be quick.
         self.on_commit: Callable[[frozenset[str], int], None] | None = None
+        # Called after each published state with the IDs of the evals the entry wrote
+        # (before ``on_commit``), or with None when the whole state was replaced; the
+        # leader's broker feed uses it. Same rules as ``on_commit``.
+        self.on_evals: Callable[[list[str] | None], None] | None = None
         # Set when an entry of an unknown type arrives: this binary is older than the
         # log, and the node must stop rather than skip it.
         self.fatal: str | None = None
@@ -91,7 +96,7 @@ class FSM:
         # follower's worker that waited for the index planned on a state without a
         # plan committed in the same batch, placing its allocations twice).
         results = []
-        self._staged, self._staged_touched = self.state, set()
+        self._staged, self._staged_touched, self._staged_evals = self.state, set(), []
         try:
             for sub in batch.Entries:
                 if sub[:1] == bytes([e.EntryType.BATCH]):
@@ -102,9 +107,9 @@ class FSM:
                 if self.fatal:
                     break
         finally:
-            staged, touched = self._staged, self._staged_touched
-            self._staged, self._staged_touched = None, None
-            self._set_state(staged, frozenset(touched), index)
+            staged, touched, evals = self._staged, self._staged_touched, self._staged_evals
+            self._staged, self._staged_touched, self._staged_evals = None, None, None
+            self._set_state(staged, frozenset(touched), index, evals)
         return {"Results": results, "Index": index}
 
     def _base(self) -> State:
@@ -146,6 +151,8 @@ class FSM:
     def restore(self, state: State) -> None:
         """Replace the whole state (snapshot install); wakes every blocking query."""
         self.state = state
+        if self.on_evals is not None:
+            self.on_evals(None)
         if self.on_commit is not None:
             self.on_commit(frozenset(t.SCHEMA), state.last_index)
 
@@ -154,12 +161,19 @@ class FSM:
         if self._staged is not None:            # in a batch: published at its end
             self._staged = txn.commit()
             self._staged_touched.update(txn.touched)
+            self._staged_evals += txn.evals_written
             return result
-        self._set_state(txn.commit(), txn.touched, txn.index)
+        self._set_state(txn.commit(), txn.touched, txn.index, txn.evals_written)
         return result
 
-    def _set_state(self, state: State, touched: frozenset[str], index: int) -> None:
+    def _set_state(self, state: State, touched: frozenset[str], index: int,
+                   evals: list[str]) -> None:
         self.state = state
+        if evals and self.on_evals is not None:
+            try:
+                self.on_evals(evals)
+            except Exception:
+                log.exception("on_evals hook failed")
         if self.on_commit is not None:
             try:
                 self.on_commit(touched, index)

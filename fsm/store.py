@@ -15,7 +15,7 @@ from typing import Any, Hashable, Iterable, Iterator
 import immutables
 import msgspec
 
-from fsm.schema import SCHEMA, Table
+from fsm.schema import EVALS, SCHEMA, Table
 
 _EMPTY = immutables.Map()
 
@@ -108,6 +108,9 @@ class Txn:
         self.index = index
         self._tables = dict(base.tables)
         self._touched: set[str] = set()
+        # the evals written (put or deleted): the leader hands the pending ones to its
+        # broker without scanning every pending eval after each commit
+        self.evals_written: list[str] = []
 
     # reads (same API as State for the calls appliers need)
     def get(self, table: str, key: Hashable) -> Any:
@@ -141,6 +144,8 @@ class Txn:
                 indexes[ix.name] = m
         self._tables[table] = TableState(ts.rows.set(pk, row), indexes, self.index)
         self._touched.add(table)
+        if table == EVALS:
+            self.evals_written.append(pk)
 
     def delete(self, table: str, pk: Hashable) -> bool:
         spec = SCHEMA[table]
@@ -155,6 +160,8 @@ class Txn:
                 indexes[ix.name] = _index_remove(indexes[ix.name], k, pk)
         self._tables[table] = TableState(ts.rows.delete(pk), indexes, self.index)
         self._touched.add(table)
+        if table == EVALS:
+            self.evals_written.append(pk)
         return True
 
     @property

@@ -83,43 +83,57 @@ class LeaderServices:
         log.info("leader services stopped")
 
     async def _feed(self) -> None:
-        """Hand every pending eval in the state to the broker: the new ones after each
-        change to the evals table (scans at most every FEED_INTERVAL, so a burst of
-        commits costs one scan), and all of them every FEED_RESCAN (delayed follow-ups
-        that came due, or anything the broker dropped)."""
+        """Hand every pending eval in the state to the broker: after each change to the
+        evals table, the evals the FSM reports written since the last pass
+        (``FSM.on_evals``) that are still pending; every FEED_RESCAN, and whenever the
+        whole state was replaced, all of them (delayed follow-ups that came due, or
+        anything the broker dropped). A pass runs at most every FEED_INTERVAL, so a
+        burst of commits costs one pass, and a backlog of thousands of pending evals
+        costs nothing until the next full scan."""
         ag = self.agent
         handed: set[str] = set()
+        written: list[str | None] = []   # appended on the raft thread, swapped here
+        ag.fsm.on_evals = lambda ids: written.append(None) if ids is None \
+            else written.extend(ids)
         loop = asyncio.get_running_loop()
         rescan_at = 0.0
         scan_s = 0.0
-        while True:
-            watch = ag.notifier.watch((t.EVALS,))
-            try:
-                started = loop.time()   # the simulation's virtual clock: no backoff there
-                if loop.time() >= rescan_at:
-                    handed.clear()
-                    rescan_at = loop.time() + FEED_RESCAN
-                state = ag.fsm.state
-                pending = state.tables[t.EVALS].indexes["status"].get("pending") or ()
-                fresh = [state.get(t.EVALS, pk) for pk in pending if pk not in handed]
-                now = self.now_ns()
-                # a job's evals reach the broker in the order they were created
-                for ev in sorted(fresh, key=lambda x: (x.CreateIndex, x.ID)):
-                    if ev.Wait and ev.CreateTime + ev.Wait > now:
-                        continue
-                    self.broker.enqueue(ev)
-                    handed.add(ev.ID)
-                if len(handed) > 2 * len(pending) + 1024:   # forget the finished ones
-                    handed.intersection_update(pending)
-                scan_s = loop.time() - started
-                await ag.notifier.wait(watch, 1.0)
-            finally:
-                ag.notifier.unwatch(watch)
-            # A scan walks every pending eval: with thousands pending (a burst of
-            # registrations the workers have not caught up with) scans are rationed,
-            # as the deployment watcher's are, instead of taking a share of the leader
-            # that grows with the backlog.
-            await asyncio.sleep(max(FEED_INTERVAL, FEED_BACKOFF * scan_s))
+        try:
+            while True:
+                watch = ag.notifier.watch((t.EVALS,))
+                try:
+                    started = loop.time()   # the simulation's virtual clock: no backoff there
+                    changed, written = written, []
+                    # read after taking the IDs: the state has every eval they name
+                    state = ag.fsm.state
+                    pending = state.tables[t.EVALS].indexes["status"].get("pending") or {}
+                    if loop.time() >= rescan_at or None in changed:
+                        handed.clear()
+                        rescan_at = loop.time() + FEED_RESCAN
+                        candidates = pending
+                    else:
+                        candidates = {pk: True for pk in changed if pk in pending}
+                    fresh = [state.get(t.EVALS, pk) for pk in candidates if pk not in handed]
+                    now = self.now_ns()
+                    # a job's evals reach the broker in the order they were created
+                    for ev in sorted(fresh, key=lambda x: (x.CreateIndex, x.ID)):
+                        if ev.Wait and ev.CreateTime + ev.Wait > now:
+                            continue
+                        self.broker.enqueue(ev)
+                        handed.add(ev.ID)
+                    if len(handed) > 2 * len(pending) + 1024:   # forget the finished ones
+                        handed.intersection_update(pending)
+                    scan_s = loop.time() - started
+                    await ag.notifier.wait(watch, 1.0)
+                finally:
+                    ag.notifier.unwatch(watch)
+                # A full scan walks every pending eval: with thousands pending (a burst
+                # of registrations the workers have not caught up with) passes are
+                # rationed, as the deployment watcher's are, instead of taking a share
+                # of the leader that grows with the backlog.
+                await asyncio.sleep(max(FEED_INTERVAL, FEED_BACKOFF * scan_s))
+        finally:
+            ag.fsm.on_evals = None
 
     async def _unblock(self) -> None:
         """Blocked evals go back to the broker when capacity may have appeared: a node

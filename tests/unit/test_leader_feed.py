@@ -1,0 +1,68 @@
+"""The leader's broker feed: pending evals reach the broker from the evals each commit
+wrote (``FSM.on_evals``), without waiting for a full scan of every pending eval."""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from msgspec.structs import replace
+
+from fsm import entries as e
+from fsm.apply import FSM
+from fsm.store import decode_state, encode_state
+from server import leader
+from server.leader import LeaderServices
+from server.notify import Notifier
+from tests.unit.test_fsm import Log, make_eval, make_job
+
+
+async def _until(predicate, what: str) -> None:
+    for _ in range(400):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_new_pending_evals_reach_the_broker_without_a_full_scan(monkeypatch):
+    monkeypatch.setattr(leader, "FEED_RESCAN", 1e9)   # only the first pass scans everything
+
+    async def scenario():
+        fsm = FSM()
+        log = Log(fsm)
+        notifier = Notifier(asyncio.get_running_loop())
+        fsm.on_commit = notifier.notify_threadsafe
+        services = LeaderServices(SimpleNamespace(fsm=fsm, notifier=notifier))
+        handed: list[str] = []
+        services.broker = SimpleNamespace(enqueue=lambda ev: handed.append(ev.ID))
+
+        log.register(make_job("before"))                 # pending before the leader starts
+        task = asyncio.ensure_future(services._feed())
+        await _until(lambda: handed == ["eval-before-1"], "the first full scan")
+
+        log.index += 1
+        fsm.apply(log.index, e.encode(e.Batch(Entries=[
+            e.encode(e.JobRegister(RequestID=f"r{i}", Job=make_job(f"j{i}"),
+                                   Eval=make_eval(f"j{i}", 5))) for i in range(3)])))
+        await _until(lambda: len(handed) == 4, "the batch's evals")
+        assert handed[1:] == ["eval-j0-5", "eval-j1-5", "eval-j2-5"]
+
+        # an eval written but no longer pending, and one that is not due yet, stay out
+        log.apply(e.EvalUpdate(Evals=[replace(make_eval("j0", 6), Status="complete")]))
+        log.apply(e.EvalUpdate(Evals=[replace(make_eval("j1", 7), Wait=60 * 10 ** 9,
+                                              CreateTime=services.now_ns())]))
+        log.register(make_job("after"))
+        await _until(lambda: len(handed) == 5, "the next registration")
+        assert handed[4] == f"eval-after-{log.index}"
+
+        # a replaced state (snapshot install) may hold anything: everything is scanned
+        other = Log()
+        other.register(make_job("restored"), n=100)
+        fsm.restore(decode_state(encode_state(other.fsm.state)))
+        await _until(lambda: "eval-restored-100" in handed, "a full scan after restore")
+
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert fsm.on_evals is None   # the hook goes with the feed
+
+    asyncio.run(scenario())
