@@ -150,11 +150,29 @@ class _Transport(TCPTransport):
             if kind == "append_entries" and "cv_seq" in message:
                 # pysyncobj answers (if at all) while handling it, just below
                 self._answering[addr] = message["cv_seq"]
-            elif kind == "next_node_idx" and message.get("cv_ack", 0) > self.acked_seq.get(addr, 0):
-                self.acked_seq[addr] = message["cv_ack"]
-                if self.on_ack is not None:
-                    self.on_ack()
+            elif kind == "next_node_idx":
+                if message.get("cv_ack", 0) > self.acked_seq.get(addr, 0):
+                    self.acked_seq[addr] = message["cv_ack"]
+                    if self.on_ack is not None:
+                        self.on_ack()
+                if message.get("success") and not message.get("reset"):
+                    return self._keep_next_index(node, message)
         return super()._onMessageReceived(node, message)
+
+    def _keep_next_index(self, node, message):
+        """pysyncobj sets a follower's next index to the one its success answer names,
+        even when entries after it were already sent and are still in flight: with
+        more than one append_entries under way (group commit, plans, heartbeats) a
+        fifth of the entries were sent twice, and each resend made the follower cut its
+        journal back and append them again. Raft needs no such rewind: a follower that
+        misses entries answers the next message with ``reset`` and the leader backs up
+        then. So an answer may raise the next index, never lower it."""
+        ahead = getattr(self._syncObj, "_SyncObj__raftNextIndex", None)
+        before = ahead.get(node) if ahead is not None else None
+        result = super()._onMessageReceived(node, message)
+        if before is not None and ahead.get(node, before) < before:
+            ahead[node] = before
+        return result
 
 
 def _address(node) -> str:

@@ -65,10 +65,19 @@ if _knobs and "server.cli" in _argv:
         _counts = collections.Counter()
         _orig_send = _raft._Transport.send
 
+        _highest: dict = {}   # node -> highest entry index sent to it
+
         def _send(self, node, message, _orig=_orig_send):
             kind = message.get("type") if isinstance(message, dict) else "?"
-            n = len(message.get("entries") or ()) if isinstance(message, dict) else 0
+            entries = (message.get("entries") or ()) if isinstance(message, dict) else ()
+            n = len(entries)
             _counts[(kind, "empty" if not n and kind == "append_entries" else "")] += 1
+            if n:
+                key = str(node)
+                top = _highest.get(key, 0)
+                _counts[("entries", "resent")] += sum(1 for x in entries if x[1] <= top)
+                _counts[("entries", "sent")] += n
+                _highest[key] = max(top, entries[-1][1])
             return _orig(self, node, message)
         _raft._Transport.send = _send
 
