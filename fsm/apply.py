@@ -38,14 +38,15 @@ class FSM:
         # while a batch entry applies: its members' state so far, and what they touched
         self._staged: State | None = None
         self._staged_touched: set[str] | None = None
-        self._staged_evals: list[str] | None = None
+        self._staged_written: dict[str, list] | None = None
         # Called after each applied entry with (tables touched, index); the server uses
         # it to wake blocking queries. It must not raise and must be quick.
         self.on_commit: Callable[[frozenset[str], int], None] | None = None
-        # Called after each published state with the IDs of the evals the entry wrote
-        # (before ``on_commit``), or with None when the whole state was replaced; the
-        # leader's broker feed uses it. Same rules as ``on_commit``.
-        self.on_evals: Callable[[list[str] | None], None] | None = None
+        # Each is called after a published state with the keys it wrote in the tracked
+        # tables (``Txn.written``: table -> keys), before ``on_commit``, or with None
+        # when the whole state was replaced. The leader's broker feed and deployment
+        # watcher use them. Same rules as ``on_commit``.
+        self.write_listeners: list[Callable[[dict[str, list] | None], None]] = []
         # Set when an entry of an unknown type arrives: this binary is older than the
         # log, and the node must stop rather than skip it.
         self.fatal: str | None = None
@@ -96,7 +97,7 @@ class FSM:
         # follower's worker that waited for the index planned on a state without a
         # plan committed in the same batch, placing its allocations twice).
         results = []
-        self._staged, self._staged_touched, self._staged_evals = self.state, set(), []
+        self._staged, self._staged_touched, self._staged_written = self.state, set(), {}
         try:
             for sub in batch.Entries:
                 if sub[:1] == bytes([e.EntryType.BATCH]):
@@ -107,9 +108,9 @@ class FSM:
                 if self.fatal:
                     break
         finally:
-            staged, touched, evals = self._staged, self._staged_touched, self._staged_evals
-            self._staged, self._staged_touched, self._staged_evals = None, None, None
-            self._set_state(staged, frozenset(touched), index, evals)
+            staged, touched, written = self._staged, self._staged_touched, self._staged_written
+            self._staged, self._staged_touched, self._staged_written = None, None, None
+            self._set_state(staged, frozenset(touched), index, written)
         return {"Results": results, "Index": index}
 
     def _base(self) -> State:
@@ -151,8 +152,8 @@ class FSM:
     def restore(self, state: State) -> None:
         """Replace the whole state (snapshot install); wakes every blocking query."""
         self.state = state
-        if self.on_evals is not None:
-            self.on_evals(None)
+        for listener in list(self.write_listeners):
+            listener(None)
         if self.on_commit is not None:
             self.on_commit(frozenset(t.SCHEMA), state.last_index)
 
@@ -161,19 +162,21 @@ class FSM:
         if self._staged is not None:            # in a batch: published at its end
             self._staged = txn.commit()
             self._staged_touched.update(txn.touched)
-            self._staged_evals += txn.evals_written
+            for table, keys in txn.written.items():
+                self._staged_written.setdefault(table, []).extend(keys)
             return result
-        self._set_state(txn.commit(), txn.touched, txn.index, txn.evals_written)
+        self._set_state(txn.commit(), txn.touched, txn.index, txn.written)
         return result
 
     def _set_state(self, state: State, touched: frozenset[str], index: int,
-                   evals: list[str]) -> None:
+                   written: dict[str, list]) -> None:
         self.state = state
-        if evals and self.on_evals is not None:
-            try:
-                self.on_evals(evals)
-            except Exception:
-                log.exception("on_evals hook failed")
+        if written:
+            for listener in list(self.write_listeners):
+                try:
+                    listener(written)
+                except Exception:
+                    log.exception("write listener failed")
         if self.on_commit is not None:
             try:
                 self.on_commit(touched, index)

@@ -15,9 +15,10 @@ from typing import Any, Hashable, Iterable, Iterator
 import immutables
 import msgspec
 
-from fsm.schema import EVALS, SCHEMA, Table
+from fsm.schema import DEPLOYMENTS, EVALS, SCHEMA, Table
 
 _EMPTY = immutables.Map()
+TRACKED = (EVALS, DEPLOYMENTS)   # tables whose written keys a Txn records
 
 
 class TableState:
@@ -108,9 +109,10 @@ class Txn:
         self.index = index
         self._tables = dict(base.tables)
         self._touched: set[str] = set()
-        # the evals written (put or deleted): the leader hands the pending ones to its
-        # broker without scanning every pending eval after each commit
-        self.evals_written: list[str] = []
+        # the keys written (put or deleted) in the tables that leader services follow
+        # key by key (``TRACKED``): the pending evals for the broker, the deployments
+        # for the watcher, without scanning a whole table after each commit
+        self.written: dict[str, list] = {}
 
     # reads (same API as State for the calls appliers need)
     def get(self, table: str, key: Hashable) -> Any:
@@ -144,8 +146,8 @@ class Txn:
                 indexes[ix.name] = m
         self._tables[table] = TableState(ts.rows.set(pk, row), indexes, self.index)
         self._touched.add(table)
-        if table == EVALS:
-            self.evals_written.append(pk)
+        if table in TRACKED:
+            self.written.setdefault(table, []).append(pk)
 
     def delete(self, table: str, pk: Hashable) -> bool:
         spec = SCHEMA[table]
@@ -160,8 +162,8 @@ class Txn:
                 indexes[ix.name] = _index_remove(indexes[ix.name], k, pk)
         self._tables[table] = TableState(ts.rows.delete(pk), indexes, self.index)
         self._touched.add(table)
-        if table == EVALS:
-            self.evals_written.append(pk)
+        if table in TRACKED:
+            self.written.setdefault(table, []).append(pk)
         return True
 
     @property

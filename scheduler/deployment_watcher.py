@@ -157,8 +157,13 @@ class DeploymentWatcher(LeaderLoop):
 
     def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
                  notifier: Callable[[], object], now_ns: Callable[[], int],
-                 new_id: Callable[[], str], request_id: Callable[[], str]):
+                 new_id: Callable[[], str], request_id: Callable[[], str],
+                 write_listeners: list | None = None):
         self._state = state
+        # ``FSM.write_listeners``: with it, a pass looks only at the deployments written
+        # since the last one; without it (or after a restore), at every active one
+        self._listeners = write_listeners
+        self._written: list[str | None] = []   # appended on the raft thread, swapped here
         self._submit = submit
         self._notifier = notifier
         self._now_ns = now_ns
@@ -176,8 +181,24 @@ class DeploymentWatcher(LeaderLoop):
     def _reset(self) -> None:
         self._seen.clear()
         self._looked_at = None
+        self._written = []
+
+    def _heard(self, keys: dict[str, list] | None) -> None:
+        if keys is None:
+            self._written.append(None)
+        else:
+            self._written.extend(keys.get(t.DEPLOYMENTS, ()))
 
     async def _run(self) -> None:
+        if self._listeners is not None:
+            self._listeners.append(self._heard)
+        try:
+            await self._loop()
+        finally:
+            if self._listeners is not None:
+                self._listeners.remove(self._heard)
+
+    async def _loop(self) -> None:
         while True:
             notifier = self._notifier()
             watch = notifier.watch((t.DEPLOYMENTS, t.EVALS))
@@ -191,32 +212,49 @@ class DeploymentWatcher(LeaderLoop):
                 await notifier.wait(watch, MAX_PASS_INTERVAL)
             finally:
                 notifier.unwatch(watch)
-            # Every change of the table means a scan of all active deployments; with
-            # thousands of them (each new service job has one) scans are rationed.
+            # A full pass looks at every active deployment; with thousands of them
+            # (each new service job has one) passes are rationed.
             await asyncio.sleep(max(MIN_PASS_INTERVAL, SCAN_BACKOFF * self._scan_s))
 
     async def run_once(self) -> None:
         """Look at every active deployment that changed since the last look, or whose
         progress deadline has passed, and act on what ``decide`` says."""
+        # the keys first: the state read next has every deployment they name
+        written, self._written = self._written, []
         state = self._state()
         now = self._now_ns()
         table = state.tables[t.DEPLOYMENTS]
-        if table is self._looked_at and now <= self._next_cutoff:
+        if not written and table is self._looked_at and now <= self._next_cutoff:
             return   # no deployment changed and no deadline passed (a table is immutable)
         looked_at = table
         started = self._now_ns()   # the injected clock: virtual in the simulation
         active = table.indexes["active"].get(True) or {}
-        if len(self._seen) > len(active):
-            for gone in [k for k in self._seen if k not in active]:
-                del self._seen[gone]
         changed, next_cutoff = [], _NO_CUTOFF
-        for pk in active:   # unordered (cheap); what changed is handled in ID order below
-            d = table.rows[pk]
-            seen = self._seen.get(pk)
-            if seen is None or seen[0] != d.ModifyIndex or (seen[1] and now > seen[1]):
-                changed.append(d)
-            elif seen[1]:
-                next_cutoff = min(next_cutoff, seen[1])
+        if self._listeners is None or self._looked_at is None or None in written \
+                or now > self._next_cutoff:
+            # everything: the first pass, after a restore, or when a deadline passed
+            if len(self._seen) > len(active):
+                for gone in [k for k in self._seen if k not in active]:
+                    del self._seen[gone]
+            for pk in active:   # unordered (cheap); what changed is handled in ID order below
+                d = table.rows[pk]
+                seen = self._seen.get(pk)
+                if seen is None or seen[0] != d.ModifyIndex or (seen[1] and now > seen[1]):
+                    changed.append(d)
+                elif seen[1]:
+                    next_cutoff = min(next_cutoff, seen[1])
+        else:
+            # only what was written since the last pass; the earliest deadline stands
+            # (one that no longer applies costs a full pass when it comes, no more)
+            next_cutoff = self._next_cutoff
+            for pk in dict.fromkeys(written):
+                if pk not in active:
+                    self._seen.pop(pk, None)
+                    continue
+                d = table.rows[pk]
+                seen = self._seen.get(pk)
+                if seen is None or seen[0] != d.ModifyIndex:
+                    changed.append(d)
         self._scan_s = max(0, self._now_ns() - started) / 1e9
         for d in sorted(changed, key=lambda d: d.ID):
             action = decide(state, d, now)

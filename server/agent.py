@@ -80,7 +80,7 @@ class Agent:
         self.leader_services.add(self.heartbeats)
         self.deployment_watcher = DeploymentWatcher(
             lambda: self.fsm.state, self.raft.submit, lambda: self.notifier, time.time_ns,
-            ids.uuid4_str, ids.request_id)
+            ids.uuid4_str, ids.request_id, write_listeners=self.fsm.write_listeners)
         self.leader_services.add(self.deployment_watcher)
         self.periodic = PeriodicDispatcher(
             state=lambda: self.fsm.state, submit=self.raft.submit,

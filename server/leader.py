@@ -85,7 +85,7 @@ class LeaderServices:
     async def _feed(self) -> None:
         """Hand every pending eval in the state to the broker: after each change to the
         evals table, the evals the FSM reports written since the last pass
-        (``FSM.on_evals``) that are still pending; every FEED_RESCAN, and whenever the
+        (``FSM.write_listeners``) that are still pending; every FEED_RESCAN, and whenever the
         whole state was replaced, all of them (delayed follow-ups that came due, or
         anything the broker dropped). A pass runs at most every FEED_INTERVAL, so a
         burst of commits costs one pass, and a backlog of thousands of pending evals
@@ -93,8 +93,13 @@ class LeaderServices:
         ag = self.agent
         handed: set[str] = set()
         written: list[str | None] = []   # appended on the raft thread, swapped here
-        ag.fsm.on_evals = lambda ids: written.append(None) if ids is None \
-            else written.extend(ids)
+
+        def listener(keys: dict[str, list] | None) -> None:
+            if keys is None:
+                written.append(None)
+            else:
+                written.extend(keys.get(t.EVALS, ()))
+        ag.fsm.write_listeners.append(listener)
         loop = asyncio.get_running_loop()
         rescan_at = 0.0
         scan_s = 0.0
@@ -133,7 +138,7 @@ class LeaderServices:
                 # of the leader that grows with the backlog.
                 await asyncio.sleep(max(FEED_INTERVAL, FEED_BACKOFF * scan_s))
         finally:
-            ag.fsm.on_evals = None
+            ag.fsm.write_listeners.remove(listener)
 
     async def _unblock(self) -> None:
         """Blocked evals go back to the broker when capacity may have appeared: a node

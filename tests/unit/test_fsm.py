@@ -299,18 +299,18 @@ def test_job_roundtrips_through_entry_encoding():
     assert replace(job, Priority=1) != job
 
 
-def test_on_evals_reports_the_evals_each_published_state_wrote():
-    """The leader's broker feed learns which evals changed from ``on_evals`` instead of
-    scanning every pending eval: each published state reports the evals it wrote, a
-    batch once with all of its members' evals, a rejected entry none, and a restore
-    None (everything may have changed). It runs before ``on_commit``, so a reader woken
-    by a commit finds the IDs already reported."""
+def test_write_listeners_hear_the_evals_and_deployments_each_published_state_wrote():
+    """The leader's broker feed and deployment watcher learn which evals and deployments
+    changed from ``write_listeners`` instead of scanning whole tables: each published
+    state reports the keys it wrote, a batch once with all of its members' keys, a
+    rejected entry none, and a restore None (everything may have changed). Listeners run
+    before ``on_commit``, so a reader woken by a commit finds the keys already reported."""
     log = Log()
     calls = []
-    log.fsm.on_evals = lambda ids: calls.append(("evals", ids))
+    log.fsm.write_listeners.append(lambda keys: calls.append(("written", keys)))
     log.fsm.on_commit = lambda touched, index: calls.append(("commit", index))
     log.register(make_job("a"))
-    assert calls == [("evals", ["eval-a-1"]), ("commit", 1)]
+    assert calls == [("written", {t.EVALS: ["eval-a-1"]}), ("commit", 1)]
 
     calls.clear()
     batch = [e.encode(e.JobRegister(RequestID=f"b{i}", Job=make_job(f"b{i}"),
@@ -319,7 +319,7 @@ def test_on_evals_reports_the_evals_each_published_state_wrote():
                                      JobModifyIndex=99, Eval=make_eval("a", 10)))
     log.index += 1
     log.fsm.apply(log.index, e.encode(e.Batch(Entries=[batch[0], refused, batch[1]])))
-    assert calls == [("evals", ["eval-b0-9", "eval-b1-9"]), ("commit", log.index)]
+    assert calls == [("written", {t.EVALS: ["eval-b0-9", "eval-b1-9"]}), ("commit", log.index)]
 
     calls.clear()
     log.apply(e.JobStability(JobID="a", JobVersion=0, Stable=True))   # writes no eval
@@ -327,4 +327,4 @@ def test_on_evals_reports_the_evals_each_published_state_wrote():
 
     calls.clear()
     log.fsm.restore(decode_state(encode_state(log.fsm.state)))
-    assert calls[0] == ("evals", None)
+    assert calls[0] == ("written", None)

@@ -154,3 +154,48 @@ def test_watcher_auto_promotes_when_all_canaries_are_healthy():
     assert decide(log.fsm.state, d1(log), T0) is None
     log.apply(e.AllocClientUpdate(Updates=[health("web-alloc-0", True, T0)]))
     assert decide(log.fsm.state, d1(log), T0) == Action("promote")
+
+
+def test_watcher_service_acts_on_the_deployments_written_since_its_last_pass(monkeypatch):
+    """With the FSM's write listeners the watcher's passes after the first look only at
+    the deployments written since the last one (no scan of every active deployment),
+    and act on them as a full pass would; a restore brings back a full pass."""
+    import asyncio
+    import itertools
+
+    from fsm.store import decode_state, encode_state
+    from scheduler import deployment_watcher as dw
+
+    log = Log()
+    rolled_out(log)
+    counter = itertools.count()
+
+    async def submit(blob: bytes) -> dict:
+        log.index += 1
+        return log.fsm.apply(log.index, blob)
+
+    watcher = dw.DeploymentWatcher(lambda: log.fsm.state, submit, lambda: None, lambda: T0,
+                                   lambda: f"id-{next(counter)}", lambda: f"rq-{next(counter)}",
+                                   write_listeners=log.fsm.write_listeners)
+    log.fsm.write_listeners.append(watcher._heard)   # what _run does
+    looked = []
+    monkeypatch.setattr(dw, "decide", lambda state, d, now: looked.append(d.ID) or decide(
+        state, d, now))
+
+    async def scenario():
+        await watcher.run_once()                     # first pass: every active one
+        assert looked == ["d1"] and watcher.actions == 0
+        await watcher.run_once()                     # nothing written: nothing looked at
+        assert looked == ["d1"]
+        log.fsm.restore(decode_state(encode_state(log.fsm.state)))
+        watcher._seen.clear()
+        await watcher.run_once()                     # after a restore, a full pass
+        assert looked == ["d1", "d1"]
+        log.apply(e.AllocClientUpdate(Updates=[health("web-alloc-0", False, T0)]))
+        await watcher.run_once()                     # d1 written: looked at, and failed
+        assert looked == ["d1", "d1", "d1"] and watcher.actions == 1
+        assert d1(log).Status == "failed" and watcher._written == ["d1"]   # its own write
+        await watcher.run_once()                     # no longer active: let go
+        assert looked == ["d1", "d1", "d1"] and "d1" not in watcher._seen
+
+    asyncio.run(scenario())

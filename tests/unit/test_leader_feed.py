@@ -1,5 +1,5 @@
 """The leader's broker feed: pending evals reach the broker from the evals each commit
-wrote (``FSM.on_evals``), without waiting for a full scan of every pending eval."""
+wrote (``FSM.write_listeners``), without waiting for a full scan of every pending eval."""
 from __future__ import annotations
 
 import asyncio
@@ -63,6 +63,6 @@ def test_new_pending_evals_reach_the_broker_without_a_full_scan(monkeypatch):
 
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        assert fsm.on_evals is None   # the hook goes with the feed
+        assert fsm.write_listeners == []   # the listener goes with the feed
 
     asyncio.run(scenario())
