@@ -28,6 +28,7 @@ DEFAULT_TRACKED_VERSIONS = 6
 # How many log indexes a request id is remembered for (its answer is replayed to a
 # retry that arrives within that window).
 REQUEST_WINDOW = 200_000
+HELD_LIMIT = 1024   # bodies held by ``hold_decoded`` (a few rounds' worth of writes)
 _SWEEP_EVERY = 4096
 
 
@@ -47,6 +48,8 @@ class FSM:
         # when the whole state was replaced. The leader's broker feed and deployment
         # watcher use them. Same rules as ``on_commit``.
         self.write_listeners: list[Callable[[dict[str, list] | None], None]] = []
+        # entry bytes -> the body they were encoded from (``hold_decoded``)
+        self._held: dict[bytes, e.Request] = {}
         # Set when an entry of an unknown type arrives: this binary is older than the
         # log, and the node must stop rather than skip it.
         self.fatal: str | None = None
@@ -117,9 +120,25 @@ class FSM:
         """The state the next entry applies to (a batch's staged one while in a batch)."""
         return self._staged if self._staged is not None else self.state
 
+    def hold_decoded(self, blob: bytes, body: e.Request) -> None:
+        """``blob`` is about to be submitted by this node, and ``body`` is the object it
+        was just encoded from (``entries.encode``), equal to what decoding it gives:
+        when this node applies that entry, it takes ``body`` instead of decoding the
+        bytes again (a tenth of a registration's CPU on the leader). The submitter must
+        not touch ``body`` afterwards. Only a shortcut: every other replica decodes the
+        same bytes to an equal body, and a body never applied is dropped eventually."""
+        held = self._held
+        if len(held) >= HELD_LIMIT:
+            held.clear()   # writes that never reached the log (no leader, a timeout)
+        held[blob] = body
+
     def _apply_one(self, index: int, blob: bytes) -> dict:
+        body = self._held.pop(blob, None) if self._held else None
         try:
-            etype, body = e.decode(blob)
+            if body is not None:
+                etype = e.entry_type(body)
+            else:
+                etype, body = e.decode(blob)
         except e.UnknownEntryType as exc:
             self.fatal = f"log entry {index}: {exc}"
             log.critical("%s; this server is older than the log and must be upgraded", self.fatal)

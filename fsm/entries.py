@@ -263,6 +263,10 @@ class UnknownEntryType(Exception):
     pass
 
 
+def entry_type(body: Request) -> EntryType:
+    return _TYPE_OF[type(body)]
+
+
 def encode(body: Request) -> bytes:
     return bytes([_TYPE_OF[type(body)]]) + _encoder.encode(to_compact(body))
 

@@ -3,8 +3,9 @@
 The HTTP gateway, the node RPC service, the leader-only services (broker feeder,
 workers, plan applier, heartbeats) and the agent's leadership switch only ever:
 
-- ``submit(blob)``: replicate one encoded entry and return the FSM's answer once it is
-  applied on this server. Raises ``NoLeaderError`` when nothing was applied, and
+- ``submit(blob, body=None)``: replicate one encoded entry and return the FSM's answer
+  once it is applied on this server (``body``: the object ``blob`` was encoded from,
+  which this server may apply instead of decoding the bytes: ``FSM.hold_decoded``). Raises ``NoLeaderError`` when nothing was applied, and
   ``ApplyTimeout`` when the outcome is unknown (a retry of the same bytes is answered by
   the FSM from the first application, by request id);
 - ``read_barrier()``: wait until this server has applied every write acknowledged
@@ -30,7 +31,7 @@ class ReplicatedLog(Protocol):
     fsm: FSM
     on_leadership: Callable[[bool], None] | None
 
-    async def submit(self, blob: bytes) -> dict: ...
+    async def submit(self, blob: bytes, body=None) -> dict: ...
 
     async def read_barrier(self) -> None: ...
 

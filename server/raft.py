@@ -358,10 +358,13 @@ class RaftNode:
 
     # --- writes ------------------------------------------------------------------------------
 
-    async def submit(self, blob: bytes) -> dict:
+    async def submit(self, blob: bytes, body=None) -> dict:
         """Replicate ``blob`` and return the FSM's answer, once applied on this node.
         Writes that queue up behind rounds in flight share one raft entry
-        (``server.group_commit``)."""
+        (``server.group_commit``). ``body``: the entry object ``blob`` was just encoded
+        from, applied here without decoding it again (``FSM.hold_decoded``)."""
+        if body is not None:
+            self.fsm.hold_decoded(blob, body)
         return await self._group.submit(blob)
 
     async def _submit_one(self, blob: bytes) -> dict:

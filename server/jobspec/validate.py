@@ -462,8 +462,10 @@ def _task_service_errors(tg: TaskGroup, task: Task) -> list[str]:
     known: set[str] = set()
     for i, svc in enumerate(_items(task.Services)):
         name, port_label = _s(svc.Name), _s(svc.PortLabel)
-        errs += _prefixed(f"service[{i}] {_q(name, ascii_only=True)} validation failed: ",
-                          _service_errors(svc))
+        problems = _service_errors(svc)
+        if problems:
+            errs += _prefixed(f"service[{i}] {_q(name, ascii_only=True)} validation failed: ",
+                              problems)
         if svc.AddressMode == "alloc":
             errs.append(f'service {_q(name)} cannot use address_mode="alloc", '
                         'only services defined in a "group" block can use this mode')

@@ -160,9 +160,13 @@ class Replica:
     def applied_index(self) -> int:
         return self.fsm.state.last_index
 
-    async def submit(self, blob: bytes) -> dict:
+    async def submit(self, blob: bytes, body=None) -> dict:
         """``RaftNode.submit``'s contract: retry the same bytes on a dropped or unknown
-        outcome until the deadline; answer once applied here."""
+        outcome until the deadline; answer once applied here (with ``body``, this
+        replica applies that object instead of decoding the bytes, as the leader does:
+        the other replicas decode, and the state hashes must still agree)."""
+        if body is not None:
+            self.fsm.hold_decoded(blob, body)
         loop = asyncio.get_running_loop()
         incarnation = self.incarnation
         deadline = loop.time() + APPLY_TIMEOUT

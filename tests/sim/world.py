@@ -351,7 +351,7 @@ class Client:
 
     async def _submit(self, server: SimServer, body: e.Request) -> dict:
         body.RequestID = ids.request_id()        # as job_writes.submit does
-        result = await server.raft.submit(e.encode(body))
+        result = await server.raft.submit(e.encode(body), body)
         if "Error" in result:
             raise job_writes.ApiError(result.get("Code", 500), result["Error"])
         return result
