@@ -12,6 +12,7 @@ baselines stay as they are. Knobs, comma-separated in CARAVAN_WHATIF:
            everything; only for a bounded benchmark run)
   freeze   keep the collector but raise the gen-0 threshold to 50,000 allocations
   inflight=N  group commit: N raft rounds under way at once (default 1)
+  young=N     gen-0 threshold of the cyclic collector (CPython's default: 700)
   switch=S    sys.setswitchinterval(S) in the servers (CPython's default: 0.005 s)
   countsends  every 5 s, print to the server's log (stderr) how many raft messages of
            each kind it sent and how many group-commit rounds carried how many writes
@@ -42,6 +43,11 @@ if _knobs and "server.cli" in _argv:
         import gc
         gc.set_threshold(50_000, 20, 20)
     for knob in _knobs:
+        if knob.startswith("young="):
+            # the collector's gen-0 threshold (CPython's default: 700); set again after
+            # the agent's own gc set-up, which keeps the young and middle thresholds
+            import gc
+            gc.set_threshold(int(knob.split("=", 1)[1]), *gc.get_threshold()[1:])
         if knob.startswith("switch="):
             # the GIL switch interval (seconds; CPython's default is 0.005)
             sys.setswitchinterval(float(knob.split("=", 1)[1]))
