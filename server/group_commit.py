@@ -34,6 +34,11 @@ class GroupCommit:
         self.rounds = 0           # raft entries sent
         self.entries = 0          # writes they carried
 
+    @property
+    def waiting(self) -> int:
+        """Writes queued for the next round (read from any thread)."""
+        return len(self._queue)
+
     async def submit(self, blob: bytes) -> dict:
         fut = asyncio.get_running_loop().create_future()
         self._queue.append((blob, fut))

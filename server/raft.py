@@ -76,6 +76,7 @@ class RaftSettings:
 
 _SNAPSHOT_MAGIC = b"CRVNSNP2"     # + lengths, CRC-32 of both blobs, the blobs
 _SNAPSHOT_MAGIC_V1 = b"CRVNSNP1"  # no checksum (read for upgrades)
+HOLD_EMPTY_FOR = 0.05   # seconds: see _Transport.send
 MAX_ENTRY_BYTES = 16 * 1024 * 1024   # above any entry Caravan writes (a plan is ~1 KB/alloc)
 _LEADER = 2  # pysyncobj's _RAFT_STATE.LEADER
 
@@ -121,10 +122,30 @@ class _Transport(TCPTransport):
         self.acked_seq: dict[str, int] = {}   # leader: peer -> highest number echoed
         self._answering: dict[str, int] = {}  # follower: leader -> number being handled
         self.on_ack = None                    # leader: called (raft thread) on a new echo
+        # Leader: called (raft thread) before an append_entries without entries goes to
+        # a follower that was sent entries less than HOLD_EMPTY_FOR ago; True means the
+        # next round follows at once and will carry the new commit index (see send).
+        self.hold_empty = None
+        self._entries_sent_at: dict[str, float] = {}
         super().__init__(*args, **kwargs)
 
     def send(self, node, message):
         kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "append_entries" and "entries" in message:   # not a snapshot transfer
+            # After each commit pysyncobj sends every follower the new commit index in a
+            # message of its own. Under load the next round of entries, a millisecond
+            # later, carries the same index; those messages and their answers were half
+            # of the leader's raft traffic. One is held back only while a follower was
+            # sent entries within HOLD_EMPTY_FOR (it keeps hearing from its leader) and
+            # ``hold_empty`` says a round is about to follow and no reader is waiting
+            # for a leadership confirmation.
+            addr, now = _address(node), time.monotonic()
+            if message["entries"]:
+                self._entries_sent_at[addr] = now
+            elif (self.hold_empty is not None
+                  and now - self._entries_sent_at.get(addr, 0.0) < HOLD_EMPTY_FOR
+                  and self.hold_empty()):
+                return True
         if kind == "append_entries":
             self.sent_seq += 1
             message = {**message, "cv_seq": self.sent_seq}
@@ -246,6 +267,7 @@ class RaftNode:
         finally:
             pysyncobj.syncobj.createJournal = original
         self._sync._SyncObj__transport.on_ack = self._on_ack
+        self._sync._SyncObj__transport.hold_empty = self._round_follows
         if not s.peers:
             self._sync.addOnTickCallback(self._kick_single_node_commit)
 
@@ -501,6 +523,11 @@ class RaftNode:
                 return False
             await asyncio.sleep(0.0005)
         return True
+
+    def _round_follows(self) -> bool:
+        """Raft thread: writes are queued for the next group-commit round, and no
+        reader waits for a leadership confirmation (which any message may carry)."""
+        return self._group.waiting > 0 and not self._ack_waiters
 
     def _on_ack(self) -> None:
         """Raft thread: a follower echoed a newer number; wake a waiting reader."""
