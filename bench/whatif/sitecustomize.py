@@ -69,7 +69,9 @@ if _knobs and "server.cli" in _argv:
         import time as _time
         import server.raft as _raft
         _counts = collections.Counter()
-        _orig_send = _raft._Transport.send
+        # counted where they leave: below _Transport.send, which may hold some back
+        from pysyncobj.transport import TCPTransport as _TCP
+        _orig_send = _TCP.send
 
         _highest: dict = {}   # node -> highest entry index sent to it
 
@@ -85,7 +87,7 @@ if _knobs and "server.cli" in _argv:
                 _counts[("entries", "sent")] += n
                 _highest[key] = max(top, entries[-1][1])
             return _orig(self, node, message)
-        _raft._Transport.send = _send
+        _TCP.send = _send
 
         import server.group_commit as _gcm
         _groups = []
