@@ -19,6 +19,10 @@ pysyncobj's sharp edges, and what this module does about each
   included, serves a default read before a majority confirmed its leader after the read
   began (Raft's ReadIndex, the answers numbered in ``_Transport``) or, failing that, a
   no-op submitted after the read began is applied (a deposed leader cannot commit one);
+- under pipelining the leader pulled a follower's next index back to each acknowledged
+  position and re-sent entries in flight, which the follower truncated and appended
+  again (§4.1): an answer may raise the next index, never lower it
+  (``_Transport._keep_next_index``);
 - the file journal is never fsynced and has no checksums: it is replaced by
   ``server/journal.py``'s ``DurableJournal``; a follower fsyncs before it acknowledges
   entries and the leader before it marks them committed, so an acknowledged write is on
