@@ -1,9 +1,10 @@
-"""The lifecycle the leader-only loops share: one background task, started with
-leadership and cancelled (and awaited) when it is lost."""
+"""What the leader-only loops share: one background task, started with leadership and
+cancelled (and awaited) when it is lost; and the keys each applied entry wrote."""
 from __future__ import annotations
 
 import abc
 import asyncio
+from collections import deque
 
 
 async def cancel_and_wait(task: asyncio.Task | None) -> None:
@@ -40,3 +41,40 @@ class LeaderLoop(abc.ABC):
     @abc.abstractmethod
     async def _run(self) -> None:
         """The service's work, until it is cancelled."""
+
+
+class WrittenKeys:
+    """The keys of one table that applied entries wrote, as ``FSM.write_listeners``
+    report them on the raft thread, for a leader loop to take on the event loop. A
+    None among them means the whole state was replaced (a snapshot install). Use it as
+    a context manager: it listens from ``with`` until the block ends."""
+
+    def __init__(self, listeners: list, table: str):
+        self._listeners = listeners
+        self._table = table
+        # a deque: append/extend and popleft are atomic, so a key reported while
+        # ``take`` drains is either taken now or left for the next take, never lost
+        self._keys: deque = deque()
+
+    def _heard(self, keys: dict[str, list] | None) -> None:
+        if keys is None:
+            self._keys.append(None)
+        else:
+            self._keys.extend(keys.get(self._table, ()))
+
+    def __enter__(self) -> "WrittenKeys":
+        self._listeners.append(self._heard)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._listeners.remove(self._heard)
+
+    def take(self) -> list:
+        """Every key reported since the last take, in order (take them before reading
+        the state: the state read after has every row they name)."""
+        out = []
+        try:
+            while True:
+                out.append(self._keys.popleft())
+        except IndexError:
+            return out

@@ -30,7 +30,7 @@ from fsm import schema as t
 from fsm.store import State
 from fsm.structs import Deployment, Evaluation, Job
 from fsm.times import parse_rfc3339
-from scheduler.background import LeaderLoop
+from scheduler.background import LeaderLoop, WrittenKeys
 
 log = logging.getLogger("caravan.deployments")
 
@@ -158,12 +158,12 @@ class DeploymentWatcher(LeaderLoop):
     def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
                  notifier: Callable[[], object], now_ns: Callable[[], int],
                  new_id: Callable[[], str], request_id: Callable[[], str],
-                 write_listeners: list | None = None):
+                 write_listeners: list):
         self._state = state
-        # ``FSM.write_listeners``: with it, a pass looks only at the deployments written
-        # since the last one; without it (or after a restore), at every active one
+        # after the first pass, a pass looks only at the deployments written since the
+        # last one (``FSM.write_listeners``); after a restore, at every active one
         self._listeners = write_listeners
-        self._written: list[str | None] = []   # appended on the raft thread, swapped here
+        self._written: WrittenKeys | None = None
         self._submit = submit
         self._notifier = notifier
         self._now_ns = now_ns
@@ -181,22 +181,10 @@ class DeploymentWatcher(LeaderLoop):
     def _reset(self) -> None:
         self._seen.clear()
         self._looked_at = None
-        self._written = []
-
-    def _heard(self, keys: dict[str, list] | None) -> None:
-        if keys is None:
-            self._written.append(None)
-        else:
-            self._written.extend(keys.get(t.DEPLOYMENTS, ()))
 
     async def _run(self) -> None:
-        if self._listeners is not None:
-            self._listeners.append(self._heard)
-        try:
+        with WrittenKeys(self._listeners, t.DEPLOYMENTS) as self._written:
             await self._loop()
-        finally:
-            if self._listeners is not None:
-                self._listeners.remove(self._heard)
 
     async def _loop(self) -> None:
         while True:
@@ -219,8 +207,7 @@ class DeploymentWatcher(LeaderLoop):
     async def run_once(self) -> None:
         """Look at every active deployment that changed since the last look, or whose
         progress deadline has passed, and act on what ``decide`` says."""
-        # the keys first: the state read next has every deployment they name
-        written, self._written = self._written, []
+        written = self._written.take()   # before the state: it has every one they name
         state = self._state()
         now = self._now_ns()
         table = state.tables[t.DEPLOYMENTS]
@@ -230,8 +217,7 @@ class DeploymentWatcher(LeaderLoop):
         started = self._now_ns()   # the injected clock: virtual in the simulation
         active = table.indexes["active"].get(True) or {}
         changed, next_cutoff = [], _NO_CUTOFF
-        if self._listeners is None or self._looked_at is None or None in written \
-                or now > self._next_cutoff:
+        if self._looked_at is None or None in written or now > self._next_cutoff:
             # everything: the first pass, after a restore, or when a deadline passed
             if len(self._seen) > len(active):
                 for gone in [k for k in self._seen if k not in active]:

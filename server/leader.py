@@ -16,6 +16,7 @@ from msgspec.structs import replace
 
 from fsm import entries as e
 from fsm import schema as t
+from scheduler.background import WrittenKeys
 from scheduler.broker import EvalBroker
 from scheduler.plan_apply import PlanApplier
 from scheduler.worker import Worker
@@ -92,24 +93,15 @@ class LeaderServices:
         costs nothing until the next full scan."""
         ag = self.agent
         handed: set[str] = set()
-        written: list[str | None] = []   # appended on the raft thread, swapped here
-
-        def listener(keys: dict[str, list] | None) -> None:
-            if keys is None:
-                written.append(None)
-            else:
-                written.extend(keys.get(t.EVALS, ()))
-        ag.fsm.write_listeners.append(listener)
         loop = asyncio.get_running_loop()
         rescan_at = 0.0
         scan_s = 0.0
-        try:
+        with WrittenKeys(ag.fsm.write_listeners, t.EVALS) as written:
             while True:
                 watch = ag.notifier.watch((t.EVALS,))
                 try:
                     started = loop.time()   # the simulation's virtual clock: no backoff there
-                    changed, written = written, []
-                    # read after taking the IDs: the state has every eval they name
+                    changed = written.take()
                     state = ag.fsm.state
                     pending = state.tables[t.EVALS].indexes["status"].get("pending") or {}
                     if loop.time() >= rescan_at or None in changed:
@@ -137,8 +129,6 @@ class LeaderServices:
                 # rationed, as the deployment watcher's are, instead of taking a share
                 # of the leader that grows with the backlog.
                 await asyncio.sleep(max(FEED_INTERVAL, FEED_BACKOFF * scan_s))
-        finally:
-            ag.fsm.write_listeners.remove(listener)
 
     async def _unblock(self) -> None:
         """Blocked evals go back to the broker when capacity may have appeared: a node

@@ -165,6 +165,7 @@ def test_watcher_service_acts_on_the_deployments_written_since_its_last_pass(mon
 
     from fsm.store import decode_state, encode_state
     from scheduler import deployment_watcher as dw
+    from scheduler.background import WrittenKeys
 
     log = Log()
     rolled_out(log)
@@ -177,7 +178,6 @@ def test_watcher_service_acts_on_the_deployments_written_since_its_last_pass(mon
     watcher = dw.DeploymentWatcher(lambda: log.fsm.state, submit, lambda: None, lambda: T0,
                                    lambda: f"id-{next(counter)}", lambda: f"rq-{next(counter)}",
                                    write_listeners=log.fsm.write_listeners)
-    log.fsm.write_listeners.append(watcher._heard)   # what _run does
     looked = []
     monkeypatch.setattr(dw, "decide", lambda state, d, now: looked.append(d.ID) or decide(
         state, d, now))
@@ -194,8 +194,10 @@ def test_watcher_service_acts_on_the_deployments_written_since_its_last_pass(mon
         log.apply(e.AllocClientUpdate(Updates=[health("web-alloc-0", False, T0)]))
         await watcher.run_once()                     # d1 written: looked at, and failed
         assert looked == ["d1", "d1", "d1"] and watcher.actions == 1
-        assert d1(log).Status == "failed" and watcher._written == ["d1"]   # its own write
+        assert d1(log).Status == "failed" and list(watcher._written._keys) == ["d1"]  # its own
         await watcher.run_once()                     # no longer active: let go
         assert looked == ["d1", "d1", "d1"] and "d1" not in watcher._seen
 
-    asyncio.run(scenario())
+    with WrittenKeys(log.fsm.write_listeners, t.DEPLOYMENTS) as watcher._written:  # as _run
+        asyncio.run(scenario())
+    assert log.fsm.write_listeners == []

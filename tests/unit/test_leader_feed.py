@@ -66,3 +66,16 @@ def test_new_pending_evals_reach_the_broker_without_a_full_scan(monkeypatch):
         assert fsm.write_listeners == []   # the listener goes with the feed
 
     asyncio.run(scenario())
+
+
+def test_written_keys_hands_over_each_key_once_in_order():
+    from scheduler.background import WrittenKeys
+    listeners: list = []
+    with WrittenKeys(listeners, "evals") as keys:
+        assert len(listeners) == 1
+        listeners[0]({"evals": ["a", "b"], "deployments": ["d"]})
+        listeners[0](None)
+        listeners[0]({"evals": ["c"]})
+        assert keys.take() == ["a", "b", None, "c"]
+        assert keys.take() == []
+    assert listeners == []
