@@ -134,7 +134,7 @@ def ceiling_main(argv) -> None:
     from fsm import schema as t
     from fsm.apply import FSM
     from fsm.structs import Job
-    from scheduler.generic import compute_plan, fits
+    from scheduler.generic import compute_plan
     from scheduler.plan_apply import PlanApplier
     from scheduler.worker import eval_rng
     from server import ids
@@ -176,7 +176,7 @@ def ceiling_main(argv) -> None:
     gc.collect()
     gc.freeze()
 
-    applier = PlanApplier(lambda: fsm.state, None, fits, ids.request_id)
+    applier = PlanApplier(lambda: fsm.state, None, ids.request_id)
     pending = sorted(fsm.state.by_index(t.EVALS, "status", "pending"),
                      key=lambda x: (x.CreateIndex, x.ID))
     t_plan = t_check = t_apply = 0.0

@@ -25,11 +25,23 @@ class Index:
 
 
 @dataclass(frozen=True)
+class Total:
+    """A running sum per key: ``value(row)`` (a tuple of ints, or None for a row that
+    counts for nothing) added up over the rows with the same ``key(row)``, kept as each
+    row is written. It answers "how much is used under this key" without visiting the
+    rows (the scheduler's node usage). Keys whose sum is all zeros are dropped."""
+    name: str
+    key: Callable[[Any], Hashable | None]
+    value: Callable[[Any], tuple[int, ...] | None]
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     row_type: type
     primary: Callable[[Any], Hashable]
     indexes: tuple[Index, ...] = field(default=())
+    totals: tuple[Total, ...] = field(default=())
 
 
 def _declare(*tables: Table) -> dict[str, Table]:
@@ -37,9 +49,9 @@ def _declare(*tables: Table) -> dict[str, Table]:
     for table in tables:
         if table.name in by_name:
             raise ValueError(f"duplicate table {table.name!r} in schema")
-        names = [ix.name for ix in table.indexes]
+        names = [ix.name for ix in table.indexes] + [tot.name for tot in table.totals]
         if len(set(names)) != len(names):
-            raise ValueError(f"duplicate index name in table {table.name!r}: {names}")
+            raise ValueError(f"duplicate index or total name in table {table.name!r}: {names}")
         by_name[table.name] = table
     return by_name
 
@@ -74,7 +86,10 @@ SCHEMA: dict[str, Table] = _declare(
                    Index("eval", lambda a: a.EvalID or None),
                    Index("deployment", lambda a: a.DeploymentID or None),
                    # the terminal ones: their count grows when capacity frees up
-                   Index("terminal", lambda a: True if a.terminal() else None))),
+                   Index("terminal", lambda a: True if a.terminal() else None)),
+          # what the live allocations on each node reserve: (CPU MHz, MemoryMB, DiskMB)
+          totals=(Total("node_usage", lambda a: a.NodeID or None,
+                        lambda a: None if a.terminal() else a.usage()),)),
     Table(DEPLOYMENTS, s.Deployment, primary=lambda d: d.ID,
           indexes=(Index("job", lambda d: d.JobID),
                    # running or paused: what the deployment watcher looks after

@@ -39,7 +39,7 @@ class TableState:
 
 
 def _empty_table(table: Table) -> TableState:
-    return TableState(_EMPTY, {ix.name: _EMPTY for ix in table.indexes}, 0)
+    return TableState(_EMPTY, {x.name: _EMPTY for x in (*table.indexes, *table.totals)}, 0)
 
 
 class State:
@@ -86,6 +86,11 @@ class State:
 
     def count(self, table: str) -> int:
         return len(self.tables[table].rows)
+
+    def total(self, table: str, total: str, key: Hashable) -> tuple[int, ...] | None:
+        """The running sum ``total`` (``fsm.schema.Total``) under ``key``; None when no
+        row there counts."""
+        return self.tables[table].indexes[total].get(key)
 
     def table_index(self, *tables: str) -> int:
         """The highest log index that changed any of ``tables``; never below 1, so a
@@ -144,6 +149,10 @@ class Txn:
                 if new_key is not None:
                     m = m.set(new_key, m.get(new_key, _EMPTY).set(pk, row if ix.rows else True))
                 indexes[ix.name] = m
+        if spec.totals:
+            indexes = dict(indexes) if indexes is ts.indexes else indexes
+            for tot in spec.totals:
+                _retotal(indexes, tot, old, row)
         self._tables[table] = TableState(ts.rows.set(pk, row), indexes, self.index)
         self._touched.add(table)
         if table in TRACKED:
@@ -160,6 +169,8 @@ class Txn:
             k = ix.key(old)
             if k is not None:
                 indexes[ix.name] = _index_remove(indexes[ix.name], k, pk)
+        for tot in spec.totals:
+            _retotal(indexes, tot, old, None)
         self._tables[table] = TableState(ts.rows.delete(pk), indexes, self.index)
         self._touched.add(table)
         if table in TRACKED:
@@ -172,6 +183,32 @@ class Txn:
 
     def commit(self) -> State:
         return State(self._tables, self.index)
+
+
+def _retotal(indexes: dict, tot, old: Any, new: Any) -> None:
+    """Move a row's share of ``tot`` from what ``old`` counted to what ``new`` counts
+    (either may be None: a row put for the first time, or deleted)."""
+    old_key = tot.key(old) if old is not None else None
+    old_val = tot.value(old) if old_key is not None else None
+    new_key = tot.key(new) if new is not None else None
+    new_val = tot.value(new) if new_key is not None else None
+    if old_key == new_key and old_val == new_val:
+        return
+    m = indexes[tot.name]
+    if old_val is not None:
+        m = _add_to(m, old_key, old_val, -1)
+    if new_val is not None:
+        m = _add_to(m, new_key, new_val, 1)
+    indexes[tot.name] = m
+
+
+def _add_to(m: immutables.Map, key: Hashable, value: tuple, sign: int) -> immutables.Map:
+    have = m.get(key)
+    summed = tuple(h + sign * v for h, v in zip(have, value)) if have is not None \
+        else tuple(sign * v for v in value)
+    if any(summed):
+        return m.set(key, summed)
+    return m.delete(key) if have is not None else m
 
 
 def _index_remove(m: immutables.Map, key: Hashable, pk: Hashable) -> immutables.Map:

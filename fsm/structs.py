@@ -372,6 +372,19 @@ class Allocation(Record):
         return self.DesiredStatus in ("stop", "evict") or \
             self.ClientStatus in ("complete", "failed", "lost")
 
+    def usage(self) -> tuple[int, int, int]:
+        """(CPU MHz, MemoryMB, DiskMB) reserved: the combined ``Resources``, else the
+        tasks' plus the shared disk (the older layout)."""
+        res = self.Resources
+        if res is not None:
+            return (res.CPU or 0, res.MemoryMB or 0, res.DiskMB or 0)
+        cpu = memory = 0
+        for res in (self.TaskResources or {}).values():
+            cpu += res.CPU or 0
+            memory += res.MemoryMB or 0
+        shared = self.SharedResources
+        return (cpu, memory, (shared.DiskMB or 0) if shared is not None else 0)
+
 
 class DeploymentState(Record):
     AutoRevert: bool = False

@@ -23,14 +23,12 @@ from fsm.store import State
 from fsm.structs import (AllocDeploymentStatus, Allocation, AllocMetric, Deployment,
                          Evaluation, Job, Node)
 from scheduler.plan import Plan
-from scheduler.rank import node_allocs, node_fits
+from scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
 from scheduler.reconcile import (ALLOC_UPDATING, PlaceRequest, ReconcileResult, reconcile,
                                  reconcile_system)
 from scheduler.stack import Stack
 
 BLOCKED_DESCRIPTION = "created to place remaining allocations"
-
-fits = node_fits  # what the plan applier re-checks each node with
 
 
 def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) -> Plan:
@@ -98,6 +96,8 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
     # Allocations this plan stops no longer hold their resources.
     allocs_by_node = _NodeAllocs(state, [n.ID for n in nodes],
                                  {s.AllocID for s in plan.stops})
+    job_allocs = [a for a in state.by_index(t.ALLOCS, "job", job.ID)
+                  if a.ID not in allocs_by_node.stopping]
     stacks: dict[str | None, Stack] = {}
     proposed: dict[str, list[Allocation]] = {}
     placed: list[Allocation] = []
@@ -112,7 +112,7 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
         key = req.node_id
         if key not in stacks:
             pool = nodes if key is None else [n for n in nodes if n.ID == key]
-            stacks[key] = Stack(job, pool, allocs_by_node, rng)
+            stacks[key] = Stack(job, pool, allocs_by_node, rng, allocs_by_node.usage, job_allocs)
         choice = stacks[key].select(tg, proposed)
         if choice.node is None:
             failed[req.task_group] = choice.metric
@@ -169,18 +169,25 @@ def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric
 
 class _NodeAllocs(Mapping):
     """node ID -> its allocations (less those the plan stops), looked up only for the
-    nodes the stack actually visits: a few per placement, not every node per eval."""
+    nodes the stack actually visits: a few per placement, not every node per eval.
+    ``usage(node_id)`` is what the live ones use, from the store's running total less
+    what the plan stops there."""
 
     def __init__(self, state: State, node_ids: list[str], stopping: set[str]):
-        self._state, self._ids, self._stopping = state, node_ids, stopping
+        self._state, self._ids, self.stopping = state, node_ids, stopping
         self._cache: dict[str, list[Allocation]] = {}
+        self._freed: dict[str, Usage] = {}
+        for alloc_id in sorted(stopping):
+            a = state.get(t.ALLOCS, alloc_id)
+            if a is not None and not a.terminal():
+                self._freed[a.NodeID] = self._freed.get(a.NodeID, Usage()) + alloc_usage(a)
 
     def __getitem__(self, node_id: str) -> list[Allocation]:
         rows = self._cache.get(node_id)
         if rows is None:
             rows = node_allocs(self._state, node_id)   # shared: never changed here
-            if self._stopping and any(a.ID in self._stopping for a in rows):
-                rows = [a for a in rows if a.ID not in self._stopping]
+            if self.stopping and any(a.ID in self.stopping for a in rows):
+                rows = [a for a in rows if a.ID not in self.stopping]
             self._cache[node_id] = rows
         return rows
 
@@ -189,6 +196,11 @@ class _NodeAllocs(Mapping):
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def usage(self, node_id: str) -> Usage:
+        used = node_usage(self._state, node_id)
+        freed = self._freed.get(node_id)
+        return used if freed is None else Usage(*(u - f for u, f in zip(used, freed)))
 
 
 def _derived_id(eval_id: str, salt: str) -> str:

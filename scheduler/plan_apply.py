@@ -16,19 +16,16 @@ from fsm import entries as e
 from fsm import schema as t
 from fsm.store import State
 from scheduler.plan import Plan, PlanResult
+from scheduler.rank import plan_fits
 
 log = logging.getLogger("caravan.plan")
 
-FitCheck = Callable[[object, list], "tuple[bool, str]"]
-
-
 class PlanApplier:
     def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
-                 fits: FitCheck, request_id: Callable[[], str], epoch: int = 0):
+                 request_id: Callable[[], str], epoch: int = 0):
         self._state = state
         self.epoch = epoch      # this leadership's LEADER_EPOCH index (fences its plans)
         self._submit = submit
-        self._fits = fits
         self._request_id = request_id
         self._queue: asyncio.Queue = asyncio.Queue()
         self.latencies: list[float] = []   # seconds from enqueue to commit, for benchmarks
@@ -88,7 +85,12 @@ class PlanApplier:
               pending: list[dict[str, list]] = ()) -> tuple[dict[str, list], list[str]]:
         """Split the plan's nodes into those that still fit and those that do not.
         ``pending`` are the accepted placements of plans still committing, by node."""
-        stopping = {s.AllocID for s in plan.stops}
+        stopped = {s.AllocID for s in plan.stops}
+        stopping_on: dict[str, list[str]] = {}
+        for alloc_id in sorted(stopped):
+            row = state.get(t.ALLOCS, alloc_id)
+            if row is not None:
+                stopping_on.setdefault(row.NodeID, []).append(alloc_id)
         accepted, rejected = {}, []
         for node_id in sorted(plan.node_allocs):
             allocs = plan.node_allocs[node_id]
@@ -97,14 +99,9 @@ class PlanApplier:
             if node is None or (placing_new and not node.ready()):
                 rejected.append(node_id)
                 continue
-            updating = {a.ID for a in allocs}
-            current = {a.ID: a for a in state.by_index(t.ALLOCS, "node", node_id)}
-            for placed in pending:
-                for a in placed.get(node_id, ()):
-                    current[a.ID] = a       # the in-flight version wins
-            others = [a for a in current.values()
-                      if not a.terminal() and a.ID not in stopping and a.ID not in updating]
-            ok, why = self._fits(node, others + allocs)
+            inflight = [a for placed in pending for a in placed.get(node_id, ())]
+            ok, why = plan_fits(state, node, allocs, stopping_on.get(node_id, ()), inflight,
+                                stopped)
             if ok:
                 accepted[node_id] = allocs
             else:

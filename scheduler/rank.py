@@ -24,7 +24,7 @@ from fsm.schema import ALLOCS
 from fsm.structs import (AllocMetric, Allocation, Job, Node, NodeScoreMeta, Resources,
                          TaskGroup)
 from scheduler.memo import IdentityMemo
-from scheduler.ports import ERR_BANDWIDTH, NetworkIndex
+from scheduler.ports import ERR_BANDWIDTH, NetworkIndex, alloc_networks
 
 DIM_CPU = "cpu exhausted"
 DIM_MEMORY = "memory exhausted"
@@ -72,13 +72,14 @@ def _usage(res: Resources | None) -> Usage:
 
 def alloc_usage(alloc: Allocation) -> Usage:
     """An allocation's combined ``Resources``, else its tasks plus the shared disk."""
-    if alloc.Resources is not None:
-        return _usage(alloc.Resources)
-    shared = alloc.SharedResources
-    total = Usage(0, 0, (shared.DiskMB or 0) if shared is not None else 0)
-    for res in (alloc.TaskResources or {}).values():
-        total = total + Usage(res.CPU or 0, res.MemoryMB or 0, 0)
-    return total
+    return Usage(*alloc.usage())
+
+
+def node_usage(state, node_id: str) -> Usage:
+    """What the live allocations on a node use, from the store's running total (no
+    visit of the rows)."""
+    total = state.total(ALLOCS, "node_usage", node_id)
+    return Usage(*total) if total is not None else Usage()
 
 
 # Passed as the network index when the placement asks for no network.
@@ -133,36 +134,35 @@ class NodeAllocs:
 node_allocs = NodeAllocs()
 
 
-class LiveUsage:
-    """node ID -> (the allocation rows last seen there, the live ones, their usage).
+class LiveAllocs:
+    """node ID -> the live ones among the allocation rows last seen there.
 
     Rows in the state are immutable values (a change is a new row object), so when a
-    node's rows are the very same objects as last time, its live allocations and their
-    usage are too: a node visited by many placements and plans is summed once per change
-    instead of at every visit. The very same list (``NodeAllocs`` hands one out per
-    change of the node) is recognized without comparing its rows; callers never change
-    a list they passed. Holding the rows keeps their identities from being reused; the
-    cache forgets everything past ``limit`` nodes."""
+    node's rows are the very same objects as last time, so are its live allocations: a
+    node visited by many placements and plans is filtered once per change instead of at
+    every visit. The very same list (``NodeAllocs`` hands one out per change of the
+    node) is recognized without comparing its rows; callers never change a list they
+    passed. Holding the rows keeps their identities from being reused; the cache
+    forgets everything past ``limit`` nodes."""
 
     def __init__(self, limit: int = 100_000):
         self.limit = limit
-        self._by_node: dict[str, tuple[list[Allocation], list[Allocation], Usage,
+        self._by_node: dict[str, tuple[list[Allocation], list[Allocation],
                                        list[Allocation]]] = {}
 
-    def __call__(self, node_id: str, rows: list[Allocation]) -> tuple[list[Allocation], Usage]:
+    def __call__(self, node_id: str, rows: list[Allocation]) -> list[Allocation]:
         hit = self._by_node.get(node_id)
-        if hit is not None and (hit[3] is rows or (
+        if hit is not None and (hit[2] is rows or (
                 len(hit[0]) == len(rows) and all(map(operator.is_, hit[0], rows)))):
-            return hit[1], hit[2]
+            return hit[1]
         live = [a for a in rows if not a.terminal()]
-        used = sum_usage(live)
         if len(self._by_node) >= self.limit:
             self._by_node.clear()
-        self._by_node[node_id] = (list(rows), live, used, rows)
-        return live, used
+        self._by_node[node_id] = (list(rows), live, rows)
+        return live
 
 
-live_usage = LiveUsage()
+live_allocs = LiveAllocs()
 
 
 def usage_fits(node: Node, used: Usage, net_idx) -> tuple[bool, str]:
@@ -177,9 +177,35 @@ def usage_fits(node: Node, used: Usage, net_idx) -> tuple[bool, str]:
     return True, ""
 
 
-def node_fits(node: Node, allocs: Iterable[Allocation]) -> tuple[bool, str]:
-    """``allocs_fit`` without the usage: the shape the plan applier re-checks with."""
-    fit, dim, _ = allocs_fit(node, allocs)
+def plan_fits(state, node: Node, allocs: list[Allocation], stopping: Iterable[str],
+              inflight: list[Allocation], stopped: frozenset[str] | set[str]) -> tuple[bool, str]:
+    """``AllocsFit`` as the plan applier asks it: does ``node`` hold its live
+    allocations in ``state``, with the versions in ``inflight`` (placements of plans
+    still committing, later ones winning) and this plan's ``allocs`` in place of the
+    same IDs, and without the plan's ``stopped`` IDs (``stopping``: those whose row in
+    ``state`` is on this node)? When neither ``allocs`` nor ``inflight`` hold a network,
+    ports and bandwidth are as the state left them, and only the usage is counted: the
+    store's running total, adjusted for the allocations that differ. Otherwise every
+    allocation on the node is counted again, ports included."""
+    updating = {a.ID for a in allocs}
+    if not any(map(alloc_networks, allocs)) and not any(map(alloc_networks, inflight)):
+        used = list(node_usage(state, node.ID))
+        latest = {a.ID: a for a in inflight}
+        for alloc_id in {*latest, *updating, *stopping}:
+            old = state.get(ALLOCS, alloc_id)
+            if old is not None and old.NodeID == node.ID and not old.terminal():
+                used = [u - v for u, v in zip(used, old.usage())]
+        counted = [a for a in latest.values() if a.ID not in stopped and a.ID not in updating]
+        for a in counted + allocs:
+            if not a.terminal():
+                used = [u + v for u, v in zip(used, a.usage())]
+        return usage_fits(node, Usage(*used), _NO_NETWORK)
+    current = {a.ID: a for a in state.by_index(ALLOCS, "node", node.ID)}
+    for a in inflight:
+        current[a.ID] = a       # the in-flight version wins
+    others = [a for a in current.values()
+              if not a.terminal() and a.ID not in stopped and a.ID not in updating]
+    fit, dim, _ = allocs_fit(node, others + allocs)
     return fit, dim
 
 
@@ -211,29 +237,33 @@ class ScoreBoard:
     """Collects each node's named scores; ``finish`` keeps the top 5 by normalized score
     in ``ScoreMetaData``. The ``Scores`` map (every node's every score) is deprecated
     since Nomad 0.9 and 1.x no longer fills it; neither does Caravan, which keeps each
-    allocation's metrics (replicated with every plan) a third of the size."""
+    allocation's metrics (replicated with every plan) a third of the size. Scores are
+    kept as plain dicts; only the retained five become ``NodeScoreMeta``."""
 
     def __init__(self) -> None:
-        self._metas: dict[str, NodeScoreMeta] = {}
-        self._normalized: set[str] = set()
+        self._scores: dict[str, dict[str, float]] = {}
+        self._normalized: dict[str, float] = {}
 
     def record(self, node: Node, name: str, score: float) -> None:
-        meta = self._metas.setdefault(node.ID, NodeScoreMeta(NodeID=node.ID, Scores={}))
         if name == "normalized-score":
-            meta.NormScore = score
-            self._normalized.add(node.ID)
+            self._normalized[node.ID] = score
+            self._scores.setdefault(node.ID, {})
         else:
-            meta.Scores[name] = score
+            scores = self._scores.get(node.ID)
+            if scores is None:
+                self._scores[node.ID] = {name: score}
+            else:
+                scores[name] = score
 
     def scores_of(self, node_id: str) -> dict[str, float]:
         """The named scores recorded for a node (before normalization is known)."""
-        meta = self._metas.get(node_id)
-        return dict(meta.Scores or {}) if meta is not None else {}
+        return dict(self._scores.get(node_id) or {})
 
     def finish(self, metric: AllocMetric) -> None:
-        normalized = [m for m in self._metas.values() if m.NodeID in self._normalized]
-        ranked = sorted(normalized, key=lambda m: -m.NormScore)
-        metric.ScoreMetaData = ranked[:MAX_RETAINED_NODE_SCORES] or None
+        ranked = sorted(self._normalized.items(), key=lambda kv: -kv[1])
+        metric.ScoreMetaData = [
+            NodeScoreMeta(NodeID=node_id, Scores=self._scores[node_id], NormScore=norm)
+            for node_id, norm in ranked[:MAX_RETAINED_NODE_SCORES]] or None
 
 
 # --- rank stages -----------------------------------------------------------------------
@@ -241,7 +271,7 @@ class ScoreBoard:
 @dataclass
 class RankedNode:
     node: Node
-    proposed: list[Allocation]
+    proposed: list[Allocation] | None   # None: not looked up (see ``binpack``)
     resources: Resources
     task_resources: dict[str, Resources]
     scores: list[float] = field(default_factory=list)
@@ -255,28 +285,51 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
     """``BinPackIterator``: assign ports, sum the asks (tasks plus the group's ephemeral
     disk), skip nodes they do not fit on, and score the rest ``fit / 18``.
     ``usage_of(node_id)``, when given, is what the node's live proposed allocations
-    use (the stack keeps it per node instead of summing them at every visit)."""
+    use (the stack keeps it per node instead of summing them at every visit); then a
+    group that asks for no network never looks up the allocations themselves
+    (``RankedNode.proposed`` is None), and its ask, the same on every node, is summed
+    once."""
     disk = (tg.EphemeralDisk.SizeMB or 0) if tg.EphemeralDisk is not None else 0
+    fixed = None
+    if not _asks_network(tg):
+        task_resources = {task.Name: task.Resources if task.Resources is not None
+                          else Resources() for task in tg.Tasks or []}
+        combined = _combined(task_resources, disk, [])
+        fixed = (task_resources, combined, Usage(combined.CPU, combined.MemoryMB, disk))
+    capacity_of = node_capacity
     for node in source:
-        proposed = proposed_of(node.ID)
-        offer = _offer(node, tg, proposed, rng)
-        if isinstance(offer, str):
-            exhaust_node(metric, node, offer)
-            continue
-        net_idx, networks, task_resources = offer
-        combined = Resources(CPU=sum(r.CPU or 0 for r in task_resources.values()),
-                             MemoryMB=sum(r.MemoryMB or 0 for r in task_resources.values()),
-                             DiskMB=disk, Networks=networks or None)
+        if fixed is None:
+            proposed = proposed_of(node.ID)
+            offer = _offer(node, tg, proposed, rng)
+            if isinstance(offer, str):
+                exhaust_node(metric, node, offer)
+                continue
+            net_idx, networks, task_resources = offer
+            combined = _combined(task_resources, disk, networks)
+            ask = Usage(combined.CPU, combined.MemoryMB, disk)
+        else:
+            proposed = None if usage_of is not None else proposed_of(node.ID)
+            net_idx = _NO_NETWORK
+            task_resources, combined, ask = fixed
         used = usage_of(node.ID) if usage_of is not None else \
             sum_usage(a for a in proposed if not a.terminal())
-        util = used + Usage(combined.CPU, combined.MemoryMB, disk)
-        fit, dim = usage_fits(node, util, net_idx)
-        if not fit:
-            exhaust_node(metric, node, dim)
+        cap = capacity_of(node)
+        util = Usage(used[0] + ask[0], used[1] + ask[1], used[2] + ask[2])
+        if cap[0] < util[0] or cap[1] < util[1] or cap[2] < util[2] or \
+                (net_idx is not _NO_NETWORK and net_idx.overcommitted()):
+            exhaust_node(metric, node, usage_fits(node, util, net_idx)[1])
             continue
         fitness = score_fit(node, util) / BINPACK_MAX_FIT_SCORE
         board.record(node, "binpack", fitness)
         yield RankedNode(node, proposed, combined, task_resources, [fitness])
+
+
+def _combined(task_resources: dict[str, Resources], disk: int, networks: list) -> Resources:
+    """The allocation's combined ``Resources``: its tasks' CPU and memory, the group's
+    disk, the networks it was offered."""
+    return Resources(CPU=sum(r.CPU or 0 for r in task_resources.values()),
+                     MemoryMB=sum(r.MemoryMB or 0 for r in task_resources.values()),
+                     DiskMB=disk, Networks=networks or None)
 
 
 def _asks_network(tg: TaskGroup) -> bool:
@@ -319,14 +372,20 @@ def _offer(node, tg, proposed, rng):
 
 
 def job_anti_affinity(source: Iterable[RankedNode], job: Job, tg: TaskGroup,
-                      board: ScoreBoard) -> Iterator[RankedNode]:
+                      board: ScoreBoard,
+                      collisions_of: Callable[[str], int] | None = None) -> Iterator[RankedNode]:
     """1.x: ``-(collisions + 1) / count`` for a node already holding allocs of this job
     and group (0.6 subtracted a flat 20/10 per collision). With no collision the
-    score is recorded as 0 but not averaged in, exactly as Nomad does."""
+    score is recorded as 0 but not averaged in, exactly as Nomad does.
+    ``collisions_of(node_id)``, when given, counts them (the stack keeps counts per
+    node); else they are counted in the option's proposed allocations."""
     desired = max(tg.Count or 0, 1)
     for option in source:
-        collisions = sum(1 for a in option.proposed
-                         if a.JobID == job.ID and a.TaskGroup == tg.Name)
+        if collisions_of is not None:
+            collisions = collisions_of(option.node.ID)
+        else:
+            collisions = sum(1 for a in option.proposed
+                             if a.JobID == job.ID and a.TaskGroup == tg.Name)
         penalty = -(collisions + 1) / desired if collisions else 0.0
         if collisions:
             option.scores.append(penalty)

@@ -13,8 +13,9 @@ The caller measures ``AllocationTime``; nothing here reads a clock.
 from __future__ import annotations
 
 import math
+import operator
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from fsm.structs import AllocMetric, Allocation, Job, Node, Resources, TaskGroup
@@ -23,8 +24,8 @@ from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Chec
                                 distinct_hosts, distinct_property, driver_checker, escapes,
                                 filter_node, group_constraints, in_datacenters, in_pool,
                                 network_checker)
-from scheduler.rank import (ScoreBoard, Usage, binpack, job_anti_affinity, limit, max_score,
-                            live_usage, normalize_scores, sum_usage)
+from scheduler.rank import (ScoreBoard, Usage, binpack, job_anti_affinity, limit, live_allocs,
+                            max_score, normalize_scores, sum_usage)
 
 
 @dataclass
@@ -84,6 +85,28 @@ def _passes(node, cls, memo, checks, metric) -> bool:
     return True
 
 
+_CANDIDATES: dict[tuple, tuple] = {}
+
+
+def _candidates(nodes: list[Node], pool: str, datacenters: list[str]):
+    """The ready nodes of the pool and datacenters, sorted by ID, and how many per
+    datacenter. The answer is kept for the very same node rows (the same objects in
+    the same order), so evaluations between two node changes reuse it."""
+    key = (pool, tuple(datacenters), len(nodes))
+    hit = _CANDIDATES.get(key)
+    if hit is not None and len(hit[0]) == len(nodes) and all(map(operator.is_, hit[0], nodes)):
+        return hit[1], hit[2]
+    candidates = tuple(sorted((n for n in nodes if n.ready() and in_pool(n, pool)
+                               and in_datacenters(n, datacenters)), key=lambda n: n.ID))
+    by_dc: dict[str, int] = {}
+    for n in candidates:
+        by_dc[n.Datacenter] = by_dc.get(n.Datacenter, 0) + 1
+    if len(_CANDIDATES) >= 64:
+        _CANDIDATES.clear()
+    _CANDIDATES[key] = (list(nodes), candidates, by_dc)
+    return candidates, by_dc
+
+
 def select_limit(candidates: int, batch: bool) -> int:
     """How many fitting nodes to compare: 2 for batch ("power of two choices"), else
     enough to matter on big clusters: ``max(2, ceil(log2 n))``."""
@@ -99,27 +122,40 @@ class Stack:
         placement = stack.select(tg, proposed)   # once per allocation to place
 
     ``nodes`` is every known node (readiness, pool and datacenters are checked here);
-    ``allocs_by_node`` the allocations in the state, terminal or not."""
+    ``allocs_by_node`` the allocations in the state, terminal or not. The scheduler
+    also passes what it knows without visiting those rows: ``usage_of(node_id)``, what
+    a node's live allocations use (the store keeps it), and ``job_allocs``, the job's
+    own allocations (for anti-affinity); without them both are computed from
+    ``allocs_by_node``."""
 
     def __init__(self, job: Job, nodes: list[Node],
-                 allocs_by_node: dict[str, list[Allocation]], rng: random.Random):
+                 allocs_by_node: Mapping[str, list[Allocation]], rng: random.Random,
+                 usage_of: Callable[[str], Usage] | None = None,
+                 job_allocs: list[Allocation] | None = None):
         self.job = job
         self.rng = rng
         self._nodes = {n.ID: n for n in nodes}
         # Candidates are ready nodes of the job's pool and datacenters (Nomad's
         # readyNodesInDCsAndPool); the others are never evaluated nor counted as
-        # filtered. Sorting first makes the shuffle depend on the seed alone.
-        candidates = sorted((n for n in nodes if n.ready() and in_pool(n, job.NodePool)
-                             and in_datacenters(n, job.Datacenters or ["*"])),
-                            key=lambda n: n.ID)
+        # filtered. Sorted first, so the shuffle depends on the seed alone.
+        candidates, self._by_dc = _candidates(nodes, job.NodePool, job.Datacenters or ["*"])
+        candidates = list(candidates)
         rng.shuffle(candidates)
         self._candidates = candidates
         self._offset = 0
-        self._by_dc: dict[str, int] = {}
-        for n in candidates:
-            self._by_dc[n.Datacenter] = self._by_dc.get(n.Datacenter, 0) + 1
         self._classes: dict[str, str] = {}      # filled as nodes are reached
         self._existing = allocs_by_node
+        self._usage_of = usage_of or (
+            lambda node_id: sum_usage(live_allocs(node_id, allocs_by_node.get(node_id, []))))
+        if job_allocs is None:
+            job_allocs = [a for rows in allocs_by_node.values() for a in rows
+                          if a.JobID == job.ID]
+        # (node ID, group) -> the job's live allocations there, before this plan's
+        self._collisions: dict[tuple[str, str], int] = {}
+        for a in job_allocs:
+            if not a.terminal():
+                key = (a.NodeID, a.TaskGroup)
+                self._collisions[key] = self._collisions.get(key, 0) + 1
         # node ID -> (key of the plan's list for it, (live allocations, their usage))
         self._views: dict[str, tuple] = {}
         self._eligibility = Eligibility(job)
@@ -132,7 +168,7 @@ class Stack:
         gone, pass it in ``proposed`` with ``DesiredStatus="stop"``."""
         metric = AllocMetric(NodesInPool=len(self._candidates), NodesAvailable=dict(self._by_dc))
         board = ScoreBoard()
-        allocs_on, usage_of = self._proposed_view(proposed)
+        allocs_on, usage_of, collisions_of = self._proposed_view(proposed, tg)
         constraints, drivers = group_constraints(tg)
         # Cheap, per-class checks first: drivers, then constraints, then networks;
         # memoized per computed class, so they are not repeated on similar nodes.
@@ -154,7 +190,7 @@ class Stack:
         # 4. Bin-pack: the costly stage (ports, capacity), run on feasible nodes only.
         ranked = binpack(nodes, tg, allocs_on, self.rng, metric, board, usage_of)
         # 5. Job anti-affinity, after bin-pack so it only adjusts nodes that fit.
-        ranked = job_anti_affinity(ranked, self.job, tg, board)
+        ranked = job_anti_affinity(ranked, self.job, tg, board, collisions_of)
         # 6. Normalize (average the stage scores) before the limit, which compares
         #    final scores to skip poor options.
         ranked = normalize_scores(ranked, board)
@@ -187,13 +223,15 @@ class Stack:
             self._classes[node.ID] = node.ComputedClass or computed_class(node)
         return self._classes[node.ID]
 
-    def _proposed_view(self, proposed: dict[str, list[Allocation]]):
-        """(allocs_on, usage_of): node ID -> live allocations there (existing ones
-        overridden by this plan's of the same ID, terminal ones dropped:
-        ``ProposedAllocs``), and what they use. Kept across this stack's selects and
-        recomputed for a node only when the plan's list for it has grown, so a node
-        visited again is not summed again."""
+    def _proposed_view(self, proposed: dict[str, list[Allocation]], tg: TaskGroup):
+        """(allocs_on, usage_of, collisions_of): node ID -> live allocations there
+        (existing ones overridden by this plan's of the same ID, terminal ones dropped:
+        ``ProposedAllocs``), what they use, and how many of them are this job's of
+        ``tg``. A node this plan placed nothing on is answered from what the stack
+        was given, without its rows; the others are kept across this stack's selects
+        and recomputed only when the plan's list for the node has grown."""
         views = self._views
+        existing = self._existing
 
         def view(node_id: str) -> tuple[list[Allocation], Usage]:
             mine = proposed.get(node_id)
@@ -201,22 +239,33 @@ class Stack:
             hit = views.get(node_id)
             if hit is not None and hit[0] == key:
                 return hit[1]
-            base_live, base_used = live_usage(node_id, self._existing.get(node_id, []))
+            base_live = live_allocs(node_id, existing.get(node_id, []))
             mine_ids = {a.ID for a in mine if a.ID} if mine else set()
             if not mine:
-                result = (base_live, base_used)
+                result = (base_live, self._usage_of(node_id))
             elif not any(a.ID in mine_ids for a in base_live):
                 mine_live = [a for a in mine if not a.terminal()]
-                result = (base_live + mine_live, base_used + sum_usage(mine_live))
+                result = (base_live + mine_live, self._usage_of(node_id) + sum_usage(mine_live))
             else:   # the plan replaces allocations already there (updates, stops)
-                merged = {a.ID or id(a): a for a in self._existing.get(node_id, [])}
+                merged = {a.ID or id(a): a for a in existing.get(node_id, [])}
                 merged.update({a.ID or id(a): a for a in mine})
                 live = [a for a in merged.values() if not a.terminal()]
                 result = (live, sum_usage(live))
             views[node_id] = (key, result)
             return result
 
-        return (lambda node_id: view(node_id)[0]), (lambda node_id: view(node_id)[1])
+        def usage_of(node_id: str) -> Usage:
+            return view(node_id)[1] if node_id in proposed else self._usage_of(node_id)
+
+        job_id, group = self.job.ID, tg.Name
+        counts = self._collisions
+
+        def collisions_of(node_id: str) -> int:
+            if node_id not in proposed:
+                return counts.get((node_id, group), 0)
+            return sum(1 for a in view(node_id)[0] if a.JobID == job_id and a.TaskGroup == group)
+
+        return (lambda node_id: view(node_id)[0]), usage_of, collisions_of
 
     def _property_sets(self, tg: TaskGroup, allocs_on, proposed) -> list:
         sets = [PropertySet(c, None) for c in self.job.Constraints or []

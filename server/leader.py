@@ -57,10 +57,10 @@ class LeaderServices:
         entry, which fences its plans against a later leader's."""
         if self._tasks:
             return
-        from scheduler.generic import compute_plan, fits  # the scheduler proper
+        from scheduler.generic import compute_plan  # the scheduler proper
         ag = self.agent
         self.broker = EvalBroker(on_failed=self._eval_failed, token_prefix=f"e{epoch}-")
-        self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, fits, ids.request_id,
+        self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, ids.request_id,
                                    epoch=epoch)
         self.workers = [Worker(f"w{i}", self.broker, self.applier, lambda: ag.fsm.state,
                                compute_plan, ag.raft.submit, ids.request_id, self.now_ns)

@@ -9,6 +9,8 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
 - no node is overcommitted: the CPU, memory and disk of its non-terminal allocations
   fit what it offers, and no two of them (nor the node's reserved ports) hold the same
   port on the same IP;
+- the store's running total of each node's usage (``node_usage``, what the scheduler
+  and the plan applier read) equals the sum over the node's live allocations;
 - every job summary equals a recomputation from the allocations (``fsm.allocs``; the
   garbage collector's baseline of collected allocations included);
 - an allocation never changes node, job, group or name once created.
@@ -103,6 +105,13 @@ def _check_allocs(state: State) -> None:
             live.setdefault(alloc.NodeID, []).append(alloc)
     for node_id in sorted(live):
         _check_node(at, nodes[node_id], sorted(live[node_id], key=lambda a: a.ID))
+    totals = state.tables[t.ALLOCS].indexes["node_usage"]
+    for node_id in sorted({*live, *totals.keys()}):
+        summed = tuple(map(sum, zip((0, 0, 0), *(a.usage() for a in live.get(node_id, ())))))
+        kept = state.total(t.ALLOCS, "node_usage", node_id) or (0, 0, 0)
+        if kept != summed:
+            raise InvariantViolation(f"index {at}: node {node_id} usage total {kept} but its "
+                                     f"live allocations use {summed}")
 
 
 def _check_node(at: int, node, allocs: list) -> None:

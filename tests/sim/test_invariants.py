@@ -76,6 +76,18 @@ def test_an_alloc_of_an_unknown_job_or_node_fails(placed):
         StateChecks().check(_with(placed, t.JOBS, delete=["web"]))
 
 
+def test_a_node_usage_total_that_drifted_fails(placed):
+    from fsm.store import State, TableState
+    ts = placed.tables[t.ALLOCS]
+    node_id = placed.by_index(t.ALLOCS, "job", "web")[0].NodeID
+    cpu, mem, disk = placed.total(t.ALLOCS, "node_usage", node_id)
+    drifted = ts.indexes["node_usage"].set(node_id, (cpu + 1, mem, disk))
+    tables = {**placed.tables, t.ALLOCS: TableState(ts.rows, {**ts.indexes,
+                                                              "node_usage": drifted}, ts.index)}
+    with pytest.raises(InvariantViolation, match=f"node {node_id} usage total"):
+        StateChecks().check(State(tables, placed.last_index))
+
+
 def test_a_summary_that_drifted_from_the_allocations_fails(placed):
     summary = placed.get(t.JOB_SUMMARIES, "web")
     g = summary.Summary["g"]

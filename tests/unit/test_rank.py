@@ -86,7 +86,7 @@ def test_allocs_fit(allocs, fits, dim):
 def test_allocs_fit_counts_reserved_and_reports_usage():
     node = make_node(cpu=2000, rcpu=1500)
     assert r.allocs_fit(node, [used(600)]) == (False, "cpu exhausted", r.Usage(600, 0, 0))
-    assert r.node_fits(node, [used(500)]) == (True, "")
+    assert r.allocs_fit(node, [used(500)])[:2] == (True, "")
 
 
 def test_allocs_fit_network_checks():
@@ -239,7 +239,8 @@ def test_max_score_first_wins_ties():
 def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
     """The allocations' node index holds the rows, and a node's entry is replaced when
     any of its rows changes: ``NodeAllocs`` returns the same list object while nothing
-    on the node changed (so ``LiveUsage`` knows it at once), and a fresh one after."""
+    on the node changed (so ``LiveAllocs`` knows it at once), and a fresh one after; the
+    store's running total of the node's usage follows the same writes."""
     from msgspec.structs import replace
 
     from fsm import schema as t
@@ -255,10 +256,10 @@ def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
     a2 = Allocation(ID="a2", NodeID="n1", JobID="j", Resources=Resources(CPU=200, MemoryMB=20))
     b1 = Allocation(ID="b1", NodeID="n2", JobID="j", Resources=Resources(CPU=50, MemoryMB=5))
     s1 = commit(State.empty(), 1, a2, a1, b1)
-    cache, usage = r.NodeAllocs(), r.LiveUsage()
+    cache, live = r.NodeAllocs(), r.LiveAllocs()
     rows = cache(s1, "n1")
     assert [a.ID for a in rows] == ["a1", "a2"] and cache(s1, "nope") == []
-    assert usage("n1", rows)[1] == r.Usage(300, 30, 0)
+    assert live("n1", rows) == rows and r.node_usage(s1, "n1") == r.Usage(300, 30, 0)
 
     s2 = commit(s1, 2, replace(b1, ClientStatus="running"))     # another node's row
     assert cache(s2, "n1") is rows
@@ -268,9 +269,10 @@ def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
     fresh = cache(s3, "n1")
     assert fresh is not rows and fresh[1].ClientStatus == "complete"
     assert s3.by_index(t.ALLOCS, "node", "n1") == fresh
-    live, used = usage("n1", fresh)
-    assert [a.ID for a in live] == ["a1"] and used == r.Usage(100, 10, 0)
+    assert [a.ID for a in live("n1", fresh)] == ["a1"]
+    assert r.node_usage(s3, "n1") == r.Usage(100, 10, 0)
 
     s4 = commit(s3, 4, replace(a1, NodeID="n2"))                # moved: both keys change
     assert [a.ID for a in cache(s4, "n1")] == ["a2"]
     assert [a.ID for a in cache(s4, "n2")] == ["a1", "b1"]
+    assert r.node_usage(s4, "n1") == r.Usage() and r.node_usage(s4, "n2") == r.Usage(150, 15, 0)

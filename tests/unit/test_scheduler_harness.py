@@ -13,7 +13,7 @@ from fsm import entries as e
 from fsm import schema as t
 from fsm.structs import (DriverInfo, Evaluation, Job, NetworkResource, Node, NodeCpuResources,
                          NodeDiskResources, NodeMemoryResources, NodeResources)
-from scheduler.generic import compute_plan, fits
+from scheduler.generic import compute_plan
 from scheduler.plan_apply import PlanApplier
 from scheduler.ports import alloc_networks
 from scheduler.rank import alloc_usage, node_capacity
@@ -51,7 +51,7 @@ class Harness:
 
     def __init__(self):
         self.log = Log()
-        self.applier = PlanApplier(lambda: self.log.fsm.state, None, fits, lambda: "")
+        self.applier = PlanApplier(lambda: self.log.fsm.state, None, lambda: "")
         self.n = 0
 
     @property
@@ -350,7 +350,7 @@ def test_pipelined_applier_counts_placements_still_committing():
             h.log.index += 1
             return h.log.fsm.apply(h.log.index, blob)
 
-        applier = PlanApplier(lambda: h.state, slow_submit, fits, lambda: "r")
+        applier = PlanApplier(lambda: h.state, slow_submit, lambda: "r")
         runner = asyncio.ensure_future(applier.run())
         try:
             fa = asyncio.ensure_future(applier.apply(plan_a))
