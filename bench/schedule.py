@@ -612,18 +612,21 @@ def run_e2e(args, ports: str, tmp: Path, cleanup: list) -> dict:
               for i in range(args.jobs)]
     pids = {"leader": leader.proc.pid, "follower1": followers[0].proc.pid,
             "follower2": followers[1].proc.pid, "nodesim": sim.pid, "bench": os.getpid()}
-    prof = None
-    prof_path = None
+    # py-spy on the leader, and on one follower and nodesim, whose CPU comes out of
+    # the same two cores
+    profs: dict[str, tuple[subprocess.Popen | None, Path]] = {}
     if args.profile:
-        prof_path = Path(args.profile) / f"leader-{ports}.txt"
-        prof = start_profile(leader.proc.pid, prof_path)
+        for who in ("leader", "follower1", "nodesim"):
+            path = Path(args.profile) / f"{who}-{ports}.txt"
+            profs[who] = (start_profile(pids[who], path), path)
         time.sleep(0.5)
-    cleanup.append(lambda: stop_profile(prof))
+    cleanup.append(lambda: [stop_profile(p) for p, _ in profs.values()])
     window = {}
 
     def on_done():
         window["end"] = cpu_sample(pids)
-        stop_profile(prof)
+        for p, _ in profs.values():
+            stop_profile(p)
 
     window["start"] = cpu_sample(pids)
     m = asyncio.run(measure(leader.url, [f.url for f in followers], bodies,
@@ -633,8 +636,8 @@ def run_e2e(args, ports: str, tmp: Path, cleanup: list) -> dict:
     res["nodes_ready_s"] = round(nodes_s, 1)
     res["timeout_s"] = args.timeout
     res["leader"] = leader.name
-    if prof_path is not None:
-        res["profile_leader"] = summarize_profile(prof_path)
+    for who, (_, path) in profs.items():
+        res[f"profile_{who}"] = summarize_profile(path)
     leaders = set()
     for srv in cluster.servers:
         try:
@@ -702,12 +705,15 @@ def print_variant(ports: str, ce: dict, e2e: dict) -> None:
     if e2e["duplicate_allocs"]:
         print(f"  !! {e2e['duplicate_allocs']} allocations share a job and name with another"
               f" ({e2e['distinct_names']} distinct names): some placements were made twice")
-    prof = e2e.get("profile_leader")
-    if prof:
-        print(f"  leader profile: {prof['samples']} samples; threads "
+    for who in ("leader", "follower1", "nodesim"):
+        prof = e2e.get(f"profile_{who}")
+        if not prof:
+            continue
+        print(f"  {who} profile: {prof['samples']} samples; threads "
               + ", ".join(f"{t} {s:.0%}" for t, s in prof["threads"].items()))
-        for a, s in prof["activity"].items():
-            print(f"    {s:6.1%}  {a}")
+        if who == "leader":
+            for a, s in prof["activity"].items():
+                print(f"    {s:6.1%}  {a}")
         for f, s in prof["inclusive"]:
             print(f"    incl {s:6.1%}  {f}")
         for f, s in prof["self"][:10]:
@@ -730,7 +736,7 @@ def main():
                          "(default 0, the config default)")
     ap.add_argument("--timeout", type=float, default=50.0,
                     help="seconds to wait for all placements per variant (default 50)")
-    ap.add_argument("--profile", metavar="DIR", help="py-spy the leader during scheduling; "
+    ap.add_argument("--profile", metavar="DIR", help="py-spy the leader, a follower and nodesim during scheduling; "
                     "sampling adds overhead, so such a run is not a headline run")
     ap.add_argument("--json", metavar="FILE", help="also write the SUMMARY object to FILE")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, journals)")
