@@ -1,10 +1,12 @@
 """Allocations, evaluations and nodes inside a write transaction.
 
 Job summaries are derived, not counted: whenever a job's allocations or evals change,
-its per-group counts are recomputed from its allocations (and Queued from its newest
-eval that reports queued allocations), inside the same transaction. Nomad's
-incremental counters drift and even go negative (reference §10.3); a recomputation
-cannot.
+its per-group counts are recomputed, inside the same transaction, from the store's
+running counts of its allocations (``job_counts`` in ``fsm.schema``: each row's share
+is moved from its old to its new bucket on every write, so they always equal a
+recount, which the simulation checks after every entry), and Queued from its newest
+eval that reports queued allocations. Nomad's incremental counters drift and even go
+negative (reference §10.3), because each code path adjusts them by hand.
 """
 from __future__ import annotations
 
@@ -16,8 +18,7 @@ from fsm.jobs import Rejected
 from fsm.store import Txn
 from fsm.structs import Allocation, Evaluation, Node, TaskGroupSummary
 
-_BUCKETS = {"pending": "Starting", "running": "Running", "complete": "Complete",
-            "failed": "Failed", "lost": "Lost", "unknown": "Unknown"}
+_BUCKETS = t.SUMMARY_BUCKETS
 
 
 # --- nodes ------------------------------------------------------------------------------
@@ -162,12 +163,15 @@ def summarize(txn: Txn, job_id: str, summary) -> dict[str, TaskGroupSummary]:
     """Per-group counts recomputed from the job's allocations of this incarnation,
     Queued from the newest eval that reported queued allocations."""
     counts: dict[str, dict[str, int]] = {g: {} for g in summary.Summary}
-    for alloc in txn.by_index(t.ALLOCS, "job", job_id):
-        bucket = summary_bucket(alloc, summary)
-        if bucket is None:
+    # the store's running counts per (incarnation, group): allocations of an earlier
+    # job that had the same ID count nowhere (``summary_bucket``)
+    for (create_index, name), sums in (txn.total(t.ALLOCS, "job_counts", job_id) or {}).items():
+        if create_index is not None and create_index != summary.CreateIndex:
             continue
-        group = counts.setdefault(alloc.TaskGroup, {})
-        group[bucket] = group.get(bucket, 0) + 1
+        for bucket, n in zip(_BUCKETS.values(), sums[2:]):
+            if n:
+                group = counts.setdefault(name, {})
+                group[bucket] = group.get(bucket, 0) + n
     collected = txn.get(t.COLLECTED_ALLOCS, job_id)
     if collected is not None and collected.JobCreateIndex == summary.CreateIndex:
         # allocations the garbage collector deleted still count (fsm.gc)

@@ -42,15 +42,16 @@ def spec_changed(old: Job, new: Job) -> bool:
 
 def job_status(txn: Txn, job: Job) -> str:
     """Nomad's ``getJobStatus``: the first rule that matches wins."""
-    allocs = txn.by_index(t.ALLOCS, "job", job.ID)
-    if any(not a.terminal() for a in allocs):
+    # (allocations, live ones, ...) per incarnation and group, kept by the store
+    counts = (txn.total(t.ALLOCS, "job_counts", job.ID) or {}).values()
+    if any(c[1] for c in counts):
         return "running"
     evals = txn.by_index(t.EVALS, "job", job.ID)
     if any(e.Status not in EVAL_TERMINAL for e in evals):
         return "pending"
     if job.Type == "system":
         return "dead" if job.Stop else "running"
-    if evals or allocs:
+    if evals or any(c[0] for c in counts):
         return "dead"
     if job.is_periodic() or job.ParameterizedJob is not None and not job.Dispatched:
         return "dead" if job.Stop else "running"

@@ -29,10 +29,14 @@ class Total:
     """A running sum per key: ``value(row)`` (a tuple of ints, or None for a row that
     counts for nothing) added up over the rows with the same ``key(row)``, kept as each
     row is written. It answers "how much is used under this key" without visiting the
-    rows (the scheduler's node usage). Keys whose sum is all zeros are dropped."""
+    rows (the scheduler's node usage). Keys whose sum is all zeros are dropped.
+    ``nested``: the key is a pair (outer, inner), and the sums are kept per inner key
+    in one map per outer key, so all of an outer key's sums are read at once (a job's
+    counts per incarnation and group)."""
     name: str
     key: Callable[[Any], Hashable | None]
     value: Callable[[Any], tuple[int, ...] | None]
+    nested: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,22 @@ def _declare(*tables: Table) -> dict[str, Table]:
             raise ValueError(f"duplicate index or total name in table {table.name!r}: {names}")
         by_name[table.name] = table
     return by_name
+
+
+# The job summary's counters, by the client status an allocation counts under.
+SUMMARY_BUCKETS = {"pending": "Starting", "running": "Running", "complete": "Complete",
+                   "failed": "Failed", "lost": "Lost", "unknown": "Unknown"}
+_BUCKET_AT = {status: 2 + i for i, status in enumerate(SUMMARY_BUCKETS)}
+
+
+def _job_alloc_counts(a: s.Allocation) -> tuple[int, ...]:
+    """What one allocation adds to its job's counts: (allocations, live ones, then one
+    per summary bucket in ``SUMMARY_BUCKETS`` order)."""
+    out = [1, 0 if a.terminal() else 1, 0, 0, 0, 0, 0, 0]
+    at = _BUCKET_AT.get(a.ClientStatus)
+    if at is not None:
+        out[at] = 1
+    return tuple(out)
 
 
 JOBS = "jobs"
@@ -89,7 +109,12 @@ SCHEMA: dict[str, Table] = _declare(
                    Index("terminal", lambda a: True if a.terminal() else None)),
           # what the live allocations on each node reserve: (CPU MHz, MemoryMB, DiskMB)
           totals=(Total("node_usage", lambda a: a.NodeID or None,
-                        lambda a: None if a.terminal() else a.usage()),)),
+                        lambda a: None if a.terminal() else a.usage()),
+                  # job ID -> (the incarnation's CreateIndex or None, group) -> counts:
+                  # job summaries and status without visiting the job's allocations
+                  Total("job_counts", lambda a: (a.JobID, (
+                      a.Job.CreateIndex if a.Job is not None else None, a.TaskGroup)),
+                      _job_alloc_counts, nested=True))),
     Table(DEPLOYMENTS, s.Deployment, primary=lambda d: d.ID,
           indexes=(Index("job", lambda d: d.JobID),
                    # running or paused: what the deployment watcher looks after

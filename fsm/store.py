@@ -87,9 +87,9 @@ class State:
     def count(self, table: str) -> int:
         return len(self.tables[table].rows)
 
-    def total(self, table: str, total: str, key: Hashable) -> tuple[int, ...] | None:
+    def total(self, table: str, total: str, key: Hashable) -> Any:
         """The running sum ``total`` (``fsm.schema.Total``) under ``key``; None when no
-        row there counts."""
+        row there counts. For a nested total: the map of inner key -> sum."""
         return self.tables[table].indexes[total].get(key)
 
     def table_index(self, *tables: str) -> int:
@@ -125,6 +125,9 @@ class Txn:
 
     def by_index(self, table: str, index: str, key: Hashable) -> list[Any]:
         return _lookup(self._tables[table], index, key)
+
+    def total(self, table: str, total: str, key: Hashable) -> Any:
+        return self._tables[table].indexes[total].get(key)
 
     def rows_unordered(self, table: str) -> Iterable[Any]:
         return self._tables[table].rows.values()
@@ -195,11 +198,21 @@ def _retotal(indexes: dict, tot, old: Any, new: Any) -> None:
     if old_key == new_key and old_val == new_val:
         return
     m = indexes[tot.name]
+    add = _add_nested if tot.nested else _add_to
     if old_val is not None:
-        m = _add_to(m, old_key, old_val, -1)
+        m = add(m, old_key, old_val, -1)
     if new_val is not None:
-        m = _add_to(m, new_key, new_val, 1)
+        m = add(m, new_key, new_val, 1)
     indexes[tot.name] = m
+
+
+def _add_nested(m: immutables.Map, key: tuple, value: tuple, sign: int) -> immutables.Map:
+    outer, inner = key
+    have = m.get(outer)
+    sums = _add_to(have if have is not None else _EMPTY, inner, value, sign)
+    if len(sums):
+        return m.set(outer, sums)
+    return m.delete(outer) if have is not None else m
 
 
 def _add_to(m: immutables.Map, key: Hashable, value: tuple, sign: int) -> immutables.Map:

@@ -202,6 +202,8 @@ class NodeService(pb_grpc.NodeServicer):
         self._batch: _Batch | None = None
         self._parked: dict[str, list[tuple[int, asyncio.Future]]] = {}
         self._dispatcher: asyncio.Task | None = None
+        # node ID -> (its row, its entry in the allocations' node index, their index)
+        self._indexes: dict[str, tuple[Node, object, int]] = {}
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -297,19 +299,31 @@ class NodeService(pb_grpc.NodeServicer):
     async def WatchAllocations(self, request, context):
         return await self._guard(context, self._watch, request)
 
-    @staticmethod
-    def _node_index(state, node: Node) -> int:
+    def _node_index(self, state, node: Node) -> int:
         """The index a watcher compares: the highest ``AllocModifyIndex`` (server-side
         changes: placements, updates, stops) among the node's allocations, never below
         the node's ``CreateIndex``. The node's own status reports do not move it, so a
-        node is not woken by what it just said."""
+        node is not woken by what it just said.
+
+        The allocations' node index holds the rows themselves, and a node's entry is a
+        new object whenever one of its rows changes (``fsm.schema`` ``Index.rows``):
+        while the node row and that entry are the very objects seen last time, the
+        answer is the one computed then. The dispatcher asks for every parked node
+        after every write to the allocations, and most of them did not change."""
+        entry = state.tables[t.ALLOCS].indexes["node"].get(node.ID)
+        hit = self._indexes.get(node.ID)
+        if hit is not None and hit[0] is node and hit[1] is entry:
+            return hit[2]
         index = node.CreateIndex
-        # the allocations' node index holds the rows themselves (fsm.schema Index.rows)
-        for a in (state.tables[t.ALLOCS].indexes["node"].get(node.ID) or {}).values():
+        for a in (entry or {}).values():
             i = a.AllocModifyIndex or a.ModifyIndex
             if i > index:
                 index = i
-        return max(index, 1)
+        index = max(index, 1)
+        if len(self._indexes) >= 100_000:
+            self._indexes.clear()
+        self._indexes[node.ID] = (node, entry, index)   # holding both keeps their ids
+        return index
 
     async def _watch(self, request):
         answers = self._answers(request, stream=False)

@@ -9,8 +9,10 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
 - no node is overcommitted: the CPU, memory and disk of its non-terminal allocations
   fit what it offers, and no two of them (nor the node's reserved ports) hold the same
   port on the same IP;
-- the store's running total of each node's usage (``node_usage``, what the scheduler
-  and the plan applier read) equals the sum over the node's live allocations;
+- the store's running totals equal a recount from the allocation rows: each node's
+  usage (``node_usage``, what the scheduler and the plan applier read) and each job's
+  counts per incarnation and group (``job_counts``, what summaries and job status are
+  computed from, so the summary check below rests on rows through this one);
 - every job summary equals a recomputation from the allocations (``fsm.allocs``; the
   garbage collector's baseline of collected allocations included);
 - an allocation never changes node, job, group or name once created.
@@ -105,13 +107,40 @@ def _check_allocs(state: State) -> None:
             live.setdefault(alloc.NodeID, []).append(alloc)
     for node_id in sorted(live):
         _check_node(at, nodes[node_id], sorted(live[node_id], key=lambda a: a.ID))
-    totals = state.tables[t.ALLOCS].indexes["node_usage"]
-    for node_id in sorted({*live, *totals.keys()}):
-        summed = tuple(map(sum, zip((0, 0, 0), *(a.usage() for a in live.get(node_id, ())))))
-        kept = state.total(t.ALLOCS, "node_usage", node_id) or (0, 0, 0)
-        if kept != summed:
-            raise InvariantViolation(f"index {at}: node {node_id} usage total {kept} but its "
-                                     f"live allocations use {summed}")
+    _check_totals(state, live)
+
+
+def recount_totals(state: State) -> tuple[dict, dict]:
+    """(node ID -> usage of its live allocations, job ID -> {(incarnation, group):
+    counts}), recounted from the rows the way ``fsm.schema`` defines the totals."""
+    usage: dict = {}
+    counts: dict = {}
+    spec = next(x for x in t.SCHEMA[t.ALLOCS].totals if x.name == "job_counts")
+    for a in state.tables[t.ALLOCS].rows.values():
+        if not a.terminal():
+            usage[a.NodeID] = tuple(map(sum, zip(usage.get(a.NodeID, (0, 0, 0)), a.usage())))
+        job_id, inner = spec.key(a)
+        per_job = counts.setdefault(job_id, {})
+        per_job[inner] = tuple(map(sum, zip(per_job.get(inner, (0,) * 8), spec.value(a))))
+    return {k: v for k, v in usage.items() if any(v)}, counts
+
+
+def _check_totals(state: State, live: dict) -> None:
+    at = state.last_index
+    usage, counts = recount_totals(state)
+    kept_usage = dict(state.tables[t.ALLOCS].indexes["node_usage"].items())
+    for node_id in sorted({*usage, *kept_usage}):
+        if kept_usage.get(node_id) != usage.get(node_id):
+            raise InvariantViolation(
+                f"index {at}: node {node_id} usage total {kept_usage.get(node_id)} but its "
+                f"live allocations use {usage.get(node_id)}")
+    kept_counts = {job: dict(m.items())
+                   for job, m in state.tables[t.ALLOCS].indexes["job_counts"].items()}
+    for job_id in sorted({*counts, *kept_counts}):
+        if kept_counts.get(job_id) != counts.get(job_id):
+            raise InvariantViolation(
+                f"index {at}: job {job_id} allocation counts {kept_counts.get(job_id)} but its "
+                f"allocations give {counts.get(job_id)}")
 
 
 def _check_node(at: int, node, allocs: list) -> None:

@@ -88,6 +88,18 @@ def test_a_node_usage_total_that_drifted_fails(placed):
         StateChecks().check(State(tables, placed.last_index))
 
 
+def test_job_counts_that_drifted_fail(placed):
+    from fsm.store import State, TableState
+    ts = placed.tables[t.ALLOCS]
+    counts = ts.indexes["job_counts"]
+    (inner, sums), = counts["web"].items()
+    drifted = counts.set("web", counts["web"].set(inner, (sums[0] + 1, *sums[1:])))
+    tables = {**placed.tables, t.ALLOCS: TableState(ts.rows, {**ts.indexes,
+                                                              "job_counts": drifted}, ts.index)}
+    with pytest.raises(InvariantViolation, match="job web allocation counts"):
+        StateChecks().check(State(tables, placed.last_index))
+
+
 def test_a_summary_that_drifted_from_the_allocations_fails(placed):
     summary = placed.get(t.JOB_SUMMARIES, "web")
     g = summary.Summary["g"]

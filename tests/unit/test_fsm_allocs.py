@@ -143,36 +143,33 @@ def test_alloc_entries_are_deterministic_and_snapshot_safe(seed):
     assert_replays_identically(log.entries, log.fsm.state)
 
 
-def _usage_by_node(state) -> dict:
-    out: dict = {}
-    for a in state.rows(t.ALLOCS):
-        if not a.terminal():
-            out[a.NodeID] = tuple(x + y for x, y in zip(out.get(a.NodeID, (0, 0, 0)), a.usage()))
-    return {k: v for k, v in out.items() if any(v)}
+def _kept_totals(state) -> tuple[dict, dict]:
+    ix = state.tables[t.ALLOCS].indexes
+    return (dict(ix["node_usage"].items()),
+            {job: dict(m.items()) for job, m in ix["job_counts"].items()})
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_node_usage_totals_follow_every_write_and_survive_a_snapshot(seed):
-    """The store's running ``node_usage`` equals a recomputation after each entry of a
-    random workload (placements, client updates, stops), after allocations are deleted,
-    and in a state restored from a snapshot."""
+def test_running_totals_follow_every_write_and_survive_a_snapshot(seed):
+    """The store's running totals (each node's usage, each job's counts per
+    incarnation and group) equal a recount from the rows after each entry of a random
+    workload (placements, client updates, stops, re-registrations), after allocations
+    are deleted, and in a state restored from a snapshot."""
     from fsm.store import decode_state, encode_state
+    from tests.sim.invariants import recount_totals
     log, rng = Log(), random.Random(seed)
     for _ in range(12):
         _random_alloc_workload(log, rng, 10)
         state = log.fsm.state
-        kept = dict(state.tables[t.ALLOCS].indexes["node_usage"].items())
-        assert kept == _usage_by_node(state)
+        assert _kept_totals(state) == recount_totals(state)
     txn = Txn(state, state.last_index + 1)
     for a in list(state.rows(t.ALLOCS))[::2]:
         txn.delete(t.ALLOCS, a.ID)
     txn.put(t.ALLOCS, alloc("job-0", 999, node_id="node-2",
                             Resources=Resources(CPU=7, MemoryMB=8, DiskMB=9)))
     pruned = txn.commit()
-    assert dict(pruned.tables[t.ALLOCS].indexes["node_usage"].items()) == _usage_by_node(pruned)
-    restored = decode_state(encode_state(pruned))
-    assert dict(restored.tables[t.ALLOCS].indexes["node_usage"].items()) == \
-        _usage_by_node(pruned)
+    assert _kept_totals(pruned) == recount_totals(pruned)
+    assert _kept_totals(decode_state(encode_state(pruned))) == recount_totals(pruned)
     assert pruned.total(t.ALLOCS, "node_usage", "no-such-node") is None
 
 
