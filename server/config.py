@@ -27,9 +27,11 @@ class ClusterConfig:
     snapshot_threshold: int = 20000   # log entries between snapshots (log compaction)
     # Scheduling workers on the leader. They are coroutines on one event loop, so the
     # count is how many plans are under way at once (planning, in the applier, being
-    # committed), not CPU parallelism as Nomad's NumCPU default assumes: 4 placed 43%
-    # more per second than 2 in bench/schedule.py on this 2-core machine.
-    scheduler_workers: int = 4
+    # committed), not CPU parallelism as Nomad's NumCPU default assumes. A worker plans
+    # for ~10 ms and then waits ~100 ms for its plan's raft round; in bench/schedule.py
+    # on this 2-core machine 16 placed ~60% more per second than 4 (plans that wait
+    # together share a round), and 32 no more than 16.
+    scheduler_workers: int = 16
     # scheduling workers on each follower (server/rpc/scheduling.py); when set, the
     # leader keeps a quarter of scheduler_workers, as Nomad's leader pauses 3/4 of its own
     follower_scheduler_workers: int = 0
