@@ -15,6 +15,7 @@ deterministically without any parameter here.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 from dataclasses import dataclass, field
@@ -54,7 +55,9 @@ class EvalBroker:
         self._deliveries: dict[str, int] = {}
         self._known: set[str] = set()
         self._tokens = itertools.count(1)
-        self._cond = asyncio.Condition()
+        # idle workers, each waiting on a future of its own; an eval made ready wakes
+        # one of them, not all (with 16 workers every eval woke 16 to find one taker)
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self._enabled = True
 
     # --- feeding ------------------------------------------------------------------------
@@ -73,27 +76,42 @@ class EvalBroker:
     def _push(self, ev: Evaluation) -> None:
         self._job_busy.add(ev.JobID)
         heapq.heappush(self._ready, _Ready((-ev.Priority, ev.CreateIndex, ev.ID), ev))
-        asyncio.ensure_future(self._notify())
+        self._wake(1)
 
-    async def _notify(self) -> None:
-        async with self._cond:
-            self._cond.notify_all()
+    def _wake(self, n: int | None) -> None:
+        """Wake ``n`` idle workers (every one when None)."""
+        while self._waiters and (n is None or n > 0):
+            fut = self._waiters.popleft()
+            if not fut.done():      # a waiter that timed out is skipped
+                fut.set_result(None)
+                if n is not None:
+                    n -= 1
 
     # --- workers ---------------------------------------------------------------------------
 
     async def dequeue(self, timeout: float) -> tuple[Evaluation, str] | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with self._cond:
-            while not self._ready:
-                remaining = deadline - loop.time()
-                if remaining <= 0 or not self._enabled:
+        while not self._ready:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not self._enabled:
+                return None
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await asyncio.wait_for(fut, remaining)
+            except (asyncio.TimeoutError, TimeoutError):
+                # woken and timed out at once: an eval may be ready; take it rather
+                # than leave it to a worker that is not waiting
+                if not self._ready:
                     return None
-                try:
-                    await asyncio.wait_for(self._cond.wait(), remaining)
-                except (asyncio.TimeoutError, TimeoutError):
-                    return None
-            item = heapq.heappop(self._ready)
+            finally:
+                if not fut.done() or fut.cancelled():
+                    try:      # not woken: leave no stale waiter behind (idle workers
+                        self._waiters.remove(fut)   # time out every second)
+                    except ValueError:
+                        pass
+        item = heapq.heappop(self._ready)
         ev = item.eval
         token = f"{self.token_prefix}{next(self._tokens)}"
         deliveries = self._deliveries.get(ev.ID, 0) + 1
@@ -195,7 +213,7 @@ class EvalBroker:
         self._unacked.clear()
         self._deliveries.clear()
         self._known.clear()
-        asyncio.ensure_future(self._notify())
+        self._wake(None)
 
     def stats(self) -> dict:
         return {"ready": len(self._ready), "unacked": len(self._unacked),

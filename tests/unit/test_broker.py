@@ -117,3 +117,22 @@ def test_concurrent_workers_never_share_a_job(n_jobs):
         await asyncio.gather(*(worker() for _ in range(4)))
         assert sorted(seen) == sorted(f"e{i}" for i in range(40))
     run(main())
+
+
+def test_an_eval_wakes_one_idle_worker_and_timeouts_leave_no_waiters():
+    async def main():
+        b = EvalBroker()
+        takers = [asyncio.ensure_future(b.dequeue(timeout=5.0)) for _ in range(8)]
+        await asyncio.sleep(0.01)
+        assert len(b._waiters) == 8
+        b.enqueue(ev("e1", "job-a"))
+        await asyncio.sleep(0.01)
+        done = [t for t in takers if t.done()]
+        assert len(done) == 1 and done[0].result()[0].ID == "e1"
+        b.disable()       # leadership lost: every idle worker returns at once
+        await asyncio.sleep(0.01)
+        assert all(t.done() for t in takers) and not b._waiters
+        b2 = EvalBroker()
+        assert await b2.dequeue(timeout=0.02) is None
+        assert not b2._waiters
+    asyncio.run(main())
