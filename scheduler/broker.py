@@ -94,7 +94,12 @@ class EvalBroker:
         deadline = loop.time() + timeout
         while not self._ready:
             remaining = deadline - loop.time()
-            if remaining <= 0 or not self._enabled:
+            if remaining <= 0:
+                return None
+            if not self._enabled:
+                # leadership lost: nothing will come. Waiting out the timeout keeps a
+                # worker's loop from spinning on None until it is cancelled
+                await asyncio.sleep(remaining)
                 return None
             fut = loop.create_future()
             self._waiters.append(fut)

@@ -200,7 +200,7 @@ class _NodeAllocs(Mapping):
     def usage(self, node_id: str) -> Usage:
         used = node_usage(self._state, node_id)
         freed = self._freed.get(node_id)
-        return used if freed is None else Usage(*(u - f for u, f in zip(used, freed)))
+        return used if freed is None else used - freed
 
 
 def _derived_id(eval_id: str, salt: str) -> str:

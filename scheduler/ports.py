@@ -93,6 +93,18 @@ class NetworkIndex:
         self.max_dynamic_port = base.max_dynamic_port
         return None
 
+    def copy(self) -> "NetworkIndex":
+        """An index that can take more ports without changing this one (the node's
+        networks and bandwidth are never changed after indexing, so they are shared)."""
+        out = NetworkIndex.__new__(NetworkIndex)
+        out.networks = self.networks
+        out.used_ports = {ip: set(ports) for ip, ports in self.used_ports.items()}
+        out.avail_bandwidth = self.avail_bandwidth
+        out.used_bandwidth = dict(self.used_bandwidth)
+        out.min_dynamic_port = self.min_dynamic_port
+        out.max_dynamic_port = self.max_dynamic_port
+        return out
+
     def _index_node(self, node: Node) -> str | None:
         res = node.NodeResources
         nets = (res.Networks if res is not None and res.Networks else
@@ -217,6 +229,60 @@ class NetworkIndex:
             j = rng.randrange(len(free))
             free[i], free[j] = free[j], free[i]
         return free[:count]
+
+
+class NodeNetworks:
+    """(node, its live allocations) -> a fresh network index holding the node's ports
+    and theirs, or why there is none: ``"invalid node"`` (the node's own network
+    configuration is broken) or ``"port collision"`` (two of the allocations hold the
+    same port). Rows are immutable, and the scheduler hands out the same list object
+    for a node while nothing on it changed (``rank.LiveAllocs``), so while the node
+    row and the list are the very objects seen last time, the index built then is
+    copied instead of counting every allocation's ports again; when the new list holds
+    every allocation of the old one (a placement was added), only the added ones are
+    counted on a copy of the old index. Holding both keeps their identities from being
+    reused; the cache forgets everything past ``limit`` nodes."""
+
+    def __init__(self, limit: int = 100_000):
+        self.limit = limit
+        self._by_node: dict[str, tuple[Node, list[Allocation], NetworkIndex | str]] = {}
+
+    def __call__(self, node: Node, allocs: list[Allocation]) -> NetworkIndex | str:
+        hit = self._by_node.get(node.ID)
+        if hit is not None and hit[0] is node and hit[1] is allocs:
+            base = hit[2]
+        else:
+            added = _added(hit[1], allocs) if hit is not None and hit[0] is node else None
+            if added is not None:
+                base = hit[2]
+                if not isinstance(base, str):
+                    base = base.copy()
+                    if base.add_allocs(added)[0]:
+                        base = "port collision"
+            else:
+                base = NetworkIndex()
+                if base.set_node(node) is not None:
+                    base = "invalid node"
+                elif base.add_allocs(allocs)[0]:
+                    base = "port collision"
+            if len(self._by_node) >= self.limit:
+                self._by_node.clear()
+            self._by_node[node.ID] = (node, allocs, base)
+        return base if isinstance(base, str) else base.copy()
+
+
+node_networks = NodeNetworks()
+
+
+def _added(old: list[Allocation], new: list[Allocation]) -> list[Allocation] | None:
+    """The allocations of ``new`` that are not in ``old`` (by identity), or None when
+    ``old`` holds one that ``new`` does not (a port may have been freed). The caller
+    holds ``old``, so no identity in it can be reused by an object in ``new``."""
+    if len(new) < len(old):
+        return None
+    kept = {id(a) for a in old}
+    added = [a for a in new if id(a) not in kept]
+    return added if len(new) - len(added) == len(old) else None
 
 
 def _static_clash(static: list[Port], used: set[int]) -> str | None:

@@ -24,7 +24,7 @@ from fsm.schema import ALLOCS
 from fsm.structs import (AllocMetric, Allocation, Job, Node, NodeScoreMeta, Resources,
                          TaskGroup)
 from scheduler.memo import IdentityMemo
-from scheduler.ports import ERR_BANDWIDTH, NetworkIndex, alloc_networks
+from scheduler.ports import ERR_BANDWIDTH, NetworkIndex, alloc_networks, node_networks
 
 DIM_CPU = "cpu exhausted"
 DIM_MEMORY = "memory exhausted"
@@ -37,7 +37,7 @@ MAX_RETAINED_NODE_SCORES = 5
 
 
 class Usage(NamedTuple):
-    """CPU (MHz), memory (MB) and disk (MB); ``+`` adds them field by field."""
+    """CPU (MHz), memory (MB) and disk (MB); ``+`` and ``-`` work field by field."""
     cpu: int = 0
     memory_mb: int = 0
     disk_mb: int = 0
@@ -45,6 +45,10 @@ class Usage(NamedTuple):
     def __add__(self, other: Usage) -> Usage:  # type: ignore[override]
         return Usage(self.cpu + other.cpu, self.memory_mb + other.memory_mb,
                      self.disk_mb + other.disk_mb)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.cpu - other.cpu, self.memory_mb - other.memory_mb,
+                     self.disk_mb - other.disk_mb)
 
 
 def _node_capacity(node: Node) -> Usage:
@@ -183,30 +187,39 @@ def plan_fits(state, node: Node, allocs: list[Allocation], stopping: Iterable[st
     allocations in ``state``, with the versions in ``inflight`` (placements of plans
     still committing, later ones winning) and this plan's ``allocs`` in place of the
     same IDs, and without the plan's ``stopped`` IDs (``stopping``: those whose row in
-    ``state`` is on this node)? When neither ``allocs`` nor ``inflight`` hold a network,
-    ports and bandwidth are as the state left them, and only the usage is counted: the
-    store's running total, adjusted for the allocations that differ. Otherwise every
-    allocation on the node is counted again, ports included."""
+    ``state`` is on this node)?
+
+    The usage is the store's running total, adjusted for the allocations that differ.
+    Ports and bandwidth need no check when no network is involved (they stay as the
+    state left them); when only new allocations join, their ports go on a copy of the
+    node's cached index (``ports.node_networks``); otherwise every allocation on the
+    node is counted again."""
     updating = {a.ID for a in allocs}
-    if not any(map(alloc_networks, allocs)) and not any(map(alloc_networks, inflight)):
-        used = list(node_usage(state, node.ID))
-        latest = {a.ID: a for a in inflight}
-        for alloc_id in {*latest, *updating, *stopping}:
-            old = state.get(ALLOCS, alloc_id)
-            if old is not None and old.NodeID == node.ID and not old.terminal():
-                used = [u - v for u, v in zip(used, old.usage())]
-        counted = [a for a in latest.values() if a.ID not in stopped and a.ID not in updating]
-        for a in counted + allocs:
-            if not a.terminal():
-                used = [u + v for u, v in zip(used, a.usage())]
-        return usage_fits(node, Usage(*used), _NO_NETWORK)
-    current = {a.ID: a for a in state.by_index(ALLOCS, "node", node.ID)}
-    for a in inflight:
-        current[a.ID] = a       # the in-flight version wins
-    others = [a for a in current.values()
-              if not a.terminal() and a.ID not in stopped and a.ID not in updating]
-    fit, dim, _ = allocs_fit(node, others + allocs)
-    return fit, dim
+    latest = {a.ID: a for a in inflight}
+    replaced = []
+    for alloc_id in sorted({*latest, *updating, *stopping}):
+        old = state.get(ALLOCS, alloc_id)
+        if old is not None and old.NodeID == node.ID and not old.terminal():
+            replaced.append(old)
+    counted = [a for a in latest.values() if a.ID not in stopped and a.ID not in updating]
+    joining = [a for a in counted + allocs if not a.terminal()]
+    networked = any(map(alloc_networks, joining))
+    if networked and replaced:
+        current = {a.ID: a for a in state.by_index(ALLOCS, "node", node.ID)}
+        current.update(latest)       # the in-flight version wins
+        others = [a for a in current.values()
+                  if not a.terminal() and a.ID not in stopped and a.ID not in updating]
+        fit, dim, _ = allocs_fit(node, others + allocs)
+        return fit, dim
+    used = node_usage(state, node.ID)
+    used = used - sum_usage(replaced) + sum_usage(joining) if replaced or joining else used
+    fit, dim = usage_fits(node, used, _NO_NETWORK)
+    if not fit or not networked:
+        return fit, dim
+    net_idx = node_networks(node, live_allocs(node.ID, node_allocs(state, node.ID)))
+    if isinstance(net_idx, str) or net_idx.add_allocs(joining)[0]:
+        return False, DIM_PORT_COLLISION
+    return usage_fits(node, used, net_idx)
 
 
 def score_fit(node: Node, util: Usage) -> float:
@@ -344,11 +357,9 @@ def _offer(node, tg, proposed, rng):
     if not _asks_network(tg):
         return _NO_NETWORK, [], {task.Name: task.Resources if task.Resources is not None
                                  else Resources() for task in tg.Tasks or []}
-    net_idx = NetworkIndex()
-    if net_idx.set_node(node) is not None:
-        return "network: invalid node"
-    if net_idx.add_allocs(proposed)[0]:
-        return "network: port collision"
+    net_idx = node_networks(node, proposed)
+    if isinstance(net_idx, str):
+        return f"network: {net_idx}"
     networks = []
     if tg.Networks:  # only the first group network counts, as in Nomad
         offer = net_idx.assign(tg.Networks[0], rng)

