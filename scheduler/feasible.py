@@ -365,15 +365,21 @@ def filter_node(metric: AllocMetric, node: Node, reason: str) -> None:
 
 def distinct_hosts(source: Iterable[Node], job: Job, tg: TaskGroup,
                    proposed_of: Callable[[str], list[Allocation]],
-                   metric: AllocMetric) -> Iterator[Node]:
+                   metric: AllocMetric) -> Iterable[Node]:
     """Job level: no two allocs of the job on a node; group level: of the job's group.
-    RTarget "false" switches it off (1.x); anything unparsable keeps it on."""
+    RTarget "false" switches it off (1.x); anything unparsable keeps it on. Without
+    the constraint the source is returned as it is (no stage to pass through)."""
     job_level, tg_level = _distinct_hosts_on(job.Constraints), _distinct_hosts_on(tg.Constraints)
+    if not (job_level or tg_level):
+        return source
+    return _distinct_hosts(source, job, tg, proposed_of, metric, job_level)
+
+
+def _distinct_hosts(source, job, tg, proposed_of, metric, job_level) -> Iterator[Node]:
     namespace = job.Namespace or "default"
     for node in source:
-        if (job_level or tg_level) and any(
-                a.JobID == job.ID and a.Namespace == namespace
-                and (job_level or a.TaskGroup == tg.Name) for a in proposed_of(node.ID)):
+        if any(a.JobID == job.ID and a.Namespace == namespace
+               and (job_level or a.TaskGroup == tg.Name) for a in proposed_of(node.ID)):
             filter_node(metric, node, DISTINCT_HOSTS)
         else:
             yield node
@@ -429,7 +435,12 @@ class PropertySet:
 
 
 def distinct_property(source: Iterable[Node], sets: list[tuple[PropertySet, dict[str, int]]],
-                      metric: AllocMetric) -> Iterator[Node]:
+                      metric: AllocMetric) -> Iterable[Node]:
+    """Filter by every ``distinct_property`` set; without any, the source as it is."""
+    return _distinct_property(source, sets, metric) if sets else source
+
+
+def _distinct_property(source, sets, metric) -> Iterator[Node]:
     for node in source:
         reason = next((r for ps, counts in sets if (r := ps.check(node, counts))), None)
         if reason is None:
