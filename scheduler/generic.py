@@ -26,7 +26,7 @@ from scheduler.plan import Plan
 from scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
 from scheduler.reconcile import (ALLOC_UPDATING, PlaceRequest, ReconcileResult, reconcile,
                                  reconcile_system)
-from scheduler.stack import Stack
+from scheduler.stack import Stack, count_job_allocs
 
 BLOCKED_DESCRIPTION = "created to place remaining allocations"
 
@@ -96,8 +96,8 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
     # Allocations this plan stops no longer hold their resources.
     allocs_by_node = _NodeAllocs(state, [n.ID for n in nodes],
                                  {s.AllocID for s in plan.stops})
-    job_allocs = [a for a in state.by_index(t.ALLOCS, "job", job.ID)
-                  if a.ID not in allocs_by_node.stopping]
+    job_counts = count_job_allocs(a for a in state.by_index(t.ALLOCS, "job", job.ID)
+                                  if a.ID not in allocs_by_node.stopping)
     stacks: dict[str | None, Stack] = {}
     proposed: dict[str, list[Allocation]] = {}
     placed: list[Allocation] = []
@@ -112,7 +112,7 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
         key = req.node_id
         if key not in stacks:
             pool = nodes if key is None else [n for n in nodes if n.ID == key]
-            stacks[key] = Stack(job, pool, allocs_by_node, rng, allocs_by_node.usage, job_allocs)
+            stacks[key] = Stack(job, pool, allocs_by_node, rng, allocs_by_node.usage, job_counts)
         choice = stacks[key].select(tg, proposed)
         if choice.node is None:
             failed[req.task_group] = choice.metric

@@ -20,6 +20,7 @@ from scheduler.rank import plan_fits
 
 log = logging.getLogger("caravan.plan")
 
+
 class PlanApplier:
     def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
                  request_id: Callable[[], str], epoch: int = 0):

@@ -85,6 +85,16 @@ def _passes(node, cls, memo, checks, metric) -> bool:
     return True
 
 
+def count_job_allocs(job_allocs: Iterable[Allocation]) -> dict[tuple[str, str], int]:
+    """(node ID, group) -> how many of one job's allocations are live there."""
+    counts: dict[tuple[str, str], int] = {}
+    for a in job_allocs:
+        if not a.terminal():
+            key = (a.NodeID, a.TaskGroup)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 _CANDIDATES: dict[tuple, tuple] = {}
 
 
@@ -124,14 +134,15 @@ class Stack:
     ``nodes`` is every known node (readiness, pool and datacenters are checked here);
     ``allocs_by_node`` the allocations in the state, terminal or not. The scheduler
     also passes what it knows without visiting those rows: ``usage_of(node_id)``, what
-    a node's live allocations use (the store keeps it), and ``job_allocs``, the job's
-    own allocations (for anti-affinity); without them both are computed from
-    ``allocs_by_node``."""
+    a node's live allocations use (the store keeps it), and ``job_counts``, how many
+    of the job's own allocations are live per (node, group) (``count_job_allocs``, for
+    anti-affinity; computed once per plan, not per stack: a system job has a stack per
+    node); without them both are computed from ``allocs_by_node``."""
 
     def __init__(self, job: Job, nodes: list[Node],
                  allocs_by_node: Mapping[str, list[Allocation]], rng: random.Random,
                  usage_of: Callable[[str], Usage] | None = None,
-                 job_allocs: list[Allocation] | None = None):
+                 job_counts: dict[tuple[str, str], int] | None = None):
         self.job = job
         self.rng = rng
         self._nodes = {n.ID: n for n in nodes}
@@ -147,15 +158,9 @@ class Stack:
         self._existing = allocs_by_node
         self._usage_of = usage_of or (
             lambda node_id: sum_usage(live_allocs(node_id, allocs_by_node.get(node_id, []))))
-        if job_allocs is None:
-            job_allocs = [a for rows in allocs_by_node.values() for a in rows
-                          if a.JobID == job.ID]
         # (node ID, group) -> the job's live allocations there, before this plan's
-        self._collisions: dict[tuple[str, str], int] = {}
-        for a in job_allocs:
-            if not a.terminal():
-                key = (a.NodeID, a.TaskGroup)
-                self._collisions[key] = self._collisions.get(key, 0) + 1
+        self._collisions = job_counts if job_counts is not None else count_job_allocs(
+            a for rows in allocs_by_node.values() for a in rows if a.JobID == job.ID)
         # node ID -> (key of the plan's list for it, (live allocations, their usage))
         self._views: dict[str, tuple] = {}
         self._eligibility = Eligibility(job)
