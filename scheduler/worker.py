@@ -24,6 +24,7 @@ from scheduler.plan_apply import PlanApplier
 log = logging.getLogger("caravan.worker")
 
 Schedule = Callable[[State, Evaluation, random.Random, int], Plan]
+PAUSED_POLL = 0.05   # seconds between looks of a paused worker (see ``may_take``)
 
 
 def eval_rng(ev: Evaluation, state: State) -> random.Random:
@@ -41,7 +42,8 @@ class Worker:
     def __init__(self, name: str, broker: EvalBroker, applier: PlanApplier,
                  state: Callable[[], State], schedule: Schedule,
                  submit: Callable[[bytes], Awaitable[dict]], request_id: Callable[[], str],
-                 now_ns: Callable[[], int], max_attempts: int = 5):
+                 now_ns: Callable[[], int], max_attempts: int = 5,
+                 may_take: Callable[[], bool] | None = None):
         self.name = name
         self._broker = broker
         self._applier = applier
@@ -51,10 +53,16 @@ class Worker:
         self._request_id = request_id
         self._now_ns = now_ns
         self.max_attempts = max_attempts
+        # when given, a new eval is taken only while it answers True (the leader pauses
+        # some of its workers while clients are writing: server.leader.ClientWrites)
+        self._may_take = may_take
         self.processed = 0
 
     async def run(self) -> None:
         while True:
+            if self._may_take is not None and not self._may_take():
+                await asyncio.sleep(PAUSED_POLL)
+                continue
             got = await self._broker.dequeue(timeout=1.0)
             if got is None:
                 continue

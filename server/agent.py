@@ -26,7 +26,7 @@ from server.config import Config, ServerConfig
 from server.http.app import build_app
 from server.heartbeats import HeartbeatTracker
 from server.jobspec.periodic import launch_due
-from server.leader import LeaderServices, begin_leadership
+from server.leader import ClientWrites, LeaderServices, begin_leadership
 from server.metrics import count_collected
 from server.notify import Notifier
 from server.raft import RaftNode, RaftSettings
@@ -74,7 +74,9 @@ class Agent:
         followers = config.cluster.follower_scheduler_workers if len(config.servers) > 1 else 0
         own = n - (3 * n) // 4 if followers else n
         own = int(os.environ.get("CARAVAN_LEADER_WORKERS", own))
-        self.leader_services = LeaderServices(self, workers=own)
+        self.client_writes = ClientWrites()   # HTTP writes under way (server/leader.py)
+        self.leader_services = LeaderServices(self, workers=own,
+                                              client_writes=self.client_writes)
         self.follower_workers = FollowerWorkers(self, followers) if followers else None
         self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
         self.leader_services.add(self.heartbeats)

@@ -28,10 +28,11 @@ class ClusterConfig:
     # Scheduling workers on the leader. They are coroutines on one event loop, so the
     # count is how many plans are under way at once (planning, in the applier, being
     # committed), not CPU parallelism as Nomad's NumCPU default assumes. A worker plans
-    # for ~10 ms and then waits ~100 ms for its plan's raft round; in bench/schedule.py
-    # on this 2-core machine 16 placed ~60% more per second than 4 (plans that wait
-    # together share a round), and 32 no more than 16.
-    scheduler_workers: int = 16
+    # for ~10 ms and then waits 100-200 ms for its plan's raft round, and plans that wait
+    # together share a round: in bench/schedule.py on this 2-core machine 32 placed ~2x
+    # as many per second as 4, and 64 no more than 32. While clients are writing, all
+    # but 4 of them pause (server.leader.ClientWrites).
+    scheduler_workers: int = 32
     # scheduling workers on each follower (server/rpc/scheduling.py); when set, the
     # leader keeps a quarter of scheduler_workers, as Nomad's leader pauses 3/4 of its own
     follower_scheduler_workers: int = 0

@@ -8,6 +8,7 @@ becomes leader and dropped when it stops being leader.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Callable
@@ -28,6 +29,37 @@ FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
 FEED_INTERVAL = 0.005     # seconds between scans of the pending evals, at least
 FEED_RESCAN = 5.0         # seconds between full re-scans
 FEED_BACKOFF = 20         # and wait at least this many times what the last scan took
+WORKERS_UNDER_WRITES = 4  # workers that keep taking evals while clients are writing
+WRITES_QUIET = 0.05       # seconds without a client write before the others take evals
+
+
+class ClientWrites:
+    """Client writes (HTTP) under way on this server, and when the last one ended.
+
+    While clients are writing, the leader's scheduling workers beyond
+    ``WORKERS_UNDER_WRITES`` take no new eval: a write is what a client is waiting for,
+    an eval is processed asynchronously, and both run on this process's one core. The
+    others resume once no write has been under way for ``WRITES_QUIET``. (Nomad's
+    leader likewise pauses most of its own workers to keep its CPU for raft and the
+    plan applier.) Many workers pay off when plans are large: each waits ~100-200 ms
+    for its raft round, and plans that wait together share one."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.in_flight = 0
+        self.last_end = float("-inf")
+        self._clock = clock
+
+    @contextlib.contextmanager
+    def writing(self):
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.last_end = self._clock()
+
+    def quiet(self) -> bool:
+        return self.in_flight == 0 and self._clock() - self.last_end >= WRITES_QUIET
 
 
 class LeaderServices:
@@ -35,9 +67,11 @@ class LeaderServices:
     timers themselves run on the event loop's clock)."""
 
     def __init__(self, agent, workers: int = 2, *,
-                 now_ns: Callable[[], int] = time.time_ns):
+                 now_ns: Callable[[], int] = time.time_ns,
+                 client_writes: ClientWrites | None = None):
         self.agent = agent
         self.n_workers = workers
+        self.client_writes = client_writes
         self.now_ns = now_ns
         self.broker: EvalBroker | None = None
         self.applier: PlanApplier | None = None
@@ -62,8 +96,10 @@ class LeaderServices:
         self.broker = EvalBroker(on_failed=self._eval_failed, token_prefix=f"e{epoch}-")
         self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, ids.request_id,
                                    epoch=epoch)
+        quiet = self.client_writes.quiet if self.client_writes is not None else None
         self.workers = [Worker(f"w{i}", self.broker, self.applier, lambda: ag.fsm.state,
-                               compute_plan, ag.raft.submit, ids.request_id, self.now_ns)
+                               compute_plan, ag.raft.submit, ids.request_id, self.now_ns,
+                               may_take=quiet if i >= WORKERS_UNDER_WRITES else None)
                         for i in range(self.n_workers)]
         self._tasks = [asyncio.ensure_future(self.applier.run()),
                        asyncio.ensure_future(self._feed()),

@@ -52,7 +52,9 @@ def new_eval(job: Job, triggered_by: str, priority: int | None = None,
 async def submit(request: Request, body: e.Request) -> dict:
     """Apply one entry and return its answer; a rejection becomes the HTTP error."""
     body.RequestID = ids.request_id()
-    result = await agent(request).raft.submit(e.encode(body), body)
+    ag = agent(request)
+    with ag.client_writes.writing():   # the leader's extra workers wait meanwhile
+        result = await ag.raft.submit(e.encode(body), body)
     if "Error" in result:
         raise ApiError(result.get("Code", 500), result["Error"])
     return result

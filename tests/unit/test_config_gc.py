@@ -45,7 +45,7 @@ def test_scheduler_worker_counts():
     """Not the collector's, but the same table: the workers on the leader and, opt-in,
     on each follower (``follower_scheduler_workers``)."""
     c = parse({"servers": SERVERS}).cluster
-    assert (c.scheduler_workers, c.follower_scheduler_workers) == (16, 0)
+    assert (c.scheduler_workers, c.follower_scheduler_workers) == (32, 0)
     c = parse({"cluster": {"follower_scheduler_workers": 3}, "servers": SERVERS}).cluster
     assert c.follower_scheduler_workers == 3
     for key, value, message in [

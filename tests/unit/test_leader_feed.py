@@ -79,3 +79,37 @@ def test_written_keys_hands_over_each_key_once_in_order():
         assert keys.take() == ["a", "b", None, "c"]
         assert keys.take() == []
     assert listeners == []
+
+
+def test_extra_workers_take_no_eval_while_clients_write():
+    """``ClientWrites`` is quiet only with no write under way and none ended in the last
+    ``WRITES_QUIET``; a worker given it as ``may_take`` dequeues nothing until then."""
+    from scheduler.worker import Worker
+    clock = [100.0]
+    writes = leader.ClientWrites(clock=lambda: clock[0])
+    assert writes.quiet()
+    with writes.writing():
+        assert not writes.quiet() and writes.in_flight == 1
+    assert not writes.quiet()
+    clock[0] += leader.WRITES_QUIET
+    assert writes.quiet()
+
+    class Broker:
+        dequeues = 0
+
+        async def dequeue(self, timeout):
+            Broker.dequeues += 1
+            await asyncio.sleep(timeout)
+
+    async def main():
+        with writes.writing():
+            w = Worker("w9", Broker(), None, None, None, None, None, None,
+                       may_take=writes.quiet)
+            task = asyncio.ensure_future(w.run())
+            await asyncio.sleep(0.12)
+            assert Broker.dequeues == 0          # paused while a write is under way
+        clock[0] += leader.WRITES_QUIET
+        await asyncio.sleep(0.12)
+        assert Broker.dequeues == 1              # taking evals again
+        task.cancel()
+    asyncio.run(main())
