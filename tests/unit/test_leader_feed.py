@@ -91,7 +91,7 @@ def test_extra_workers_take_no_eval_while_clients_write():
     with writes.writing():
         assert not writes.quiet() and writes.in_flight == 1
     assert not writes.quiet()
-    clock[0] += leader.WRITES_QUIET
+    clock[0] += leader.WRITES_QUIET + 0.001
     assert writes.quiet()
 
     class Broker:
@@ -108,7 +108,7 @@ def test_extra_workers_take_no_eval_while_clients_write():
             task = asyncio.ensure_future(w.run())
             await asyncio.sleep(0.12)
             assert Broker.dequeues == 0          # paused while a write is under way
-        clock[0] += leader.WRITES_QUIET
+        clock[0] += leader.WRITES_QUIET + 0.001
         await asyncio.sleep(0.12)
         assert Broker.dequeues == 1              # taking evals again
         task.cancel()
