@@ -54,8 +54,9 @@ class PlanApplier:
                     if not fut.done():
                         fut.set_exception(exc)
                     continue
+                earlier = [task for task, _ in inflight] if rejected else []
                 task = asyncio.ensure_future(self._commit(plan, accepted, rejected, fut,
-                                                          queued_at))
+                                                          queued_at, earlier))
                 inflight.append((task, accepted))
         finally:
             # Cancelled: leadership is lost. A commit still in flight must not be
@@ -68,10 +69,21 @@ class PlanApplier:
                 task.cancel()
 
     async def _commit(self, plan: Plan, accepted: dict[str, list], rejected: list[str],
-                      fut: asyncio.Future, queued_at: float) -> None:
+                      fut: asyncio.Future, queued_at: float,
+                      earlier: list[asyncio.Task] = ()) -> None:
+        """Commit what was accepted and answer the worker. A plan with rejected nodes is
+        answered only once the plans that were committing when it was checked are done
+        (``earlier``), with an index that covers them (Nomad's RefreshIndex): their
+        placements may be why it was rejected, and a worker that planned again on a
+        state without them would pick the same nodes and be rejected again, up to its
+        last attempt, while they were still committing."""
         loop = asyncio.get_running_loop()
         try:
             result = await self._submit_checked(plan, accepted, rejected)
+            if earlier:
+                await asyncio.wait(earlier)    # wait() never cancels them
+                result = PlanResult(max(result.index, self._state().last_index),
+                                    result.rejected_nodes, result.committed_allocs)
         except Exception as exc:
             if not fut.done():
                 fut.set_exception(exc)

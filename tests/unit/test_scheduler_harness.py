@@ -329,7 +329,9 @@ def test_no_node_is_overcommitted_and_no_port_is_shared(history):
 
 def test_pipelined_applier_counts_placements_still_committing():
     """Plan B is checked while plan A's commit is still in flight: A's placement must
-    count, so B is rejected and the node is never overcommitted."""
+    count, so B is rejected and the node is never overcommitted. B's answer waits for
+    A's commit and carries an index that covers it, so B's worker plans again on a
+    state that holds A's placement."""
     import asyncio
 
     async def main():
@@ -356,16 +358,17 @@ def test_pipelined_applier_counts_placements_still_committing():
             fa = asyncio.ensure_future(applier.apply(plan_a))
             fb = asyncio.ensure_future(applier.apply(plan_b))
             # ...when the second plan is checked (rejected outright, it has nothing to
-            # submit: its answer comes while the first commit is still held)
-            while not fb.done() and len(submitted) < 2:
+            # submit, and its answer waits for the first commit)
+            for _ in range(50):
                 await asyncio.sleep(0)
-            assert len(submitted) == 1 and not fa.done()
+            assert len(submitted) == 1 and not fa.done() and not fb.done()
             gate.set()
             ra, rb = await fa, await fb
         finally:
             runner.cancel()
         assert ra.fully_applied and ra.committed_allocs == 1
         assert rb.rejected_nodes == ["node-000"] and rb.committed_allocs == 0
+        assert rb.index >= ra.index > 0
         assert len(h.live()) == 1
         assert_no_overcommit(h.state)
 
