@@ -309,7 +309,6 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
                           else Resources() for task in tg.Tasks or []}
         combined = _combined(task_resources, disk, [])
         fixed = (task_resources, combined, Usage(combined.CPU, combined.MemoryMB, disk))
-    capacity_of = node_capacity
     for node in source:
         if fixed is None:
             proposed = proposed_of(node.ID)
@@ -326,11 +325,10 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
             task_resources, combined, ask = fixed
         used = usage_of(node.ID) if usage_of is not None else \
             sum_usage(a for a in proposed if not a.terminal())
-        cap = capacity_of(node)
-        util = Usage(used[0] + ask[0], used[1] + ask[1], used[2] + ask[2])
-        if cap[0] < util[0] or cap[1] < util[1] or cap[2] < util[2] or \
-                (net_idx is not _NO_NETWORK and net_idx.overcommitted()):
-            exhaust_node(metric, node, usage_fits(node, util, net_idx)[1])
+        util = used + ask
+        fit, dim = usage_fits(node, util, net_idx)
+        if not fit:
+            exhaust_node(metric, node, dim)
             continue
         fitness = score_fit(node, util) / BINPACK_MAX_FIT_SCORE
         board.record(node, "binpack", fitness)
