@@ -16,7 +16,7 @@ from fsm import deployments, jobs
 from fsm import schema as t
 from fsm.jobs import Rejected
 from fsm.store import Txn
-from fsm.structs import Allocation, Evaluation, Node, TaskGroupSummary
+from fsm.structs import Allocation, DesiredTransition, Evaluation, Node, TaskGroupSummary
 
 _BUCKETS = t.SUMMARY_BUCKETS
 
@@ -123,6 +123,20 @@ def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation]
     for jid in sorted(touched_jobs):
         refresh_summary(txn, jid)
         jobs.refresh_status(txn, jid)
+
+
+def set_desired_transitions(txn: Txn, transitions: dict[str, DesiredTransition]) -> None:
+    """Merge each transition's set fields into its allocation's (Nomad's
+    ``DesiredTransition.Merge``); an allocation that no longer exists is skipped."""
+    for alloc_id in sorted(transitions):
+        old = txn.get(t.ALLOCS, alloc_id)
+        if old is None:
+            continue
+        merged = old.DesiredTransition or DesiredTransition()
+        change = {f: v for f in DesiredTransition.__struct_fields__
+                  if (v := getattr(transitions[alloc_id], f)) is not None}
+        txn.put(t.ALLOCS, replace(old, DesiredTransition=replace(merged, **change),
+                                  ModifyIndex=txn.index))
 
 
 _FINISHED = ("complete", "failed")

@@ -16,7 +16,7 @@ from msgspec.structs import replace
 
 from fsm import allocs, deployments, gc
 from fsm import entries as e
-from fsm import jobs
+from fsm import jobs, scaling
 from fsm import schema as t
 from fsm.jobs import Rejected
 from fsm.store import State, Txn
@@ -74,6 +74,8 @@ class FSM:
             e.EntryType.BATCH: self._batch_inside,
             e.EntryType.LEADER_EPOCH: self._leader_epoch,
             e.EntryType.CORE_GC: self._core_gc,
+            e.EntryType.JOB_SCALE: self._job_scale,
+            e.EntryType.ALLOC_DESIRED_TRANSITION: self._alloc_desired_transition,
         }
         missing = set(e.EntryType) - set(self._appliers)
         if missing:
@@ -231,6 +233,7 @@ class FSM:
     def _register(self, txn: Txn, job, existing, ev, submit_time: int) -> dict:
         """Shared by register, revert, dispatch and periodic launches: write a new
         version if the spec changed, then the eval (if any) in the same transaction."""
+        job = scaling.with_policy_ids(job, existing, txn.index)
         if existing is None or jobs.spec_changed(existing, job):
             stored = jobs.upsert_job(txn, replace(job, SubmitTime=submit_time or job.SubmitTime),
                                      tracked_versions=self.tracked_versions)
@@ -365,6 +368,58 @@ class FSM:
         jobs.refresh_status(txn, job.ID)
         return {"EvalID": ev.ID, "EvalCreateIndex": ev.CreateIndex,
                 "JobModifyIndex": job.JobModifyIndex}
+
+    def _job_scale(self, txn: Txn, body: e.JobScale) -> dict:
+        """Nomad's ``Job.Scale``, in one entry: the checks, a new job version with the
+        group's new count and its eval, and the scaling event."""
+        job = txn.get(t.JOBS, body.JobID)
+        if job is None:
+            raise Rejected(404, f'job "{body.JobID}" not found')
+        if job.Type == "system" and body.Count is not None and body.Count > 1:
+            raise Rejected(400, 'jobs of type "system" can only be scaled to 1 or 0')
+        group = next((tg for tg in job.TaskGroups or () if tg.Name == body.Group), None)
+        if group is None:
+            raise Rejected(400, f'task group "{body.Group}" specified for scaling does not '
+                                f'exist in job')
+        event = replace(body.Event, PreviousCount=group.Count or 0, Count=body.Count,
+                        EvalID=None)
+        result = {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": job.ModifyIndex}
+        if body.Count is not None:
+            policy = group.Scaling
+            if policy is not None:
+                low, high = policy.Min or 0, policy.Max if policy.Max is not None else 0
+                if body.Count < low:
+                    raise Rejected(400, f"group count was less than scaling policy minimum: "
+                                        f"{body.Count} < {low}")
+                if high < body.Count:
+                    raise Rejected(400, f"group count was greater than scaling policy maximum: "
+                                        f"{body.Count} > {high}")
+            latest = max(txn.by_index(t.DEPLOYMENTS, "job", job.ID),
+                         key=lambda d: (d.CreateIndex, d.ID), default=None)
+            if latest is not None and latest.active() and latest.JobCreateIndex == job.CreateIndex:
+                raise Rejected(400, "job scaling blocked due to active deployment")
+            if body.JobModifyIndex > 0 and body.JobModifyIndex != job.JobModifyIndex:
+                raise Rejected(409, f"Enforcing job modify index {body.JobModifyIndex}: job "
+                                    f"exists with conflicting job modify index: "
+                                    f"{job.JobModifyIndex}")
+            scaled = replace(job, SubmitTime=body.SubmitTime or job.SubmitTime, TaskGroups=[
+                replace(tg, Count=body.Count) if tg.Name == body.Group else tg
+                for tg in job.TaskGroups or ()])
+            stored = jobs.upsert_job(txn, scaled, tracked_versions=self.tracked_versions)
+            result["JobModifyIndex"] = stored.JobModifyIndex
+            if body.Eval is not None and not job.is_periodic() and not job.is_parameterized():
+                ev = jobs.insert_eval(txn, replace(body.Eval, JobModifyIndex=stored.JobModifyIndex))
+                jobs.refresh_status(txn, job.ID)
+                result.update(EvalID=ev.ID, EvalCreateIndex=ev.CreateIndex)
+                event = replace(event, EvalID=ev.ID)
+        scaling.add_event(txn, job, body.Group, event)
+        return result
+
+    def _alloc_desired_transition(self, txn: Txn, body: e.AllocDesiredTransition) -> dict:
+        allocs.set_desired_transitions(txn, body.Allocs)
+        if body.Evals:
+            allocs.upsert_evals(txn, body.Evals)
+        return {"EvalIDs": [ev.ID for ev in body.Evals or ()]}
 
     def _node_register(self, txn: Txn, body: e.NodeRegister) -> dict:
         node = allocs.register_node(txn, body.Node)

@@ -12,8 +12,8 @@ from enum import IntEnum
 
 import msgspec
 
-from fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, Evaluation, Job,
-                         Node, TaskState)
+from fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, DesiredTransition,
+                         Evaluation, Job, Node, ScalingEvent, TaskState)
 from fsm.wire import to_compact
 
 
@@ -39,6 +39,8 @@ class EntryType(IntEnum):
     BATCH = 18            # several entries committed by one raft round (group commit)
     LEADER_EPOCH = 19     # a new leader's first entry, before its scheduler starts
     CORE_GC = 20          # the core garbage collector: dead evals, allocs, jobs, ...
+    JOB_SCALE = 21        # a group's count and/or a scaling event (/v1/job/:id/scale)
+    ALLOC_DESIRED_TRANSITION = 22   # e.g. alloc stop: migrate an allocation, with its eval
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -225,6 +227,27 @@ class CoreGC(Request):
     Applied: int = 0
 
 
+class JobScale(Request):
+    """Scale one group (``Count``, with the eval that acts on it) and/or record a
+    scaling event. ``Event`` carries the caller's message, error flag, meta and time;
+    the FSM fills in the previous count and the eval. ``JobModifyIndex`` > 0 is a
+    check-and-set on the job."""
+    JobID: str
+    Group: str
+    Event: ScalingEvent
+    Count: int | None = None
+    Eval: Evaluation | None = None
+    JobModifyIndex: int = 0
+    SubmitTime: int = 0
+
+
+class AllocDesiredTransition(Request):
+    """Merge these transitions into the allocations (unknown ones are skipped, as
+    Nomad does) and create the evals that act on them."""
+    Allocs: dict[str, DesiredTransition]
+    Evals: list[Evaluation] | None = None
+
+
 class Batch(Request):
     """Entries that reached the leader together, replicated as one raft entry and
     applied one after the other at its index, each answered as if it were alone (its
@@ -253,6 +276,8 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.BATCH: Batch,
     EntryType.LEADER_EPOCH: LeaderEpochStart,
     EntryType.CORE_GC: CoreGC,
+    EntryType.JOB_SCALE: JobScale,
+    EntryType.ALLOC_DESIRED_TRANSITION: AllocDesiredTransition,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}
 _decoders = {t: msgspec.msgpack.Decoder(body) for t, body in BODY_TYPES.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
+from fsm import scaling
 from fsm import schema as t
 from fsm.store import Txn
 from fsm.structs import (Evaluation, Job, JobChildrenSummary, JobSummary, PeriodicLaunch,
@@ -91,6 +92,7 @@ def upsert_job(txn: Txn, job: Job, *, tracked_versions: int) -> Job:
     txn.put(t.JOB_VERSIONS, job)
     _prune_versions(txn, job.ID, tracked_versions)
     _ensure_summary(txn, job)
+    scaling.sync_policies(txn, job)
     if job.ParentID:
         _move_child(txn, job.ParentID, existing.Status if existing else None, job.Status)
     return job
@@ -123,6 +125,7 @@ def purge_job(txn: Txn, job: Job) -> None:
     txn.delete(t.JOB_SUMMARIES, job.ID)
     txn.delete(t.COLLECTED_ALLOCS, job.ID)
     txn.delete(t.PERIODIC_LAUNCHES, job.ID)
+    scaling.purge(txn, job.ID)
     if job.ParentID:
         # a purged child counts as dead from now on (no-op if it already was)
         _move_child(txn, job.ParentID, job.Status, "dead")

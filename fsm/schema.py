@@ -88,6 +88,8 @@ REQUESTS = "requests"
 LEADERSHIP = "leadership"
 COLLECTED_ALLOCS = "collected_allocs"
 GC_WITNESS = "gc_witness"
+SCALING_POLICIES = "scaling_policies"
+SCALING_EVENTS = "scaling_events"
 
 SCHEMA: dict[str, Table] = _declare(
     Table(JOBS, s.Job, primary=lambda j: j.ID,
@@ -131,4 +133,9 @@ SCHEMA: dict[str, Table] = _declare(
     Table(COLLECTED_ALLOCS, s.CollectedAllocs, primary=lambda r: r.JobID),
     # One row: when log indexes were applied (the garbage collector's time table).
     Table(GC_WITNESS, s.GCWitness, primary=lambda r: r.ID),
+    # The scaling blocks of current jobs, one per target (``fsm.scaling``).
+    Table(SCALING_POLICIES, s.ScalingPolicy, primary=lambda p: p.ID,
+          indexes=(Index("job", lambda p: (p.Target or {}).get("Job") or None),)),
+    # Each job's recent scaling events, per group.
+    Table(SCALING_EVENTS, s.JobScalingEvents, primary=lambda r: r.JobID),
 )

@@ -11,7 +11,7 @@ Rows held by the state store are never mutated: appliers build changed copies wi
 ``msgspec.structs.replace`` so that snapshots handed to readers stay unchanged.
 
 Fields typed ``Any`` are accepted and stored as given (Nomad 1.x blocks that Caravan
-keeps but does not act on yet, e.g. ``Affinities``, ``Spreads``, ``Scaling``).
+keeps but does not act on yet, e.g. ``Affinities``, ``Spreads``).
 """
 from __future__ import annotations
 
@@ -194,6 +194,22 @@ class Task(Record):
     Leader: bool = False
 
 
+class ScalingPolicy(Record):
+    """A group's ``scaling`` block, and the row the state keeps for it (Nomad's
+    ``ScalingPolicy``): ``Target`` names its namespace, job and group; ``ID`` stays the
+    same across versions of the job for the same target (``fsm.scaling``)."""
+    ID: str = ""
+    Namespace: str = ""
+    Type: str = ""
+    Target: dict[str, str] | None = None
+    Policy: dict[str, Any] | None = None
+    Min: int | None = None
+    Max: int | None = None
+    Enabled: bool | None = None
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
 class TaskGroup(Record):
     Name: str | None = None
     Count: int | None = None
@@ -209,7 +225,7 @@ class TaskGroup(Record):
     Networks: list[NetworkResource] | None = None
     Services: list[Service] | None = None
     Volumes: Any = None
-    Scaling: Any = None
+    Scaling: ScalingPolicy | None = None
     ShutdownDelay: int | None = None
     Meta: dict[str, str] | None = None
 
@@ -336,6 +352,15 @@ class AllocDeploymentStatus(Record):
     ModifyIndex: int = 0
 
 
+class DesiredTransition(Record):
+    """What the servers want to happen to an allocation next (Nomad's pointers:
+    None is unset). ``Migrate``: stop it and place a replacement (``alloc stop``)."""
+    Migrate: bool | None = None
+    Reschedule: bool | None = None
+    ForceReschedule: bool | None = None
+    NoShutdownDelay: bool | None = None
+
+
 class Allocation(Record):
     ID: str = ""
     Namespace: str = "default"
@@ -354,6 +379,7 @@ class Allocation(Record):
     AllocatedResources: Any = None
     DesiredStatus: str = ""
     DesiredDescription: str = ""
+    DesiredTransition: DesiredTransition | None = None
     ClientStatus: str = ""
     ClientDescription: str = ""
     TaskStates: dict[str, TaskState] | None = None
@@ -371,6 +397,9 @@ class Allocation(Record):
     def terminal(self) -> bool:
         return self.DesiredStatus in ("stop", "evict") or \
             self.ClientStatus in ("complete", "failed", "lost")
+
+    def should_migrate(self) -> bool:
+        return self.DesiredTransition is not None and bool(self.DesiredTransition.Migrate)
 
     def usage(self) -> tuple[int, int, int]:
         """(CPU MHz, MemoryMB, DiskMB) reserved: the combined ``Resources``, else the
@@ -471,6 +500,29 @@ class GCWitness(Record):
     ID: str = "gc"
     Applied: list[int] = []
     Times: list[int] = []
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class ScalingEvent(Record):
+    """One scaling action or message on a group (Nomad's ``ScalingEvent``); ``Count``
+    is None for an event that changed no count, ``EvalID`` None when no eval ran."""
+    Time: int = 0                 # unix ns
+    Count: int | None = None
+    PreviousCount: int = 0
+    Message: str = ""
+    Error: bool = False
+    Meta: dict[str, Any] | None = None
+    EvalID: str | None = None
+    CreateIndex: int = 0
+
+
+class JobScalingEvents(Record):
+    """A job's scaling events per group, newest first, at most
+    ``fsm.scaling.TRACKED_EVENTS`` each (Nomad's ``JobScalingEvents``)."""
+    JobID: str = ""
+    Namespace: str = "default"
+    ScalingEvents: dict[str, list[ScalingEvent]] = {}
     CreateIndex: int = 0
     ModifyIndex: int = 0
 

@@ -24,6 +24,7 @@ import msgspec
 import msgspec.inspect
 
 from fsm.structs import (
+    ScalingPolicy,
     Constraint,
     EphemeralDisk,
     Job,
@@ -120,10 +121,11 @@ def _canonicalize_group(job: Job, tg: TaskGroup, api_update: UpdateStrategy | No
     if tg.Name is None:
         tg.Name = ""
     if tg.Count is None:
-        minimum = tg.Scaling.get("Min") if isinstance(tg.Scaling, dict) else None
-        tg.Count = minimum if isinstance(minimum, int) and not isinstance(minimum, bool) else 1
+        tg.Count = tg.Scaling.Min if tg.Scaling is not None and tg.Scaling.Min is not None else 1
     if job.Type == "system" and tg.Count == 0:
         tg.Count = 1
+    if tg.Scaling is not None:
+        _canonicalize_scaling(tg.Scaling, tg.Count)
 
     if tg.EphemeralDisk is None:
         tg.EphemeralDisk = EphemeralDisk()
@@ -146,6 +148,20 @@ def _canonicalize_group(job: Job, tg: TaskGroup, api_update: UpdateStrategy | No
         _canonicalize_service(svc, job.Name or "", tg.Name, None)
     for task in _items(tg.Tasks):
         _canonicalize_task(job, tg, task)
+
+
+def _canonicalize_scaling(policy: ScalingPolicy, count: int) -> None:
+    """``api.ScalingPolicy.Canonicalize`` and ``ApiScalingPolicyToStructs``: enabled,
+    the group's count as minimum, horizontal; a missing maximum becomes -1, which
+    validation refuses (it must be given). The ID and target are the state's to set."""
+    if policy.Enabled is None:
+        policy.Enabled = True
+    if policy.Min is None:
+        policy.Min = count
+    if policy.Max is None:
+        policy.Max = -1
+    if not policy.Type:
+        policy.Type = "horizontal"
 
 
 def _update_empty(u: UpdateStrategy) -> bool:

@@ -238,6 +238,23 @@ def _free_block(ctx: Context, item: Item, where: str) -> dict:
     return out
 
 
+def _policy_block(ctx: Context, item: Item, where: str) -> dict:
+    """A scaling block's ``policy {}``: free-form, as the autoscaler reads it. A nested
+    block becomes a list of maps, one per occurrence, and each of its labels one more
+    level of ``{label: [...]}`` (``check "cpu" { ... }`` -> ``"check": [{"cpu": [{...}]}]``),
+    the shape Nomad gives it."""
+    out: dict[str, Any] = {}
+    for child in read_body(ctx.text, item.node):
+        if child.kind == "attr":
+            out[child.name] = ctx.ev.value(child.node)
+            continue
+        value: Any = _policy_block(ctx, child, where)
+        for label in reversed(child.labels):
+            value = {label: [value]}
+        out.setdefault(child.name, []).append(value)
+    return out
+
+
 def _port(ctx: Context, item: Item, where: str) -> dict:
     return ctx.decode(item, PORT, where)
 
@@ -321,6 +338,10 @@ UPDATE = Spec({
 MIGRATE = Spec({"max_parallel": ("MaxParallel", SIZE), "health_check": ("HealthCheck", STR),
                 "min_healthy_time": ("MinHealthyTime", DURATION),
                 "healthy_deadline": ("HealthyDeadline", DURATION)})
+
+SCALING = Spec({"enabled": ("Enabled", BOOL), "min": ("Min", INT), "max": ("Max", INT),
+                "type": ("Type", STR), "policy": ("Policy", ANY)},
+               {"policy": ("Policy", _policy_block, False)})
 
 PERIODIC = Spec({"cron": ("Spec", STR), "prohibit_overlap": ("ProhibitOverlap", BOOL),
                  "time_zone": ("TimeZone", STR), "enabled": ("Enabled", BOOL)},
@@ -409,6 +430,7 @@ GROUP = Spec({
     "ephemeral_disk": ("EphemeralDisk", EPHEMERAL_DISK, False),
     "update": ("Update", UPDATE, False), "migrate": ("Migrate", MIGRATE, False),
     "network": ("Networks", NETWORK, True), "service": ("Services", SERVICE, True),
+    "scaling": ("Scaling", SCALING, False),
     "meta": ("Meta", _map_block, False),
 }, label="Name")
 

@@ -32,6 +32,7 @@ from fsm.structs import (
     NetworkResource,
     Resources,
     RestartPolicy,
+    ScalingPolicy,
     Service,
     ServiceCheck,
     Task,
@@ -254,6 +255,9 @@ def _group_errors(job: Job, tg: TaskGroup) -> list[str]:
     if sum(1 for t in tasks if t.Leader) > 1:
         errs.append("Only one task may be marked as leader")
 
+    if tg.Scaling is not None:
+        errs += _prefixed("Task group scaling policy validation failed: ",
+                          _scaling_errors(tg.Scaling, _n(tg.Count)))
     errs += _prefixed("Task group network validation failed: ", _network_errors(tg))
     errs += _prefixed("Task group service validation failed: ", _group_service_errors(tg))
     errs += _prefixed("Task group service check validation failed: ", [
@@ -261,6 +265,30 @@ def _group_errors(job: Job, tg: TaskGroup) -> list[str]:
         for svc in _items(tg.Services) for chk in _items(svc.Checks) if chk.Type == "script"])
     for task in tasks:
         errs += _prefixed(f"Task {_s(task.Name)} validation failed: ", _task_errors(job, tg, task))
+    return errs
+
+
+def _scaling_errors(p: ScalingPolicy, count: int) -> list[str]:
+    """``TaskGroup.validateScalingPolicy`` with ``ScalingPolicy.Validate``."""
+    errs: list[str] = []
+    low, high = _n(p.Min), p.Max if p.Max is not None else -1
+    if not p.Type:
+        errs.append("missing scaling policy type")
+    elif p.Type != "horizontal":
+        errs.append(f"scaling policy type {_q(p.Type)} is not valid for a task group")
+    if high < 0:
+        errs.append("maximum count must be specified and non-negative")
+    elif high < low:
+        errs.append("maximum count must not be less than minimum count")
+    if low < 0:
+        errs.append("minimum count must not be negative")
+    errs = [f"Scaling policy invalid: {e}" for e in errs]
+    if high < count:
+        errs.append("Scaling policy invalid: task group count must not be greater than maximum "
+                    "count in scaling policy")
+    if count < low:
+        errs.append("Scaling policy invalid: task group count must not be less than minimum "
+                    "count in scaling policy")
     return errs
 
 
