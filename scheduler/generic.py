@@ -36,6 +36,7 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
     if job is not None and (job.is_periodic() or job.is_parameterized()):
         job = None  # a periodic or parameterized parent runs nothing itself
     existing = state.by_index(t.ALLOCS, "job", ev.JobID)
+    deployment_id = ""
     if job is not None:
         # allocations of an earlier job with the same ID are not this job's
         existing = [a for a in existing if a.Job is None or a.Job.CreateIndex == job.CreateIndex]
@@ -45,8 +46,14 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
         eligible = [n for n in nodes if n.ready()]
         result = reconcile_system(job, ev.JobID, existing, eligible, tainted, now_ns)
     else:
-        result = reconcile(job, ev.JobID, existing, tainted, now_ns,
-                           latest_deployment(state, ev.JobID), _derived_id(ev.ID, "deployment"))
+        latest = latest_deployment(state, ev.JobID)
+        result = reconcile(job, ev.JobID, existing, tainted, now_ns, latest,
+                           _derived_id(ev.ID, "deployment"))
+        if job is None or job.Type == "service":
+            # Nomad's setStatus: the eval names the deployment it created or continued
+            # (the job's latest), which is how ``job run`` finds the rollout to follow
+            deployment_id = result.deployment.ID if result.deployment is not None else \
+                (latest.ID if latest is not None else "")
 
     plan = Plan(eval_id=ev.ID, job_id=ev.JobID, job_version=job.Version if job else 0,
                 priority=ev.Priority, all_at_once=bool(job and job.AllAtOnce),
@@ -65,7 +72,7 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
     if job is not None and not job.Stop:
         _place(plan, state, job, ev, nodes, _placements(result), rng, now_ns, failed,
                result.deployment_id)
-    plan.evals = _eval_updates(ev, job, failed, plan, state, now_ns)
+    plan.evals = _eval_updates(ev, job, failed, plan, state, now_ns, deployment_id)
     return plan
 
 
@@ -136,8 +143,9 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
 
 
 def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric], plan: Plan,
-                  state: State, now_ns: int) -> list[Evaluation]:
-    """The eval's new state, and a blocked eval when placements failed."""
+                  state: State, now_ns: int, deployment_id: str = "") -> list[Evaluation]:
+    """The eval's new state (with the deployment it acted for), and a blocked eval
+    when placements failed."""
     queued = {}
     if job is not None:
         for tg in job.TaskGroups or ():
@@ -149,7 +157,8 @@ def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric
         # a re-run blocked eval: done if everything fits now, else stays blocked
         status = "blocked" if failed else "complete"
         return [replace(ev, Status=status, FailedTGAllocs=failed_tg, QueuedAllocations=queued,
-                        SnapshotIndex=state.last_index, ModifyTime=now_ns)]
+                        SnapshotIndex=state.last_index, ModifyTime=now_ns,
+                        DeploymentID=deployment_id or ev.DeploymentID)]
     out = []
     blocked_id = ""
     if failed:
@@ -163,7 +172,8 @@ def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric
         blocked_id = blocked.ID
         out.append(blocked)   # the FSM cancels the job's older blocked eval with it
     done = replace(ev, Status="complete", FailedTGAllocs=failed_tg, QueuedAllocations=queued,
-                   BlockedEval=blocked_id, SnapshotIndex=state.last_index, ModifyTime=now_ns)
+                   BlockedEval=blocked_id, SnapshotIndex=state.last_index, ModifyTime=now_ns,
+                   DeploymentID=deployment_id or ev.DeploymentID)
     return [done, *out]
 
 

@@ -12,7 +12,8 @@ success) live in ``reconcile_deploy``. Per task group:
   replaced either, since there is no reschedule policy yet;
 - allocs on a down or deleted node are **lost**: stopped with ClientStatus ``lost`` and
   replaced under their own name (``previous_alloc_id``), up to ``Count``;
-- allocs on another tainted (draining) node are **migrated**: stopped and replaced;
+- allocs on another tainted (draining) node, or marked ``DesiredTransition.Migrate``
+  (``alloc stop``), are **migrated**: stopped and replaced;
 - beyond ``Count``, the highest indexes are stopped; the rest are compared with the job:
   ignore, in-place update or destructive update.
 
@@ -345,8 +346,10 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     canaries = [a for a in live if a.ID in current]
 
     lost = [a for a in live if _node_lost(a.NodeID, tainted)]
-    migrate = [a for a in live if a.NodeID in tainted and not _node_lost(a.NodeID, tainted)]
-    untainted = [a for a in live if a.NodeID not in tainted]
+    # on a draining node, or marked to migrate (``alloc stop``): stopped and replaced
+    migrate = [a for a in live if not _node_lost(a.NodeID, tainted)
+               and (a.NodeID in tainted or a.should_migrate())]
+    untainted = [a for a in live if a.NodeID not in tainted and not a.should_migrate()]
     kept = _kept_terminal(allocs, batch)
     # Lost names stay taken: their replacements reuse them.
     names = NameIndex(job_id, group, count, [a.Name for a in untainted + kept + migrate + lost])
@@ -501,9 +504,14 @@ def _system_keep(result: ReconcileResult, existing: list[Allocation], required: 
     live = [a for a in existing if not a.terminal()]
     for alloc in sorted(live, key=lambda a: (a.NodeID, by_index(a))):
         key = (alloc.NodeID, alloc.Name)
-        if required.get(alloc.Name) == alloc.TaskGroup and key not in kept \
-                and alloc.NodeID in eligible and alloc.NodeID not in tainted:
+        belongs = required.get(alloc.Name) == alloc.TaskGroup and key not in kept \
+            and alloc.NodeID in eligible and alloc.NodeID not in tainted
+        if belongs and not alloc.should_migrate():
             kept[key] = alloc
+            continue
+        if belongs:     # marked to migrate (alloc stop): stopped, and placed again there
+            result.stop.append(StopRequest(alloc, ALLOC_MIGRATING))
+            result.desired_tg_updates[alloc.TaskGroup].Migrate += 1
             continue
         reason = ALLOC_NODE_TAINTED if alloc.NodeID in tainted else ALLOC_NOT_NEEDED
         _stop(result, alloc, tainted, reason)
@@ -515,10 +523,11 @@ def _system_placements(result: ReconcileResult, required: dict[str, str], nodes:
                        tainted: dict[str, Node | None], kept: dict[tuple[str, str], Allocation],
                        existing: list[Allocation]) -> None:
     """Place every required name missing on an eligible node, linking the newest
-    terminal alloc of that name on that node as the previous allocation."""
+    terminal (or now stopped) alloc of that name on that node as the previous one."""
     previous: dict[tuple[str, str], Allocation] = {}
+    stopping = {s.alloc.ID for s in result.stop}
     for alloc in sorted(existing, key=lambda a: (a.CreateIndex, a.ID)):
-        if alloc.terminal():
+        if alloc.terminal() or alloc.ID in stopping:
             previous[(alloc.NodeID, alloc.Name)] = alloc
     for node in sorted(nodes, key=lambda n: n.ID):
         for name, group in required.items():
@@ -526,4 +535,5 @@ def _system_placements(result: ReconcileResult, required: dict[str, str], nodes:
                 continue
             prev = previous.get((node.ID, name))
             result.place.append(PlaceRequest(name, group, prev.ID if prev else None, node_id=node.ID))
-            result.desired_tg_updates[group].Place += 1
+            if prev is None or prev.ID not in stopping:   # a migration counts as Migrate
+                result.desired_tg_updates[group].Place += 1
