@@ -80,9 +80,10 @@ def full_alloc(a) -> dict:
     out = msgspec.to_builtins(a)
     out["AllocatedResources"] = allocated_resources(a)
     out.update(FollowupEvalID="", RescheduleTracker=None, PreemptedAllocations=None,
-               PreemptedByAllocation="",
-               DesiredTransition={"Migrate": None, "Reschedule": None,
-                                  "ForceReschedule": None, "NoShutdownDelay": None})
+               PreemptedByAllocation="")
+    if out.get("DesiredTransition") is None:   # a struct value in Nomad, never null
+        out["DesiredTransition"] = {"Migrate": None, "Reschedule": None,
+                                    "ForceReschedule": None, "NoShutdownDelay": None}
     return out
 
 

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from server.http import (alloc_reads, client_fs, deployment_reads, deployment_writes,
-                         eval_reads, node_reads)
+from server.http import (alloc_reads, alloc_writes, client_fs, deployment_reads,
+                         deployment_writes, eval_reads, node_reads, scale)
 from server.http import job_reads as r
 from server.http import job_writes as w
 from server.http import status, system
@@ -57,6 +57,7 @@ _JOB_SUFFIXES = (
     ("/deployments", ("GET",), r.job_deployments),
     ("/deployment", ("GET",), r.job_latest_deployment),
     ("/stable", WRITE_METHODS, w.stable),
+    ("/scale", ("GET", *WRITE_METHODS), scale.job_scale),
 )
 
 
@@ -130,8 +131,10 @@ ROUTES = [
           methods=ALL_METHODS),
     Route("/v1/node/{node_id}", _guarded(node_reads.read_node), methods=ALL_METHODS),
     Route("/v1/allocations", _guarded(alloc_reads.list_allocs), methods=ALL_METHODS),
+    Route("/v1/allocation/{alloc_id}/stop", _guarded(alloc_writes.stop_alloc),
+          methods=ALL_METHODS),
     Route("/v1/allocation/{alloc_id}", _guarded(alloc_reads.read_alloc), methods=ALL_METHODS),
-    Route("/v1/evaluations", _guarded(eval_reads.list_evals), methods=ALL_METHODS),
+    Route("/v1/evaluations", _guarded(eval_reads.evals_collection), methods=ALL_METHODS),
     Route("/v1/evaluation/{eval_id}/allocations", _guarded(eval_reads.eval_allocations),
           methods=ALL_METHODS),
     Route("/v1/evaluation/{eval_id}", _guarded(eval_reads.read_eval), methods=ALL_METHODS),
@@ -149,6 +152,8 @@ ROUTES = [
           _guarded(deployment_writes.allocation_health), methods=ALL_METHODS),
     Route("/v1/deployment/{deployment_id}", _guarded(deployment_reads.read_deployment),
           methods=ALL_METHODS),
+    Route("/v1/scaling/policies", _guarded(scale.list_policies), methods=ALL_METHODS),
+    Route("/v1/scaling/policy/{policy_id}", _guarded(scale.read_policy), methods=ALL_METHODS),
 ]
 
 
