@@ -9,8 +9,10 @@ import copy
 
 import pytest
 
+from msgspec.structs import replace
+
 from fsm.structs import (
-    Allocation, Constraint, EphemeralDisk, Job, LogConfig, NetworkResource, Node, Port,
+    Allocation, Constraint, DesiredTransition, EphemeralDisk, Job, LogConfig, NetworkResource, Node, Port,
     Resources, RestartPolicy, Service, Task, TaskArtifact, TaskGroup, Template, UpdateStrategy,
     Vault,
 )
@@ -345,6 +347,29 @@ def test_draining_node_migrates_allocs_within_max_parallel():
     assert names(result.place) == ["example.web[1]"] and result.place[0].previous_alloc_id
     assert counts(result) == {"Migrate": 1, "Ignore": 2}
     assert result.followup and result.followup_wait_ns == 10 * SECOND
+
+
+def test_allocs_marked_to_migrate_are_stopped_and_replaced_under_their_name():
+    job = make_job(count=3)
+    existing = allocs_for(job, 3)
+    existing[1] = replace(existing[1], DesiredTransition=DesiredTransition(Migrate=True))
+    result = reconcile(job, "example", existing, {}, NOW)
+    assert [(s.alloc.ID, s.description) for s in result.stop] == [(existing[1].ID, ALLOC_MIGRATING)]
+    assert [(p.name, p.previous_alloc_id) for p in result.place] == \
+        [("example.web[1]", existing[1].ID)]
+    assert counts(result) == {"Migrate": 1, "Ignore": 2}
+
+
+def test_system_alloc_marked_to_migrate_is_placed_again_on_its_node():
+    job = make_job(count=1, type_="system")
+    n1, n2 = node("n1"), node("n2")
+    existing = [make_alloc(job, 0, node="n1", id_="keep"),
+                replace(make_alloc(job, 0, node="n2", id_="move"),
+                        DesiredTransition=DesiredTransition(Migrate=True))]
+    result = reconcile_system(job, "example", existing, [n1, n2], {}, NOW)
+    assert [(s.alloc.ID, s.description) for s in result.stop] == [("move", ALLOC_MIGRATING)]
+    assert [(p.node_id, p.previous_alloc_id) for p in result.place] == [("n2", "move")]
+    assert counts(result) == {"Migrate": 1, "Ignore": 1}
 
 
 def test_desired_stop_allocs_still_running_on_a_down_node_are_marked_lost():

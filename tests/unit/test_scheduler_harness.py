@@ -373,3 +373,34 @@ def test_pipelined_applier_counts_placements_still_committing():
         assert_no_overcommit(h.state)
 
     asyncio.run(main())
+
+
+def test_a_service_eval_carries_the_deployment_it_created_or_continued():
+    h = Harness()
+    h.node(mknode(0))
+
+    def run(ev):   # commit the whole plan, its deployment included
+        plan = compute_plan(h.state, ev, random.Random(ev.ID), 10**18)
+        allocs = [a for n in sorted(plan.node_allocs) for a in plan.node_allocs[n]]
+        h.log.apply(e.PlanResults(JobID=plan.job_id, JobVersion=plan.job_version,
+                                  Allocs=allocs or None, Stops=plan.stops or None,
+                                  Evals=plan.evals, Deployment=plan.deployment))
+        return plan
+
+    h.log.apply(e.JobRegister(Job=mkjob(count=2, Update={"MaxParallel": 1}),
+                              Eval=h.eval("web")))
+    plan = run(h.state.by_index(t.EVALS, "status", "pending")[0])
+    (deployment,) = h.state.by_index(t.DEPLOYMENTS, "job", "web")
+    assert plan.deployment is not None and plan.deployment.ID == deployment.ID
+    assert h.state.get(t.EVALS, plan.eval_id).DeploymentID == deployment.ID
+    ev = h.eval("web", trigger="deployment-watcher")
+    h.log.apply(e.EvalUpdate(Evals=[ev]))
+    assert run(ev).deployment is None
+    assert h.state.get(t.EVALS, ev.ID).DeploymentID == deployment.ID
+
+
+def test_a_batch_eval_names_no_deployment():
+    h = Harness()
+    h.node(mknode(0))
+    (plan,) = h.register(mkjob(count=1, Type="batch"))
+    assert h.state.get(t.EVALS, plan.eval_id).DeploymentID == ""
