@@ -383,3 +383,33 @@ def test_errors_name_the_position_and_what_was_expected(text, expected):
 def test_the_file_name_is_used_in_errors():
     with pytest.raises(JobFileError, match=r"^web.nomad.hcl:1,11"):
         parse_job('job "j" { bogus = 1 }', filename="web.nomad.hcl")
+
+
+def test_group_scaling_block_with_a_free_form_policy():
+    g = job('''
+      group "g" {
+        scaling {
+          enabled = false
+          min     = 2
+          max     = 10
+          type    = "horizontal"
+          policy {
+            cooldown            = "1m"
+            evaluation_interval = "30s"
+            check "avg_cpu" {
+              source = "prometheus"
+              query  = "avg(cpu)"
+              strategy "target-value" {
+                target = 70
+              }
+            }
+          }
+        }
+      }''')["TaskGroups"][0]
+    assert g["Scaling"] == {
+        "Enabled": False, "Min": 2, "Max": 10, "Type": "horizontal",
+        "Policy": {"cooldown": "1m", "evaluation_interval": "30s",
+                   "check": [{"avg_cpu": [{"source": "prometheus", "query": "avg(cpu)",
+                                           "strategy": [{"target-value": [{"target": 70}]}]}]}]}}
+    assert "Unsupported argument" in error('job "j" {\n group "g" {\n scaling {\n mni = 1\n }\n }\n}\n')
+    assert "only one" in error('job "j" {\n group "g" {\n scaling {}\n scaling {}\n }\n}\n')

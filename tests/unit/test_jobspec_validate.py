@@ -524,3 +524,21 @@ def test_format_errors_matches_go_multierror():
 ])
 def test_go_duration(ns, text):
     assert go_duration(ns) == text
+
+
+def test_scaling_block_defaults_and_bounds():
+    job = build(with_group(Count=3, Scaling={"Max": 5}))
+    p = job.TaskGroups[0].Scaling
+    assert (p.Min, p.Max, p.Enabled, p.Type) == (3, 5, True, "horizontal")
+    assert build(with_group(Scaling={"Min": 2, "Max": 4})).TaskGroups[0].Count == 2
+    prefix = ("Task group web validation failed: Task group scaling policy validation failed: "
+              "Scaling policy invalid: ")
+    assert errors_of(with_group(Scaling={"Min": 1})) == [
+        prefix + "maximum count must be specified and non-negative",
+        prefix + "task group count must not be greater than maximum count in scaling policy"]
+    assert errors_of(with_group(Count=2, Scaling={"Min": 3, "Max": 1})) == [
+        prefix + "maximum count must not be less than minimum count",
+        prefix + "task group count must not be greater than maximum count in scaling policy",
+        prefix + "task group count must not be less than minimum count in scaling policy"]
+    assert errors_of(with_group(Scaling={"Max": 2, "Type": "vertical_cpu"})) == [
+        prefix + 'scaling policy type "vertical_cpu" is not valid for a task group']
