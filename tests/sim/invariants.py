@@ -15,14 +15,20 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
   computed from, so the summary check below rests on rows through this one);
 - every job summary equals a recomputation from the allocations (``fsm.allocs``; the
   garbage collector's baseline of collected allocations included);
-- an allocation never changes node, job, group or name once created.
+- an allocation never changes node, job, group or name once created;
+- the scaling policies are exactly the scaling blocks of the current jobs (same ID,
+  target and bounds, disabled while the job is stopped), and scaling events belong to
+  existing jobs, at most ``fsm.scaling.TRACKED_EVENTS`` per group, newest first.
 
 Table indexes are checked monotonic per replica by ``tests.sim.memlog``.
 """
 from __future__ import annotations
 
+from msgspec.structs import replace
+
 from fsm import schema as t
 from fsm.allocs import summarize
+from fsm.scaling import TRACKED_EVENTS
 from fsm.store import State, Txn, state_hash
 from scheduler.ports import alloc_networks
 from scheduler.rank import alloc_usage, node_capacity
@@ -37,6 +43,7 @@ class StateChecks:
 
     def __init__(self) -> None:
         self._seen_allocs: tuple | None = None
+        self._seen_scaling: tuple | None = None
         self._seen: State | None = None
         self.checked = 0
 
@@ -47,10 +54,51 @@ class StateChecks:
                 any(a is not b for a, b in zip(allocs_in, self._seen_allocs)):
             _check_allocs(state)
             self._seen_allocs = allocs_in
+        scaling_in = tuple(state.tables[n].rows
+                           for n in (t.JOBS, t.SCALING_POLICIES, t.SCALING_EVENTS))
+        if self._seen_scaling is None or \
+                any(a is not b for a, b in zip(scaling_in, self._seen_scaling)):
+            _check_scaling(state)
+            self._seen_scaling = scaling_in
         if self._seen is not None:
             _check_allocs_keep_identity(self._seen, state)
         _check_summaries(state, None if self._seen is None else _jobs_changed(self._seen, state))
         self._seen = state
+
+
+def _check_scaling(state: State) -> None:
+    at = state.last_index
+    wanted = {}
+    for job in state.rows(t.JOBS):
+        for tg in job.TaskGroups or ():
+            if tg.Scaling is None:
+                continue
+            p = tg.Scaling
+            if not p.ID or p.ID in wanted:
+                raise InvariantViolation(f"index {at}: job {job.ID} group {tg.Name}: scaling "
+                                         f"policy id {p.ID!r} missing or shared")
+            if p.Target != {"Namespace": job.Namespace, "Job": job.ID, "Group": tg.Name}:
+                raise InvariantViolation(f"index {at}: job {job.ID}: policy {p.ID} targets "
+                                         f"{p.Target}")
+            wanted[p.ID] = replace(p, Enabled=bool(p.Enabled) and not job.Stop,
+                                   CreateIndex=0, ModifyIndex=0)
+    rows = {p.ID: p for p in state.rows(t.SCALING_POLICIES)}
+    if set(rows) != set(wanted):
+        raise InvariantViolation(f"index {at}: scaling policies {sorted(set(rows) ^ set(wanted))} "
+                                 f"do not match the jobs' scaling blocks")
+    for pid, p in rows.items():
+        if replace(p, CreateIndex=0, ModifyIndex=0) != wanted[pid] or \
+                not 0 < p.CreateIndex <= p.ModifyIndex <= at:
+            raise InvariantViolation(f"index {at}: scaling policy {pid} is {p}, its job's block "
+                                     f"says {wanted[pid]}")
+    for row in state.rows(t.SCALING_EVENTS):
+        if state.get(t.JOBS, row.JobID) is None:
+            raise InvariantViolation(f"index {at}: scaling events of unknown job {row.JobID}")
+        for group, events in row.ScalingEvents.items():
+            order = [ev.CreateIndex for ev in events]
+            if len(events) > TRACKED_EVENTS or order != sorted(order, reverse=True):
+                raise InvariantViolation(f"index {at}: job {row.JobID} group {group}: "
+                                         f"{len(events)} events, indexes {order}")
 
 
 def _check_allocs_keep_identity(old: State, new: State) -> None:

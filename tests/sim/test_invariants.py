@@ -153,3 +153,12 @@ def test_the_virtual_loop_jumps_time_and_reports_a_deadlock():
     with pytest.raises(Deadlock):
         loop.run_until_complete(asyncio.Event().wait())
     loop.close()
+
+
+def test_a_scaling_policy_without_its_block_fails(placed):
+    from fsm.structs import ScalingPolicy
+    stray = ScalingPolicy(ID="p1", Type="horizontal", Target={"Namespace": "default",
+                                                             "Job": "web", "Group": "g"},
+                          Min=0, Max=3, Enabled=True, CreateIndex=1, ModifyIndex=1)
+    with pytest.raises(InvariantViolation, match=r"scaling policies \['p1'\]"):
+        StateChecks().check(_with(placed, t.SCALING_POLICIES, stray))

@@ -3,10 +3,12 @@
 What is real: the FSM and its store, the leader services (eval feeder, broker, workers
 planning with ``scheduler.generic.compute_plan``, plan applier, blocked-eval unblocker,
 heartbeat tracker), the node RPC service's register / heartbeat / watch / update
-handlers, and the gateway's job checks and entry builders (``server.http.job_writes``).
+handlers, and the gateway's job checks and entry builders (``server.http.job_writes``,
+``scale``, ``alloc_writes``).
 What is simulated: the log below them (``tests.sim.memlog``), the client agents
 (``SimNode``: start, run, finish and stop allocations, and die for a while), the HTTP
-clients (``Client``: register, update, stop, dispatch), and a nemesis that changes
+clients (``Client``: register, update, stop, scale, alloc stop, dispatch), and a nemesis
+that changes
 leaders, crashes and restarts servers and kills nodes.
 
 Every random choice comes from a ``random.Random`` derived from the seed, every clock
@@ -36,7 +38,7 @@ from fsm.structs import (Allocation, DriverInfo, Job, NetworkResource,
 from scheduler.core_gc import CoreGarbageCollector, Thresholds
 from server import ids
 from server.heartbeats import HeartbeatTracker
-from server.http import job_writes
+from server.http import alloc_writes, job_writes, scale
 from server.leader import LeaderServices, begin_leadership
 from server.notify import Notifier
 from server.raft import ApplyTimeout, NoLeaderError
@@ -296,9 +298,11 @@ class Client:
             port = rng.choice((8080, 8081, 9000))
             task["Resources"]["Networks"] = [{"ReservedPorts": [{"Label": "web",
                                                                  "Value": port}]}]
+        group = {"Name": "g", "Count": rng.randint(1, 4), "Tasks": [task]}
+        if rng.random() < 0.3:
+            group["Scaling"] = {"Min": 0, "Max": 5, "Policy": {"cooldown": "1m"}}
         return {"ID": job_id, "Datacenters": ["dc1"],
-                "Type": "batch" if rng.random() < 0.3 else "service",
-                "TaskGroups": [{"Name": "g", "Count": rng.randint(1, 4), "Tasks": [task]}]}
+                "Type": "batch" if rng.random() < 0.3 else "service", "TaskGroups": [group]}
 
     async def run(self, until: float) -> None:
         loop = asyncio.get_running_loop()
@@ -322,10 +326,18 @@ class Client:
                 else:
                     group["Tasks"][0]["Resources"]["CPU"] = self.rng.choice((100, 300, 700))
                 op = ("update", lambda s, spec=spec: self._register(s, spec))
-            elif roll < 0.8:
+            elif roll < 0.75:
                 job_id = self.rng.choice(mine)
                 del self.jobs[job_id]
                 op = ("stop", lambda s, job_id=job_id: self._stop(s, job_id))
+            elif roll < 0.82:
+                job_id = self.rng.choice(mine)
+                count = self.rng.choice((None, 0, 1, 2, 3, 5, 6))
+                if count is not None:
+                    self.jobs[job_id]["TaskGroups"][0]["Count"] = count
+                op = ("scale", lambda s, job_id=job_id, count=count: self._scale(s, job_id, count))
+            elif roll < 0.88:
+                op = ("alloc-stop", lambda s, job_id=self.rng.choice(mine): self._alloc_stop(s, job_id))
             else:
                 op = ("dispatch", self._dispatch)
             # operations overlap: a slow write does not hold up the next one
@@ -376,6 +388,31 @@ class Client:
         result = await self._submit(server, job_writes.deregister_entry(
             job, purge=False, now_ns=self.world.now_ns()))
         return f"{job_id} at {result['Index']}"
+
+    async def _scale(self, server: SimServer, job_id: str, count: int | None) -> str:
+        body = {"Target": {"Group": "g"}, "Message": "sim"}
+        if count is None:
+            body["Error"] = True
+        else:
+            body["Count"] = count
+        req = scale.parse_scale_request(body, job_id)         # as the gateway does
+        await server.raft.read_barrier()
+        job = server.fsm.state.get(t.JOBS, job_id)
+        if job is None:
+            return f"{job_id} unknown"
+        result = await self._submit(server, scale.scale_entry(job, req, now_ns=self.world.now_ns()))
+        return f"{job_id} to {count} at {result['Index']}"
+
+    async def _alloc_stop(self, server: SimServer, job_id: str) -> str:
+        await server.raft.read_barrier()
+        live = sorted((a for a in server.fsm.state.by_index(t.ALLOCS, "job", job_id)
+                       if not a.terminal()), key=lambda a: a.ID)
+        if not live:
+            return f"{job_id} has no live allocation"
+        alloc = self.rng.choice(live)
+        result = await self._submit(server, alloc_writes.stop_entry(
+            alloc, False, now_ns=self.world.now_ns()))
+        return f"{alloc.ID} at {result['Index']}"
 
     async def _dispatch(self, server: SimServer) -> str:
         await server.raft.read_barrier()
