@@ -303,6 +303,8 @@ class Evaluation(Record):
     AnnotatePlan: bool = False
     QueuedAllocations: dict[str, int] | None = None
     SnapshotIndex: int = 0
+    # Filled only in the answer to ``/v1/evaluation/:id?related=true``; never stored.
+    RelatedEvals: list[dict[str, Any]] | None = None
     CreateIndex: int = 0
     ModifyIndex: int = 0
     CreateTime: int = 0

@@ -109,8 +109,10 @@ async def read_eval(request: Request):
         ev = state.get(t.EVALS, eval_id)
         if ev is None:
             return state.table_index(t.EVALS), None
+        if not related:
+            return ev.ModifyIndex, ev
         out = msgspec.to_builtins(ev)
-        out["RelatedEvals"] = related_evals(state, ev) if related else None
+        out["RelatedEvals"] = related_evals(state, ev)
         return ev.ModifyIndex, out
 
     return await blocking_read(request, (t.EVALS,), query, missing="eval not found")
