@@ -21,6 +21,7 @@ from starlette.responses import Response
 from fsm import entries as e
 from fsm import schema as t
 from fsm.jobs import dispatch_rejection
+from fsm.scaling import with_policy_ids
 from fsm.structs import Evaluation, Job
 from server import ids
 from server.http.common import (ApiError, agent, consistent_state, convert, json_response,
@@ -352,7 +353,8 @@ async def plan(request: Request, job_id: str):
     existing, warnings = _check_job(request, job)
     diff = None
     if want_diff:
-        diff = job_diff(existing, job, contextual=True)
+        # scaling blocks compared as the state would keep them (ID and target filled)
+        diff = job_diff(existing, with_policy_ids(job, existing, 0), contextual=True)
     modify_index = existing.JobModifyIndex if existing else 0
     ag = agent(request)
     result, ev = dry_run(await consistent_state(request), job,

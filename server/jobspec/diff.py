@@ -620,9 +620,30 @@ def _task_group_diff(old: TaskGroup | None, new: TaskGroup | None, contextual: b
             objects.append(d)
     objects += _network_diffs(o.Networks, n.Networks, contextual) or []
     objects += _service_diffs(o.Services, n.Services, contextual) or []
+    scaling = _scaling_diff(o.Scaling, n.Scaling, contextual)
+    if scaling is not None:
+        objects.append(scaling)
     tasks = _by_name_diffs(o.Tasks, n.Tasks, lambda a, b: _task_diff(a, b, contextual))
     return {"Type": type_, "Name": name or "", "Fields": fields, "Objects": objects or None,
             "Tasks": tasks, "Updates": None}
+
+
+def _scaling_diff(old, new, contextual: bool) -> dict | None:
+    """Nomad's ``scalingPolicyDiff``: Min, Max and Enabled as fields (the ID, type and
+    indexes are the server's), then the Policy and Target maps as objects."""
+    if old == new:
+        return None
+    skip = ("CreateIndex", "ModifyIndex", "ID", "Type", "Namespace", "Target", "Policy")
+    fields = _field_diffs(_flatten_primitive(old, skip), _flatten_primitive(new, skip),
+                          contextual)
+    objects = [d for d in (
+        _full_map_diff(old.Policy if old else None, new.Policy if new else None, "Policy",
+                       contextual),
+        _full_map_diff(old.Target if old else None, new.Target if new else None, "Target",
+                       contextual)) if d is not None]
+    if not fields and not objects:
+        return None
+    return _object(_presence_type(old, new), "Scaling", fields, objects)
 
 
 def _by_name_diffs(old: list | None, new: list | None, diff: Callable[[Any, Any], dict]) -> list[dict] | None:

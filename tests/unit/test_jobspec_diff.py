@@ -496,3 +496,31 @@ def test_versions_diffs_three_versions_newest_first():
     assert versions_diffs([v0]) == [] and versions_diffs([]) == []
     # Same result as diffing the neighbours by hand (Nomad uses contextual diffs here).
     assert diffs == [job_diff(v1, v2, True), job_diff(v0, v1, True)]
+
+
+def test_scaling_block_diff_shows_bounds_and_policy_not_ids():
+    import msgspec as _msgspec
+
+    from fsm.scaling import with_policy_ids
+    from fsm.structs import Job as _Job
+    from server.jobspec.canonicalize import canonicalize as _canonicalize
+    from server.jobspec.diff import job_diff as _job_diff
+
+    def mk(high, policy=True):
+        g = {"Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "mock"}]}
+        if policy:
+            g["Scaling"] = {"Min": 1, "Max": high, "Policy": {"cooldown": f"{high}m"}}
+        job = _msgspec.convert({"ID": "a", "TaskGroups": [g]}, _Job)
+        _canonicalize(job)
+        return job
+
+    stored = with_policy_ids(mk(3), None, 7)
+    assert _job_diff(stored, with_policy_ids(mk(3), stored, 0))["Type"] == "None"
+    (obj,) = _job_diff(stored, with_policy_ids(mk(5), stored, 0))["TaskGroups"][0]["Objects"]
+    assert obj["Name"] == "Scaling" and obj["Type"] == "Edited"
+    assert [(f["Name"], f["Old"], f["New"]) for f in obj["Fields"]] == [("Max", "3", "5")]
+    assert obj["Objects"][0]["Name"] == "Policy"
+    assert obj["Objects"][0]["Fields"][0]["New"] == "5m"
+    (added,) = _job_diff(mk(1, policy=False), mk(5))["TaskGroups"][0]["Objects"]
+    assert added["Type"] == "Added" and {f["Name"] for f in added["Fields"]} == \
+        {"Enabled", "Max", "Min"}
