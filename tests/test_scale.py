@@ -463,3 +463,38 @@ job "{job_id}" {{
     assert f'Monitoring deployment "{deployment["ID"][:8]}"' in out
     assert f'Deployment "{deployment["ID"][:8]}" successful' in out
     assert node_api.delete(f"/v1/job/{job_id}", params={"purge": "true"}).status_code == 200
+
+
+def caravan(node_api, *argv: str) -> tuple[int, str]:
+    p = subprocess.run([sys.executable, "-m", "server.cli", *argv], cwd=ROOT,
+                       capture_output=True, timeout=60,
+                       env={**os.environ, "CARAVAN_ADDR": str(node_api.base_url).rstrip("/")})
+    return p.returncode, p.stdout.decode() + p.stderr.decode()
+
+
+def test_cli_job_scale_and_alloc_stop(node_api):
+    c = node_api
+    job_id = uid("cli")
+    register(c, batch_job(job_id, count=1))
+    wait_until(lambda: len(live(c, job_id)) == 1, 30, "a running allocation")
+    code, out = caravan(c, "job", "scale", job_id, "2")         # the only group
+    assert code == 0 and 'Monitoring evaluation "' in out, out
+    assert c.get(f"/v1/job/{job_id}").json()["TaskGroups"][0]["Count"] == 2
+    (event,) = c.get(f"/v1/job/{job_id}/scale").json()["TaskGroups"]["g"]["Events"]
+    assert event["Count"] == 2 and event["Message"] == "submitted using the caravan CLI"
+    code, out = caravan(c, "job", "scale", job_id, "nope", "3")
+    assert code == 1 and 'task group "nope" specified for scaling does not exist' in out
+    wait_until(lambda: len(live(c, job_id)) == 2, 30, "two running allocations")
+
+    victim = live(c, job_id)[0]["ID"]
+    code, out = caravan(c, "alloc", "stop", "-detach", victim[:8])
+    assert code == 0
+    ev = c.get(f"/v1/evaluation/{out.strip()}").json()
+    assert ev["TriggeredBy"] == "alloc-stop"
+    wait_until(lambda: c.get(f"/v1/allocation/{victim}").json()["DesiredStatus"] == "stop",
+               30, "the allocation to be stopped")
+    wait_until(lambda: len(live(c, job_id)) == 2, 30, "a running replacement")
+    victim = live(c, job_id)[0]["ID"]
+    code, out = caravan(c, "alloc", "stop", victim)
+    assert code == 0 and 'finished with status "complete"' in out, out
+    assert c.delete(f"/v1/job/{job_id}", params={"purge": "true"}).status_code == 200

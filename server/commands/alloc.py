@@ -1,4 +1,5 @@
-"""``caravan alloc status ID`` and ``caravan alloc logs [-f] [-stderr] ID [TASK]``."""
+"""``caravan alloc status ID``, ``caravan alloc logs [-f] [-stderr] ID [TASK]`` and
+``caravan alloc stop ID``."""
 from __future__ import annotations
 
 import sys
@@ -7,6 +8,7 @@ import click
 from rich.text import Text
 
 from server.commands.client import Client, CommandError, find_by_prefix
+from server.commands.monitor import monitor
 from server.commands.options import json_option, verbose_option, with_client
 from server.commands.output import age, emit_json, fmt_time, heading, kv, out, short, table
 from server.commands.render import status_text
@@ -100,3 +102,22 @@ def logs(client: Client, alloc_id, task, follow, stderr):
             sink.write(chunk)
             sink.flush()
     return 0
+
+
+@group.command()
+@click.argument("alloc_id", metavar="ID")
+@click.option("-detach", "--detach", "detach", is_flag=True,
+              help="return once the evaluation is created, without following it")
+@click.option("-no-shutdown-delay", "--no-shutdown-delay", "no_shutdown_delay", is_flag=True,
+              help="ignore the group's and tasks' shutdown delays")
+@verbose_option
+@with_client
+def stop(client: Client, alloc_id, detach, no_shutdown_delay, verbose):
+    """Stop an allocation; the scheduler places a replacement."""
+    alloc = find_alloc(client, alloc_id)
+    params = {"no_shutdown_delay": "true"} if no_shutdown_delay else {}
+    reply = client.put(f"/v1/allocation/{alloc['ID']}/stop", **params)
+    if detach:
+        out.print(reply["EvalID"])
+        return 0
+    return monitor(client, reply["EvalID"], verbose)

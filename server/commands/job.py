@@ -1,5 +1,5 @@
 """``caravan job ...``: run, plan, status, stop, history, revert, dispatch, periodic
-force, inspect, validate, eval."""
+force, inspect, validate, eval, scale."""
 from __future__ import annotations
 
 import base64
@@ -369,4 +369,34 @@ def periodic_force(client: Client, job_id, detach, verbose):
 def evaluate(client: Client, job_id, detach, verbose):
     """Create a new evaluation of the job (for example after a node change)."""
     reply = client.put(_job_path(job_id, "/evaluate"))
+    return _after_write(client, reply, detach, verbose)
+
+
+@group.command()
+@click.argument("job_id", metavar="ID")
+@click.argument("args", nargs=-1, required=True, metavar="[GROUP] COUNT")
+@detach_option
+@verbose_option
+@with_client
+def scale(client: Client, job_id, args, detach, verbose):
+    """Set the count of one task group (GROUP may be left out when the job has one)."""
+    if len(args) > 2:
+        raise CommandError("This command takes one or two arguments after the job ID: "
+                           "[<group>] <count>")
+    job = _find_job(client, job_id)
+    try:
+        count = int(args[-1])
+    except ValueError:
+        raise CommandError(f'Failed to convert count string "{args[-1]}" to int') from None
+    if len(args) == 2:
+        group_name = args[0]
+    elif len(job.get("TaskGroups") or ()) == 1:
+        group_name = job["TaskGroups"][0]["Name"]
+    else:
+        raise CommandError("Group name required")
+    reply = client.put(_job_path(job["ID"], "/scale"), {
+        "Count": count, "Target": {"Job": job["ID"], "Group": group_name},
+        "Message": "submitted using the caravan CLI"})
+    if reply.get("Warnings"):
+        out.print(Text("Job Warnings:\n" + reply["Warnings"], style="yellow"))
     return _after_write(client, reply, detach, verbose)
