@@ -498,3 +498,22 @@ def test_cli_job_scale_and_alloc_stop(node_api):
     code, out = caravan(c, "alloc", "stop", victim)
     assert code == 0 and 'finished with status "complete"' in out, out
     assert c.delete(f"/v1/job/{job_id}", params={"purge": "true"}).status_code == 200
+
+
+def test_python_nomad_scaling_policies_and_alloc_stop(node_api):
+    import nomad
+    c = node_api
+    host, port = c.base_url.host, c.base_url.port
+    pn = nomad.Nomad(host=host, port=port, timeout=10)
+    job_id = uid("pyn")
+    register(c, batch_job(job_id, count=1, scaling={"Min": 0, "Max": 3}))
+    (stub,) = [p for p in pn.scaling.get_scaling_policies() if p["Target"]["Job"] == job_id]
+    assert pn.scaling.get_scaling_policies(job=job_id, type_="horizontal") == [stub]
+    assert pn.scaling.get_scaling_policy(stub["ID"])["Max"] == 3
+    wait_until(lambda: len(live(c, job_id)) == 1, 30, "a running allocation")
+    victim = live(c, job_id)[0]["ID"]
+    reply = pn.allocation.stop_allocation(victim)
+    assert c.get(f"/v1/evaluation/{reply['EvalID']}").json()["TriggeredBy"] == "alloc-stop"
+    wait_until(lambda: [a["ID"] for a in live(c, job_id)] not in ([], [victim]), 30,
+               "a replacement")
+    assert c.delete(f"/v1/job/{job_id}", params={"purge": "true"}).status_code == 200
