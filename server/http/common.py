@@ -17,6 +17,7 @@ from typing import Any, Callable
 import msgspec
 
 from fsm.structs import Record
+from server.http.nulls import without_nulls
 from server.jobspec.duration import parse_go_duration
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -153,6 +154,13 @@ async def read_json(request: Request, *, required: bool = True) -> Any:
     return value
 
 
+def body_value(body: dict, name: str, default: Any) -> Any:
+    """A member of a request body whose fields are read by hand: absent and ``null``
+    both mean "not set" (Nomad's Go client sends every unset field as ``null``)."""
+    value = body.get(name)
+    return default if value is None else value
+
+
 # Python ints are unbounded, but every integer we keep must fit Go's int64/uint64 (and
 # msgpack, which the log entries use): a larger one would fail later, as a 500.
 _INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 64 - 1
@@ -175,9 +183,18 @@ def _out_of_range_int(value: Any) -> str | None:
 
 
 def convert(obj: Any, typ: type, what: str) -> Any:
-    """Typed view of decoded JSON; a wrong type is a 400 that names the field."""
+    """Typed view of decoded JSON; a wrong type is a 400 that names the field. A
+    ``null`` means "not set" at every depth (``server/http/nulls.py``).
+
+    Most bodies hold no null that the plain conversion refuses, so it is tried first;
+    only a refused body is walked. Both give the same record, because every field that
+    accepts null defaults to null (``tests/unit/test_nulls.py`` checks the records)."""
     try:
         return msgspec.convert(obj, typ)
+    except msgspec.ValidationError:
+        pass
+    try:
+        return msgspec.convert(without_nulls(obj, typ), typ)
     except msgspec.ValidationError as exc:
         raise ApiError(400, f"{what}: {_json_path(exc)}") from None
 

@@ -41,6 +41,8 @@ def _strings(body: dict, name: str) -> list[str]:
     value = body.get(name)
     if value is None:
         return []
+    if isinstance(value, list):   # a null element is Go's zero value, ""
+        value = ["" if v is None else v for v in value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ApiError(400, f"{name}: expected a list of strings")
     return value

@@ -10,7 +10,8 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from fsm.structs import Job
-from server.http.common import ApiError, agent, check_method, convert, json_response, read_json
+from server.http.common import (ApiError, agent, body_value, check_method, convert,
+                                json_response, read_json)
 from server.jobspec.canonicalize import canonicalize
 from server.jobspec.hcl import JobFileError, parse_job
 
@@ -23,7 +24,7 @@ async def parse(request: Request):
     hcl = body.get("JobHCL")
     if not isinstance(hcl, str) or not hcl.strip():
         raise ApiError(400, "JobHCL: a job file is required")
-    canonical = body.get("Canonicalize", False)
+    canonical = body_value(body, "Canonicalize", False)
     if not isinstance(canonical, bool):
         raise ApiError(400, f"Canonicalize: expected a bool, got {canonical!r}")
     variables = body.get("Variables")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 
 from starlette.requests import Request
@@ -24,8 +25,8 @@ from fsm.jobs import dispatch_rejection
 from fsm.scaling import with_policy_ids
 from fsm.structs import Evaluation, Job
 from server import ids
-from server.http.common import (ApiError, agent, consistent_state, convert, json_response,
-                                parse_bool, query_bool, read_json)
+from server.http.common import (ApiError, agent, body_value, consistent_state, convert,
+                                json_response, parse_bool, query_bool, read_json)
 from server.http.job_reads import require_job
 from scheduler.dry_run import dry_run
 from server.jobspec.canonicalize import canonicalize
@@ -141,19 +142,17 @@ def dispatch_entry(parent: Job, meta: dict[str, str] | None, payload: bytes | No
 
 
 def _enforce_index(opts: dict) -> tuple[bool, int]:
-    enforce = opts.get("EnforceIndex", False)
+    enforce = body_value(opts, "EnforceIndex", False)
     if not isinstance(enforce, (bool, int)):
         raise ApiError(400, f"EnforceIndex: expected a bool, got {enforce!r}")
-    index = opts.get("JobModifyIndex", 0)
+    index = body_value(opts, "JobModifyIndex", 0)
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise ApiError(400, f"JobModifyIndex: expected a non-negative integer, got {index!r}")
     return bool(enforce), index
 
 
 def _bool_option(opts: dict, name: str) -> bool:
-    value = opts.get(name, False)
-    if value is None:
-        return False
+    value = body_value(opts, name, False)
     if not isinstance(value, bool):
         raise ApiError(400, f"{name}: expected a bool, got {value!r}")
     return value
@@ -188,9 +187,23 @@ async def register(request: Request, path_id: str | None = None):
 # --- deregister, evaluate, stable, revert -------------------------------------------------------
 
 
+def _query_eval_priority(request: Request) -> int | None:
+    """``?eval_priority=``: Nomad's Go client always sends it, ``0`` when unset, and
+    Nomad ignores any value <= 0; a larger one must be within [1, 100]."""
+    value = request.query_params.get("eval_priority", "")
+    if not value:
+        return None
+    if not re.fullmatch(r"[+-]?[0-9]+", value):   # Go's strconv.Atoi
+        raise ApiError(400, f"eval_priority: expected an integer, got {value!r}")
+    p = int(value)
+    return _eval_priority(p, "eval_priority") if p > 0 else None
+
+
 async def deregister(request: Request, job_id: str):
     purge = query_bool(request, "purge")
-    priority = _eval_priority(request.query_params.get("eval_priority"), "eval_priority")
+    # one region here: a global deregister is the local one, but the flag must parse
+    query_bool(request, "global")
+    priority = _query_eval_priority(request)
     state = await consistent_state(request)
     job = state.get(t.JOBS, job_id)
     if job is None:
@@ -245,7 +258,7 @@ async def stable(request: Request, job_id: str):
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
     _check_body_job_id(body, job_id, True, "JobID must be specified")
-    flag = body.get("Stable", False)
+    flag = body_value(body, "Stable", False)
     if not isinstance(flag, bool):
         raise ApiError(400, f"Stable: expected a bool, got {flag!r}")
     result = await submit(request, e.JobStability(
@@ -292,6 +305,8 @@ async def dispatch(request: Request, job_id: str):
         raise ApiError(400, "Request body must be a JSON object")
     _check_body_job_id(body, job_id, False, "")
     meta = body.get("Meta")
+    if isinstance(meta, dict):   # a null value is Go's zero value, as in a job's Meta
+        meta = {k: "" if v is None else v for k, v in meta.items()}
     if meta is not None and (not isinstance(meta, dict) or
                              not all(isinstance(v, str) for v in meta.values())):
         raise ApiError(400, "Meta: expected an object of string values")
@@ -347,7 +362,7 @@ async def plan(request: Request, job_id: str):
         raise ApiError(400, "Job must have a valid ID")
     if job.ID != job_id:
         raise ApiError(400, "Job ID does not match")
-    want_diff = raw.get("Diff", False)
+    want_diff = body_value(raw, "Diff", False)
     if not isinstance(want_diff, bool):
         want_diff = parse_bool(str(want_diff), "Diff")
     existing, warnings = _check_job(request, job)
