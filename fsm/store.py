@@ -93,10 +93,11 @@ class State:
         return self.tables[table].indexes[total].get(key)
 
     def table_index(self, *tables: str) -> int:
-        """The highest log index that changed any of ``tables``; never below 1, so a
-        watcher of a fresh cluster never sees 0 (which Nomad clients treat as "don't
-        block") and spins."""
-        return max([1] + [self.tables[t].index for t in tables])
+        """The highest log index that changed any of ``tables``: 0 for tables never
+        written, as Nomad's ``state.Index`` answers (its Go client's tests expect an
+        ``X-Nomad-Index`` of 0 on a fresh cluster; a query with ``index=0`` does not
+        block, there as here)."""
+        return max([0] + [self.tables[t].index for t in tables])
 
 
 def _lookup(ts: TableState, index: str, key: Hashable) -> list[Any]:

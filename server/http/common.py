@@ -224,7 +224,7 @@ def json_response(payload: Any, *, index: int, request: Request, read: bool = Tr
     body = encode_json(payload)
     if query_options(request).pretty:
         body = msgspec.json.format(body, indent=4)
-    headers = [(b"x-nomad-index", str(max(index, 1)).encode())]
+    headers = [(b"x-nomad-index", str(index).encode())]
     if read:
         node = agent(request).raft
         headers.append((b"x-nomad-knownleader", b"true" if node.leader() else b"false"))
@@ -284,7 +284,7 @@ async def blocking_read(request: Request, tables: tuple[str, ...],
     if payload is None and missing is not None:
         raise ApiError(404, missing)
     if meta_in_body and isinstance(payload, dict):
-        payload.update(Index=max(index, 1), LastContact=ag.raft.last_contact_ms(),
+        payload.update(Index=index, LastContact=ag.raft.last_contact_ms(),
                        KnownLeader=ag.raft.leader() is not None)
     return json_response(payload, index=index, request=request)
 

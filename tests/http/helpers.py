@@ -80,13 +80,16 @@ def assert_write_headers(r: httpx.Response) -> int:
     return index
 
 
-def assert_read_headers(r: httpx.Response) -> int:
+def assert_read_headers(r: httpx.Response, *, fresh: bool | None = False) -> int:
+    """The read headers of a 200; the index is positive, or, for a ``fresh`` table
+    never written, 0 (as Nomad's); ``fresh=None``: either."""
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/json")
     assert r.headers["X-Nomad-KnownLeader"] == "true"
     assert r.headers["X-Nomad-LastContact"].isdigit()
     index = index_of(r)
-    assert index > 0
+    if fresh is not None:
+        assert index == 0 if fresh else index > 0, index
     return index
 
 

@@ -465,11 +465,13 @@ def test_every_route_is_get_only():
 
 @pytest.mark.parametrize("path", LIST_ROUTES)
 def test_dev_agent_lists_are_lists_with_an_index(client, path):
+    """The index is the table's: 0 while it was never written (the shared agent has no
+    nodes, and may have no allocations yet), as in Nomad."""
     r = client.get(path)
-    assert assert_read_headers(r) >= 1
+    index = assert_read_headers(r, fresh=None)
     assert isinstance(r.json(), list)
     r = client.get(path, params={"prefix": uuid.uuid4().hex[:8]})
-    assert assert_read_headers(r) >= 1
+    assert assert_read_headers(r, fresh=None) >= index
     assert r.text == "[]"
 
 
@@ -477,7 +479,7 @@ def test_dev_agent_lists_are_lists_with_an_index(client, path):
                                   "/v1/deployment/allocations/{id}"])
 def test_dev_agent_child_lists_of_unknown_ids_are_empty(client, path):
     r = client.get(path.format(id=uuid.uuid4()))
-    assert assert_read_headers(r) >= 1
+    assert_read_headers(r, fresh=None)
     assert r.text == "[]"
 
 

@@ -283,12 +283,14 @@ def test_apply_never_raises():
     assert out["Code"] == 500 and fsm2.state.last_index == 1
 
 
-def test_table_indexes_never_report_zero_and_track_writes():
+def test_table_indexes_are_zero_until_written_and_track_writes():
     log = Log()
-    assert log.fsm.state.table_index(t.JOBS) == 1
+    assert log.fsm.state.table_index(t.JOBS) == 0          # as Nomad's state.Index
+    assert log.fsm.state.table_index(t.JOBS, t.EVALS) == 0
     log.register(make_job())
     log.apply(e.Noop())
     assert log.fsm.state.table_index(t.JOBS) == 1
+    assert log.fsm.state.table_index(t.ALLOCS) == 0
     assert log.fsm.state.tables[t.EVALS].index == 1
     log.register(make_job("other"), n=5)
     assert log.fsm.state.table_index(t.JOBS) == 3
