@@ -61,6 +61,7 @@ class Agent:
             data_dir=os.path.join(data_dir, "raft"),
             password=config.cluster.raft_secret,
             compaction_entries=staggered_threshold(config, me),
+            leader_hold=config.cluster.duration_ns("rpc_hold_timeout") / 1e9,
             # CARAVAN_RAFT_FSYNC=0 exists for bench/durability.py's baseline only: an
             # acknowledged write could then be lost to a power failure
             fsync=os.environ.get("CARAVAN_RAFT_FSYNC", "1").strip() != "0",

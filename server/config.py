@@ -43,6 +43,9 @@ class ClusterConfig:
     job_gc_threshold: str = "4h"
     deployment_gc_threshold: str = "1h"
     node_gc_threshold: str = "24h"
+    # how long a request that needs a leader waits for one to be elected before it is
+    # answered "No cluster leader" (Nomad's rpc_hold_timeout)
+    rpc_hold_timeout: str = "5s"
 
     def duration_ns(self, key: str) -> int:
         """A duration setting in nanoseconds (validated by ``parse``)."""
@@ -127,9 +130,9 @@ _CLUSTER_KEYS = {"region": str, "datacenter": str, "data_dir": str, "raft_secret
                  "scheduler_workers": int, "follower_scheduler_workers": int,
                  "gc_interval": str, "eval_gc_threshold": str,
                  "job_gc_threshold": str, "deployment_gc_threshold": str,
-                 "node_gc_threshold": str}
+                 "node_gc_threshold": str, "rpc_hold_timeout": str}
 _DURATION_KEYS = ("gc_interval", "eval_gc_threshold", "job_gc_threshold",
-                  "deployment_gc_threshold", "node_gc_threshold")
+                  "deployment_gc_threshold", "node_gc_threshold", "rpc_hold_timeout")
 _SERVER_KEYS = ("name", "http", "rpc", "raft")
 _SERVER_OPTIONAL_KEYS = ("raft_peers",)
 _TOP_KEYS = {"cluster", "servers", "clients"}

@@ -1,6 +1,7 @@
 """``/v1/status/*``, ``/v1/agent/health`` and ``/v1/agent/members``."""
 from __future__ import annotations
 
+import asyncio
 from importlib import metadata
 
 from starlette.requests import Request
@@ -8,12 +9,35 @@ from starlette.responses import JSONResponse, Response
 
 from fsm.store import state_hash
 from server.http.common import ApiError, agent, check_method, json_response
+from server.raft import NoLeaderError
+
+
+LEADER_POLL = 0.05
+
+
+async def wait_for_leader(ag) -> str:
+    """The leader's RPC address; before an election (or during one), wait up to the
+    cluster's ``rpc_hold_timeout`` for a leader, as Nomad's RPC forwarding does, then
+    give up with "No cluster leader". Never answers an empty address."""
+    leader = ag.leader_rpc()
+    if leader:
+        return leader
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ag.config.cluster.duration_ns("rpc_hold_timeout") / 1e9
+    while not leader:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise NoLeaderError()
+        await asyncio.sleep(min(LEADER_POLL, remaining))
+        leader = ag.leader_rpc()
+    return leader
 
 
 async def leader(request: Request) -> Response:
     check_method(request, ("GET",))
     ag = agent(request)
-    return json_response(ag.leader_rpc(), index=ag.fsm.state.last_index, request=request)
+    address = await wait_for_leader(ag)
+    return json_response(address, index=ag.fsm.state.last_index, request=request)
 
 
 async def peers(request: Request) -> Response:
@@ -79,9 +103,7 @@ async def health(request: Request) -> Response:
     """200 once this server follows a leader; 500 with the reason otherwise."""
     check_method(request, ("GET",))
     ag = agent(request)
-    leader = ag.leader_rpc()
-    if not leader:
-        raise ApiError(500, "No cluster leader")
+    leader = await wait_for_leader(ag)
     body = {"server": {"ok": True, "message": "ok", "leader": leader,
                        "applied_index": ag.fsm.state.last_index}}
     if getattr(ag, "client", None) is not None and ag.client.registered.is_set():
