@@ -88,6 +88,17 @@ def interface_of(ip: str) -> str:
     return "eth0"
 
 
+# Meta every Nomad 1.x client gives its node unless its configuration sets the key
+# (client.setupNode): the Envoy images and settings Consul Connect sidecars use.
+ENVOY_IMAGE = "envoyproxy/envoy:v${NOMAD_envoy_version}"
+DEFAULT_META = {
+    "connect.sidecar_image": ENVOY_IMAGE,
+    "connect.gateway_image": ENVOY_IMAGE,
+    "connect.log_level": "info",
+    "connect.proxy_concurrency": "1",
+}
+
+
 def build_node(*, node_id: str, secret_id: str, name: str, datacenter: str, node_class: str,
                meta: dict[str, str], data_dir: str, server_addr: str, http_addr: str,
                drivers: dict[str, DriverInfo], reserved: dict, cpu_total_compute: int = 0,
@@ -125,7 +136,8 @@ def build_node(*, node_id: str, secret_id: str, name: str, datacenter: str, node
     ports = reserved.get("reserved_ports", "")
     return Node(
         ID=node_id, SecretID=secret_id, Datacenter=datacenter, Name=name,
-        HTTPAddr=http_addr, Attributes=attributes, Meta=dict(meta), NodeClass=node_class,
+        HTTPAddr=http_addr, Attributes=attributes, Meta={**DEFAULT_META, **meta},
+        NodeClass=node_class,
         Status="initializing",
         NodeResources=NodeResources(
             Cpu=NodeCpuResources(CpuShares=total, TotalCpuCores=cores),

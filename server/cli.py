@@ -12,7 +12,7 @@ import signal
 import sys
 import tempfile
 
-from server.config import ConfigError, dev_config, load
+from server.config import ConfigError, dev_config, dial_address, load
 from server.journal import StorageDamaged
 
 
@@ -31,6 +31,15 @@ def _agent_parser() -> argparse.ArgumentParser:
     p.add_argument("-rpc-port", "--rpc-port", type=int, default=4647)
     p.add_argument("-raft-port", "--raft-port", type=int, default=4648)
     p.add_argument("-data-dir", "--data-dir", help="data directory (overrides the file's)")
+    p.add_argument("-node", "--node", dest="node_name",
+                   help="the client's node name (default: the host name)")
+    p.add_argument("-bind", "--bind", help="with -dev: the IP address HTTP, RPC and raft "
+                                           "listen on (default 127.0.0.1)")
+    p.add_argument("-region", "--region", help="the region (default: the file's, or global)")
+    p.add_argument("-dc", "--dc", dest="datacenter",
+                   help="the datacenter (default: the file's, or dc1)")
+    p.add_argument("-acl-enabled", "--acl-enabled", action="store_true",
+                   help="enable ACLs (not supported yet: refused)")
     p.add_argument("-log-level", "--log-level", default="WARNING")
     p.add_argument("-repair-journal", "--repair-journal", action="store_true",
                    help="start even if the raft journal's tail is damaged, by cutting it at "
@@ -49,10 +58,10 @@ def _run(coro) -> int:
     return uvloop.run(coro)
 
 
-def client_settings(config, c, data_dir_flag: str | None):
+def client_settings(config, c, data_dir_flag: str | None, node_name: str | None = None):
     from client.agent import ClientSettings
     return ClientSettings(
-        name=c.name, servers=config.client_servers(c),
+        name=node_name or c.name, servers=config.client_servers(c),
         data_dir=os.path.abspath(data_dir_flag or config.client_data_dir(c)),
         http_addr=c.http, region=config.cluster.region,
         datacenter=c.datacenter or config.cluster.datacenter, node_class=c.node_class,
@@ -61,12 +70,27 @@ def client_settings(config, c, data_dir_flag: str | None):
         network_mbits=c.network_mbits)
 
 
+def _override_cluster(config, region: str | None, datacenter: str | None):
+    """``-region``/``-dc`` over the cluster file's."""
+    from dataclasses import replace
+    changes = {k: v for k, v in (("region", region), ("datacenter", datacenter)) if v}
+    for key, value in changes.items():
+        if any(c.isspace() for c in value):
+            raise ConfigError(f"-{'dc' if key == 'datacenter' else key}: bad name {value!r}: "
+                              f"must be non-empty, without spaces")
+    return replace(config, cluster=replace(config.cluster, **changes)) if changes else config
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def agent_main(argv: list[str]) -> int:
     args = _agent_parser().parse_args(argv)
+    if args.acl_enabled:
+        print("caravan: -acl-enabled: ACLs are not supported yet; start without it",
+              file=sys.stderr)
+        return 1
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Until the agent installs its own handlers, a stop request unwinds through the
@@ -79,25 +103,36 @@ def agent_main(argv: list[str]) -> int:
 
     temp_dir = None
     try:
+        if args.node_name is not None and not args.node_name.strip():
+            raise ConfigError("-node: the node name must not be empty")
         if args.dev:
             data_dir = args.data_dir or (temp_dir := tempfile.mkdtemp(prefix="caravan-dev-"))
             config = dev_config(args.http_port, args.rpc_port, args.raft_port, data_dir,
-                                secrets.token_urlsafe(24))
+                                secrets.token_urlsafe(24), bind=args.bind or "127.0.0.1",
+                                region=args.region or "global",
+                                datacenter=args.datacenter or "dc1")
             me = config.servers[0]
             if args.no_client:
                 return _run(Agent(config, me, data_dir).run())
             client = ClientSettings(
-                name=default_name(), servers=[me.rpc], data_dir=os.path.join(data_dir, "client"),
-                http_addr=me.http, region=config.cluster.region,
-                datacenter=config.cluster.datacenter, raw_exec=True)
+                name=args.node_name or default_name(), servers=[dial_address(me.rpc)],
+                data_dir=os.path.join(data_dir, "client"), http_addr=me.http,
+                region=config.cluster.region, datacenter=config.cluster.datacenter,
+                raw_exec=True)
             return _run(Agent(config, me, data_dir, client_settings=client).run())
         elif args.config:
-            config = load(args.config)
+            if args.bind is not None:
+                raise ConfigError("-bind: only with -dev; the cluster file gives each "
+                                  "server's and client's addresses")
+            config = _override_cluster(load(args.config), args.region, args.datacenter)
             if args.client and args.server:
                 raise ConfigError(f"{args.config}: give -server or -client, not both")
             if args.client:
                 return _run(run_client(client_settings(config, config.client(args.client),
-                                                       args.data_dir)))
+                                                       args.data_dir, args.node_name)))
+            if args.node_name is not None:
+                raise ConfigError("-node: names a client's node; give it with -dev or "
+                                  "-client")
             if not args.server:
                 raise ConfigError(f"{args.config}: -server: missing server name (one of: "
                                   f"{', '.join(s.name for s in config.servers)})")

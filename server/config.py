@@ -324,9 +324,36 @@ def _parse_client(entry, where: str) -> ClientConfig:
 
 
 def dev_config(http_port: int, rpc_port: int, raft_port: int, data_dir: str,
-               secret: str) -> Config:
+               secret: str, *, bind: str = "127.0.0.1", region: str = "global",
+               datacenter: str = "dc1") -> Config:
+    """The one-server cluster of ``agent -dev``: HTTP, RPC and raft on ``bind``
+    (Nomad's ``-bind``), in ``region`` and ``datacenter`` (``-region``, ``-dc``)."""
+    host = _host_part(bind, "-bind")
+    for flag, value in (("-region", region), ("-dc", datacenter)):
+        if not value or any(c.isspace() for c in value):
+            raise ConfigError(f"{flag}: bad name {value!r}: must be non-empty, without spaces")
+    addrs = {k: parse_address(f"{host}:{port}", f"-{k}-port")
+             for k, port in (("http", http_port), ("rpc", rpc_port), ("raft", raft_port))}
     return Config(
-        cluster=ClusterConfig(data_dir=data_dir, raft_secret=secret),
-        servers=(ServerConfig(name="dev", http=f"127.0.0.1:{http_port}",
-                              rpc=f"127.0.0.1:{rpc_port}", raft=f"127.0.0.1:{raft_port}"),),
-        source="-dev")
+        cluster=ClusterConfig(data_dir=data_dir, raft_secret=secret, region=region,
+                              datacenter=datacenter),
+        servers=(ServerConfig(name="dev", **addrs),), source="-dev")
+
+
+def _host_part(bind: str, flag: str) -> str:
+    """An IP literal as the host of a "host:port" address (IPv6 in brackets)."""
+    try:
+        ip = ipaddress.ip_address(bind.strip("[]"))
+    except ValueError:
+        raise ConfigError(f"{flag}: bad address {bind!r}: not an IP address") from None
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def dial_address(addr: str) -> str:
+    """Where a local process reaches a listener bound to ``addr``: a wildcard host
+    (0.0.0.0, ::) is dialed on the loopback address."""
+    host, _, port = addr.rpartition(":")
+    ip = ipaddress.ip_address(host.strip("[]"))
+    if ip.is_unspecified:
+        return f"[::1]:{port}" if ip.version == 6 else f"127.0.0.1:{port}"
+    return addr

@@ -110,3 +110,73 @@ def test_raft_port_is_bound_to_the_configured_address_only(dev_agent):
         assert s.connect_ex(("127.0.0.2", port)) != 0
     finally:
         s.close()
+
+
+# --- Nomad's dev flags ------------------------------------------------------------------------
+
+
+def test_acl_enabled_is_refused_with_one_line():
+    result = run_agent("-dev", "-acl-enabled")
+    assert result.returncode == 1
+    assert result.stderr.strip() == \
+        "caravan: -acl-enabled: ACLs are not supported yet; start without it"
+
+
+@pytest.mark.parametrize("args,expect", [
+    (("-dev", "-bind", "nowhere"), "-bind: bad address 'nowhere': not an IP address"),
+    (("-dev", "-dc", "two words"), "-dc: bad name 'two words'"),
+    (("-dev", "-region", "a\tb"), "-region: bad name"),
+    (("-dev", "-node", " "), "-node: the node name must not be empty"),
+    (("-config", str(ROOT / "cluster.toml"), "-server", "s1", "-bind", "0.0.0.0"),
+     "-bind: only with -dev"),
+    (("-config", str(ROOT / "cluster.toml"), "-server", "s1", "-node", "n"),
+     "-node: names a client's node"),
+])
+def test_bad_dev_flags_exit_nonzero_with_one_line(args, expect):
+    result = run_agent(*args)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], result.stderr
+
+
+def test_dev_flags_bind_name_the_node_region_and_datacenter(tmp_path):
+    """``-bind`` moves HTTP, RPC and raft; ``-node``, ``-region`` and ``-dc`` name the
+    dev node, its region and datacenter; the node has Nomad's default meta."""
+    import httpx
+
+    from tests.procs import Server
+    http, rpc, raft = free_ports(3)
+    host = "127.0.0.2"
+    server = Server("dev", f"{host}:{http}", f"{host}:{rpc}", f"{host}:{raft}",
+                    ["-dev", "-bind", host, "-http-port", str(http), "-rpc-port", str(rpc),
+                     "-raft-port", str(raft), "-data-dir", str(tmp_path / "dev"),
+                     "-node", "edge-1", "-region", "eu", "-dc", "fra1"], tmp_path / "dev.log")
+    server.start()
+    try:
+        server.wait_healthy()
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            assert c.get("/v1/status/leader").json() == f"{host}:{rpc}"
+            members = c.get("/v1/agent/members").json()
+            assert members["ServerRegion"] == "eu" and members["ServerDC"] == "fra1"
+            node = wait_until(lambda: c.get("/v1/nodes").json(), 30, "the dev node")[0]
+            assert node["Name"] == "edge-1" and node["Datacenter"] == "fra1"
+            meta = c.get(f"/v1/node/{node['ID']}").json()["Meta"]
+            assert meta == {
+                "connect.sidecar_image": "envoyproxy/envoy:v${NOMAD_envoy_version}",
+                "connect.gateway_image": "envoyproxy/envoy:v${NOMAD_envoy_version}",
+                "connect.log_level": "info", "connect.proxy_concurrency": "1"}
+            r = c.put("/v1/jobs", json={"Job": {
+                "ID": "where", "Type": "batch", "Datacenters": ["fra1"],
+                "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                                        "Config": {"command": "/bin/true"}}]}]}})
+            assert r.status_code == 200, r.text
+            assert c.get("/v1/job/where").json()["Region"] == "eu"
+            allocs = wait_until(lambda: [a for a in c.get("/v1/job/where/allocations").json()
+                                         if a["ClientStatus"] == "complete"], 30,
+                                "the job to complete on the dev node")
+            assert allocs[0]["NodeName"] == "edge-1"
+        # nothing listens on the default loopback address
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{http}/v1/status/leader", timeout=2)
+    finally:
+        server.stop()

@@ -369,7 +369,10 @@ def test_service_job_spreads_over_two_clients_and_survives_losing_one(two_client
     nodes = {a["NodeID"] for a in allocs}
     assert len(nodes) == 2, "job anti-affinity spreads the allocations"
     node = http.get(f"/v1/node/{allocs[0]['NodeID']}").json()
-    assert node["NodeClass"] == "worker" and node["Meta"] == {"rack": "r1"}
+    assert node["NodeClass"] == "worker" and node["Meta"] == {
+        "rack": "r1", "connect.log_level": "info", "connect.proxy_concurrency": "1",
+        "connect.sidecar_image": "envoyproxy/envoy:v${NOMAD_envoy_version}",
+        "connect.gateway_image": "envoyproxy/envoy:v${NOMAD_envoy_version}"}
     assert node["ReservedResources"]["Cpu"]["CpuShares"] == 150
     assert node["ReservedResources"]["Memory"]["MemoryMB"] == 128
     assert node["ReservedResources"]["Networks"]["ReservedHostPorts"] == "22"
