@@ -161,6 +161,56 @@ def test_register_wrong_field_type(client, job_id, field, mutate, where):
     assert where in r.text
 
 
+def go_style(job: dict) -> dict:
+    """``job`` as Nomad's Go client sends it: every unset field of the job, its groups
+    and tasks present as null."""
+    out = {"Namespace": None, "AllAtOnce": None, "Stop": None, "Update": None,
+           "Periodic": None, "ParameterizedJob": None, "Meta": None, **job}
+    if not isinstance(job.get("TaskGroups"), list):
+        return out   # a wrong type there is what the test sends
+    out["TaskGroups"] = [
+        {"Count": None, "Constraints": None, "RestartPolicy": None, "EphemeralDisk": None,
+         "Networks": None, "Services": None, **tg,
+         "Tasks": [{"Env": None, "Resources": None, "KillTimeout": None, "LogConfig": None,
+                    "Templates": None, "Artifacts": None, **t} for t in tg["Tasks"]]}
+        for tg in job["TaskGroups"]]
+    return out
+
+
+@pytest.mark.parametrize("field,mutate,where", WRONG_TYPES, ids=[w[0] for w in WRONG_TYPES])
+def test_register_wrong_field_type_beside_nulls(client, job_id, field, mutate, where):
+    """Nulls mean "not set"; a wrong type that is not null is still named by its path."""
+    job = service_job(job_id, Meta={"v": "2"})
+    mutate(job)
+    r = rejected(client, [job_id], "PUT", "/v1/jobs", 400, json={"Job": go_style(job)},
+                 startswith="Job: ")
+    assert where in r.text
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/job/{id}/plan", "/v1/validate/job"])
+@pytest.mark.parametrize("mutate,where", [
+    (lambda j: j.update(TaskGroups=[None]), "TaskGroups[0]"),
+    (lambda j: j["TaskGroups"][0].update(Tasks=[task("a"), None]), "TaskGroups[0].Tasks[1]"),
+    (lambda j: j.update(Constraints=[None]), "Constraints[0]"),
+    (lambda j: j["TaskGroups"][0].update(Networks=[{"ReservedPorts": [None]}]),
+     "TaskGroups[0].Networks[0].ReservedPorts[0]"),
+], ids=["group", "task", "constraint", "port"])
+def test_a_null_record_in_a_list_is_refused(client, job_id, path, mutate, where):
+    """A null where a list holds records is no record (Go would hand Nomad a nil
+    pointer): 400 naming the element, nothing written."""
+    job = go_style(service_job(job_id, Meta={"v": "2"}))
+    mutate(job)
+    rejected(client, [job_id], "PUT", path.format(id=enc(job_id)), 400,
+             f"Job: Expected `object`, got `null` - at `{where}`", json={"Job": job})
+
+
+def test_a_null_string_in_a_list_is_an_empty_one(client, job_id):
+    """As in Go: a null string element is "", which validation then names."""
+    job = go_style(service_job(job_id, Meta={"v": "2"}, Datacenters=[None]))
+    rejected(client, [job_id], "PUT", "/v1/jobs", 400,
+             format_errors(["Job datacenter must be non-empty string"]), json={"Job": job})
+
+
 @pytest.mark.parametrize("opts,field", [
     ({"EnforceIndex": "yes"}, "EnforceIndex"),
     ({"EnforceIndex": True, "JobModifyIndex": "5"}, "JobModifyIndex"),
@@ -524,10 +574,25 @@ def test_bad_purge_value(client, job_id):
 
 
 def test_bad_eval_priority_on_deregister(client, job_id):
+    for value in ("abc", "500", "1.5", " 5"):
+        rejected(client, [job_id], "DELETE", f"/v1/job/{enc(job_id)}", 400,
+                 startswith="eval_priority: ", params={"eval_priority": value})
+
+
+def test_bad_global_value(client, job_id):
     rejected(client, [job_id], "DELETE", f"/v1/job/{enc(job_id)}", 400,
-             startswith="eval_priority: ", params={"eval_priority": "abc"})
-    rejected(client, [job_id], "DELETE", f"/v1/job/{enc(job_id)}", 400,
-             startswith="eval_priority: ", params={"eval_priority": "500"})
+             'Failed to parse value of "global" (maybe) as a bool: strconv.ParseBool: '
+             'parsing "maybe": invalid syntax', params={"global": "maybe"})
+
+
+@pytest.mark.parametrize("endpoint,body,field", [
+    ("stable", {"JobVersion": None, "Stable": "yes"}, "Stable"),
+    ("revert", {"JobVersion": None, "EnforcePriorVersion": "1"}, "EnforcePriorVersion"),
+], ids=repr)
+def test_wrong_types_beside_nulls_in_revert_stable(client, job_id, endpoint, body, field):
+    r = rejected(client, [job_id], "PUT", f"/v1/job/{enc(job_id)}/{endpoint}", 400,
+                 json={"JobID": job_id, "Region": None, "Namespace": None, **body})
+    assert r.text.startswith(field + ": "), r.text
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/job/{id}", "/v1/job/{id}/versions",
