@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print("usage: caravan agent [-dev | -config FILE (-server NAME | -client NAME)] [flags]\n"
               "       caravan nodesim -server HOST:PORT -count N [flags]\n"
-              "       caravan job|node|alloc|eval|deployment|server ...  (-h for each)\n"
+              "       caravan job|node|alloc|eval|deployment|server|scaling ...  (-h for each)\n"
               "       caravan agent -h / caravan nodesim -h   for their flags")
         return 0 if argv else 2
     if argv[0] == "agent":

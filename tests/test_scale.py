@@ -517,3 +517,24 @@ def test_python_nomad_scaling_policies_and_alloc_stop(node_api):
     wait_until(lambda: [a["ID"] for a in live(c, job_id)] not in ([], [victim]), 30,
                "a replacement")
     assert c.delete(f"/v1/job/{job_id}", params={"purge": "true"}).status_code == 200
+
+
+def test_cli_scaling_policy_list_and_info(node_api):
+    c = node_api
+    job_id = uid("clipol")
+    register(c, batch_job(job_id, count=0, scaling={"Min": 0, "Max": 7,
+                                                     "Policy": {"cooldown": "3m"}}))
+    (stub,) = c.get("/v1/scaling/policies", params={"job": job_id}).json()
+    code, out = caravan(c, "scaling", "policy", "list", "-job", job_id)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "Enabled", "Type", "Target"]
+    assert lines[1].split() == [stub["ID"][:8], "true", "horizontal",
+                                f"Namespace:default,Job:{job_id},Group:g"]
+    code, out = caravan(c, "scaling", "policy", "info", stub["ID"][:8])
+    assert code == 0, out
+    assert f"ID      = {stub['ID']}" in out and "Max     = 7" in out and '"cooldown": "3m"' in out
+    code, out = caravan(c, "scaling", "policy", "list", "-job", uid("none"))
+    assert code == 0 and "No policies found" in out
+    assert c.get("/v1/scaling/policies", params={"prefix": stub["ID"][:6]}).json()[0] == stub
+    assert c.delete(f"/v1/job/{job_id}", params={"purge": "true"}).status_code == 200

@@ -1,4 +1,4 @@
-"""``caravan job|node|alloc|eval|deployment|server ...``: an HTTP client of the API,
+"""``caravan job|node|alloc|eval|deployment|server|scaling ...``: an HTTP client of the API,
 spelled like Nomad's CLI (single-dash flags, ``-address``/``CARAVAN_ADDR``, ``-json``).
 
 Exit codes follow Nomad's: 0 success, 1 an error (usage, connection, a refusal from the
@@ -10,7 +10,7 @@ One module per noun (``job.py``, ``node.py``, ...); ``client.py`` holds the HTTP
 """
 from __future__ import annotations
 
-NOUNS = ("job", "node", "alloc", "eval", "deployment", "server")
+NOUNS = ("job", "node", "alloc", "eval", "deployment", "server", "scaling")
 
 
 def main(argv: list[str], transport=None) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from server.commands import alloc, deployment, evaluation, job, node, server
+from server.commands import alloc, deployment, evaluation, job, node, scaling, server
 
 
 @click.group(context_settings={"help_option_names": ["-h", "-help", "--help"]})
@@ -21,3 +21,4 @@ cli.add_command(alloc.group)
 cli.add_command(evaluation.group)
 cli.add_command(deployment.group)
 cli.add_command(server.group)
+cli.add_command(scaling.group)

@@ -18,7 +18,7 @@ from fsm import schema as t
 from fsm.store import State
 from fsm.structs import ScalingEvent
 from server.http.common import (ApiError, WRITE_METHODS, agent, blocking_read, check_method,
-                                read_json, read_row)
+                                query_options, read_json, read_row)
 from server.http.job_writes import _now_ns, new_eval, submit, write_reply
 
 GET = ("GET",)
@@ -162,22 +162,23 @@ def policy_stub(p) -> dict:
             "CreateIndex": p.CreateIndex, "ModifyIndex": p.ModifyIndex}
 
 
-def policies(state: State, job: str, kind: str) -> list:
-    """Nomad's list: by ID, filtered by job (exact) and type (prefix)."""
+def policies(state: State, job: str, kind: str, prefix: str = "") -> list:
+    """Nomad's list: by ID, filtered by ID prefix, job (exact) and type (prefix)."""
     rows = state.by_index(t.SCALING_POLICIES, "job", job) if job else \
         state.rows(t.SCALING_POLICIES)
-    return sorted((p for p in rows if not kind or (p.Type or "").startswith(kind)),
-                  key=lambda p: p.ID)
+    return sorted((p for p in rows if (not kind or (p.Type or "").startswith(kind))
+                   and p.ID.startswith(prefix)), key=lambda p: p.ID)
 
 
 async def list_policies(request: Request):
     check_method(request, GET)
     job = request.query_params.get("job", "")
     kind = request.query_params.get("type", "")
+    prefix = query_options(request).prefix
 
     def query(state: State):
         return state.table_index(t.SCALING_POLICIES), \
-            [policy_stub(p) for p in policies(state, job, kind)]
+            [policy_stub(p) for p in policies(state, job, kind, prefix)]
 
     return await blocking_read(request, (t.SCALING_POLICIES,), query)
 

@@ -151,15 +151,13 @@ def _canonicalize_group(job: Job, tg: TaskGroup, api_update: UpdateStrategy | No
 
 
 def _canonicalize_scaling(policy: ScalingPolicy, count: int) -> None:
-    """``api.ScalingPolicy.Canonicalize`` and ``ApiScalingPolicyToStructs``: enabled,
-    the group's count as minimum, horizontal; a missing maximum becomes -1, which
-    validation refuses (it must be given). The ID and target are the state's to set."""
+    """``api.ScalingPolicy.Canonicalize``: enabled, the group's count as minimum,
+    horizontal. A missing maximum stays unset, and validation refuses it (it must be
+    given). The ID and target are the state's to set."""
     if policy.Enabled is None:
         policy.Enabled = True
     if policy.Min is None:
         policy.Min = count
-    if policy.Max is None:
-        policy.Max = -1
     if not policy.Type:
         policy.Type = "horizontal"
 
