@@ -4,8 +4,8 @@ through real dev agents over HTTP.
 Two agents: a server-only one (no nodes, so nothing is placed and nothing runs: the Go
 client's job binds a static port) and one with its client node (mock tasks run).
 
-The Go client sends ``null`` for every unset field; until null-tolerant decoding lands
-(another change), ``go_body`` strips the nulls of those fixtures before sending them.
+Nomad's Go client's bodies (``tests/fixtures/go-client-requests``) are sent as it sends
+them, ``null`` for every unset field.
 """
 from __future__ import annotations
 
@@ -27,14 +27,8 @@ UUID = "00000000-0000-4000-8000-00000000dead"
 
 
 def go_body(name: str) -> dict:
-    """A request body as Nomad's Go client sends it, nulls stripped (see above)."""
-    def strip(v):
-        if isinstance(v, dict):
-            return {k: strip(x) for k, x in v.items() if x is not None}
-        if isinstance(v, list):
-            return [strip(x) for x in v]
-        return v
-    return strip(json.loads((FIXTURES / name).read_text()))
+    """A request body exactly as Nomad's Go client sends it."""
+    return json.loads((FIXTURES / name).read_text())
 
 
 def _agent(tmp_path_factory, name: str, client: bool):
