@@ -13,6 +13,7 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from fsm import deployments, jobs
+from fsm import node_events as ev_
 from fsm import schema as t
 from fsm.jobs import Rejected
 from fsm.store import Txn
@@ -26,13 +27,19 @@ _BUCKETS = t.SUMMARY_BUCKETS
 
 def register_node(txn: Txn, node: Node) -> Node:
     existing = txn.get(t.NODES, node.ID)
+    at = node.StatusUpdatedAt * 1_000_000_000
     if existing is None:
-        node = replace(node, CreateIndex=txn.index, ModifyIndex=txn.index)
+        node = replace(node, CreateIndex=txn.index, ModifyIndex=txn.index, Events=None)
+        events = [ev_.event(ev_.REGISTERED, ev_.SUBSYSTEM_CLUSTER, at)]
     else:
         # drain and eligibility belong to operators, not to the node's own registration
         node = replace(node, CreateIndex=existing.CreateIndex, ModifyIndex=txn.index,
-                       Drain=existing.Drain,
+                       Drain=existing.Drain, DrainStrategy=existing.DrainStrategy,
+                       LastDrain=existing.LastDrain, Events=existing.Events,
                        SchedulingEligibility=existing.SchedulingEligibility)
+        events = [ev_.event(ev_.REREGISTERED, ev_.SUBSYSTEM_CLUSTER, at)] \
+            if existing.Status == "down" and node.Status != "down" else []
+    node = ev_.append(node, events, txn.index)
     txn.put(t.NODES, node)
     return node
 
@@ -43,7 +50,15 @@ def set_node_status(txn: Txn, node_id: str, status: str, updated_at: int) -> Nod
         raise Rejected(404, "node not found")
     if status not in ("initializing", "ready", "down"):
         raise Rejected(400, "invalid status for node")
-    node = replace(node, Status=status, StatusUpdatedAt=updated_at, ModifyIndex=txn.index)
+    events = []
+    if status == "down" and node.Status != "down":
+        events.append(ev_.event(ev_.HEARTBEAT_MISSED, ev_.SUBSYSTEM_CLUSTER,
+                                updated_at * 1_000_000_000))
+    elif node.Status == "down" and status != "down":
+        events.append(ev_.event(ev_.HEARTBEAT_REREGISTERED, ev_.SUBSYSTEM_CLUSTER,
+                                updated_at * 1_000_000_000))
+    node = ev_.append(replace(node, Status=status, StatusUpdatedAt=updated_at,
+                              ModifyIndex=txn.index), events, txn.index)
     txn.put(t.NODES, node)
     return node
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 from msgspec.structs import replace
 
-from fsm import allocs, deployments, gc
+from fsm import allocs, deployments, gc, nodes
 from fsm import entries as e
 from fsm import jobs, scaling
 from fsm import schema as t
@@ -75,6 +75,9 @@ class FSM:
             e.EntryType.LEADER_EPOCH: self._leader_epoch,
             e.EntryType.CORE_GC: self._core_gc,
             e.EntryType.JOB_SCALE: self._job_scale,
+            e.EntryType.NODE_DRAIN: self._node_drain,
+            e.EntryType.NODE_ELIGIBILITY: self._node_eligibility,
+            e.EntryType.NODE_DEREGISTER: self._node_deregister,
             e.EntryType.ALLOC_DESIRED_TRANSITION: self._alloc_desired_transition,
         }
         missing = set(e.EntryType) - set(self._appliers)
@@ -436,6 +439,32 @@ class FSM:
                                       for ev in body.Evals])
         return {"NodeModifyIndex": node.ModifyIndex,
                 "EvalIDs": [ev.ID for ev in body.Evals or ()]}
+
+    def _node_drain(self, txn: Txn, body: e.NodeDrain) -> dict:
+        node = nodes.update_drain(txn, body.NodeID, body.DrainStrategy, body.MarkEligible,
+                                  body.Meta, body.Now, body.Completed, body.StartedAt,
+                                  body.EventDetails)
+        return self._node_evals(txn, node, body.Evals)
+
+    def _node_eligibility(self, txn: Txn, body: e.NodeEligibility) -> dict:
+        before = txn.get(t.NODES, body.NodeID)
+        node = nodes.update_eligibility(txn, body.NodeID, body.Eligibility, body.Now)
+        # evals only for a node that became eligible (the submitter's view may be stale)
+        becomes_eligible = before is not None and before.SchedulingEligibility != "eligible" \
+            and node.SchedulingEligibility == "eligible"
+        return self._node_evals(txn, node, body.Evals if becomes_eligible else None)
+
+    def _node_deregister(self, txn: Txn, body: e.NodeDeregister) -> dict:
+        nodes.deregister(txn, body.NodeID)
+        return self._node_evals(txn, None, body.Evals)
+
+    def _node_evals(self, txn: Txn, node, evals) -> dict:
+        """Nomad's node update answer: the node's new ModifyIndex and the evals made."""
+        if evals:
+            allocs.upsert_evals(txn, [replace(ev, NodeModifyIndex=txn.index) for ev in evals])
+        return {"NodeModifyIndex": node.ModifyIndex if node is not None else txn.index,
+                "EvalIDs": [ev.ID for ev in evals or ()],
+                "EvalCreateIndex": txn.index if evals else 0}
 
     def _eval_update(self, txn: Txn, body: e.EvalUpdate) -> dict:
         allocs.upsert_evals(txn, body.Evals)

@@ -13,7 +13,7 @@ from enum import IntEnum
 import msgspec
 
 from fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, DesiredTransition,
-                         Evaluation, Job, Node, ScalingEvent, TaskState)
+                         DrainStrategy, Evaluation, Job, Node, ScalingEvent, TaskState)
 from fsm.wire import to_compact
 
 
@@ -41,6 +41,9 @@ class EntryType(IntEnum):
     CORE_GC = 20          # the core garbage collector: dead evals, allocs, jobs, ...
     JOB_SCALE = 21        # a group's count and/or a scaling event (/v1/job/:id/scale)
     ALLOC_DESIRED_TRANSITION = 22   # e.g. alloc stop: migrate an allocation, with its eval
+    NODE_DRAIN = 23       # an operator sets, changes or cancels a drain; the drainer ends one
+    NODE_ELIGIBILITY = 24
+    NODE_DEREGISTER = 25  # a node purged: its allocations are lost and replaced
 
 
 class Request(msgspec.Struct, kw_only=True):
@@ -126,6 +129,36 @@ class NodeStatus(Request):
     Status: str
     UpdatedAt: int            # unix seconds
     # evals for every job with allocations on the node (created by the same entry)
+    Evals: list[Evaluation] | None = None
+
+
+class NodeDrain(Request):
+    """Nomad's NodeUpdateDrainRequest. ``DrainStrategy`` None cancels the drain (and
+    with ``MarkEligible`` makes the node eligible again); ``Completed``: the drainer
+    ends the drain (LastDrain ``complete``; refused if the node is not draining, or
+    drains since another ``StartedAt`` than ``StartedAt``). ``Now`` (unix ns) is when the
+    request was made: StartedAt, ForceDeadline, LastDrain and the node event derive
+    from it. ``Event`` adds details to the event (the drainer's ``deadline_reached``)."""
+    NodeID: str
+    DrainStrategy: DrainStrategy | None = None
+    MarkEligible: bool = False
+    Meta: dict[str, str] | None = None
+    Completed: bool = False
+    StartedAt: str = ""
+    EventDetails: dict[str, str] | None = None
+    Now: int = 0
+    Evals: list[Evaluation] | None = None
+
+
+class NodeEligibility(Request):
+    NodeID: str
+    Eligibility: str
+    Now: int = 0
+    Evals: list[Evaluation] | None = None
+
+
+class NodeDeregister(Request):
+    NodeID: str
     Evals: list[Evaluation] | None = None
 
 
@@ -277,6 +310,9 @@ BODY_TYPES: dict[EntryType, type[Request]] = {
     EntryType.LEADER_EPOCH: LeaderEpochStart,
     EntryType.CORE_GC: CoreGC,
     EntryType.JOB_SCALE: JobScale,
+    EntryType.NODE_DRAIN: NodeDrain,
+    EntryType.NODE_ELIGIBILITY: NodeEligibility,
+    EntryType.NODE_DEREGISTER: NodeDeregister,
     EntryType.ALLOC_DESIRED_TRANSITION: AllocDesiredTransition,
 }
 _TYPE_OF = {body: t for t, body in BODY_TYPES.items()}

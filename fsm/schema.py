@@ -123,7 +123,9 @@ SCHEMA: dict[str, Table] = _declare(
                    Index("active", lambda d: True if d.active() else None))),
     Table(PERIODIC_LAUNCHES, s.PeriodicLaunch, primary=lambda p: p.ID),
     Table(NODES, s.Node, primary=lambda n: n.ID,
-          indexes=(Index("class", lambda n: n.ComputedClass or None),)),
+          indexes=(Index("class", lambda n: n.ComputedClass or None),
+                   # what the leader's drainer looks after
+                   Index("draining", lambda n: True if n.DrainStrategy is not None else None))),
     # Answers of recently applied requests, by request id: a retried submission whose
     # first attempt was applied after all gets the first answer (exactly-once writes).
     Table(REQUESTS, s.RequestResult, primary=lambda r: r.RequestID),

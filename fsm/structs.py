@@ -356,7 +356,8 @@ class AllocDeploymentStatus(Record):
 
 class DesiredTransition(Record):
     """What the servers want to happen to an allocation next (Nomad's pointers:
-    None is unset). ``Migrate``: stop it and place a replacement (``alloc stop``)."""
+    None is unset). ``Migrate``: stop it and place a replacement (``alloc stop``,
+    or the node drainer moving it off a draining node)."""
     Migrate: bool | None = None
     Reschedule: bool | None = None
     ForceReschedule: bool | None = None
@@ -402,6 +403,9 @@ class Allocation(Record):
 
     def should_migrate(self) -> bool:
         return self.DesiredTransition is not None and bool(self.DesiredTransition.Migrate)
+
+    def client_terminal(self) -> bool:
+        return self.ClientStatus in ("complete", "failed", "lost")
 
     def usage(self) -> tuple[int, int, int]:
         """(CPU MHz, MemoryMB, DiskMB) reserved: the combined ``Resources``, else the
@@ -582,6 +586,34 @@ class DriverInfo(Record):
     UpdateTime: str = "0001-01-01T00:00:00Z"
 
 
+class DrainStrategy(Record):
+    """Nomad's ``DrainStrategy``: the operator's ``DrainSpec`` (Deadline in ns: 0 none,
+    negative force at once) and, decided when the drain was set, when it started and
+    when whatever is left is forced off (``ForceDeadline``, zero time: never)."""
+    Deadline: int = 0
+    IgnoreSystemJobs: bool = False
+    ForceDeadline: str = "0001-01-01T00:00:00Z"
+    StartedAt: str = "0001-01-01T00:00:00Z"
+
+
+class DrainMetadata(Record):
+    """Nomad's ``LastDrain``: the newest drain's times (second precision, as Nomad),
+    status (``draining``, ``complete``, ``canceled``) and operator metadata."""
+    StartedAt: str = "0001-01-01T00:00:00Z"
+    UpdatedAt: str = "0001-01-01T00:00:00Z"
+    Status: str = ""
+    AccessorID: str = ""
+    Meta: dict[str, str] | None = None
+
+
+class NodeEvent(Record):
+    Message: str = ""
+    Subsystem: str = ""
+    Details: dict[str, str] | None = None
+    Timestamp: str = "0001-01-01T00:00:00Z"
+    CreateIndex: int = 0
+
+
 class Node(Record):
     ID: str = ""
     SecretID: str = ""
@@ -599,12 +631,15 @@ class Node(Record):
     NodeClass: str = ""
     NodePool: str = "default"
     ComputedClass: str = ""
-    Drain: bool = False
+    Drain: bool = False                     # DrainStrategy is set (Nomad's deprecated flag)
+    DrainStrategy: DrainStrategy | None = None
+    LastDrain: DrainMetadata | None = None
     SchedulingEligibility: str = "eligible"
     Status: str = "initializing"
     StatusDescription: str = ""
     StatusUpdatedAt: int = 0                # unix seconds
     Drivers: dict[str, DriverInfo] | None = None
+    Events: list[NodeEvent] | None = None   # the newest MAX_NODE_EVENTS, oldest first
     CreateIndex: int = 0
     ModifyIndex: int = 0
 

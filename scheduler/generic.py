@@ -44,7 +44,8 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
     nodes = [n for n in state.rows(t.NODES)]
     if job is not None and job.Type == "system" and not job.Stop:
         eligible = [n for n in nodes if n.ready()]
-        result = reconcile_system(job, ev.JobID, existing, eligible, tainted, now_ns)
+        not_ready = frozenset(n.ID for n in nodes if not n.ready() and n.Status != "down")
+        result = reconcile_system(job, ev.JobID, existing, eligible, tainted, now_ns, not_ready)
     else:
         latest = latest_deployment(state, ev.JobID)
         result = reconcile(job, ev.JobID, existing, tainted, now_ns, latest,
@@ -228,6 +229,6 @@ def _tainted_nodes(state: State, allocs: list[Allocation]) -> dict[str, Node | N
     tainted = {}
     for node_id in {a.NodeID for a in allocs if a.NodeID}:
         node = state.get(t.NODES, node_id)
-        if node is None or node.Status == "down" or node.Drain:
+        if node is None or node.Status == "down" or node.DrainStrategy is not None:
             tainted[node_id] = node
     return tainted

@@ -12,12 +12,13 @@ success) live in ``reconcile_deploy``. Per task group:
   replaced either, since there is no reschedule policy yet;
 - allocs on a down or deleted node are **lost**: stopped with ClientStatus ``lost`` and
   replaced under their own name (``previous_alloc_id``), up to ``Count``;
-- allocs on another tainted (draining) node, or marked ``DesiredTransition.Migrate``
-  (``alloc stop``), are **migrated**: stopped and replaced;
+- allocs marked ``DesiredTransition.Migrate`` (by the node drainer, or ``alloc
+  stop``) are **migrated**: stopped and replaced, all at once (the drainer paces
+  them); unmarked ones on a draining node stay;
 - beyond ``Count``, the highest indexes are stopped; the rest are compared with the job:
   ignore, in-place update or destructive update.
 
-``Update.MaxParallel`` paces destructive updates and migrations, placements using up the
+``Update.MaxParallel`` paces destructive updates, placements using up the
 same budget; under a deployment, allocations of it not yet healthy use it up too, and
 nothing is replaced while it is paused, failed or waiting for promotion. The rest is
 reported as Ignore and ``followup`` asks for another pass.
@@ -217,6 +218,12 @@ def _node_lost(node_id: str, tainted: dict[str, Node | None]) -> bool:
     return node_id in tainted and (tainted[node_id] is None or tainted[node_id].Status == "down")
 
 
+def _migrating(alloc: Allocation, tainted: dict[str, Node | None]) -> bool:
+    """Marked for migration by the drainer (Nomad's filterByTainted: a marked alloc
+    migrates wherever it runs, unless its node is lost)."""
+    return alloc.should_migrate() and not _node_lost(alloc.NodeID, tainted)
+
+
 def _mark_lost(existing: list[Allocation], tainted: dict[str, Node | None]) -> list[StopRequest]:
     """Allocs already told to stop, whose down node can no longer report them finished."""
     return [StopRequest(a, ALLOC_LOST, "lost") for a in sorted(existing, key=by_index)
@@ -254,20 +261,19 @@ def _classify(result: ReconcileResult, updates: DesiredUpdates, job: Job, group:
 def _pace(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, placed: int,
           destructive: list[Allocation], migrate: list[Allocation],
           limit: int | None = None) -> None:
-    """Do every destructive update and migration, unless ``Update.MaxParallel`` is set:
-    then ``limit`` (what the deployment allows this pass) is used by placements first,
-    then destructive updates; migrations get what MaxParallel leaves, whatever the
-    deployment's state, lowest names first. The rest waits and is reported as Ignore."""
+    """Do every destructive update, unless ``Update.MaxParallel`` is set: then
+    ``limit`` (what the deployment allows this pass) is used by placements first, then
+    destructive updates. Every marked migration goes now, whatever the deployment's
+    state (Nomad's computeMigrations: the drainer paces them by the group's
+    ``Migrate.MaxParallel``). The rest waits and is reported as Ignore."""
     max_parallel = (tg.Update.MaxParallel or 0) if tg.Update is not None else 0
-    paced = max_parallel > 0 and bool(destructive or migrate)
-    if paced:
+    if max_parallel > 0 and destructive:
         limit = max_parallel if limit is None else limit
         now = destructive[:max(0, limit - placed)]
-        room = max(0, max_parallel - placed - len(now))
     else:
-        now, room = destructive, len(migrate)
+        now = destructive
     later = destructive[len(now):]
-    moving, waiting = migrate[:room], migrate[room:]
+    moving, waiting = migrate, []
     result.destructive_update.extend(UpdateRequest(a) for a in now)
     for alloc in moving:
         result.stop.append(StopRequest(alloc, ALLOC_MIGRATING))
@@ -338,18 +344,20 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
         _stop(result, alloc, tainted)
         updates.Stop += 1
     current = rd.current_canaries(ctx)
-    for alloc in (a for a in live if a.ID in current and a.NodeID in tainted):
+
+    def moved(a: Allocation) -> bool:
+        return _node_lost(a.NodeID, tainted) or _migrating(a, tainted)
+
+    for alloc in (a for a in live if a.ID in current and moved(a)):
         lost = _node_lost(alloc.NodeID, tainted)
         result.stop.append(StopRequest(alloc, ALLOC_LOST if lost else ALLOC_MIGRATING,
                                        "lost" if lost else None))
-    live = [a for a in live if a.ID not in stale and not (a.ID in current and a.NodeID in tainted)]
+    live = [a for a in live if a.ID not in stale and not (a.ID in current and moved(a))]
     canaries = [a for a in live if a.ID in current]
 
     lost = [a for a in live if _node_lost(a.NodeID, tainted)]
-    # on a draining node, or marked to migrate (``alloc stop``): stopped and replaced
-    migrate = [a for a in live if not _node_lost(a.NodeID, tainted)
-               and (a.NodeID in tainted or a.should_migrate())]
-    untainted = [a for a in live if a.NodeID not in tainted and not a.should_migrate()]
+    migrate = [a for a in live if _migrating(a, tainted)]
+    untainted = [a for a in live if not moved(a)]
     kept = _kept_terminal(allocs, batch)
     # Lost names stay taken: their replacements reuse them.
     names = NameIndex(job_id, group, count, [a.Name for a in untainted + kept + migrate + lost])
@@ -467,15 +475,17 @@ def _placements(group: str, count: int, names: NameIndex, existing: int,
 
 def reconcile_system(job: Job | None, job_id: str, existing: list[Allocation],
                      eligible_nodes: list[Node], tainted_nodes: dict[str, Node | None],
-                     now_ns: int) -> ReconcileResult:
+                     now_ns: int, not_ready: frozenset[str] = frozenset()) -> ReconcileResult:
     """One alloc of each group on every eligible node (Nomad's diffSystemAllocs).
 
     The caller has already filtered ``eligible_nodes`` for readiness, datacenter and
     feasibility. Names are ``<job name>.<group>[i]`` for i < Count (1 for system jobs),
     the same on every node, as Nomad names them. Allocs on a down node are stopped as
-    lost and not replaced (the node is gone); on a draining or no longer eligible node
-    they are stopped; missing ones are placed with ``node_id`` set. Updates follow the
-    generic rules, paced per group by ``Update.MaxParallel``."""
+    lost and not replaced (the node is gone); marked for migration by the drainer, they
+    are stopped; on a node that is not ready (``not_ready``: ineligible, or draining)
+    they are left alone; on any other node no longer eligible they are stopped; missing
+    ones are placed with ``node_id`` set. Updates follow the generic rules, paced per
+    group by ``Update.MaxParallel``."""
     result = ReconcileResult(all_at_once=bool(job is not None and job.AllAtOnce),
                              mark_lost=_mark_lost(existing, tainted_nodes))
     groups = {tg.Name or "": tg for tg in (job.TaskGroups or [])} \
@@ -485,11 +495,18 @@ def reconcile_system(job: Job | None, job_id: str, existing: list[Allocation],
     for group in _group_names(job, existing):
         result.desired_tg_updates[group] = DesiredUpdates()
 
-    kept = _system_keep(result, existing, required, {n.ID for n in eligible_nodes}, tainted_nodes)
+    kept = _system_keep(result, existing, required, {n.ID for n in eligible_nodes}, tainted_nodes,
+                        not_ready)
     _system_placements(result, required, eligible_nodes, tainted_nodes, kept, existing)
+    ready = {n.ID for n in eligible_nodes}
     for group, tg in groups.items():
         updates = result.desired_tg_updates[group]
         mine = [a for a in kept.values() if a.TaskGroup == group]
+        # on a node not ready, an alloc is left as it is (Nomad: IGNORE), never updated
+        idle = [a for a in mine if a.NodeID not in ready]
+        result.ignore.extend(idle)
+        updates.Ignore += len(idle)
+        mine = [a for a in mine if a.NodeID in ready]
         destructive = _classify(result, updates, job, group, mine)
         _pace(result, updates, tg, 0, destructive, [])
     return result
@@ -497,19 +514,26 @@ def reconcile_system(job: Job | None, job_id: str, existing: list[Allocation],
 
 def _system_keep(result: ReconcileResult, existing: list[Allocation], required: dict[str, str],
                  eligible: set[str], tainted: dict[str, Node | None],
+                 not_ready: frozenset[str] = frozenset(),
                  ) -> dict[tuple[str, str], Allocation]:
     """Stop every live alloc that no longer belongs where it runs (name not required,
-    duplicate on its node, tainted or ineligible node); return the rest by (node, name)."""
+    duplicate on its node, lost node, marked for migration, node no longer eligible
+    but ready); return the rest by (node, name), those on nodes not ready included."""
     kept: dict[tuple[str, str], Allocation] = {}
     live = [a for a in existing if not a.terminal()]
     for alloc in sorted(live, key=lambda a: (a.NodeID, by_index(a))):
         key = (alloc.NodeID, alloc.Name)
         belongs = required.get(alloc.Name) == alloc.TaskGroup and key not in kept \
-            and alloc.NodeID in eligible and alloc.NodeID not in tainted
-        if belongs and not alloc.should_migrate():
+            and not _node_lost(alloc.NodeID, tainted)
+        ready_here = alloc.NodeID in eligible and alloc.NodeID not in tainted
+        # on a node not ready (ineligible, or draining and not yet marked) it stays
+        idle_here = alloc.NodeID in not_ready or alloc.NodeID in tainted
+        if belongs and (ready_here or idle_here) and not alloc.should_migrate():
             kept[key] = alloc
             continue
-        if belongs:     # marked to migrate (alloc stop): stopped, and placed again there
+        if belongs and alloc.should_migrate():
+            # marked to migrate (alloc stop, or the drainer): stopped, and placed again
+            # there only if its node is still eligible
             result.stop.append(StopRequest(alloc, ALLOC_MIGRATING))
             result.desired_tg_updates[alloc.TaskGroup].Migrate += 1
             continue

@@ -8,11 +8,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from msgspec.structs import replace
 
 from fsm.structs import (
-    Allocation, Constraint, DesiredTransition, EphemeralDisk, Job, LogConfig, NetworkResource, Node, Port,
+    Allocation, Constraint, DesiredTransition, DrainStrategy, EphemeralDisk, Job, LogConfig, NetworkResource, Node, Port,
     Resources, RestartPolicy, Service, Task, TaskArtifact, TaskGroup, Template, UpdateStrategy,
     Vault,
 )
@@ -75,7 +74,8 @@ def first_task(job: Job) -> Task:
 
 
 def node(id_: str, status: str = "ready", drain: bool = False) -> Node:
-    return Node(ID=id_, Name=id_, Status=status, Drain=drain)
+    return Node(ID=id_, Name=id_, Status=status, Drain=drain,
+                DrainStrategy=DrainStrategy() if drain else None)
 
 
 # --- names ----------------------------------------------------------------------------------
@@ -339,14 +339,28 @@ def test_lost_allocs_beyond_a_reduced_count_are_not_replaced():
     assert not result.place and counts(result) == {"Stop": 1, "InPlaceUpdate": 2}
 
 
-def test_draining_node_migrates_allocs_within_max_parallel():
-    job = make_job(count=3, update=UpdateStrategy(MaxParallel=1, Stagger=10 * SECOND))
-    existing = [make_alloc(job, 0)] + [make_alloc(job, i, node="drain") for i in (1, 2)]
+def test_only_allocs_marked_for_migration_leave_a_draining_node_all_at_once():
+    """Nomad 1.x: the drainer paces migrations (``Migrate.MaxParallel``) by marking
+    allocs; the reconciler migrates every marked one, whatever ``Update.MaxParallel``,
+    and leaves the unmarked ones on the draining node alone."""
+    job = make_job(count=4, update=UpdateStrategy(MaxParallel=1, Stagger=10 * SECOND))
+    marked = DesiredTransition(Migrate=True)
+    existing = [make_alloc(job, 0)] + [make_alloc(job, i, node="drain") for i in (1, 2, 3)]
+    existing[1] = replace(existing[1], DesiredTransition=marked)
+    existing[2] = replace(existing[2], DesiredTransition=marked)
     result = reconcile(job, "example", existing, {"drain": node("drain", drain=True)}, NOW)
-    assert [(s.alloc.Name, s.description) for s in result.stop] == [("example.web[1]", ALLOC_MIGRATING)]
-    assert names(result.place) == ["example.web[1]"] and result.place[0].previous_alloc_id
-    assert counts(result) == {"Migrate": 1, "Ignore": 2}
-    assert result.followup and result.followup_wait_ns == 10 * SECOND
+    assert [(s.alloc.Name, s.description) for s in result.stop] == [
+        ("example.web[1]", ALLOC_MIGRATING), ("example.web[2]", ALLOC_MIGRATING)]
+    assert names(result.place) == ["example.web[1]", "example.web[2]"]
+    assert [p.previous_alloc_id for p in result.place] == [existing[1].ID, existing[2].ID]
+    assert counts(result) == {"Migrate": 2, "Ignore": 2} and not result.followup
+
+
+def test_a_marked_alloc_on_a_down_node_is_lost_not_migrated():
+    job = make_job(count=1)
+    alloc = replace(make_alloc(job, 0, node="n2"), DesiredTransition=DesiredTransition(Migrate=True))
+    result = reconcile(job, "example", [alloc], {"n2": node("n2", "down")}, NOW)
+    assert [(s.description, s.client_status) for s in result.stop] == [(ALLOC_LOST, "lost")]
 
 
 def test_allocs_marked_to_migrate_are_stopped_and_replaced_under_their_name():
@@ -482,14 +496,26 @@ def test_system_node_joins_and_leaves():
     assert counts(result) == {"Ignore": 1, "Stop": 1, "Place": 1}
 
 
-def test_system_down_node_is_lost_and_draining_node_stopped():
+def test_system_down_node_is_lost_and_draining_node_kept_until_marked():
     job = system_job()
-    existing = [make_alloc(job, 0, node=n) for n in ("n1", "down", "drain")]
+    existing = [make_alloc(job, 0, node=n) for n in ("n1", "down", "drain", "off")]
     tainted = {"down": node("down", "down"), "drain": node("drain", drain=True)}
-    result = reconcile_system(job, "example", existing, [node("n1")], tainted, NOW)
+    result = reconcile_system(job, "example", existing, [node("n1")], tainted, NOW,
+                              frozenset({"drain", "off"}))
     assert [(s.alloc.NodeID, s.description, s.client_status) for s in result.stop] == [
-        ("down", ALLOC_LOST, "lost"), ("drain", ALLOC_NODE_TAINTED, None)]
-    assert not result.place and counts(result) == {"Ignore": 1, "Stop": 2}
+        ("down", ALLOC_LOST, "lost")]
+    assert not result.place and counts(result) == {"Ignore": 3, "Stop": 1}
+    # an update leaves the allocs on nodes that are not ready as they are
+    result = reconcile_system(changed(job, EDITS["image"][0]), "example", existing,
+                              [node("n1")], tainted, NOW, frozenset({"drain", "off"}))
+    assert [u.alloc.NodeID for u in result.destructive_update] == ["n1"]
+
+    existing[2] = replace(existing[2], DesiredTransition=DesiredTransition(Migrate=True))
+    result = reconcile_system(job, "example", existing, [node("n1")], tainted, NOW,
+                              frozenset({"drain", "off"}))
+    assert [(s.alloc.NodeID, s.description) for s in result.stop] == [
+        ("down", ALLOC_LOST), ("drain", ALLOC_MIGRATING)]
+    assert not result.place
 
 
 def test_system_updates_and_max_parallel():

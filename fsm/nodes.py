@@ -1,0 +1,98 @@
+"""Operator changes to nodes inside a write transaction: drain, eligibility, purge
+(Nomad's ``UpdateNodeDrain``, ``UpdateNodeEligibility``, ``DeleteNode``).
+
+What Nomad's RPC decides from a snapshot (the node event's message, the drain's
+start) is decided here from the state at apply time instead, so a request that raced
+another change still records what actually happened; every time comes from the entry.
+"""
+from __future__ import annotations
+
+from msgspec.structs import replace
+
+from fsm import node_events as ev_
+from fsm import schema as t
+from fsm.jobs import Rejected
+from fsm.store import Txn
+from fsm.structs import DrainMetadata, DrainStrategy, Node
+from fsm.times import ZERO_TIME, format_rfc3339
+
+ELIGIBLE, INELIGIBLE = "eligible", "ineligible"
+DRAIN_DRAINING, DRAIN_COMPLETE, DRAIN_CANCELED = "draining", "complete", "canceled"
+
+
+def _node(txn: Txn, node_id: str) -> Node:
+    node = txn.get(t.NODES, node_id)
+    if node is None:
+        raise Rejected(404, "node not found")
+    return node
+
+
+def start_strategy(spec: DrainStrategy, current: DrainStrategy | None, now_ns: int) -> DrainStrategy:
+    """The strategy as stored: StartedAt kept from a drain already under way, else now;
+    ForceDeadline now + Deadline when the deadline is positive (Nomad's UpdateDrain)."""
+    started = current.StartedAt if current is not None else format_rfc3339(now_ns)
+    force = format_rfc3339(now_ns + spec.Deadline) if spec.Deadline > 0 else ZERO_TIME
+    return replace(spec, StartedAt=started, ForceDeadline=force)
+
+
+def update_drain(txn: Txn, node_id: str, strategy: DrainStrategy | None, mark_eligible: bool,
+                 meta: dict[str, str] | None, now_ns: int, completed: bool = False,
+                 started_at: str = "", details: dict[str, str] | None = None) -> Node:
+    node = _node(txn, node_id)
+    if completed and (node.DrainStrategy is None or
+                      (started_at and node.DrainStrategy.StartedAt != started_at)):
+        raise Rejected(409, f"node {node_id} is not draining (the drain it finished is over)")
+    if strategy is not None:
+        strategy = start_strategy(strategy, node.DrainStrategy, now_ns)
+    eligibility = node.SchedulingEligibility
+    if strategy is not None:
+        eligibility = INELIGIBLE
+    elif mark_eligible:
+        eligibility = ELIGIBLE
+    seconds = format_rfc3339(now_ns // 1_000_000_000 * 1_000_000_000)
+    last = node.LastDrain
+    if node.DrainStrategy is not None or strategy is not None:
+        if node.DrainStrategy is None:
+            last = DrainMetadata(StartedAt=seconds, Meta=meta)
+        elif last is None:
+            last = DrainMetadata(StartedAt=node.DrainStrategy.StartedAt, Meta=meta)
+        status = DRAIN_DRAINING if strategy is not None else \
+            DRAIN_COMPLETE if completed else DRAIN_CANCELED
+        last = replace(last, UpdatedAt=seconds, Status=status, Meta=meta or last.Meta)
+    if completed:
+        message = ev_.DRAIN_COMPLETE
+    elif node.DrainStrategy is None and strategy is not None:
+        message = ev_.DRAIN_SET
+    elif node.DrainStrategy is not None and strategy is not None:
+        message = ev_.DRAIN_UPDATED
+    elif node.DrainStrategy is not None:
+        message = ev_.DRAIN_DISABLED
+    else:
+        message = ""
+    events = [ev_.event(message, ev_.SUBSYSTEM_DRAIN, now_ns, details)] if message else []
+    node = replace(node, DrainStrategy=strategy, Drain=strategy is not None, LastDrain=last,
+                   SchedulingEligibility=eligibility, ModifyIndex=txn.index)
+    node = ev_.append(node, events, txn.index)
+    txn.put(t.NODES, node)
+    return node
+
+
+def update_eligibility(txn: Txn, node_id: str, eligibility: str, now_ns: int) -> Node:
+    if eligibility not in (ELIGIBLE, INELIGIBLE):
+        raise Rejected(400, f'invalid scheduling eligibility "{eligibility}"')
+    node = _node(txn, node_id)
+    if node.DrainStrategy is not None and eligibility == ELIGIBLE:
+        raise Rejected(400, "can not set node's scheduling eligibility to eligible while it "
+                            "is draining")
+    if node.SchedulingEligibility == eligibility:
+        return node
+    message = ev_.ELIGIBLE if eligibility == ELIGIBLE else ev_.INELIGIBLE
+    node = replace(node, SchedulingEligibility=eligibility, ModifyIndex=txn.index)
+    node = ev_.append(node, [ev_.event(message, ev_.SUBSYSTEM_CLUSTER, now_ns)], txn.index)
+    txn.put(t.NODES, node)
+    return node
+
+
+def deregister(txn: Txn, node_id: str) -> None:
+    _node(txn, node_id)
+    txn.delete(t.NODES, node_id)
