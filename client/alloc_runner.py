@@ -46,6 +46,18 @@ def update_strategy(alloc: Allocation, tg: TaskGroup | None) -> UpdateStrategy |
     return alloc.Job.Update if alloc.Job else None
 
 
+def migrate_strategy(alloc: Allocation, tg: TaskGroup | None) -> UpdateStrategy | None:
+    """Out of a deployment, a service allocation's health is still watched, with the
+    group's ``migrate`` block (Nomad's defaults: checks, 10s, 5m): the node drainer
+    moves the next allocations once the replacements are healthy. None for other jobs."""
+    if alloc.Job is None or alloc.Job.Type != "service":
+        return None
+    m = tg.Migrate if tg is not None and isinstance(tg.Migrate, dict) else {}
+    return UpdateStrategy(HealthCheck=m.get("HealthCheck") or "checks",
+                          MinHealthyTime=m.get("MinHealthyTime", 10_000_000_000),
+                          HealthyDeadline=m.get("HealthyDeadline", 300_000_000_000))
+
+
 class HealthWatch:
     """Deployment health: healthy once every task has been running (and, with
     ``HealthCheck = "checks"``, every service check passing) for MinHealthyTime;
@@ -148,7 +160,9 @@ class AllocRunner:
 
     def _watch_health(self) -> None:
         update = update_strategy(self.alloc, self.tg)
-        if self.alloc.DeploymentID and update is not None and update.HealthCheck != "manual":
+        if not self.alloc.DeploymentID:
+            update = migrate_strategy(self.alloc, self.tg)
+        if update is not None and update.HealthCheck != "manual":
             self.health = HealthWatch(update, self._health)
             self.use_checks = update.HealthCheck in ("checks", "", None)
 

@@ -20,6 +20,7 @@ import uvicorn
 from fsm.apply import FSM
 from scheduler.core_gc import CoreGarbageCollector, Thresholds
 from scheduler.deployment_watcher import DeploymentWatcher
+from scheduler.drainer import NodeDrainer
 from scheduler.periodic import PeriodicDispatcher
 from server import ids
 from server.config import Config, ServerConfig
@@ -85,6 +86,10 @@ class Agent:
             lambda: self.fsm.state, self.raft.submit, lambda: self.notifier, time.time_ns,
             ids.uuid4_str, ids.request_id, write_listeners=self.fsm.write_listeners)
         self.leader_services.add(self.deployment_watcher)
+        self.drainer = NodeDrainer(lambda: self.fsm.state, self.raft.submit,
+                                   lambda: self.notifier, time.time_ns, ids.uuid4_str,
+                                   ids.request_id)
+        self.leader_services.add(self.drainer)
         self.periodic = PeriodicDispatcher(
             state=lambda: self.fsm.state, submit=self.raft.submit,
             notifier=lambda: self.notifier, due=launch_due, now=time.time_ns,

@@ -153,20 +153,43 @@ def _update_strategy(alloc: Allocation):
     return update or job.Update
 
 
+MIGRATE_MIN_HEALTHY_NS = 10_000_000_000       # Nomad's DefaultMigrateStrategy
+MIGRATE_HEALTHY_DEADLINE_NS = 300_000_000_000
+
+
+def _migrate_strategy(alloc: Allocation) -> dict:
+    job = alloc.Job
+    for tg in (job.TaskGroups or ()) if job is not None else ():
+        if tg.Name == alloc.TaskGroup and isinstance(tg.Migrate, dict):
+            return tg.Migrate
+    return {}
+
+
 def _health_wait_seconds(alloc: Allocation) -> float:
     """When a client knows the allocation's health: healthy after MinHealthyTime,
-    unhealthy when HealthyDeadline passes."""
+    unhealthy when HealthyDeadline passes; the update strategy's in a deployment, else
+    the group's ``migrate`` block's (Nomad's defaults 10s and 5m)."""
+    healthy = reports_healthy(alloc)
+    if not alloc.DeploymentID:
+        m = _migrate_strategy(alloc)
+        wait = m.get("MinHealthyTime", MIGRATE_MIN_HEALTHY_NS) if healthy else \
+            m.get("HealthyDeadline", MIGRATE_HEALTHY_DEADLINE_NS)
+        return (wait if isinstance(wait, int) else 0) / 1e9
     update = _update_strategy(alloc)
     if update is None:
         return 0.0
-    wait = update.MinHealthyTime if reports_healthy(alloc) else update.HealthyDeadline
+    wait = update.MinHealthyTime if healthy else update.HealthyDeadline
     return (wait or 0) / 1e9
 
 
 def _health_reported(alloc: Allocation) -> bool:
-    """A client reports deployment health unless the operator sets it (``manual``)."""
+    """A client reports deployment health unless the operator sets it (``manual``); out
+    of a deployment it reports a service allocation's health for migrations (Nomad's
+    health watcher with the ``migrate`` block), which the node drainer waits for."""
+    if not alloc.DeploymentID:
+        return alloc.Job is not None and alloc.Job.Type == "service"
     update = _update_strategy(alloc)
-    return bool(alloc.DeploymentID) and not (update is not None and update.HealthCheck == "manual")
+    return not (update is not None and update.HealthCheck == "manual")
 
 
 def _mock_configs(alloc: Allocation) -> list[dict]:

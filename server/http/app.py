@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from server.http import (alloc_reads, alloc_writes, client_fs, deployment_reads,
-                         deployment_writes, eval_reads, node_reads, scale)
+                         deployment_writes, eval_reads, node_reads, node_writes, scale)
 from server.http import job_reads as r
 from server.http import job_writes as w
 from server.http import status, system
@@ -129,6 +129,11 @@ ROUTES = [
     Route("/v1/nodes", _guarded(node_reads.list_nodes), methods=ALL_METHODS),
     Route("/v1/node/{node_id}/allocations", _guarded(node_reads.node_allocations),
           methods=ALL_METHODS),
+    Route("/v1/node/{node_id}/drain", _guarded(node_writes.drain), methods=ALL_METHODS),
+    Route("/v1/node/{node_id}/eligibility", _guarded(node_writes.eligibility),
+          methods=ALL_METHODS),
+    Route("/v1/node/{node_id}/evaluate", _guarded(node_writes.evaluate), methods=ALL_METHODS),
+    Route("/v1/node/{node_id}/purge", _guarded(node_writes.purge), methods=ALL_METHODS),
     Route("/v1/node/{node_id}", _guarded(node_reads.read_node), methods=ALL_METHODS),
     Route("/v1/allocations", _guarded(alloc_reads.list_allocs), methods=ALL_METHODS),
     Route("/v1/allocation/{alloc_id}/stop", _guarded(alloc_writes.stop_alloc),

@@ -40,7 +40,7 @@ def node_stub(n, *, os: bool = False, resources: bool = False) -> dict:
              StatusDescription=n.StatusDescription, Drivers=n.Drivers, HostVolumes=None)
     if resources:
         s.update(NodeResources=n.NodeResources, ReservedResources=n.ReservedResources)
-    s.update(LastDrain=None, CreateIndex=n.CreateIndex, ModifyIndex=n.ModifyIndex)
+    s.update(LastDrain=n.LastDrain, CreateIndex=n.CreateIndex, ModifyIndex=n.ModifyIndex)
     return s
 
 
@@ -96,9 +96,8 @@ def full_node(n) -> dict:
     if n.Reserved is None:
         out["Reserved"] = legacy_reserved(n.ReservedResources, n.NodeResources)
     # 1.x fields Caravan does not track yet, at their empty values
-    out.update(DrainStrategy=None, LastDrain=None, Events=None, HostVolumes=None,
-               HostNetworks=None, CSIControllerPlugins=None, CSINodePlugins=None,
-               CgroupParent="")
+    out.update(HostVolumes=None, HostNetworks=None, CSIControllerPlugins=None,
+               CSINodePlugins=None, CgroupParent="")
     return out
 
 

@@ -174,8 +174,10 @@ def prepare_node(node: Node, now: float) -> Node:
     for name, driver in (node.Drivers or {}).items():
         if driver.Detected and driver.Healthy:
             attributes.setdefault(f"driver.{name}", "1")
+    # drain, eligibility and events are the servers' (kept from the stored node)
     node = replace(node, NodeResources=nr, Resources=resources, Reserved=reserved,
                    Attributes=attributes, Status="ready", StatusUpdatedAt=int(now),
+                   Drain=False, DrainStrategy=None, LastDrain=None, Events=None,
                    CreateIndex=0, ModifyIndex=0)
     return replace(node, ComputedClass=computed_class(node))
 

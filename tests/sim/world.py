@@ -32,13 +32,15 @@ from fsm.entries import AllocClientState
 from fsm.ids import uuid4_from
 from fsm.jobs import dispatch_rejection
 from fsm.store import state_hash
-from fsm.structs import (Allocation, DriverInfo, Job, NetworkResource,
+from fsm.times import format_rfc3339
+from fsm.structs import (AllocDeploymentStatus, Allocation, DriverInfo, Job, NetworkResource,
                          Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
                          NodeReservedNetworkResources, NodeReservedResources, NodeResources)
 from scheduler.core_gc import CoreGarbageCollector, Thresholds
+from scheduler.drainer import NodeDrainer
 from server import ids
 from server.heartbeats import HeartbeatTracker
-from server.http import alloc_writes, job_writes, scale
+from server.http import alloc_writes, job_writes, node_writes, scale
 from server.leader import LeaderServices, begin_leadership
 from server.notify import Notifier
 from server.raft import ApplyTimeout, NoLeaderError
@@ -117,6 +119,9 @@ class SimServer:
             self, ttl=HEARTBEAT_TTL, grace=HEARTBEAT_GRACE, clock=loop.time,
             wall_clock=w.now, rng=w.rng_for(f"heartbeats/{self.name}/{replica.incarnation}"))
         self.leader_services.add(self.heartbeats)
+        self.leader_services.add(NodeDrainer(
+            lambda: replica.fsm.state, replica.submit, lambda: self.notifier, w.now_ns,
+            ids.uuid4_str, ids.request_id))
         self.leader_services.add(CoreGarbageCollector(
             lambda: replica.fsm.state, replica.submit, w.now_ns, ids.request_id,
             interval=GC_INTERVAL, thresholds=GC_THRESHOLDS))
@@ -254,14 +259,18 @@ class SimNode:
 
     def _report(self, alloc: Allocation, status: str, after: float) -> None:
         self.reported[alloc.ID] = status
-        asyncio.ensure_future(self._send(alloc.ID, status, after))
+        service = alloc.Job is not None and alloc.Job.Type == "service"
+        asyncio.ensure_future(self._send(alloc.ID, status, after, service))
 
-    async def _send(self, alloc_id: str, status: str, after: float) -> None:
+    async def _send(self, alloc_id: str, status: str, after: float, service: bool) -> None:
         await asyncio.sleep(after)
         if self.reported.get(alloc_id) != status:
             return      # superseded meanwhile: a client reports an alloc's latest state only
+        # a running service alloc is healthy at once (deployments and drains go on)
+        health = AllocDeploymentStatus(Healthy=True, Timestamp=format_rfc3339(
+            self.world.now_ns())) if status == "running" and service else None
         update = AllocClientState(AllocID=alloc_id, ClientStatus=status,
-                                  ModifyTime=self.world.now_ns())
+                                  ModifyTime=self.world.now_ns(), DeploymentStatus=health)
         resp = await self._until_ok(lambda s: s.node_service._update(pb.UpdateRequest(
             updates_json=_json.encode([update]), **self._ids())), attempts=3)
         self.world.trace(f"node {self.node.Name} alloc {alloc_id[:8]} {status}: "
@@ -336,10 +345,14 @@ class Client:
                 if count is not None:
                     self.jobs[job_id]["TaskGroups"][0]["Count"] = count
                 op = ("scale", lambda s, job_id=job_id, count=count: self._scale(s, job_id, count))
-            elif roll < 0.88:
+            elif roll < 0.86:
                 op = ("alloc-stop", lambda s, job_id=self.rng.choice(mine): self._alloc_stop(s, job_id))
-            else:
+            elif roll < 0.91:
                 op = ("dispatch", self._dispatch)
+            elif roll < 0.94:
+                op = ("drain", self._drain)
+            else:
+                op = ("undrain", self._undrain)
             # operations overlap: a slow write does not hold up the next one
             asyncio.ensure_future(self._write(*op))
 
@@ -413,6 +426,46 @@ class Client:
         result = await self._submit(server, alloc_writes.stop_entry(
             alloc, False, now_ns=self.world.now_ns()))
         return f"{alloc.ID} at {result['Index']}"
+
+    async def _drain(self, server: SimServer) -> str:
+        """Drain a node (as ``PUT /v1/node/:id/drain``): no deadline, a short one, or
+        forced at once; sometimes leaving system jobs; sometimes toggling eligibility."""
+        await server.raft.read_barrier()
+        state = server.fsm.state
+        nodes = sorted(n.ID for n in state.rows(t.NODES))
+        if not nodes:
+            return "no nodes"
+        node = state.get(t.NODES, self.rng.choice(nodes))
+        if self.rng.random() < 0.3:
+            node_writes.check_eligibility(node, "ineligible")
+            if node.SchedulingEligibility == "ineligible":
+                return f"{node.Name} already ineligible"
+            body = node_writes.eligibility_entry(state, node, "ineligible", self.world.now_ns())
+        else:
+            deadline = self.rng.choice((0, 5_000_000_000, 30_000_000_000, -1))
+            spec = node_writes.DrainSpec(Deadline=deadline,
+                                         IgnoreSystemJobs=self.rng.random() < 0.3)
+            body = node_writes.drain_entry(state, node, spec, False, {"by": f"client {self.i}"},
+                                           self.world.now_ns())
+        result = await self._submit(server, body)
+        return f"{node.Name} at {result['Index']}"
+
+    async def _undrain(self, server: SimServer) -> str:
+        """Make an ineligible node eligible again: cancel its drain (MarkEligible) or
+        set its eligibility."""
+        await server.raft.read_barrier()
+        state = server.fsm.state
+        nodes = sorted(n.ID for n in state.rows(t.NODES) if n.SchedulingEligibility != "eligible")
+        if not nodes:
+            return "all eligible"
+        node = state.get(t.NODES, self.rng.choice(nodes))
+        if node.DrainStrategy is not None:
+            body = node_writes.drain_entry(state, node, None, True, None, self.world.now_ns())
+        else:
+            node_writes.check_eligibility(node, "eligible")
+            body = node_writes.eligibility_entry(state, node, "eligible", self.world.now_ns())
+        result = await self._submit(server, body)
+        return f"{node.Name} at {result['Index']}"
 
     async def _dispatch(self, server: SimServer) -> str:
         await server.raft.read_barrier()
