@@ -246,8 +246,10 @@ def test_node_read_full_shape_with_derived_seed_era_resources():
         (net,) = reserved["Networks"]
         assert (net["Device"], net["IP"], net["MBits"]) == ("eth0", "10.0.0.5", 0)
         assert [p["Value"] for p in net["ReservedPorts"]] == [22, 8000, 8001, 8002]
-        for field in ("DrainStrategy", "LastDrain", "Events", "HostVolumes"):
+        for field in ("DrainStrategy", "LastDrain", "HostVolumes"):
             assert n[field] is None, field
+        assert [(ev["Message"], ev["Subsystem"]) for ev in n["Events"]] == [
+            ("Node registered", "Cluster")]
 
         b = (await c.get(f"/v1/node/{NODE_B}")).json()
         assert b["Resources"]["CPU"] == 1000 and b["Reserved"] is None  # the row's own kept
