@@ -18,7 +18,10 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
 - an allocation never changes node, job, group or name once created;
 - the scaling policies are exactly the scaling blocks of the current jobs (same ID,
   target and bounds, disabled while the job is stopped), and scaling events belong to
-  existing jobs, at most ``fsm.scaling.TRACKED_EVENTS`` per group, newest first.
+  existing jobs, at most ``fsm.scaling.TRACKED_EVENTS`` per group, newest first;
+- a node's drain is consistent: ``Drain`` exactly when it has a ``DrainStrategy``, a
+  draining node is ineligible, ``LastDrain`` says ``draining`` exactly while it drains,
+  and it keeps at most ``MAX_NODE_EVENTS`` events.
 
 Table indexes are checked monotonic per replica by ``tests.sim.memlog``.
 """
@@ -29,6 +32,7 @@ from msgspec.structs import replace
 from fsm import schema as t
 from fsm.allocs import summarize
 from fsm.scaling import TRACKED_EVENTS
+from fsm.node_events import MAX_NODE_EVENTS
 from fsm.store import State, Txn, state_hash
 from scheduler.ports import alloc_networks
 from scheduler.rank import alloc_usage, node_capacity
@@ -60,6 +64,8 @@ class StateChecks:
                 any(a is not b for a, b in zip(scaling_in, self._seen_scaling)):
             _check_scaling(state)
             self._seen_scaling = scaling_in
+        if self._seen is None or state.tables[t.NODES].rows is not self._seen.tables[t.NODES].rows:
+            _check_nodes(state)
         if self._seen is not None:
             _check_allocs_keep_identity(self._seen, state)
         _check_summaries(state, None if self._seen is None else _jobs_changed(self._seen, state))
@@ -99,6 +105,18 @@ def _check_scaling(state: State) -> None:
             if len(events) > TRACKED_EVENTS or order != sorted(order, reverse=True):
                 raise InvariantViolation(f"index {at}: job {row.JobID} group {group}: "
                                          f"{len(events)} events, indexes {order}")
+def _check_nodes(state: State) -> None:
+    for node in state.rows(t.NODES):
+        draining = node.DrainStrategy is not None
+        where = f"index {state.last_index}: node {node.ID}"
+        if node.Drain != draining:
+            raise InvariantViolation(f"{where}: Drain {node.Drain} but DrainStrategy {node.DrainStrategy}")
+        if draining and node.SchedulingEligibility != "ineligible":
+            raise InvariantViolation(f"{where}: draining but {node.SchedulingEligibility}")
+        if draining != (node.LastDrain is not None and node.LastDrain.Status == "draining"):
+            raise InvariantViolation(f"{where}: draining {draining}, LastDrain {node.LastDrain}")
+        if len(node.Events or ()) > MAX_NODE_EVENTS:
+            raise InvariantViolation(f"{where}: {len(node.Events)} events")
 
 
 def _check_allocs_keep_identity(old: State, new: State) -> None:
