@@ -32,7 +32,9 @@ health:
   whose health checks never pass would.
 
 With the update strategy's ``HealthCheck = "manual"`` no health is reported: the
-operator sets it (``/v1/deployment/allocation-health/:id``).
+operator sets it (``/v1/deployment/allocation-health/:id``). A service allocation in
+no deployment has its health reported after the group's ``migrate`` block's
+``MinHealthyTime`` (default 10s), as a Nomad client does: the node drainer waits for it.
 """
 from __future__ import annotations
 

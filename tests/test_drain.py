@@ -2,6 +2,7 @@
 simulated nodes from ``caravan nodesim``, and the HTTP API only."""
 from __future__ import annotations
 
+import signal
 import time
 
 import httpx
@@ -189,12 +190,15 @@ def test_eligibility_toggles_placement_and_evaluate_makes_evals(sim_agent, tmp_p
 
 def test_purge_deregisters_the_node_and_its_allocs_are_replaced(sim_agent, tmp_path):
     agent, sims = sim_agent
-    a, b = start_nodes(agent, sims, tmp_path, "n", 2)
+    [a] = start_nodes(agent, sims, tmp_path, "a", 1)
+    [b] = start_nodes(agent, sims, tmp_path, "b", 1)
     put(agent, "/v1/jobs", job("web", 4))
     wait_until(lambda: len(live(agent, "web")) == 4, 20, "4 allocations")
     on_a = [x["ID"] for x in live(agent, "web") if x["NodeID"] == a]
     assert on_a
 
+    # the node's agent is gone (a live one would register again, as Nomad's does)
+    sims[0].stop(signal.SIGKILL)
     r = put(agent, f"/v1/node/{a}/purge")
     assert r["EvalIDs"] and r["EvalCreateIndex"] > 0 and r["NodeModifyIndex"] > 0
     r404 = httpx.get(agent.url + f"/v1/node/{a}", timeout=10)
