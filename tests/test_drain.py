@@ -3,11 +3,13 @@ simulated nodes from ``caravan nodesim``, and the HTTP API only."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
 
-from tests.procs import wait_until
+from tests.procs import ROOT, wait_until
 from tests.test_scheduling import NodeSim, get
 
 SECOND = 1_000_000_000
@@ -208,3 +210,30 @@ def test_purge_deregisters_the_node_and_its_allocs_are_replaced(sim_agent, tmp_p
     wait_until(lambda: len(live(agent, "web")) == 4 and
                {x["NodeID"] for x in live(agent, "web")} == {b}, 20,
                "replacements on the other node")
+
+
+def test_the_cli_drains_a_node_and_follows_the_drain_to_its_end(sim_agent, tmp_path):
+    agent, sims = sim_agent
+    [a] = start_nodes(agent, sims, tmp_path, "a", 1)
+    put(agent, "/v1/jobs", job("web", 2, migrate={"MaxParallel": 2, "MinHealthyTime": SECOND // 2,
+                                                 "HealthCheck": "task_states"}))
+    wait_until(lambda: len(live(agent, "web")) == 2, 20, "2 allocations")
+    [b] = start_nodes(agent, sims, tmp_path, "b", 1)
+
+    def caravan(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "server.cli", "node", *args,
+                               "-address", agent.url], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+
+    assert "Either the '-enable' or '-disable' flag must be set" in caravan("drain", a[:8]).stderr
+    done = caravan("drain", "-enable", "-yes", "-no-deadline", "-m", "maintenance", a[:8])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f'Node "{a}" drain strategy set',
+                                        f'Drain complete for node "{a}"']
+    node = get(agent, f"/v1/node/{a}")
+    assert node["LastDrain"]["Meta"] == {"message": "maintenance"}
+    assert {x["NodeID"] for x in live(agent, "web")} == {b}
+    out = caravan("eligibility", "-enable", a)
+    assert out.returncode == 0 and out.stdout.strip() == \
+        f'Node "{a}" scheduling eligibility set: eligible for scheduling'
+    assert get(agent, f"/v1/node/{a}")["SchedulingEligibility"] == "eligible"

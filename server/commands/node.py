@@ -1,12 +1,13 @@
-"""``caravan node status [ID]``."""
+"""``caravan node status [ID]``, ``node drain``, ``node eligibility``."""
 from __future__ import annotations
 
 import click
 
-from server.commands.client import Client, find_by_prefix
+from server.commands.client import Client, CommandError, find_by_prefix
 from server.commands.options import json_option, verbose_option, with_client
 from server.commands.output import emit_json, fmt_time, heading, kv, short, table
 from server.commands.render import alloc_rows, status_text
+from server.jobspec.duration import parse_go_duration
 
 
 @click.group(name="node")
@@ -55,4 +56,91 @@ def status(client: Client, node_id, as_json, verbose):
     heading("Allocations")
     alloc_rows([a for a in allocs if a.get("ClientStatus") in ("pending", "running")] if not verbose
                else allocs, verbose, job=True)
+    return 0
+
+
+def _one_of(enable: bool, disable: bool) -> bool:
+    if enable == disable:
+        raise click.UsageError("Either the '-enable' or '-disable' flag must be set")
+    return enable
+
+
+def _meta(message: str | None, pairs: tuple[str, ...]) -> dict[str, str] | None:
+    meta = {"message": message} if message else {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"-meta {pair!r}: expected KEY=VALUE")
+        meta[key] = value
+    return meta or None
+
+
+@group.command()
+@click.argument("node_id", metavar="ID")
+@click.option("-enable", "--enable", "enable", is_flag=True, help="start draining the node")
+@click.option("-disable", "--disable", "disable", is_flag=True, help="stop draining the node")
+@click.option("-deadline", "--deadline", "deadline", default="1h", metavar="DURATION",
+              help="force what is left off the node after this long (default 1h)")
+@click.option("-no-deadline", "--no-deadline", "no_deadline", is_flag=True,
+              help="no deadline: wait for every allocation to move")
+@click.option("-force", "--force", "force", is_flag=True, help="force everything off at once")
+@click.option("-ignore-system", "--ignore-system", "ignore_system", is_flag=True,
+              help="leave the system jobs' allocations on the node")
+@click.option("-keep-ineligible", "--keep-ineligible", "keep_ineligible", is_flag=True,
+              help="with -disable: leave the node ineligible for scheduling")
+@click.option("-m", "message", default=None, help="a message kept in the drain's metadata")
+@click.option("-meta", "--meta", "meta", multiple=True, metavar="KEY=VALUE",
+              help="drain metadata (repeatable)")
+@click.option("-detach", "--detach", "detach", is_flag=True,
+              help="return at once instead of following the drain until it completes")
+@click.option("-yes", "--yes", "yes", is_flag=True, help="(accepted for Nomad compatibility)")
+@with_client
+def drain(client: Client, node_id, enable, disable, deadline, no_deadline, force,
+          ignore_system, keep_ineligible, message, meta, detach, yes):
+    """Set or cancel a node's drain (Nomad's ``node drain``)."""
+    enabling = _one_of(enable, disable)
+    node = find_by_prefix(client, "/v1/nodes", "/v1/node", node_id, "node")
+    body = {"NodeID": node["ID"], "Meta": _meta(message, meta)}
+    if enabling:
+        if force:
+            ns = -1
+        elif no_deadline:
+            ns = 0
+        else:
+            try:
+                ns = parse_go_duration(deadline)
+            except ValueError:
+                raise click.UsageError(f"-deadline {deadline!r}: not a duration") from None
+        body["DrainSpec"] = {"Deadline": ns, "IgnoreSystemJobs": ignore_system}
+    else:
+        body.update(DrainSpec=None, MarkEligible=not keep_ineligible)
+    client.put(f"/v1/node/{node['ID']}/drain", body)
+    click.echo(f'Node "{node["ID"]}" drain strategy {"set" if enabling else "unset"}')
+    if not enabling or detach:
+        return 0
+    index = 0
+    while True:   # a blocking query on the node until the drain is over
+        r = client.request("GET", f"/v1/node/{node['ID']}", params={"index": index,
+                                                                    "wait": "30s"})
+        index = int(r.headers.get("x-nomad-index", index))
+        current = r.json()
+        status = (current.get("LastDrain") or {}).get("Status")
+        if status == "complete":
+            click.echo(f'Drain complete for node "{node["ID"]}"')
+            return 0
+        if status != "draining":
+            raise CommandError(f'Drain for node "{node["ID"]}" was {status or "cancelled"}')
+
+
+@group.command()
+@click.argument("node_id", metavar="ID")
+@click.option("-enable", "--enable", "enable", is_flag=True, help="make the node eligible")
+@click.option("-disable", "--disable", "disable", is_flag=True, help="make it ineligible")
+@with_client
+def eligibility(client: Client, node_id, enable, disable):
+    """Toggle whether new allocations may be placed on a node."""
+    value = "eligible" if _one_of(enable, disable) else "ineligible"
+    node = find_by_prefix(client, "/v1/nodes", "/v1/node", node_id, "node")
+    client.put(f"/v1/node/{node['ID']}/eligibility", {"NodeID": node["ID"], "Eligibility": value})
+    click.echo(f'Node "{node["ID"]}" scheduling eligibility set: {value} for scheduling')
     return 0
