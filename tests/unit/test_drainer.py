@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-from msgspec.structs import replace
-
 from fsm import entries as e
 from fsm import schema as t
 from fsm.node_events import MAX_NODE_EVENTS
@@ -159,12 +157,11 @@ def test_the_deadline_forces_everything_off_but_ignored_system_allocs():
     assert "sys-alloc-0" not in marked(log)
 
 
-def test_a_negative_deadline_forces_at_once_and_transitions_skip_terminal_allocs():
-    log = world((service("web", 1), ["node-1"]))
+def test_a_negative_deadline_forces_at_once_and_finished_allocs_are_left_alone():
+    log = world((service("web", 2), ["node-1", "node-1"]))
     drain(log, deadline=-1)
     assert drainer.deadline_reached(log.fsm.state.get(t.NODES, "node-1"), NOW)
     log.apply(e.AllocClientUpdate(Updates=[e.AllocClientState(
         AllocID="web-alloc-0", ClientStatus="failed")]))
-    log.apply(e.AllocDesiredTransition(Allocs={"web-alloc-0": replace(
-        log.fsm.state.get(t.ALLOCS, "web-alloc-0").DesiredTransition, Migrate=True)}))
-    assert not marked(log)
+    plan = act(log)
+    assert [a.ID for a in plan.migrate] == ["web-alloc-1"] and plan.complete
