@@ -14,7 +14,7 @@ from fsm import schema as t
 from fsm.store import State
 from server.http.alloc_reads import GET, by_creation, listed, require_uuid, stub
 from server.http.common import (ApiError, blocking_read, check_method, query_bool,
-                                query_options, read_json, read_row)
+                                query_options, read_json)
 
 # Nomad's structs.MaxUUIDsPerWriteRequest
 MAX_IDS_PER_WRITE = 7281
