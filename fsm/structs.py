@@ -11,7 +11,7 @@ Rows held by the state store are never mutated: appliers build changed copies wi
 ``msgspec.structs.replace`` so that snapshots handed to readers stay unchanged.
 
 Fields typed ``Any`` are accepted and stored as given (Nomad 1.x blocks that Caravan
-keeps but does not act on yet, e.g. ``Affinities``, ``Spreads``).
+keeps but does not act on yet, e.g. ``Volumes``).
 """
 from __future__ import annotations
 
@@ -36,6 +36,28 @@ class Constraint(Record):
     LTarget: str = ""
     RTarget: str = ""
     Operand: str = ""
+
+
+class Affinity(Record):
+    """A soft constraint: nodes matching it score ``Weight`` (-100..100, not 0; a
+    negative weight steers placements away). Canonicalized to weight 50."""
+    LTarget: str = ""
+    RTarget: str = ""
+    Operand: str = ""
+    Weight: int | None = None
+
+
+class SpreadTarget(Record):
+    Value: str = ""
+    Percent: int = 0
+
+
+class Spread(Record):
+    """Spread a group's allocations over the values of ``Attribute``: by the targets'
+    percentages, or evenly without targets. Canonicalized to weight 50."""
+    Attribute: str = ""
+    Weight: int | None = None
+    SpreadTarget: list[SpreadTarget] | None = None
 
 
 class Port(Record):
@@ -178,7 +200,7 @@ class Task(Record):
     Lifecycle: Any = None
     Config: dict[str, Any] | None = None
     Constraints: list[Constraint] | None = None
-    Affinities: Any = None
+    Affinities: list[Affinity] | None = None
     Env: dict[str, str] | None = None
     Services: list[Service] | None = None
     Resources: Resources | None = None
@@ -214,8 +236,8 @@ class TaskGroup(Record):
     Name: str | None = None
     Count: int | None = None
     Constraints: list[Constraint] | None = None
-    Affinities: Any = None
-    Spreads: Any = None
+    Affinities: list[Affinity] | None = None
+    Spreads: list[Spread] | None = None
     Tasks: list[Task] | None = None
     RestartPolicy: RestartPolicy | None = None
     ReschedulePolicy: Any = None
@@ -242,8 +264,8 @@ class Job(Record):
     Datacenters: list[str] | None = None
     NodePool: str | None = None
     Constraints: list[Constraint] | None = None
-    Affinities: Any = None
-    Spreads: Any = None
+    Affinities: list[Affinity] | None = None
+    Spreads: list[Spread] | None = None
     TaskGroups: list[TaskGroup] | None = None
     Update: UpdateStrategy | None = None
     Multiregion: Any = None
@@ -390,6 +412,10 @@ class Allocation(Record):
     DeploymentStatus: AllocDeploymentStatus | None = None
     PreviousAllocation: str = ""
     NextAllocation: str = ""
+    # the allocations this one evicted to fit (system jobs preempt lower priorities),
+    # and on an evicted one, the allocation that preempted it
+    PreemptedAllocations: list[str] | None = None
+    PreemptedByAllocation: str = ""
     Metrics: AllocMetric | None = None
     CreateIndex: int = 0
     ModifyIndex: int = 0

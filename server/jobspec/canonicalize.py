@@ -71,6 +71,7 @@ def canonicalize(job: Job, region: str = "global") -> None:
         _fill_none(api_update, default_update_strategy())
     elif job.Type == "service":
         api_update = default_update_strategy()
+    _canonicalize_placement(job)
     for tg in _items(job.TaskGroups):
         _canonicalize_group(job, tg, api_update)
     job.Update = _job_level_update(api_update)
@@ -146,6 +147,7 @@ def _canonicalize_group(job: Job, tg: TaskGroup, api_update: UpdateStrategy | No
         _canonicalize_network(net)
     for svc in _items(tg.Services):
         _canonicalize_service(svc, job.Name or "", tg.Name, None)
+    _canonicalize_placement(tg)
     for task in _items(tg.Tasks):
         _canonicalize_task(job, tg, task)
 
@@ -162,6 +164,13 @@ def _canonicalize_scaling(policy: ScalingPolicy, count: int) -> None:
         policy.Type = "horizontal"
 
 
+def _canonicalize_placement(owner: Job | TaskGroup | Task) -> None:
+    """``api.Affinity`` / ``api.Spread`` ``Canonicalize``: an unset weight is 50."""
+    for block in _items(owner.Affinities) + _items(getattr(owner, "Spreads", None)):
+        if block.Weight is None:
+            block.Weight = 50
+
+
 def _update_empty(u: UpdateStrategy) -> bool:
     return not (u.Stagger or u.MaxParallel or u.HealthCheck or u.MinHealthyTime
                 or u.HealthyDeadline or u.ProgressDeadline or u.AutoRevert
@@ -172,6 +181,7 @@ def _update_empty(u: UpdateStrategy) -> bool:
 
 
 def _canonicalize_task(job: Job, tg: TaskGroup, task: Task) -> None:
+    _canonicalize_placement(task)
     task.Resources = _canonicalize_resources(task.Resources)
     if not task.KillTimeout:  # nil in the API, and 0 on the server, both mean 5s
         task.KillTimeout = 5 * SECOND

@@ -573,10 +573,11 @@ def _task_diff(old: Task | None, new: Task | None, contextual: bool) -> dict:
 
 
 def _dict_list(value: Any) -> list[dict] | None:
-    """Blocks we keep untyped (Affinities) are lists of JSON objects."""
+    """Blocks diffed as lists of JSON objects (Affinities), typed or not."""
     if not isinstance(value, list):
         return None
-    return [v for v in value if isinstance(v, dict)] or None
+    return [msgspec.to_builtins(v) if isinstance(v, msgspec.Struct) else v
+            for v in value if isinstance(v, (dict, msgspec.Struct))] or None
 
 
 def _task_group_diff(old: TaskGroup | None, new: TaskGroup | None, contextual: bool) -> dict:

@@ -26,6 +26,7 @@ from typing import Any, Iterable
 
 
 from fsm.structs import (
+    Affinity,
     Constraint,
     Job,
     LogConfig,
@@ -35,6 +36,7 @@ from fsm.structs import (
     ScalingPolicy,
     Service,
     ServiceCheck,
+    Spread,
     Task,
     TaskArtifact,
     TaskGroup,
@@ -126,8 +128,7 @@ def _job_errors(job: Job) -> list[str]:
     if not groups:
         errs.append("Missing job task groups")
     errs += _numbered("Constraint", job.Constraints, _constraint_errors)
-    if job.Type == "system":
-        errs += _system_placement_errors(job.Affinities, job.Spreads)
+    errs += _placement_errors(job.Type, job.Affinities, job.Spreads)
 
     seen: dict[str, int] = {}
     for idx, tg in enumerate(groups):
@@ -199,12 +200,75 @@ def _parameterized_errors(job: Job) -> list[str]:
     return errs
 
 
-def _system_placement_errors(affinities: Any, spreads: Any) -> list[str]:
-    errs = []
-    if affinities is not None:
-        errs.append("System jobs may not have an affinity block")
-    if spreads is not None:
-        errs.append("System jobs may not have a spread block")
+def _placement_errors(job_type: str | None, affinities: Any, spreads: Any) -> list[str]:
+    """Affinities and spreads of a job, group or task: none for system jobs, else each
+    valid ("Affinity 2 validation failed: ...")."""
+    if job_type == "system":
+        errs = []
+        if affinities is not None:
+            errs.append("System jobs may not have an affinity block")
+        if spreads is not None:
+            errs.append("System jobs may not have a spread block")
+        return errs
+    return _numbered("Affinity", affinities, _affinity_errors) + \
+        _numbered("Spread", spreads, _spread_errors)
+
+
+def _affinity_errors(a: Affinity) -> list[str]:
+    """``Affinity.Validate``: a known operand with the RTarget it needs, an LTarget,
+    and a weight in [-100, 100] other than 0."""
+    errs: list[str] = []
+    if not a.Operand:
+        errs.append("Missing affinity operand")
+    if a.Operand in _SET_OPERANDS:
+        if not a.RTarget:
+            errs.append("Set contains operators require an RTarget")
+    elif a.Operand == "regexp":
+        try:
+            re.compile(a.RTarget)
+        except re.error as exc:
+            errs.append(f"Regular expression failed to compile: error parsing regexp: {exc}")
+    elif a.Operand in ("version", "semver"):
+        problem = version_constraint_error(a.RTarget, semver=a.Operand == "semver")
+        if problem:
+            kind = "Version" if a.Operand == "version" else "Semver"
+            errs.append(f"{kind} affinity is invalid: {problem}")
+    elif a.Operand in _COMPARE_OPERANDS:
+        if not a.RTarget:
+            errs.append(f"Operator {_q(a.Operand)} requires an RTarget")
+    elif a.Operand:
+        errs.append(f"Unknown affinity operator {_q(a.Operand)}")
+    if not a.LTarget:
+        errs.append("No LTarget provided but is required")
+    weight = _n(a.Weight)
+    if weight == 0:
+        errs.append("Affinity weight cannot be zero")
+    if not -100 <= weight <= 100:
+        errs.append("Affinity weight must be within the range [-100,100]")
+    return errs
+
+
+def _spread_errors(s: Spread) -> list[str]:
+    """``Spread.Validate``: an attribute, a weight in (0, 100], distinct target values
+    with percentages in [0, 100] that sum to at most 100."""
+    errs: list[str] = []
+    if not s.Attribute:
+        errs.append("Missing spread attribute")
+    if not 0 < _n(s.Weight) <= 100:
+        errs.append("Spread block must have a positive weight from 0 to 100")
+    seen: set[str] = set()
+    total = 0
+    for target in _items(s.SpreadTarget):
+        if target.Value in seen:
+            errs.append(f"Spread target value {_q(target.Value)} already defined")
+        seen.add(target.Value)
+        if not 0 <= target.Percent <= 100:
+            errs.append(f"Spread target percentage for value {_q(target.Value)} "
+                        "must be between 0 and 100")
+        total += target.Percent
+    if total > 100:
+        errs.append(f"Sum of spread target percentages must not be greater than 100%; "
+                    f"got {total}%")
     return errs
 
 
@@ -224,8 +288,7 @@ def _group_errors(job: Job, tg: TaskGroup) -> list[str]:
     if not tasks:
         errs.append("Missing tasks for task group")
     errs += _numbered("Constraint", tg.Constraints, _constraint_errors)
-    if job.Type == "system":
-        errs += _system_placement_errors(tg.Affinities, tg.Spreads)
+    errs += _placement_errors(job.Type, tg.Affinities, tg.Spreads)
 
     if tg.RestartPolicy is None:
         errs.append(f"Task Group {name} should have a restart policy")
@@ -428,8 +491,7 @@ def _task_errors(job: Job, tg: TaskGroup, task: Task) -> list[str]:
         errs += _prefixed(f"Constraint {idx + 1} validation failed: ", _constraint_errors(c))
         if c.Operand in ("distinct_hosts", "distinct_property"):
             errs.append(f"Constraint {idx + 1} has disallowed Operand at task level: {c.Operand}")
-    if job.Type == "system" and task.Affinities is not None:
-        errs.append("System jobs may not have an affinity block")
+    errs += _placement_errors(job.Type, task.Affinities, None)
 
     errs += _task_service_errors(tg, task)
     errs += _numbered("Artifact", task.Artifacts, _artifact_errors)
