@@ -95,9 +95,11 @@ def _cancel_blocked(txn: Txn, by: Evaluation, description: str) -> None:
 
 
 def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation],
-               stops, evals: list[Evaluation], deployment=None, deployment_updates=()) -> None:
+               stops, evals: list[Evaluation], deployment=None, deployment_updates=(),
+               preemptions=()) -> None:
     """One plan, in Nomad's order: the new deployment, status changes of deployments
-    (skipping any that became terminal meanwhile), allocations, stops, evals."""
+    (skipping any that became terminal meanwhile), allocations, stops, preemptions
+    (an allocation that finished meanwhile stays as it is), evals."""
     job = txn.get(t.JOB_VERSIONS, (job_id, job_version)) or txn.get(t.JOBS, job_id)
     touched_jobs = {job_id}
     if deployment is not None:
@@ -130,6 +132,16 @@ def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation]
         txn.put(t.ALLOCS, replace(
             old, DesiredStatus="stop", DesiredDescription=stop.DesiredDescription,
             ClientStatus=stop.ClientStatus or old.ClientStatus, ModifyIndex=txn.index,
+            AllocModifyIndex=txn.index))
+    for p in preemptions:
+        old = txn.get(t.ALLOCS, p.AllocID)
+        if old is None or old.terminal():
+            continue
+        touched_jobs.add(old.JobID)
+        txn.put(t.ALLOCS, replace(
+            old, DesiredStatus="evict",
+            DesiredDescription=f"Preempted by alloc ID {p.PreemptedByAllocation}",
+            PreemptedByAllocation=p.PreemptedByAllocation, ModifyIndex=txn.index,
             AllocModifyIndex=txn.index))
     for deployment_id in sorted({a.DeploymentID for a in allocs if a.DeploymentID}):
         deployments.refresh(txn, deployment_id)

@@ -489,7 +489,7 @@ class FSM:
                                 f"current {current.Index}) refused")
         allocs.apply_plan(txn, body.JobID, body.JobVersion, body.Allocs or [],
                           body.Stops or [], body.Evals or [], body.Deployment,
-                          body.DeploymentUpdates or ())
+                          body.DeploymentUpdates or (), body.Preemptions or ())
         return {"AllocIndex": txn.index}
 
     def _alloc_client_update(self, txn: Txn, body: e.AllocClientUpdate) -> dict:

@@ -172,6 +172,12 @@ class AllocStop(msgspec.Struct, kw_only=True):
     ClientStatus: str = ""    # "lost" when its node is down
 
 
+class AllocPreempt(msgspec.Struct, kw_only=True):
+    """Evict an allocation so a higher-priority one fits on its node."""
+    AllocID: str
+    PreemptedByAllocation: str
+
+
 class DeploymentStatusUpdate(msgspec.Struct, kw_only=True):
     DeploymentID: str
     Status: str
@@ -189,6 +195,9 @@ class PlanResults(Request):
     Evals: list[Evaluation] | None = None
     Deployment: Deployment | None = None
     DeploymentUpdates: list[DeploymentStatusUpdate] | None = None
+    # allocations evicted for the plan's placements (DesiredStatus evict), with the
+    # evaluations of their jobs among ``Evals``, so they are placed again elsewhere
+    Preemptions: list[AllocPreempt] | None = None
     # The leadership epoch (LEADER_EPOCH index) of the leader whose applier checked
     # the plan; refused if a later leader has begun since. 0: not fenced.
     Epoch: int = 0

@@ -23,6 +23,7 @@ from fsm.store import State
 from fsm.structs import (AllocDeploymentStatus, Allocation, AllocMetric, Deployment,
                          Evaluation, Job, Node)
 from scheduler.plan import Plan
+from scheduler.preemption import preemption_enabled
 from scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
 from scheduler.reconcile import (ALLOC_UPDATING, PlaceRequest, ReconcileResult, reconcile,
                                  reconcile_system)
@@ -109,6 +110,9 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
     stacks: dict[str | None, Stack] = {}
     proposed: dict[str, list[Allocation]] = {}
     placed: list[Allocation] = []
+    preempt = preemption_enabled(job.Type)
+    preempted: dict[str, Allocation] = {}          # evicted by this plan, by ID
+    evictions: list[tuple[Allocation, str]] = []   # (victim, by alloc ID)
     for req in requests:
         tg = groups.get(req.task_group)
         if tg is None:
@@ -120,7 +124,8 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
         key = req.node_id
         if key not in stacks:
             pool = nodes if key is None else [n for n in nodes if n.ID == key]
-            stacks[key] = Stack(job, pool, allocs_by_node, rng, allocs_by_node.usage, job_counts)
+            stacks[key] = Stack(job, pool, allocs_by_node, rng, allocs_by_node.usage, job_counts,
+                                preempt=preempt, preempted=preempted)
         choice = stacks[key].select(tg, proposed)
         if choice.node is None:
             failed[req.task_group] = choice.metric
@@ -134,13 +139,45 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
             DeploymentID=deployment_id,
             DeploymentStatus=AllocDeploymentStatus(Canary=True)
             if req.canary and deployment_id else None,
-            CreateTime=now_ns, ModifyTime=now_ns)
+            CreateTime=now_ns, ModifyTime=now_ns,
+            PreemptedAllocations=[v.ID for v in choice.preempted] if choice.preempted else None)
+        for victim in choice.preempted or ():
+            # evicted from here on: the next placements see its resources free
+            preempted[victim.ID] = victim
+            evictions.append((victim, alloc.ID))
+            proposed.setdefault(victim.NodeID, []).append(
+                replace(victim, DesiredStatus="evict"))
         proposed.setdefault(alloc.NodeID, []).append(alloc)
         placed.append(alloc)
     if job.AllAtOnce and failed:
         return  # all or nothing
     for alloc in placed:
         plan.add(alloc)
+    for victim, by_id in evictions:
+        plan.preempt(victim, by_id)
+        updates = plan.desired_tg_updates.get(_group_of(placed, by_id))
+        if updates is not None:
+            updates["Preemptions"] = updates.get("Preemptions", 0) + 1
+    _preemption_evals(plan, state, evictions, rng, now_ns)
+
+
+def _group_of(placed: list[Allocation], alloc_id: str) -> str:
+    return next((a.TaskGroup for a in placed if a.ID == alloc_id), "")
+
+
+def _preemption_evals(plan: Plan, state: State, evictions: list[tuple[Allocation, str]],
+                      rng: random.Random, now_ns: int) -> None:
+    """An eval per job losing allocations, so they are placed again where there is
+    room (Nomad's plan applier creates them; here they are decided with the plan)."""
+    for job_id in sorted({victim.JobID for victim, _ in evictions}):
+        job = state.get(t.JOBS, job_id)
+        if job is None:
+            continue
+        plan.preemption_evals[job_id] = Evaluation(
+            ID=uuid4_from(rng), Namespace=job.Namespace or "default",
+            Priority=job.Priority or 50, Type=job.Type or "service", TriggeredBy="preemption",
+            JobID=job_id, JobModifyIndex=job.JobModifyIndex, Status="pending",
+            CreateTime=now_ns, ModifyTime=now_ns)
 
 
 def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric], plan: Plan,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fsm.entries import AllocStop, DeploymentStatusUpdate
+from fsm.entries import AllocPreempt, AllocStop, DeploymentStatusUpdate
 from fsm.structs import Allocation, Deployment, Evaluation
 
 
@@ -31,9 +31,20 @@ class Plan:
     # a deployment the plan creates, and status changes of existing deployments
     deployment: Deployment | None = None
     deployment_updates: list[DeploymentStatusUpdate] = field(default_factory=list)
+    # evictions of lower-priority allocations, by node (Nomad's NodePreemptions), and
+    # an eval per job they belong to; both commit only with their node's placements
+    node_preemptions: dict[str, list[AllocPreempt]] = field(default_factory=dict)
+    preemption_evals: dict[str, Evaluation] = field(default_factory=dict)
+    # the evicted allocations as the scheduler saw them (what a dry run reports)
+    preempted_allocs: list[Allocation] = field(default_factory=list)
 
     def add(self, alloc: Allocation) -> None:
         self.node_allocs.setdefault(alloc.NodeID, []).append(alloc)
+
+    def preempt(self, victim: Allocation, by_alloc_id: str) -> None:
+        self.node_preemptions.setdefault(victim.NodeID, []).append(
+            AllocPreempt(AllocID=victim.ID, PreemptedByAllocation=by_alloc_id))
+        self.preempted_allocs.append(victim)
 
     def is_noop(self) -> bool:
         return not self.node_allocs and not self.stops and not self.evals and \

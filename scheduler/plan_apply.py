@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
+from msgspec.structs import replace
 from typing import Awaitable, Callable
 
 from fsm import entries as e
 from fsm import schema as t
 from fsm.store import State
 from scheduler.plan import Plan, PlanResult
+from scheduler.preemption import preemptible
 from scheduler.rank import plan_fits
 
 log = logging.getLogger("caravan.plan")
@@ -97,7 +100,10 @@ class PlanApplier:
     def check(self, plan: Plan, state: State,
               pending: list[dict[str, list]] = ()) -> tuple[dict[str, list], list[str]]:
         """Split the plan's nodes into those that still fit and those that do not.
-        ``pending`` are the accepted placements of plans still committing, by node."""
+        ``pending`` are the accepted placements of plans still committing, by node.
+        A node's preemptions are checked again: each evicted allocation must still be
+        on that node and of a job far enough below the plan's priority; those that
+        have finished meanwhile free their resources anyway and are left out."""
         stopped = {s.AllocID for s in plan.stops}
         stopping_on: dict[str, list[str]] = {}
         for alloc_id in sorted(stopped):
@@ -112,9 +118,15 @@ class PlanApplier:
             if node is None or (placing_new and not node.ready()):
                 rejected.append(node_id)
                 continue
+            evicting = self._preemptions(plan, state, node_id)
+            if evicting is None:
+                log.debug("plan for eval %s rejected on node %s: a preemption no longer "
+                          "holds", plan.eval_id, node_id)
+                rejected.append(node_id)
+                continue
             inflight = [a for placed in pending for a in placed.get(node_id, ())]
-            ok, why = plan_fits(state, node, allocs, stopping_on.get(node_id, ()), inflight,
-                                stopped)
+            ok, why = plan_fits(state, node, allocs, stopping_on.get(node_id, []) + evicting,
+                                inflight, stopped | set(evicting))
             if ok:
                 accepted[node_id] = allocs
             else:
@@ -125,6 +137,20 @@ class PlanApplier:
             rejected = sorted(plan.node_allocs)
         return accepted, rejected
 
+    @staticmethod
+    def _preemptions(plan: Plan, state: State, node_id: str) -> list[str] | None:
+        """The IDs of the node's allocations the plan still evicts, or None when one
+        of them may not be evicted (moved, or its job's priority raised)."""
+        out = []
+        for p in plan.node_preemptions.get(node_id, ()):
+            row = state.get(t.ALLOCS, p.AllocID)
+            if row is None or row.terminal():
+                continue
+            if row.NodeID != node_id or not preemptible(plan.priority, _with_current_job(state, row)):
+                return None
+            out.append(p.AllocID)
+        return out
+
     async def _submit_checked(self, plan: Plan, accepted: dict[str, list],
                               rejected: list[str]) -> PlanResult:
         allocs = [a for node_id in sorted(accepted) for a in accepted[node_id]]
@@ -134,14 +160,31 @@ class PlanApplier:
         deployment, updates = plan.deployment, plan.deployment_updates
         if rejected and not allocs:
             deployment, updates = None, []
+        preemptions = [p for node_id in sorted(accepted)
+                       for p in plan.node_preemptions.get(node_id, ())]
+        if preemptions:
+            evicted_jobs = set()
+            for p in preemptions:
+                row = self._state().get(t.ALLOCS, p.AllocID)
+                if row is not None:
+                    evicted_jobs.add(row.JobID)
+            evals = list(evals) + [plan.preemption_evals[j] for j in sorted(evicted_jobs)
+                                   if j in plan.preemption_evals]
         if not allocs and not plan.stops and not evals and deployment is None and not updates:
             return PlanResult(0, rejected)
         body = e.PlanResults(RequestID=self._request_id(), JobID=plan.job_id,
                              JobVersion=plan.job_version, Allocs=allocs or None,
                              Stops=plan.stops or None, Evals=evals or None,
                              Deployment=deployment, DeploymentUpdates=updates or None,
+                             Preemptions=preemptions or None,
                              Epoch=self.epoch)
         result = await self._submit(e.encode(body))
         if "Error" in result:
             raise RuntimeError(f"plan for eval {plan.eval_id} was refused: {result['Error']}")
         return PlanResult(result["Index"], rejected, len(allocs))
+
+
+def _with_current_job(state: State, alloc):
+    """The allocation with its job's current row (a priority may have changed)."""
+    job = state.get(t.JOBS, alloc.JobID)
+    return alloc if job is None else replace(alloc, Job=job)

@@ -289,19 +289,27 @@ class RankedNode:
     task_resources: dict[str, Resources]
     scores: list[float] = field(default_factory=list)
     final_score: float = 0.0
+    preempted: list[Allocation] | None = None   # to evict so the placement fits
+
+
+# node, its live proposed allocations, the ask -> the allocations to evict, or None
+Preempt = Callable[[Node, list[Allocation], Usage], "list[Allocation] | None"]
 
 
 def binpack(source: Iterable[Node], tg: TaskGroup,
             proposed_of: Callable[[str], list[Allocation]], rng: random.Random,
             metric: AllocMetric, board: ScoreBoard,
-            usage_of: Callable[[str], Usage] | None = None) -> Iterator[RankedNode]:
+            usage_of: Callable[[str], Usage] | None = None,
+            preempt: Preempt | None = None) -> Iterator[RankedNode]:
     """``BinPackIterator``: assign ports, sum the asks (tasks plus the group's ephemeral
     disk), skip nodes they do not fit on, and score the rest ``fit / 18``.
     ``usage_of(node_id)``, when given, is what the node's live proposed allocations
     use (the stack keeps it per node instead of summing them at every visit); then a
     group that asks for no network never looks up the allocations themselves
     (``RankedNode.proposed`` is None), and its ask, the same on every node, is summed
-    once."""
+    once. With ``preempt``, a node the group does not fit on is still an option when
+    evicting some of its allocations makes room (``RankedNode.preempted``); only CPU,
+    memory and disk are freed that way, not ports."""
     disk = (tg.EphemeralDisk.SizeMB or 0) if tg.EphemeralDisk is not None else 0
     fixed = None
     if not _asks_network(tg):
@@ -327,12 +335,16 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
             sum_usage(a for a in proposed if not a.terminal())
         util = used + ask
         fit, dim = usage_fits(node, util, net_idx)
-        if not fit:
+        victims = None
+        if not fit and preempt is not None and dim in (DIM_CPU, DIM_MEMORY, DIM_DISK):
+            live = [a for a in proposed_of(node.ID) if not a.terminal()]
+            victims = preempt(node, live, ask) or None
+        if not fit and victims is None:
             exhaust_node(metric, node, dim)
             continue
         fitness = score_fit(node, util) / BINPACK_MAX_FIT_SCORE
         board.record(node, "binpack", fitness)
-        yield RankedNode(node, proposed, combined, task_resources, [fitness])
+        yield RankedNode(node, proposed, combined, task_resources, [fitness], preempted=victims)
 
 
 def _combined(task_resources: dict[str, Resources], disk: int, networks: list) -> Resources:

@@ -24,8 +24,11 @@ from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Chec
                                 distinct_hosts, distinct_property, driver_checker, escapes,
                                 filter_node, group_constraints, in_datacenters, in_pool,
                                 network_checker)
+from scheduler.affinity import group_affinities, node_affinity
+from scheduler.preemption import preempt_for_group, preemption_scores
 from scheduler.rank import (ScoreBoard, Usage, binpack, job_anti_affinity, limit, live_allocs,
                             max_score, normalize_scores, sum_usage)
+from scheduler.spread import SpreadScorer, allocation_spread
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Placement:
     resources: Resources = field(default_factory=Resources)
     task_resources: dict[str, Resources] = field(default_factory=dict)
     metric: AllocMetric = field(default_factory=AllocMetric)
+    preempted: list[Allocation] | None = None   # to evict from ``node`` first
 
 
 class Eligibility:
@@ -125,6 +129,15 @@ def select_limit(candidates: int, batch: bool) -> int:
     return max(2, math.ceil(math.log2(candidates)))
 
 
+SPREAD_LIMIT = 100
+
+
+def scored_limit(base: int, tg: TaskGroup, scored: bool) -> int:
+    """With affinities or spreads the scores differ between nodes that fit equally,
+    so more are compared: the group's count, at least 100 (Nomad's empirical value)."""
+    return max(tg.Count or 0, SPREAD_LIMIT) if scored else base
+
+
 class Stack:
     """One job's placement chain for one scheduling pass::
 
@@ -137,12 +150,18 @@ class Stack:
     a node's live allocations use (the store keeps it), and ``job_counts``, how many
     of the job's own allocations are live per (node, group) (``count_job_allocs``, for
     anti-affinity; computed once per plan, not per stack: a system job has a stack per
-    node); without them both are computed from ``allocs_by_node``."""
+    node); without them both are computed from ``allocs_by_node``.
+
+    ``preempt``: a node the group does not fit on may still be chosen by evicting
+    allocations of lower-priority jobs (``scheduler.preemption``); ``preempted`` is
+    the plan's evictions so far, by ID, shared by the stacks of one plan (their
+    resources are already free, and they weigh on further choices)."""
 
     def __init__(self, job: Job, nodes: list[Node],
                  allocs_by_node: Mapping[str, list[Allocation]], rng: random.Random,
                  usage_of: Callable[[str], Usage] | None = None,
-                 job_counts: dict[tuple[str, str], int] | None = None):
+                 job_counts: dict[tuple[str, str], int] | None = None,
+                 preempt: bool = False, preempted: dict[str, Allocation] | None = None):
         self.job = job
         self.rng = rng
         self._nodes = {n.ID: n for n in nodes}
@@ -166,6 +185,9 @@ class Stack:
         self._eligibility = Eligibility(job)
         self._job_checks = [constraint_checker(job.Constraints or [])]
         self._limit = select_limit(len(candidates), job.Type == "batch")
+        self._spreads: dict[str, SpreadScorer] = {}
+        self._preempt = preempt
+        self._preempted = preempted if preempted is not None else {}
 
     def select(self, tg: TaskGroup, proposed: dict[str, list[Allocation]]) -> Placement:
         """Pick a node for one more allocation of ``tg``, given what this plan already
@@ -193,22 +215,56 @@ class Stack:
         nodes = distinct_hosts(nodes, self.job, tg, allocs_on, metric)
         nodes = distinct_property(nodes, self._property_sets(tg, allocs_on, proposed), metric)
         # 4. Bin-pack: the costly stage (ports, capacity), run on feasible nodes only.
-        ranked = binpack(nodes, tg, allocs_on, self.rng, metric, board, usage_of)
+        #    A node that fits only by evicting lower priorities is an option when
+        #    the stack may preempt; bin-pack is where the fit is known.
+        ranked = binpack(nodes, tg, allocs_on, self.rng, metric, board, usage_of,
+                         self._preempter() if self._preempt else None)
         # 5. Job anti-affinity, after bin-pack so it only adjusts nodes that fit.
         ranked = job_anti_affinity(ranked, self.job, tg, board, collisions_of)
-        # 6. Normalize (average the stage scores) before the limit, which compares
+        # 6. Node affinity and 7. spread: preferences between nodes that fit,
+        #    scored only on those (the spread counts the plan's placements too).
+        affinities = group_affinities(self.job, tg)
+        ranked = node_affinity(ranked, affinities, board)
+        spread = self._spread_scorer(tg)
+        ranked = allocation_spread(ranked, spread, proposed, board)
+        # 8. Preemption: a node that needs evictions scores by what it evicts.
+        ranked = preemption_scores(ranked, board)
+        # 9. Normalize (average the stage scores) before the limit, which compares
         #    final scores to skip poor options.
         ranked = normalize_scores(ranked, board)
-        # 7. Limit: compare only a few fitting nodes (log2 n, or 2 for batch).
-        ranked = limit(ranked, self._limit)
-        # 8. Max score: the best of those.
+        # 10. Limit: compare only a few fitting nodes (log2 n, or 2 for batch; with
+        #    affinities or spreads, enough for the preferences to show).
+        ranked = limit(ranked, scored_limit(self._limit, tg,
+                                            bool(affinities) or spread.active()))
+        # 11. Max score: the best of those.
         best = max_score(ranked)
 
         board.finish(metric)
         if best is None:
             return Placement(node=None, metric=metric)
         return Placement(node=best.node, resources=best.resources,
-                         task_resources=best.task_resources, metric=metric)
+                         task_resources=best.task_resources, metric=metric,
+                         preempted=best.preempted)
+
+    def _spread_scorer(self, tg: TaskGroup) -> SpreadScorer:
+        """The group's spreads, with its allocations before this plan counted once."""
+        name = tg.Name or ""
+        scorer = self._spreads.get(name)
+        if scorer is None:
+            existing = {node_id: n for (node_id, group), n in self._collisions.items()
+                        if group == name} if (tg.Spreads or self.job.Spreads) else {}
+            scorer = self._spreads[name] = SpreadScorer(self.job, tg, existing,
+                                                        self._nodes.get)
+        return scorer
+
+    def _preempter(self):
+        """Preemption for this job's priority, knowing what the plan already evicts."""
+        counts: dict[tuple[str, str, str], int] = {}
+        for a in self._preempted.values():
+            key = (a.Namespace, a.JobID, a.TaskGroup)
+            counts[key] = counts.get(key, 0) + 1
+        priority = self.job.Priority or 0
+        return lambda node, live, ask: preempt_for_group(node, live, ask, priority, counts)
 
     def _source(self, metric: AllocMetric) -> Iterator[Node]:
         """Nomad's StaticIterator over the shuffled nodes: each node once per select,
