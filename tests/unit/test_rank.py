@@ -276,3 +276,178 @@ def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
     assert [a.ID for a in cache(s4, "n1")] == ["a2"]
     assert [a.ID for a in cache(s4, "n2")] == ["a1", "b1"]
     assert r.node_usage(s4, "n1") == r.Usage() and r.node_usage(s4, "n2") == r.Usage(150, 15, 0)
+
+
+# --- node affinity, spread, preemption (scheduler/affinity.py, spread.py, preemption.py) --
+
+from fsm.structs import Affinity, Spread, SpreadTarget  # noqa: E402
+from scheduler import affinity as aff  # noqa: E402
+from scheduler import preemption as pre  # noqa: E402
+from scheduler import spread as sp  # noqa: E402
+
+
+def dc_node(node_id, dc, **meta):
+    return make_node(node_id=node_id, Datacenter=dc, Meta=meta)
+
+
+def test_affinity_score_is_matching_weight_over_absolute_weights():
+    affinities = [Affinity(LTarget="${node.datacenter}", RTarget="dc1", Operand="=", Weight=60),
+                  Affinity(LTarget="${meta.rack}", RTarget="r1", Operand="=", Weight=-40)]
+    assert aff.affinity_score(dc_node("a", "dc1", rack="r2"), affinities) == 0.6
+    assert aff.affinity_score(dc_node("b", "dc1", rack="r1"), affinities) == pytest.approx(0.2)
+    assert aff.affinity_score(dc_node("c", "dc2", rack="r1"), affinities) == -0.4
+    assert aff.affinity_score(dc_node("d", "dc2"), affinities) == 0.0
+    assert aff.affinity_score(dc_node("d", "dc2"), []) == 0.0
+
+
+def test_affinity_operands_are_the_constraint_operands():
+    node = make_node(node_id="n", Attributes={"kernel.version": "5.10.2", "cpu.arch": "amd64"})
+    assert aff.matches(Affinity(LTarget="${attr.kernel.version}", RTarget=">= 5.4",
+                                Operand="version", Weight=10), node)
+    assert aff.matches(Affinity(LTarget="${attr.cpu.arch}", RTarget="^amd", Operand="regexp",
+                                Weight=10), node)
+    assert not aff.matches(Affinity(LTarget="${attr.missing}", RTarget="x", Operand="=",
+                                    Weight=10), node)
+
+
+def test_group_affinities_job_group_and_tasks():
+    a1, a2, a3 = (Affinity(LTarget=f"${{meta.{k}}}", RTarget="1", Operand="=", Weight=10)
+                  for k in "xyz")
+    tg = TaskGroup(Name="g", Affinities=[a2], Tasks=[Task(Name="t", Affinities=[a3])])
+    assert aff.group_affinities(Job(ID="j", Affinities=[a1]), tg) == [a1, a2, a3]
+
+
+def test_node_affinity_stage_scores_only_non_zero():
+    affinities = [Affinity(LTarget="${node.datacenter}", RTarget="dc1", Operand="=", Weight=50)]
+    a = r.RankedNode(dc_node("a", "dc1"), [], Resources(), {}, [0.5])
+    b = r.RankedNode(dc_node("b", "dc2"), [], Resources(), {}, [0.5])
+    board = r.ScoreBoard()
+    out = list(aff.node_affinity([a, b], affinities, board))
+    assert out[0].scores == [0.5, 1.0] and out[1].scores == [0.5]
+    assert board.scores_of("a") == {"node-affinity": 1.0}
+    assert board.scores_of("b") == {}
+    board = r.ScoreBoard()
+    list(aff.node_affinity([r.RankedNode(dc_node("c", "dc1"), [], Resources(), {}, [])], [], board))
+    assert board.scores_of("c") == {"node-affinity": 0.0}   # as Nomad shows without affinities
+
+
+def spread_job(count, *spreads, job_spreads=None):
+    tg = TaskGroup(Name="g", Count=count, Spreads=list(spreads) or None)
+    return Job(ID="j", Spreads=job_spreads, TaskGroups=[tg]), tg
+
+
+def test_spread_targets_desired_counts_and_boosts():
+    spread = Spread(Attribute="${node.datacenter}", Weight=100, SpreadTarget=[
+        SpreadTarget(Value="dc1", Percent=70), SpreadTarget(Value="dc2", Percent=30)])
+    job, tg = spread_job(10, spread)
+    nodes = {"a": dc_node("a", "dc1"), "b": dc_node("b", "dc2"), "c": dc_node("c", "dc3")}
+    scorer = sp.SpreadScorer(job, tg, {"a": 3, "b": 1}, nodes.get)
+    use = scorer.use_maps({})
+    assert use == [{"dc1": 3, "dc2": 1}]
+    # dc1: desired 7, used 3 (+1 for this placement) -> (7-4)/7
+    assert scorer.score(nodes["a"], use) == pytest.approx(3 / 7)
+    assert scorer.score(nodes["b"], use) == pytest.approx((3 - 2) / 3)
+    # dc3 has no target and the targets take 100%: no implicit target, the penalty
+    assert scorer.score(nodes["c"], use) == -1.0
+    # the plan's placements count too, its stops count as gone
+    proposed = {"b": [Allocation(ID="p1", JobID="j", TaskGroup="g"),
+                      Allocation(ID="p2", JobID="j", TaskGroup="g")],
+                "a": [Allocation(ID="s", JobID="j", TaskGroup="g", DesiredStatus="stop")]}
+    use = scorer.use_maps(proposed)
+    assert use == [{"dc1": 2, "dc2": 3}]
+    assert scorer.score(nodes["b"], use) == pytest.approx((3 - 4) / 3)   # past desired
+
+
+def test_spread_implicit_target_and_missing_attribute():
+    spread = Spread(Attribute="${meta.rack}", Weight=50,
+                    SpreadTarget=[SpreadTarget(Value="r1", Percent=50)])
+    job, tg = spread_job(4, spread)
+    nodes = {"a": dc_node("a", "dc1", rack="r1"), "b": dc_node("b", "dc1", rack="r2"),
+             "c": dc_node("c", "dc1", rack="r3"), "d": dc_node("d", "dc1")}
+    scorer = sp.SpreadScorer(job, tg, {"b": 1}, nodes.get)
+    use = scorer.use_maps({})
+    assert use == [{"*": 1}]            # r2 counts as the implicit target
+    assert scorer.score(nodes["c"], use) == pytest.approx((2 - 2) / 2)
+    assert scorer.score(nodes["a"], use) == pytest.approx((2 - 1) / 2)
+    assert scorer.score(nodes["d"], use) == -1.0
+
+
+def test_even_spread_boost():
+    assert sp.even_boost({}, "dc1", True) == 0.0
+    assert sp.even_boost({"dc1": 2}, "dc9", False) == -1.0
+    assert sp.even_boost({"dc1": 2, "dc2": 2}, "dc1", True) == -1.0     # even: penalty
+    assert sp.even_boost({"dc1": 2, "dc2": 1}, "dc3", True) == 1.0      # unused value
+    assert sp.even_boost({"dc1": 3, "dc2": 1}, "dc2", True) == 2.0      # least used
+    assert sp.even_boost({"dc1": 3, "dc2": 1}, "dc1", True) == -2.0     # most used
+
+
+def test_spread_weights_are_shares_of_the_sum():
+    s1 = Spread(Attribute="${node.datacenter}", Weight=75,
+                SpreadTarget=[SpreadTarget(Value="dc1", Percent=100)])
+    s2 = Spread(Attribute="${meta.rack}", Weight=25,
+                SpreadTarget=[SpreadTarget(Value="r1", Percent=100)])
+    job, tg = spread_job(2, s1, job_spreads=[s2])
+    node = dc_node("a", "dc1", rack="r1")
+    scorer = sp.SpreadScorer(job, tg, {}, {"a": node}.get)
+    # each: (2 - 1) / 2 times its share of the weights
+    assert scorer.score(node, scorer.use_maps({})) == pytest.approx(0.5 * 0.75 + 0.5 * 0.25)
+
+
+def prio_alloc(alloc_id, priority, cpu, mem, job=None, tg="g", migrate=None):
+    j = Job(ID=job or f"job-p{priority}", Priority=priority,
+            TaskGroups=[TaskGroup(Name=tg, Migrate=migrate)])
+    return Allocation(ID=alloc_id, JobID=j.ID, Job=j, TaskGroup=tg, NodeID="n1",
+                      Resources=Resources(CPU=cpu, MemoryMB=mem, DiskMB=0))
+
+
+def test_preempt_takes_lowest_priorities_first_and_only_what_is_needed():
+    node = make_node(cpu=4000, mem=4000, disk=10_000)
+    current = [prio_alloc("low-big", 20, 2000, 2000), prio_alloc("low-small", 20, 1000, 1000),
+               prio_alloc("mid", 40, 1000, 1000)]
+    victims = pre.preempt_for_group(node, current, r.Usage(1000, 1000, 0), job_priority=100)
+    assert [a.ID for a in victims] == ["low-small"]     # the closest to the ask
+    victims = pre.preempt_for_group(node, current, r.Usage(2500, 2500, 0), job_priority=100)
+    assert [a.ID for a in victims] == ["low-small", "low-big"]   # farthest from the ask first
+    # priorities within 10 of the job's are never candidates
+    assert pre.preempt_for_group(node, current, r.Usage(1000, 1000, 0), job_priority=25) is None
+
+
+def test_preempt_none_when_evicting_everything_would_not_do():
+    node = make_node(cpu=4000, mem=4000, disk=10_000)
+    current = [prio_alloc("low", 20, 1000, 1000), prio_alloc("high", 95, 3000, 3000)]
+    assert pre.preempt_for_group(node, current, r.Usage(2000, 2000, 0), job_priority=100) is None
+
+
+def test_preempt_penalizes_groups_past_their_migrate_max_parallel():
+    node = make_node(cpu=3000, mem=3000, disk=10_000)
+    current = [prio_alloc("a", 20, 1000, 1000, job="ja", migrate={"MaxParallel": 1}),
+               prio_alloc("b", 20, 1200, 1200, job="jb")]
+    ask = r.Usage(1000, 1000, 0)
+    assert [v.ID for v in pre.preempt_for_group(node, current, ask, 100)] == ["a"]
+    taken = {("default", "ja", "g"): 1}
+    assert [v.ID for v in pre.preempt_for_group(node, current, ask, 100, taken)] == ["b"]
+
+
+def test_preemption_score_prefers_fewer_and_lower_priorities():
+    low = [prio_alloc("a", 20, 1, 1)]
+    many = [prio_alloc(str(i), 20, 1, 1) for i in range(5)]
+    high = [prio_alloc("h", 80, 1, 1)]
+    assert pre.net_priority(many) == 20 + 100 / 20
+    assert pre.preemption_score(low) > pre.preemption_score(many) > 0.5
+    assert pre.preemption_score(low) > pre.preemption_score(high)
+    assert pre.preemption_score([]) == pytest.approx(1 / (1 + math.exp(0.0048 * -2048)))
+
+
+def test_binpack_offers_a_full_node_when_preemption_frees_it():
+    node = make_node(cpu=2000, mem=2000, disk=10_000, node_id="n1")
+    victim = prio_alloc("v", 20, 1500, 1500)
+    tg = group(cpu=1000, mem=1000)
+    board, metric = r.ScoreBoard(), AllocMetric()
+    plain = list(r.binpack([node], tg, lambda _: [victim], random.Random(1), metric, board))
+    assert plain == [] and metric.NodesExhausted == 1
+    preempt = lambda n, live, ask: pre.preempt_for_group(n, live, ask, 100)  # noqa: E731
+    out = list(r.binpack([node], tg, lambda _: [victim], random.Random(1), AllocMetric(),
+                         r.ScoreBoard(), preempt=preempt))
+    assert [o.node.ID for o in out] == ["n1"] and [a.ID for a in out[0].preempted] == ["v"]
+    scored = list(pre.preemption_scores(out, board))
+    assert scored[0].scores[-1] == pytest.approx(pre.preemption_score([victim]))

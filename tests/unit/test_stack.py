@@ -348,3 +348,90 @@ def test_job_level_escape():
     assert len({computed_class(n) for n in nodes}) == 1
     out, _, _ = _run(nodes, job, [constraint_checker([unique])], [])
     assert [n.ID for n in out] == ["a", "c"]
+
+
+# --- affinities, spreads, preemption in the chain ------------------------------------------
+
+from fsm.structs import Affinity, Spread, SpreadTarget  # noqa: E402
+from scheduler.stack import SPREAD_LIMIT, scored_limit  # noqa: E402
+
+
+def two_dc_nodes(per_dc=5):
+    return [make_node(i, dc="dc1" if i < per_dc else "dc2") for i in range(2 * per_dc)]
+
+
+@pytest.mark.parametrize("weight,wanted", [(100, "dc1"), (-100, "dc2")])
+def test_affinity_steers_placements(weight, wanted):
+    nodes = two_dc_nodes()
+    job = make_job(count=6, Datacenters=["*"], Affinities=[
+        Affinity(LTarget="${node.datacenter}", RTarget="dc1", Operand="=", Weight=weight)])
+    placements = place(job, nodes, times=6)
+    assert {p.node.Datacenter for p in placements} == {wanted}
+    dc1 = {n.ID for n in nodes if n.Datacenter == "dc1"}
+    metas = placements[0].metric.ScoreMetaData
+    assert all("binpack" in m.Scores for m in metas)
+    # a node matching the affinity shows its score; one matching none is not scored
+    assert {m.Scores.get("node-affinity") for m in metas if m.NodeID in dc1} <= {weight / 100}
+    assert {m.Scores.get("node-affinity") for m in metas if m.NodeID not in dc1} <= {None}
+    if weight > 0:
+        assert metas[0].Scores["node-affinity"] == 1.0
+
+
+def test_spread_with_targets_places_by_percentage():
+    nodes = two_dc_nodes()
+    job = make_job(count=10, Datacenters=["*"], Spreads=[Spread(
+        Attribute="${node.datacenter}", Weight=100, SpreadTarget=[
+            SpreadTarget(Value="dc1", Percent=70), SpreadTarget(Value="dc2", Percent=30)])])
+    for seed in range(3):
+        placements = place(job, nodes, seed=seed, times=10)
+        dcs = [p.node.Datacenter for p in placements]
+        assert (dcs.count("dc1"), dcs.count("dc2")) == (7, 3)
+    assert any("allocation-spread" in m.Scores for m in placements[0].metric.ScoreMetaData)
+
+
+def test_even_spread_without_targets():
+    nodes = [make_node(i, dc=f"dc{i % 3}") for i in range(9)]
+    job = make_job(count=9, Datacenters=["*"],
+                   Spreads=[Spread(Attribute="${node.datacenter}", Weight=50)])
+    dcs = [p.node.Datacenter for p in place(job, nodes, times=9)]
+    assert sorted(dcs.count(dc) for dc in ("dc0", "dc1", "dc2")) == [3, 3, 3]
+
+
+def test_spread_counts_allocations_already_placed():
+    nodes = two_dc_nodes()
+    job = make_job(count=4, Datacenters=["*"], Spreads=[Spread(
+        Attribute="${node.datacenter}", Weight=100, SpreadTarget=[
+            SpreadTarget(Value="dc1", Percent=50), SpreadTarget(Value="dc2", Percent=50)])])
+    allocs = {n.ID: [existing(n, 100, 100, job="web", tg="web", alloc_id=f"old-{n.ID}")]
+              for n in nodes[:2]}                       # two in dc1 already
+    dcs = [p.node.Datacenter for p in place(job, nodes, allocs, times=2)]
+    assert dcs == ["dc2", "dc2"]
+
+
+def test_scored_limit():
+    tg = TaskGroup(Name="g", Count=3)
+    assert scored_limit(4, tg, False) == 4
+    assert scored_limit(4, tg, True) == SPREAD_LIMIT
+    assert scored_limit(4, TaskGroup(Name="g", Count=500), True) == 500
+
+
+def low_alloc(node, alloc_id, priority, cpu, mem):
+    other = Job(ID=f"low-{priority}", Priority=priority, TaskGroups=[TaskGroup(Name="x")])
+    return existing(node, cpu, mem, job=other.ID, alloc_id=alloc_id, Job=other,
+                    Namespace="default", DesiredStatus="run", ClientStatus="running")
+
+
+def test_stack_preempts_only_when_allowed():
+    (node,) = nodes = [make_node(1, cpu=2000, mem=2048)]
+    allocs = {node.ID: [low_alloc(node, "victim", 30, 1800, 1800)]}
+    job = make_job(count=1, job_type="system", Priority=50)
+    stack = Stack(job, nodes, allocs, random.Random(1))
+    assert stack.select(job.TaskGroups[0], {}).node is None
+    stack = Stack(job, nodes, allocs, random.Random(1), preempt=True)
+    p = stack.select(job.TaskGroups[0], {})
+    assert p.node.ID == node.ID and [a.ID for a in p.preempted] == ["victim"]
+    assert "preemption" in p.metric.ScoreMetaData[0].Scores
+    # a job within 10 priorities of the victim's cannot evict it
+    close = make_job(count=1, job_type="system", Priority=39)
+    assert Stack(close, nodes, allocs, random.Random(1), preempt=True).select(
+        close.TaskGroups[0], {}).node is None
