@@ -153,35 +153,41 @@ class PlanApplier:
 
     async def _submit_checked(self, plan: Plan, accepted: dict[str, list],
                               rejected: list[str]) -> PlanResult:
-        allocs = [a for node_id in sorted(accepted) for a in accepted[node_id]]
-        evals = plan.evals if not rejected else []
-        # The deployment goes with whatever placements commit; a plan rejected whole
-        # leaves it to the next attempt, which plans it again.
-        deployment, updates = plan.deployment, plan.deployment_updates
-        if rejected and not allocs:
-            deployment, updates = None, []
-        preemptions = [p for node_id in sorted(accepted)
-                       for p in plan.node_preemptions.get(node_id, ())]
-        if preemptions:
-            evicted_jobs = set()
-            for p in preemptions:
-                row = self._state().get(t.ALLOCS, p.AllocID)
-                if row is not None:
-                    evicted_jobs.add(row.JobID)
-            evals = list(evals) + [plan.preemption_evals[j] for j in sorted(evicted_jobs)
-                                   if j in plan.preemption_evals]
-        if not allocs and not plan.stops and not evals and deployment is None and not updates:
+        body = results_entry(plan, accepted, rejected, self._request_id(), self.epoch)
+        if body is None:
             return PlanResult(0, rejected)
-        body = e.PlanResults(RequestID=self._request_id(), JobID=plan.job_id,
-                             JobVersion=plan.job_version, Allocs=allocs or None,
-                             Stops=plan.stops or None, Evals=evals or None,
-                             Deployment=deployment, DeploymentUpdates=updates or None,
-                             Preemptions=preemptions or None,
-                             Epoch=self.epoch)
         result = await self._submit(e.encode(body))
         if "Error" in result:
             raise RuntimeError(f"plan for eval {plan.eval_id} was refused: {result['Error']}")
-        return PlanResult(result["Index"], rejected, len(allocs))
+        return PlanResult(result["Index"], rejected, len(body.Allocs or ()))
+
+
+def results_entry(plan: Plan, accepted: dict[str, list], rejected: list[str],
+                  request_id: str = "", epoch: int = 0) -> e.PlanResults | None:
+    """The log entry committing what was accepted of a plan (None: nothing to commit).
+    The eval's new state goes only with a plan accepted whole; evictions go with their
+    node's placements, and the evals of the jobs they hit with them."""
+    allocs = [a for node_id in sorted(accepted) for a in accepted[node_id]]
+    evals = plan.evals if not rejected else []
+    # The deployment goes with whatever placements commit; a plan rejected whole
+    # leaves it to the next attempt, which plans it again.
+    deployment, updates = plan.deployment, plan.deployment_updates
+    if rejected and not allocs:
+        deployment, updates = None, []
+    preemptions = [p for node_id in sorted(accepted)
+                   for p in plan.node_preemptions.get(node_id, ())]
+    if preemptions:
+        job_of = {a.ID: a.JobID for a in plan.preempted_allocs}
+        hit = sorted({job_of[p.AllocID] for p in preemptions if p.AllocID in job_of})
+        evals = list(evals) + [plan.preemption_evals[j] for j in hit
+                               if j in plan.preemption_evals]
+    if not allocs and not plan.stops and not evals and deployment is None and not updates:
+        return None
+    return e.PlanResults(RequestID=request_id, JobID=plan.job_id,
+                         JobVersion=plan.job_version, Allocs=allocs or None,
+                         Stops=plan.stops or None, Evals=evals or None,
+                         Deployment=deployment, DeploymentUpdates=updates or None,
+                         Preemptions=preemptions or None, Epoch=epoch)
 
 
 def _with_current_job(state: State, alloc):

@@ -14,7 +14,7 @@ from fsm import schema as t
 from fsm.structs import (DriverInfo, Evaluation, Job, NetworkResource, Node, NodeCpuResources,
                          NodeDiskResources, NodeMemoryResources, NodeResources)
 from scheduler.generic import compute_plan
-from scheduler.plan_apply import PlanApplier
+from scheduler.plan_apply import PlanApplier, results_entry
 from scheduler.ports import alloc_networks
 from scheduler.rank import alloc_usage, node_capacity
 from server.jobspec.canonicalize import canonicalize
@@ -75,10 +75,11 @@ class Harness:
         for attempt in range(attempts):
             plan = compute_plan(self.state, ev, random.Random(f"{ev.ID}/{attempt}"), 10**18)
             accepted, rejected = self.applier.check(plan, self.state)
-            allocs = [a for n in sorted(accepted) for a in accepted[n]]
-            self.log.apply(e.PlanResults(JobID=plan.job_id, JobVersion=plan.job_version,
-                                         Allocs=allocs or None, Stops=plan.stops or None,
-                                         Evals=(plan.evals if not rejected else None)))
+            body = results_entry(plan, accepted, rejected)
+            if body is not None:
+                # no deployment watcher here to promote health: deployments are left out
+                self.log.apply(msgspec.structs.replace(body, Deployment=None,
+                                                       DeploymentUpdates=None))
             if not rejected:
                 return plan
         return plan
@@ -404,3 +405,49 @@ def test_a_batch_eval_names_no_deployment():
     h.node(mknode(0))
     (plan,) = h.register(mkjob(count=1, Type="batch"))
     assert h.state.get(t.EVALS, plan.eval_id).DeploymentID == ""
+
+
+def test_system_job_preempts_a_lower_priority_allocation():
+    h = Harness()
+    h.node(mknode(0, cpu=2000))
+    h.node(mknode(1, cpu=1000))
+    h.register(mkjob("low", count=1, cpu=1500, ports=False, Priority=20))
+    (victim,) = h.live("low")
+    assert victim.NodeID == "node-000"
+    h.register(mkjob("sys", count=1, cpu=800, ports=False, Type="system", Priority=80))
+    sys_allocs = {a.NodeID: a for a in h.live("sys")}
+    assert set(sys_allocs) == {"node-000", "node-001"}
+    evicted = h.state.get(t.ALLOCS, victim.ID)
+    preemptor = sys_allocs["node-000"]
+    assert preemptor.PreemptedAllocations == [victim.ID]
+    assert sys_allocs["node-001"].PreemptedAllocations is None
+    assert evicted.DesiredStatus == "evict"
+    assert evicted.PreemptedByAllocation == preemptor.ID
+    assert evicted.DesiredDescription == f"Preempted by alloc ID {preemptor.ID}"
+    # the evicted job got an eval; with no room left anywhere it waits blocked
+    evals = h.state.by_index(t.EVALS, "job", "low")
+    assert any(x.TriggeredBy == "preemption" and x.Status == "complete" for x in evals)
+    assert any(x.Status == "blocked" for x in evals)
+    assert h.live("low") == []
+    for node in h.state.rows(t.NODES):
+        used = sum(alloc_usage(a).cpu for a in h.state.by_index(t.ALLOCS, "node", node.ID)
+                   if not a.terminal())
+        assert used <= node_capacity(node).cpu
+
+
+def test_applier_refuses_a_preemption_that_no_longer_holds():
+    h = Harness()
+    h.node(mknode(0, cpu=2000))
+    h.register(mkjob("low", count=1, cpu=1500, ports=False, Priority=20))
+    h.log.apply(e.JobRegister(Job=mkjob("sys", count=1, cpu=800, ports=False, Type="system",
+                                        Priority=80), Eval=h.eval("sys")))
+    ev = h.state.by_index(t.EVALS, "job", "sys")[0]
+    plan = compute_plan(h.state, ev, random.Random(1), 10**18)
+    assert plan.node_preemptions
+    accepted, rejected = h.applier.check(plan, h.state)
+    assert list(accepted) == ["node-000"] and not rejected
+    # the victim's job now has a priority too close to the system job's
+    low = h.state.get(t.JOBS, "low")
+    h.log.apply(e.JobRegister(Job=replace(low, Priority=75), Eval=h.eval("low")))
+    accepted, rejected = h.applier.check(plan, h.state)
+    assert rejected == ["node-000"] and not accepted
