@@ -117,7 +117,7 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
         tg = groups.get(req.task_group)
         if tg is None:
             continue
-        if req.task_group in failed:
+        if req.task_group in failed and req.node_id is None:
             failed[req.task_group].CoalescedFailures += 1
             continue
         # System placements name their node; the stack then considers only it.
@@ -128,7 +128,14 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
                                 preempt=preempt, preempted=preempted)
         choice = stacks[key].select(tg, proposed)
         if choice.node is None:
-            failed[req.task_group] = choice.metric
+            if req.node_id is not None and choice.metric.NodesFiltered:
+                # a system group this node's constraints rule out: not a failure (as
+                # Nomad's system scheduler), and no reason to skip the other nodes
+                continue
+            if req.task_group in failed:
+                failed[req.task_group].CoalescedFailures += 1
+            else:
+                failed[req.task_group] = choice.metric
             continue
         alloc = Allocation(
             ID=uuid4_from(rng), Namespace=job.Namespace or "default", EvalID=ev.ID,

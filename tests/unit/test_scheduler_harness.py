@@ -451,3 +451,15 @@ def test_applier_refuses_a_preemption_that_no_longer_holds():
     h.log.apply(e.JobRegister(Job=replace(low, Priority=75), Eval=h.eval("low")))
     accepted, rejected = h.applier.check(plan, h.state)
     assert rejected == ["node-000"] and not accepted
+
+
+def test_system_job_skips_nodes_its_constraints_rule_out_without_failing():
+    h = Harness()
+    for i in range(4):
+        node = mknode(i)
+        h.node(replace(node, Meta={"role": "edge" if i == 3 else "other"}))
+    (plan,) = h.register(mkjob("sys", count=1, ports=False, Type="system", Constraints=[
+        {"LTarget": "${meta.role}", "RTarget": "edge", "Operand": "="}]))
+    assert [a.NodeID for a in h.live("sys")] == ["node-003"]
+    ev = h.state.get(t.EVALS, plan.eval_id)
+    assert ev.FailedTGAllocs is None and ev.Status == "complete"
