@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-disk", "--disk", type=int, default=100000, metavar="MB")
     p.add_argument("-datacenter", "--datacenter", default="dc1")
     p.add_argument("-class", "--class", dest="node_class", default="")
+    p.add_argument("-meta", "--meta", action="append", default=[], metavar="KEY=VALUE",
+                   type=_meta_pair, help="node metadata (repeatable), for constraints, "
+                   "affinities and spreads on ${meta.KEY}")
     p.add_argument("-drivers", "--drivers", default="mock",
                    help="comma-separated driver names (default mock)")
     p.add_argument("-network-mbits", "--network-mbits", type=int, default=1000)
@@ -94,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds one blocking allocation watch may wait")
     p.add_argument("-log-level", "--log-level", default="WARNING")
     return p
+
+
+def _meta_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def build_node(i: int, args) -> Node:
@@ -126,7 +136,7 @@ def build_node(i: int, args) -> Node:
                                       IP="127.0.0.1", MBits=args.network_mbits)]),
         ReservedResources=NodeReservedResources(
             Networks=NodeReservedNetworkResources(ReservedHostPorts=args.reserved_ports)),
-        Meta={"simulated": "true"}, NodeClass=args.node_class, Status="initializing",
+        Meta={"simulated": "true", **dict(args.meta)}, NodeClass=args.node_class, Status="initializing",
         Drivers={d: DriverInfo(Detected=True, Healthy=True, HealthDescription="Healthy",
                                UpdateTime=now, Attributes={f"driver.{d}": "1"})
                  for d in drivers})
