@@ -79,8 +79,7 @@ def full_alloc(a) -> dict:
     and the 1.x fields Caravan does not track yet, at their empty values."""
     out = msgspec.to_builtins(a)
     out["AllocatedResources"] = allocated_resources(a)
-    out.update(FollowupEvalID="", RescheduleTracker=None, PreemptedAllocations=None,
-               PreemptedByAllocation="")
+    out.update(FollowupEvalID="", RescheduleTracker=None)
     if out.get("DesiredTransition") is None:   # a struct value in Nomad, never null
         out["DesiredTransition"] = {"Migrate": None, "Reschedule": None,
                                     "ForceReschedule": None, "NoShutdownDelay": None}
