@@ -229,6 +229,15 @@ def test_node_alloc_and_server_views(agent, caravan):
     code, out, _ = caravan("alloc", "status", alloc["ID"][:8])
     assert code == 0 and field(out, "ID") == alloc["ID"]
     assert field(out, "Client Status") == "running" and field(out, "Job ID") == "example"
+    assert "Placement Metrics" not in out
+    code, out, _ = caravan("alloc", "status", "-verbose", alloc["ID"][:8])
+    # the scores explained, as `nomad alloc status -verbose`: a column per scorer
+    assert code == 0 and "Placement Metrics" in out
+    header = next(line for line in out.splitlines()
+                  if line.startswith("Node ") and "final score" in line)
+    assert header.split()[1:] == ["binpack", "job-anti-affinity", "node-affinity", "final",
+                                  "score"]
+    assert alloc["NodeID"] in out
     code, out, _ = caravan("alloc", "status", "-json", alloc["ID"])
     assert code == 0 and json.loads(out)["ID"] == alloc["ID"]
     code, out, _ = caravan("server", "members")

@@ -48,6 +48,8 @@ def status(client: Client, alloc_id, as_json, verbose):
                  ("Deployment Health", "unset" if health is None
                   else "healthy" if health else "unhealthy")]
     kv(rows)
+    if verbose:
+        _placement_metrics(a.get("Metrics") or {})
     for name, state in sorted((a.get("TaskStates") or {}).items()):
         heading(f'Task "{name}" is "{state.get("State", "")}"')
         kv([("Started At", fmt_time(state.get("StartedAt"))),
@@ -66,6 +68,19 @@ def status(client: Client, alloc_id, as_json, verbose):
         out.print(Text("Allocation status: ", style="bold")
                   + status_text(a.get("ClientStatus", "")))
     return 0
+
+
+def _placement_metrics(metrics: dict) -> None:
+    """Nomad's ``formatAllocMetrics`` score table: each retained node's score per
+    scorer (sorted by name; 0 where a scorer did not score it) and its final score."""
+    metas = metrics.get("ScoreMetaData") or []
+    if not metas:
+        return
+    names = sorted(set().union(*((m.get("Scores") or {}) for m in metas)))
+    heading("Placement Metrics")
+    table(["Node", *names, "final score"],
+          [[m.get("NodeID", ""), *(f"{(m.get('Scores') or {}).get(n, 0):.3g}" for n in names),
+            f"{m.get('NormScore', 0):.3g}"] for m in metas])
 
 
 def _task_of(a: dict, task: str | None) -> str:
