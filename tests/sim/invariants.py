@@ -171,9 +171,30 @@ def _check_allocs(state: State) -> None:
                 f"ModifyIndex {alloc.ModifyIndex}, table index {table_index}")
         if not alloc.terminal():
             live.setdefault(alloc.NodeID, []).append(alloc)
+        if alloc.PreemptedByAllocation:
+            _check_preempted(state, at, alloc)
     for node_id in sorted(live):
         _check_node(at, nodes[node_id], sorted(live[node_id], key=lambda a: a.ID))
     _check_totals(state, live)
+
+
+def _check_preempted(state: State, at: int, alloc) -> None:
+    """An evicted allocation is terminal, and its preemptor (unless collected) is on
+    the same node, of a job at least 10 priorities higher, and lists it."""
+    if not alloc.terminal():
+        raise InvariantViolation(f"index {at}: alloc {alloc.ID} was preempted but is live")
+    by = state.get(t.ALLOCS, alloc.PreemptedByAllocation)
+    if by is None:
+        return
+    if by.NodeID != alloc.NodeID or alloc.ID not in (by.PreemptedAllocations or ()):
+        raise InvariantViolation(f"index {at}: alloc {alloc.ID} preempted by {by.ID}, "
+                                 f"which is on {by.NodeID} and lists "
+                                 f"{by.PreemptedAllocations}")
+    if by.Job is not None and alloc.Job is not None and \
+            (by.Job.Priority or 0) - (alloc.Job.Priority or 0) < 10:
+        raise InvariantViolation(f"index {at}: alloc {alloc.ID} (priority "
+                                 f"{alloc.Job.Priority}) preempted by {by.ID} (priority "
+                                 f"{by.Job.Priority})")
 
 
 def recount_totals(state: State) -> tuple[dict, dict]:

@@ -69,3 +69,14 @@ def test_both_logs_satisfy_the_log_protocol(tmp_path):
     assert isinstance(group.replicas[0], ReplicatedLog)
     raft = RaftNode(RaftSettings("127.0.0.1:1", (), str(tmp_path), "secret"), FSM())
     assert isinstance(raft, ReplicatedLog)
+
+
+def test_the_workload_preempts_and_spreads():
+    """System jobs in the workload evict lower-priority allocations now and then (the
+    invariants then check the evicted ones against their preemptor), and jobs with
+    spreads and affinities are placed."""
+    preemptions = 0
+    for seed in range(8):
+        outcome = run_seed(seed, config_for(seed))
+        preemptions += outcome.stats.get("preemptions proposed", 0)
+    assert preemptions > 0

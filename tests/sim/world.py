@@ -50,6 +50,8 @@ from tests.sim.invariants import SameStateHashes, StateChecks
 from tests.sim.memlog import InvariantViolation, MemRaft, Replica
 from tests.sim.vloop import Deadlock, VirtualTimeLoop
 
+DATACENTERS = ("dc1", "dc2")
+RACKS = ("r1", "r2", "r3")
 WALL_ORIGIN = 1_767_225_600.0    # the virtual wall clock starts at 2026-01-01T00:00:00Z
 HEARTBEAT_TTL = 2.0
 HEARTBEAT_GRACE = 2.0
@@ -169,8 +171,11 @@ class SimNode:
         self.rng = world.rng_for(f"node/{i}")
         cpu = self.rng.choice((2000, 4000, 8000))
         mem = self.rng.choice((2048, 4096, 8192))
+        # two datacenters and three racks, for the workload's affinities and spreads
         self.node = Node(
-            ID=uuid4_from(self.rng), SecretID=uuid4_from(self.rng), Datacenter="dc1",
+            ID=uuid4_from(self.rng), SecretID=uuid4_from(self.rng),
+            Datacenter=self.rng.choice(DATACENTERS),
+            Meta={"rack": self.rng.choice(RACKS)},
             Name=f"n{i}", Attributes={"kernel.name": "linux", "driver.mock": "1",
                                       "os.signals": "SIGHUP,SIGINT,SIGKILL"},
             NodeResources=NodeResources(
@@ -307,11 +312,29 @@ class Client:
             port = rng.choice((8080, 8081, 9000))
             task["Resources"]["Networks"] = [{"ReservedPorts": [{"Label": "web",
                                                                  "Value": port}]}]
+        if rng.random() < 0.1:
+            # a system job, above the others' priority: it preempts where it does not fit
+            task["Resources"] = {"CPU": rng.choice((100, 500, 1500)), "MemoryMB": 64}
+            return {"ID": job_id, "Datacenters": list(DATACENTERS), "Type": "system",
+                    "Priority": 70, "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [task]}]}
         group = {"Name": "g", "Count": rng.randint(1, 4), "Tasks": [task]}
         if rng.random() < 0.3:
             group["Scaling"] = {"Min": 0, "Max": 5, "Policy": {"cooldown": "1m"}}
-        return {"ID": job_id, "Datacenters": ["dc1"],
-                "Type": "batch" if rng.random() < 0.3 else "service", "TaskGroups": [group]}
+        spec = {"ID": job_id, "Datacenters": list(DATACENTERS),
+                "Type": "batch" if rng.random() < 0.3 else "service",
+                "Priority": rng.choice((30, 50, 50, 60)), "TaskGroups": [group]}
+        roll = rng.random()
+        if roll < 0.25:
+            spec["Affinities"] = [{"LTarget": "${meta.rack}", "RTarget": rng.choice(RACKS),
+                                   "Operand": rng.choice(("=", "!=")),
+                                   "Weight": rng.choice((-80, -20, 30, 100))}]
+        elif roll < 0.5:
+            targets = [{"Value": "dc1", "Percent": rng.choice((50, 70, 100))}] \
+                if rng.random() < 0.6 else None
+            group["Spreads"] = [{
+                "Attribute": rng.choice(("${node.datacenter}", "${meta.rack}")),
+                "Weight": rng.choice((25, 50, 100)), "SpreadTarget": targets}]
+        return spec
 
     async def run(self, until: float) -> None:
         loop = asyncio.get_running_loop()
@@ -330,7 +353,7 @@ class Client:
             elif roll < 0.65:
                 spec = self.jobs[self.rng.choice(mine)]
                 group = spec["TaskGroups"][0]
-                if self.rng.random() < 0.5:
+                if self.rng.random() < 0.5 and spec.get("Type") != "system":
                     group["Count"] = self.rng.randint(0, 5)
                 else:
                     group["Tasks"][0]["Resources"]["CPU"] = self.rng.choice((100, 300, 700))
@@ -340,7 +363,9 @@ class Client:
                 del self.jobs[job_id]
                 op = ("stop", lambda s, job_id=job_id: self._stop(s, job_id))
             elif roll < 0.82:
-                job_id = self.rng.choice(mine)
+                # system jobs are not scaled (their count is one per node)
+                job_id = self.rng.choice([j for j in mine
+                                          if self.jobs[j].get("Type") != "system"] or mine)
                 count = self.rng.choice((None, 0, 1, 2, 3, 5, 6))
                 if count is not None:
                     self.jobs[job_id]["TaskGroups"][0]["Count"] = count
@@ -541,6 +566,8 @@ class World:
                 self.collected["gc objects proposed"] += sum(
                     len(getattr(body, k) or ()) for k in ("Jobs", "Evals", "Allocs",
                                                           "Deployments", "Nodes"))
+            elif etype == e.EntryType.PLAN_RESULTS and body.Preemptions:
+                self.collected["preemptions proposed"] += len(body.Preemptions)
             digest = hashlib.blake2b(blob, digest_size=6).hexdigest()
             self.trace(f"commit {index} {etype.name} {digest}")
         if replica.applied_index() == index and self._batch_end(replica, index):
