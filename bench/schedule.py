@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Scheduling throughput end to end, next to the in-process ceiling measured in the same run.
 
-    python3 bench/schedule.py [--ports none|dynamic|both] [--nodes 1000] [--jobs 100]
+    python3 bench/schedule.py [--ports none|dynamic|spread|both|all] [--nodes 1000] [--jobs 100]
                               [--count 100] [--workers N] [--follower-workers N]
                               [--timeout 50] [--profile DIR] [--json out.json] [--keep]
 
-About 55-60 s with the defaults (two variants: tasks without ports, then with one
-dynamic port, each end-to-end run on a fresh cluster). For each variant:
+About 85-90 s with the defaults (three variants: tasks without ports, with one dynamic
+port, and without ports but with a spread and an affinity; each end-to-end run on a fresh
+cluster; ``both`` runs the first two). In the ``spread`` variant the nodes are dealt
+out over datacenters dc1 and dc2, and each job spreads evenly over the datacenters and
+prefers nodes whose name ends in an even digit (weight 50): every placement is then
+scored by the node-affinity and allocation-spread stages too, over at least 100 nodes
+(Nomad's limit with affinities or spreads) instead of log2(n). For each variant:
 
 1. In-process ceiling (a child process of this file, ``_ceiling`` mode): the same 1,000
    nodes (``server.nodesim.build_node`` + ``server.rpc.node.prepare_node``, what the
@@ -78,6 +83,7 @@ if str(ROOT) not in sys.path:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_PLACEMENTS_S = 3750.0
 NODE_CPU_MHZ, NODE_MEMORY_MB = 4000, 8192
+SPREAD_DATACENTERS = ("dc1", "dc2")
 TASK_CPU, TASK_MEMORY_MB = 100, 64
 NODE_PREFIX = "bench"
 JOB_PREFIX = "bench-"
@@ -90,20 +96,28 @@ WATCH_JOB = "bench-watch-no-such-job"
 
 def job_raw(i: int, count: int, ports: str) -> dict:
     """A small service job: 1 group of ``count``, 1 mock task, CPU 100 / 64 MB, and in the
-    ``dynamic`` variant one dynamic port (task-level network, as the seed's jobs)."""
+    ``dynamic`` variant one dynamic port (task-level network, as the seed's jobs); in
+    the ``spread`` variant an even spread over the datacenters and an affinity."""
     resources: dict = {"CPU": TASK_CPU, "MemoryMB": TASK_MEMORY_MB}
     if ports == "dynamic":
         resources["Networks"] = [{"MBits": 10, "DynamicPorts": [{"Label": "http"}]}]
     jid = f"{JOB_PREFIX}{i:03d}"
-    return {"ID": jid, "Name": jid, "Type": "service", "Datacenters": ["dc1"],
-            "TaskGroups": [{"Name": "web", "Count": count,
-                            "Tasks": [{"Name": "app", "Driver": "mock",
-                                       "Config": {"run_for": "1h"}, "Resources": resources}]}]}
+    job = {"ID": jid, "Name": jid, "Type": "service", "Datacenters": ["dc1"],
+           "TaskGroups": [{"Name": "web", "Count": count,
+                           "Tasks": [{"Name": "app", "Driver": "mock",
+                                      "Config": {"run_for": "1h"}, "Resources": resources}]}]}
+    if ports == "spread":
+        job["Datacenters"] = list(SPREAD_DATACENTERS)
+        job["Spreads"] = [{"Attribute": "${node.datacenter}", "Weight": 50}]
+        job["Affinities"] = [{"LTarget": "${node.unique.name}", "RTarget": "[02468]$",
+                              "Operand": "regexp", "Weight": 50}]
+    return job
 
 
-def nodesim_args(nodes: int) -> list[str]:
+def nodesim_args(nodes: int, variant: str = "none") -> list[str]:
+    datacenters = ",".join(SPREAD_DATACENTERS) if variant == "spread" else "dc1"
     return ["-count", str(nodes), "-cpu", str(NODE_CPU_MHZ), "-memory", str(NODE_MEMORY_MB),
-            "-drivers", "mock", "-name-prefix", NODE_PREFIX]
+            "-drivers", "mock", "-name-prefix", NODE_PREFIX, "-datacenter", datacenters]
 
 
 def pct(vals, q: float):
@@ -163,7 +177,7 @@ def ceiling_main(argv) -> None:
         return result
 
     t_setup = time.perf_counter()
-    sim = nodesim_parser().parse_args(["-server", "127.0.0.1:1", *nodesim_args(a.nodes)])
+    sim = nodesim_parser().parse_args(["-server", "127.0.0.1:1", *nodesim_args(a.nodes, a.ports)])
     for i in range(a.nodes):
         apply(e.NodeRegister(Node=prepare_node(build_node(i, sim), time.time())))
     for i in range(a.jobs):
@@ -584,7 +598,7 @@ def run_e2e(args, ports: str, tmp: Path, cleanup: list) -> dict:
     followers = [s for s in cluster.servers if s is not leader]
     sim_log = open(vdir / "nodesim.log", "wb")
     sim = subprocess.Popen([sys.executable, "-m", "server.cli", "nodesim", "-server", leader.rpc,
-                            *nodesim_args(args.nodes)], cwd=ROOT, stdout=sim_log,
+                            *nodesim_args(args.nodes, ports)], cwd=ROOT, stdout=sim_log,
                            stderr=subprocess.STDOUT, start_new_session=True)
     sim_log.close()
 
@@ -724,8 +738,10 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_ceiling":
         return ceiling_main(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ports", choices=("none", "dynamic", "both"), default="both",
-                    help="tasks without ports, with one dynamic port, or both variants (default)")
+    ap.add_argument("--ports", choices=("none", "dynamic", "spread", "both", "all"),
+                    default="all",
+                    help="tasks without ports, with one dynamic port, without ports but with a "
+                         "spread and an affinity; both (the first two) or all (default)")
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=100)
     ap.add_argument("--count", type=int, default=100, help="allocations per job")
@@ -741,7 +757,8 @@ def main():
     ap.add_argument("--json", metavar="FILE", help="also write the SUMMARY object to FILE")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, journals)")
     args = ap.parse_args()
-    variants = ["none", "dynamic"] if args.ports == "both" else [args.ports]
+    variants = {"both": ["none", "dynamic"], "all": ["none", "dynamic", "spread"]}.get(
+        args.ports, [args.ports])
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
 

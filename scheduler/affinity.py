@@ -41,15 +41,20 @@ def affinity_score(node: Node, affinities: list[Affinity]) -> float:
 
 
 def node_affinity(source: Iterable[RankedNode], affinities: list[Affinity],
-                  board: ScoreBoard) -> Iterator[RankedNode]:
+                  board: ScoreBoard, known: dict[str, float] | None = None,
+                  ) -> Iterator[RankedNode]:
     """Append the affinity score of each option. Without affinities every node is
     recorded with 0 and nothing is averaged in; with them, a node matching none (a
-    zero score) is not scored either, as in Nomad."""
+    zero score) is not scored either, as in Nomad. A node's score depends on the node
+    alone: ``known`` (node ID -> score) keeps them across the selects of one pass."""
+    known = {} if known is None else known
     for option in source:
         if not affinities:
             board.record(option.node, NODE_AFFINITY, 0.0)
         else:
-            score = affinity_score(option.node, affinities)
+            score = known.get(option.node.ID)
+            if score is None:
+                score = known[option.node.ID] = affinity_score(option.node, affinities)
             if score != 0.0:
                 option.scores.append(score)
                 board.record(option.node, NODE_AFFINITY, score)

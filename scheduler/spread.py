@@ -96,6 +96,7 @@ class SpreadScorer:
         self.sum_weights = sum(s.Weight or 0 for s in spreads)
         self.lowest_boost = -1.0
         self._node_of = node_of
+        self._values: dict[tuple[str, str], tuple[str, bool]] = {}   # (attribute, node ID)
         self._existing = [self._use_by_value(s, existing) for s in self.sets]
         self._proposed_seen: dict[str, tuple[int, list[tuple[str, bool, int]]]] = {}
 
@@ -105,7 +106,7 @@ class SpreadScorer:
     def _use_by_value(self, ps: SpreadSet, per_node: Mapping[str, int]) -> dict[str, int]:
         use: dict[str, int] = {}
         for node_id in sorted(per_node):
-            value, found = node_value(self._node_of(node_id), ps.attribute)
+            value, found = self._value(node_id, None, ps.attribute)
             if found and per_node[node_id]:
                 key = ps.targeted(value)
                 use[key] = use.get(key, 0) + per_node[node_id]
@@ -140,10 +141,19 @@ class SpreadScorer:
             maps.append(use)
         return maps
 
+    def _value(self, node_id: str, node: Node | None, attribute: str) -> tuple[str, bool]:
+        """The node's value of the attribute, looked up once per pass."""
+        key = (attribute, node_id)
+        hit = self._values.get(key)
+        if hit is None:
+            hit = self._values[key] = node_value(
+                node if node is not None else self._node_of(node_id), attribute)
+        return hit
+
     def score(self, node: Node, use_maps: list[dict[str, int]]) -> float:
         total = 0.0
         for ps, use in zip(self.sets, use_maps):
-            value, found = node_value(node, ps.attribute)
+            value, found = self._value(node.ID, node, ps.attribute)
             if not found:
                 total -= 1.0
                 continue

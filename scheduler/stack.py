@@ -186,6 +186,7 @@ class Stack:
         self._job_checks = [constraint_checker(job.Constraints or [])]
         self._limit = select_limit(len(candidates), job.Type == "batch")
         self._spreads: dict[str, SpreadScorer] = {}
+        self._affinity_scores: dict[str, dict[str, float]] = {}   # group -> node ID -> score
         self._preempt = preempt
         self._preempted = preempted if preempted is not None else {}
 
@@ -224,7 +225,8 @@ class Stack:
         # 6. Node affinity and 7. spread: preferences between nodes that fit,
         #    scored only on those (the spread counts the plan's placements too).
         affinities = group_affinities(self.job, tg)
-        ranked = node_affinity(ranked, affinities, board)
+        ranked = node_affinity(ranked, affinities, board,
+                               self._affinity_scores.setdefault(tg.Name or "", {}))
         spread = self._spread_scorer(tg)
         ranked = allocation_spread(ranked, spread, proposed, board)
         # 8. Preemption: a node that needs evictions scores by what it evicts.

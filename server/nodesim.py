@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="CPU of each node, MHz in total (default 4000)")
     p.add_argument("-memory", "--memory", type=int, default=8192, metavar="MB")
     p.add_argument("-disk", "--disk", type=int, default=100000, metavar="MB")
-    p.add_argument("-datacenter", "--datacenter", default="dc1")
+    p.add_argument("-datacenter", "--datacenter", default="dc1",
+                   help="the nodes' datacenter; a comma-separated list deals them out in turn")
     p.add_argument("-class", "--class", dest="node_class", default="")
     p.add_argument("-meta", "--meta", action="append", default=[], metavar="KEY=VALUE",
                    type=_meta_pair, help="node metadata (repeatable), for constraints, "
@@ -106,6 +107,11 @@ def _meta_pair(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _datacenter(i: int, args) -> str:
+    names = [d.strip() for d in args.datacenter.split(",") if d.strip()] or ["dc1"]
+    return names[i % len(names)]
+
+
 def build_node(i: int, args) -> Node:
     """The registration of simulated node ``i``: fresh ids, fingerprint-like attributes."""
     name = f"{args.name_prefix}-{i}"
@@ -126,7 +132,7 @@ def build_node(i: int, args) -> Node:
     for d in drivers:
         attributes[f"driver.{d}"] = "1"
     return Node(
-        ID=str(uuid.uuid4()), SecretID=str(uuid.uuid4()), Datacenter=args.datacenter,
+        ID=str(uuid.uuid4()), SecretID=str(uuid.uuid4()), Datacenter=_datacenter(i, args),
         Name=name, HTTPAddr="127.0.0.1:4646", Attributes=attributes,
         NodeResources=NodeResources(
             Cpu=NodeCpuResources(CpuShares=args.cpu, TotalCpuCores=cores),
