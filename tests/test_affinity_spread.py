@@ -167,6 +167,12 @@ def test_system_job_preempts_a_lower_priority_allocation(cluster, tmp_path):
     start_nodes(agent, sims, tmp_path, "spare", 1, "-cpu", "1000", "-meta", "role=spare")
     system = job("sys", 1, cpu=500, job_type="system", Priority=90,
                  Constraints=[{"LTarget": "${meta.role}", "RTarget": "edge", "Operand": "="}])
+    # the dry run says what would be evicted
+    r = httpx.post(agent.url + "/v1/job/sys/plan", json={"Job": system}, timeout=10)
+    assert r.status_code == 200, r.text
+    annotations = r.json()["Annotations"]
+    assert [a["ID"] for a in annotations["PreemptedAllocs"]] == [victim["ID"]]
+    assert annotations["DesiredTGUpdates"]["g"]["Preemptions"] == 1
     assert register(agent, system).status_code == 200
 
     (sys_alloc,) = wait_until(lambda: running(agent, "sys") or None, 30, "the system job running")

@@ -27,7 +27,7 @@ from fsm.structs import Evaluation, Job
 from server import ids
 from server.http.common import (ApiError, agent, body_value, consistent_state, convert,
                                 json_response, parse_bool, query_bool, read_json)
-from server.http.job_reads import require_job
+from server.http.job_reads import alloc_stub, require_job
 from scheduler.dry_run import dry_run
 from server.jobspec.canonicalize import canonicalize
 from server.jobspec.diff import job_diff
@@ -379,7 +379,9 @@ async def plan(request: Request, job_id: str):
     created = [x for x in result.evals if x.ID != ev.ID]   # e.g. the blocked eval
     return write_reply(request, {
         "Index": modify_index, "JobModifyIndex": modify_index, "Diff": diff,
-        "Annotations": {"DesiredTGUpdates": result.desired_tg_updates or None},
+        "Annotations": {"DesiredTGUpdates": result.desired_tg_updates or None,
+                        "PreemptedAllocs": [alloc_stub(a) for a in result.preempted_allocs]
+                        or None},
         "FailedTGAllocs": done.FailedTGAllocs if done is not None else None,
         "CreatedEvals": created or None,
         "NextPeriodicLaunch": next_launch_rfc3339(job, _now_ns()),
