@@ -146,7 +146,8 @@ class PlanApplier:
             row = state.get(t.ALLOCS, p.AllocID)
             if row is None or row.terminal():
                 continue
-            if row.NodeID != node_id or not preemptible(plan.priority, _with_current_job(state, row)):
+            if row.NodeID != node_id or \
+                    not preemptible(plan.priority, _with_current_job(state, row)):
                 return None
             out.append(p.AllocID)
         return out

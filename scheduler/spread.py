@@ -128,7 +128,8 @@ class SpreadScorer:
         return out
 
     def use_maps(self, proposed: Mapping[str, list[Allocation]]) -> list[dict[str, int]]:
-        """Per spread: value -> allocations using it, existing and proposed (``GetCombinedUseMap``)."""
+        """Per spread: value -> allocations using it, existing and proposed
+        (``GetCombinedUseMap``)."""
         plan = self._plan_counts(proposed)
         maps = []
         for ps, existing in zip(self.sets, self._existing):

@@ -142,7 +142,8 @@ def build_node(i: int, args) -> Node:
                                       IP="127.0.0.1", MBits=args.network_mbits)]),
         ReservedResources=NodeReservedResources(
             Networks=NodeReservedNetworkResources(ReservedHostPorts=args.reserved_ports)),
-        Meta={"simulated": "true", **dict(args.meta)}, NodeClass=args.node_class, Status="initializing",
+        Meta={"simulated": "true", **dict(args.meta)}, NodeClass=args.node_class,
+        Status="initializing",
         Drivers={d: DriverInfo(Detected=True, Healthy=True, HealthDescription="Healthy",
                                UpdateTime=now, Attributes={f"driver.{d}": "1"})
                  for d in drivers})
