@@ -1,7 +1,8 @@
 """Preemption: which lower-priority allocations to evict so a group fits on a node.
 
-Nomad 1.x ``scheduler/preemption.go`` (``PreemptForTaskGroup``) over CPU, memory and
-disk: only allocations of jobs at least ``PRIORITY_DELTA`` below the placing job's
+Nomad 1.x ``scheduler/preemption.go``: ``PreemptForTaskGroup`` over CPU, memory and
+disk, and ``PreemptForNetwork`` for reserved ports and bandwidth (``preempt_for_network``).
+For CPU, memory and disk: only allocations of jobs at least ``PRIORITY_DELTA`` below the placing job's
 priority are candidates; they are taken lowest priority first, within a priority the
 one whose resources are closest to what is still needed (a penalty when its group
 already has ``Migrate.MaxParallel`` allocations preempted in this plan), until the
@@ -16,9 +17,11 @@ open-source default lets system and sysbatch jobs preempt, not service or batch 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
-from fsm.structs import Allocation, Node
+from fsm.structs import Allocation, NetworkResource, Node, TaskGroup
+from scheduler.ports import ERR_BANDWIDTH, alloc_networks
 from scheduler.rank import RankedNode, ScoreBoard, Usage, alloc_usage, node_capacity
 
 PRIORITY_DELTA = 10
@@ -114,6 +117,86 @@ def _drop_unneeded(chosen: list[Allocation], remaining: Usage, ask: Usage,
         if _fits(available, ask):
             break
     return out
+
+
+def preempt_for_network(live: list[Allocation], asks: list[NetworkResource], job_priority: int,
+                        try_offer: Callable[[list[Allocation]], Any],
+                        ) -> tuple[list[Allocation], Any] | None:
+    """``PreemptForNetwork``, reduced to what Caravan's index tracks: the allocations
+    holding a reserved port the group asks for must all be preemptible, and go; then,
+    while bandwidth is short, preemptible allocations with a network go, lowest
+    priority first and within a priority the closest in MBits to the ask, and those
+    the later ones made needless come back. Returns the victims and the offer made
+    without them, or None."""
+    wanted = {p.Value for n in asks for p in n.ReservedPorts or []}
+    victims = []
+    for a in live:
+        held = {p.Value for n in alloc_networks(a) for p in n.ReservedPorts or []}
+        if held & wanted:
+            if not preemptible(job_priority, a):
+                return None
+            victims.append(a)
+    gone = {a.ID for a in victims}
+    offer = try_offer([a for a in live if a.ID not in gone])
+    if isinstance(offer, str) and ERR_BANDWIDTH in offer:
+        mbits = sum(n.MBits or 0 for n in asks)
+        candidates = sorted(
+            (a for a in live if a.ID not in gone and preemptible(job_priority, a)
+             and _mbits(a) > 0),
+            key=lambda a: (a.Job.Priority or 0,
+                           abs(mbits - _mbits(a)) / mbits if mbits else 0.0))
+        fixed = len(victims)
+        for a in candidates:
+            victims.append(a)
+            gone.add(a.ID)
+            offer = try_offer([x for x in live if x.ID not in gone])
+            if not isinstance(offer, str):
+                break
+        if not isinstance(offer, str):
+            # the last pass (``filterSuperset``): keep no victim the others make needless
+            for a in list(victims[fixed:-1]):
+                without = gone - {a.ID}
+                trial = try_offer([x for x in live if x.ID not in without])
+                if not isinstance(trial, str):
+                    victims.remove(a)
+                    gone, offer = without, trial
+    if isinstance(offer, str) or not victims:
+        return None
+    return victims, offer
+
+
+def _mbits(alloc: Allocation) -> int:
+    return sum(n.MBits or 0 for n in alloc_networks(alloc))
+
+
+def group_network_asks(tg: TaskGroup) -> list[NetworkResource]:
+    """The group's first network and each task's first network (what is assigned)."""
+    asks = list(tg.Networks[:1]) if tg.Networks else []
+    for task in tg.Tasks or []:
+        if task.Resources is not None and task.Resources.Networks:
+            asks.append(task.Resources.Networks[0])
+    return asks
+
+
+class Preemptor:
+    """What one job's placements of one group may evict (``rank.Preempt``): allocations
+    of jobs at least ``PRIORITY_DELTA`` below ``job_priority``; ``preempted_counts``
+    are the plan's evictions so far per (namespace, job, group)."""
+
+    def __init__(self, job_priority: int, tg: TaskGroup,
+                 preempted_counts: Mapping[tuple[str, str, str], int] | None = None):
+        self.job_priority = job_priority
+        self.asks = group_network_asks(tg)
+        self.counts = preempted_counts or {}
+
+    def for_resources(self, node: Node, live: list[Allocation],
+                      ask: Usage) -> list[Allocation] | None:
+        return preempt_for_group(node, live, ask, self.job_priority, self.counts)
+
+    def for_network(self, node: Node, live: list[Allocation],
+                    try_offer: Callable[[list[Allocation]], Any],
+                    ) -> tuple[list[Allocation], Any] | None:
+        return preempt_for_network(live, self.asks, self.job_priority, try_offer)
 
 
 def net_priority(victims: Iterable[Allocation]) -> float:

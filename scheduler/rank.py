@@ -16,7 +16,7 @@ import operator
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -292,8 +292,19 @@ class RankedNode:
     preempted: list[Allocation] | None = None   # to evict so the placement fits
 
 
-# node, its live proposed allocations, the ask -> the allocations to evict, or None
-Preempt = Callable[[Node, list[Allocation], Usage], "list[Allocation] | None"]
+class Preempt(Protocol):
+    """What the bin-packer asks when a group does not fit on a node
+    (``scheduler.preemption.Preemptor``): which of the node's live allocations to evict."""
+
+    def for_resources(self, node: Node, live: list[Allocation],
+                      ask: Usage) -> list[Allocation] | None:
+        """To free CPU, memory and disk for ``ask``; None when it cannot be done."""
+
+    def for_network(self, node: Node, live: list[Allocation],
+                    try_offer: Callable[[list[Allocation]], Any],
+                    ) -> tuple[list[Allocation], Any] | None:
+        """To free the reserved ports and bandwidth the group asks for; with the offer
+        ``try_offer`` made once they are gone. None when it cannot be done."""
 
 
 def binpack(source: Iterable[Node], tg: TaskGroup,
@@ -308,8 +319,8 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
     group that asks for no network never looks up the allocations themselves
     (``RankedNode.proposed`` is None), and its ask, the same on every node, is summed
     once. With ``preempt``, a node the group does not fit on is still an option when
-    evicting some of its allocations makes room (``RankedNode.preempted``); only CPU,
-    memory and disk are freed that way, not ports."""
+    evicting some of its allocations makes room (``RankedNode.preempted``): first for
+    the reserved ports and bandwidth it asks for, then for CPU, memory and disk."""
     disk = (tg.EphemeralDisk.SizeMB or 0) if tg.EphemeralDisk is not None else 0
     fixed = None
     if not _asks_network(tg):
@@ -318,9 +329,16 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
         combined = _combined(task_resources, disk, [])
         fixed = (task_resources, combined, Usage(combined.CPU, combined.MemoryMB, disk))
     for node in source:
+        victims: list[Allocation] = []
         if fixed is None:
             proposed = proposed_of(node.ID)
             offer = _offer(node, tg, proposed, rng)
+            if isinstance(offer, str) and preempt is not None:
+                found = preempt.for_network(
+                    node, [a for a in proposed if not a.terminal()],
+                    lambda rest, node=node: _offer(node, tg, rest, rng))
+                if found is not None:
+                    victims, offer = found
             if isinstance(offer, str):
                 exhaust_node(metric, node, offer)
                 continue
@@ -333,18 +351,24 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
             task_resources, combined, ask = fixed
         used = usage_of(node.ID) if usage_of is not None else \
             sum_usage(a for a in proposed if not a.terminal())
+        if victims:
+            used = used - sum_usage(victims)
         util = used + ask
         fit, dim = usage_fits(node, util, net_idx)
-        victims = None
         if not fit and preempt is not None and dim in (DIM_CPU, DIM_MEMORY, DIM_DISK):
-            live = [a for a in proposed_of(node.ID) if not a.terminal()]
-            victims = preempt(node, live, ask) or None
-        if not fit and victims is None:
+            gone = {a.ID for a in victims}
+            live = [a for a in proposed_of(node.ID) if not a.terminal() and a.ID not in gone]
+            more = preempt.for_resources(node, live, ask)
+            if more:
+                victims = victims + more
+                fit = True
+        if not fit:
             exhaust_node(metric, node, dim)
             continue
         fitness = score_fit(node, util) / BINPACK_MAX_FIT_SCORE
         board.record(node, "binpack", fitness)
-        yield RankedNode(node, proposed, combined, task_resources, [fitness], preempted=victims)
+        yield RankedNode(node, proposed, combined, task_resources, [fitness],
+                         preempted=victims or None)
 
 
 def _combined(task_resources: dict[str, Resources], disk: int, networks: list) -> Resources:

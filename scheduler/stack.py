@@ -25,7 +25,7 @@ from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Chec
                                 filter_node, group_constraints, in_datacenters, in_pool,
                                 network_checker)
 from scheduler.affinity import group_affinities, node_affinity
-from scheduler.preemption import preempt_for_group, preemption_scores
+from scheduler.preemption import Preemptor, preemption_scores
 from scheduler.rank import (ScoreBoard, Usage, binpack, job_anti_affinity, limit, live_allocs,
                             max_score, normalize_scores, sum_usage)
 from scheduler.spread import SpreadScorer, allocation_spread
@@ -219,7 +219,7 @@ class Stack:
         #    A node that fits only by evicting lower priorities is an option when
         #    the stack may preempt; bin-pack is where the fit is known.
         ranked = binpack(nodes, tg, allocs_on, self.rng, metric, board, usage_of,
-                         self._preempter() if self._preempt else None)
+                         self._preempter(tg) if self._preempt else None)
         # 5. Job anti-affinity, after bin-pack so it only adjusts nodes that fit.
         ranked = job_anti_affinity(ranked, self.job, tg, board, collisions_of)
         # 6. Node affinity and 7. spread: preferences between nodes that fit,
@@ -259,14 +259,13 @@ class Stack:
                                                         self._nodes.get)
         return scorer
 
-    def _preempter(self):
+    def _preempter(self, tg: TaskGroup) -> Preemptor:
         """Preemption for this job's priority, knowing what the plan already evicts."""
         counts: dict[tuple[str, str, str], int] = {}
         for a in self._preempted.values():
             key = (a.Namespace, a.JobID, a.TaskGroup)
             counts[key] = counts.get(key, 0) + 1
-        priority = self.job.Priority or 0
-        return lambda node, live, ask: preempt_for_group(node, live, ask, priority, counts)
+        return Preemptor(self.job.Priority or 0, tg, counts)
 
     def _source(self, metric: AllocMetric) -> Iterator[Node]:
         """Nomad's StaticIterator over the shuffled nodes: each node once per select,

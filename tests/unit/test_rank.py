@@ -280,6 +280,8 @@ def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
 
 # --- node affinity, spread, preemption (scheduler/affinity.py, spread.py, preemption.py) --
 
+import msgspec  # noqa: E402
+
 from fsm.structs import Affinity, Spread, SpreadTarget  # noqa: E402
 from scheduler import affinity as aff  # noqa: E402
 from scheduler import preemption as pre  # noqa: E402
@@ -445,9 +447,50 @@ def test_binpack_offers_a_full_node_when_preemption_frees_it():
     board, metric = r.ScoreBoard(), AllocMetric()
     plain = list(r.binpack([node], tg, lambda _: [victim], random.Random(1), metric, board))
     assert plain == [] and metric.NodesExhausted == 1
-    preempt = lambda n, live, ask: pre.preempt_for_group(n, live, ask, 100)  # noqa: E731
     out = list(r.binpack([node], tg, lambda _: [victim], random.Random(1), AllocMetric(),
-                         r.ScoreBoard(), preempt=preempt))
+                         r.ScoreBoard(), preempt=pre.Preemptor(100, tg)))
     assert [o.node.ID for o in out] == ["n1"] and [a.ID for a in out[0].preempted] == ["v"]
     scored = list(pre.preemption_scores(out, board))
     assert scored[0].scores[-1] == pytest.approx(pre.preemption_score([victim]))
+
+
+def port_alloc(alloc_id, priority, port, mbits=0, cpu=100):
+    a = prio_alloc(alloc_id, priority, cpu, 64)
+    net = NetworkResource(Device="eth0", IP="10.0.0.1", MBits=mbits,
+                          ReservedPorts=[Port(Label="p", Value=port)] if port else None)
+    return msgspec.structs.replace(a, Resources=Resources(CPU=cpu, MemoryMB=64, DiskMB=0,
+                                                          Networks=[net]))
+
+
+def test_network_preemption_frees_a_reserved_port():
+    node = make_node(cpu=4000, mem=4000, disk=10_000, node_id="n1")
+    tg = group(cpu=100, mem=64, task_networks=[NetworkResource(
+        MBits=0, ReservedPorts=[Port(Label="web", Value=8080)])])
+    holder = port_alloc("holder", 20, 8080)
+    other = port_alloc("other", 20, 9090)
+    board, metric = r.ScoreBoard(), AllocMetric()
+    assert list(r.binpack([node], tg, lambda _: [holder, other], random.Random(1), metric,
+                          board)) == []
+    out = list(r.binpack([node], tg, lambda _: [holder, other], random.Random(1),
+                         AllocMetric(), r.ScoreBoard(), preempt=pre.Preemptor(100, tg)))
+    assert [a.ID for a in out[0].preempted] == ["holder"]
+    assert out[0].task_resources["t"].Networks[0].ReservedPorts[0].Value == 8080
+    # a holder too close in priority cannot be evicted, so the node is not an option
+    assert list(r.binpack([node], tg, lambda _: [holder], random.Random(1), AllocMetric(),
+                          r.ScoreBoard(), preempt=pre.Preemptor(25, tg))) == []
+
+
+def test_network_preemption_frees_bandwidth_with_no_more_victims_than_needed():
+    node = make_node(cpu=4000, mem=4000, disk=10_000, node_id="n1")   # 1000 MBits
+    tg = group(cpu=100, mem=64, task_networks=[NetworkResource(MBits=400)])
+    current = [port_alloc("mid", 40, 0, mbits=500), port_alloc("low", 20, 0, mbits=300),
+               port_alloc("high", 95, 0, mbits=200)]
+    out = list(r.binpack([node], tg, lambda _: current, random.Random(1), AllocMetric(),
+                         r.ScoreBoard(), preempt=pre.Preemptor(100, tg)))
+    # low (300) first, not enough; mid (500) then suffices alone, so low stays
+    assert [a.ID for a in out[0].preempted] == ["mid"]
+    current = [port_alloc("mid", 40, 0, mbits=200), port_alloc("low", 20, 0, mbits=150),
+               port_alloc("high", 95, 0, mbits=600)]
+    out = list(r.binpack([node], tg, lambda _: current, random.Random(1), AllocMetric(),
+                         r.ScoreBoard(), preempt=pre.Preemptor(100, tg)))
+    assert [a.ID for a in out[0].preempted] == ["low", "mid"]

@@ -463,3 +463,23 @@ def test_system_job_skips_nodes_its_constraints_rule_out_without_failing():
     assert [a.NodeID for a in h.live("sys")] == ["node-003"]
     ev = h.state.get(t.EVALS, plan.eval_id)
     assert ev.FailedTGAllocs is None and ev.Status == "complete"
+
+
+def test_system_job_preempts_the_holder_of_its_reserved_port():
+    h = Harness()
+    h.node(mknode(0))
+    static = {"ReservedPorts": [{"Label": "web", "Value": 8080}], "DynamicPorts": None}
+    low = mkjob("low", count=1, cpu=100, ports=False, Priority=20)
+    low.TaskGroups[0].Tasks[0].Resources.Networks = [msgspec.convert(static, NetworkResource)]
+    h.register(low)
+    (victim,) = h.live("low")
+    sys_job = mkjob("sys", count=1, cpu=100, ports=False, Type="system", Priority=80)
+    sys_job.TaskGroups[0].Tasks[0].Resources.Networks = [
+        msgspec.convert(static, NetworkResource)]
+    h.register(sys_job)
+    (placed,) = h.live("sys")
+    assert placed.PreemptedAllocations == [victim.ID]
+    assert placed.Resources.Networks[0].ReservedPorts[0].Value == 8080
+    assert h.state.get(t.ALLOCS, victim.ID).DesiredStatus == "evict"
+    # the evicted job cannot get its port back anywhere: it waits
+    assert h.live("low") == []
