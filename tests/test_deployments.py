@@ -304,8 +304,11 @@ def test_unhealthy_mark_fails_and_a_newer_version_cancels(cluster):
     d2 = wait_until(lambda: (lambda x: x if x and x["TaskGroups"]["app"]["PlacedAllocs"] == 1
                              else None)(deployment_for(agent, 2)), 10, "v2 placed")
     new = next(a for a in live(agent) if a["JobVersion"] == 2)
-    reply = post(agent, f"/v1/deployment/allocation-health/{d2['ID']}",
-                 {"DeploymentID": d2["ID"], "UnhealthyAllocationIDs": [new["ID"]]})
+    # python-nomad sends "UnHealthyAllocationIDs": keys match fields in any case, as in Go
+    host, _, port = agent.url.removeprefix("http://").rpartition(":")
+    client = nomad.Nomad(host=host, port=int(port), timeout=10)
+    reply = client.deployment.deployment_allocation_health(
+        d2["ID"], unhealthy_allocations=[new["ID"]])
     assert reply["RevertedJobVersion"] == 0
     failed = get(agent, f"/v1/deployment/{d2['ID']}")
     assert failed["StatusDescription"] == \

@@ -182,6 +182,24 @@ def _out_of_range_int(value: Any) -> str | None:
     return None
 
 
+def go_fields(body: dict, names: tuple[str, ...]) -> dict:
+    """``body`` with each key that names a field of ``names`` case-insensitively renamed
+    to that field, as Go's encoding/json matches object keys to struct fields (an exact
+    match first, else any case; of two keys for one field the later wins). Nomad's Go
+    clients and python-nomad rely on it: python-nomad sends ``UnHealthyAllocationIDs``.
+    Other keys are left as they are (Go ignores them)."""
+    folded = {name.lower(): name for name in names}
+    out: dict = {}
+    for key, value in body.items():
+        field = key if key in names else folded.get(key.lower())
+        if field is None:
+            out.setdefault(key, value)
+        else:
+            out.pop(field, None)
+            out[field] = value
+    return out
+
+
 def convert(obj: Any, typ: type, what: str) -> Any:
     """Typed view of decoded JSON; a wrong type is a 400 that names the field. A
     ``null`` means "not set" at every depth (``server/http/nulls.py``).

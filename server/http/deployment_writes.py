@@ -19,17 +19,18 @@ from fsm.structs import Deployment
 from fsm.times import format_rfc3339
 from scheduler.deployment_watcher import deployment_eval, failure
 from server import ids
-from server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, read_json
+from server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
+                                go_fields, read_json)
 from server.http.job_writes import _bool_option, submit, write_reply
 
 
-async def _body(request: Request, deployment_id: str, required: bool = True) -> dict:
-    """The JSON body, whose DeploymentID must name the deployment of the path."""
-    body = await read_json(request, required=required)
-    if body is None:
-        return {}
+async def _body(request: Request, deployment_id: str, fields: tuple[str, ...]) -> dict:
+    """The JSON body, its keys matched to the request's ``fields`` as Go matches them
+    (in any case); its DeploymentID must name the deployment of the path."""
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
+    body = go_fields(body, ("DeploymentID", *fields))
     if not body.get("DeploymentID"):
         raise ApiError(400, "DeploymentID must be specified")
     if body["DeploymentID"] != deployment_id:
@@ -75,7 +76,7 @@ async def _reply(request: Request, body: e.Request):
 async def promote(request: Request):
     check_method(request, WRITE_METHODS)
     deployment_id = request.path_params["deployment_id"]
-    body = await _body(request, deployment_id)
+    body = await _body(request, deployment_id, ("All", "Groups"))
     all_groups, groups = _bool_option(body, "All"), _strings(body, "Groups")
     state, d = await _deployment(request, deployment_id, "can't promote terminal deployment")
     now = time.time_ns()
@@ -99,7 +100,7 @@ async def fail(request: Request):
 async def pause(request: Request):
     check_method(request, WRITE_METHODS)
     deployment_id = request.path_params["deployment_id"]
-    body = await _body(request, deployment_id)
+    body = await _body(request, deployment_id, ("Pause",))
     pausing = _bool_option(body, "Pause")
     verb = "pause" if pausing else "resume"
     state, d = await _deployment(request, deployment_id, f"can't {verb} terminal deployment")
@@ -121,7 +122,8 @@ async def pause(request: Request):
 async def allocation_health(request: Request):
     check_method(request, WRITE_METHODS)
     deployment_id = request.path_params["deployment_id"]
-    body = await _body(request, deployment_id)
+    body = await _body(request, deployment_id,
+                       ("HealthyAllocationIDs", "UnhealthyAllocationIDs"))
     healthy = _strings(body, "HealthyAllocationIDs")
     unhealthy = _strings(body, "UnhealthyAllocationIDs")
     if not healthy and not unhealthy:
