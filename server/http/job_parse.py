@@ -12,7 +12,7 @@ from starlette.requests import Request
 from fsm.structs import Job
 from server.http.common import (ApiError, agent, body_value, check_method, convert,
                                 json_response, read_json)
-from server.jobspec.canonicalize import canonicalize
+from server.jobspec.canonicalize import canonicalize, inherit_job_migrate
 from server.jobspec.hcl import JobFileError, parse_job
 
 
@@ -34,7 +34,7 @@ async def parse(request: Request):
         raw = parse_job(hcl, variables)
     except JobFileError as exc:
         raise ApiError(400, f"Failed to parse job file: {exc}") from None
-    job = convert(raw, Job, "Job")
+    job = convert(inherit_job_migrate(raw), Job, "Job")
     if canonical:
         canonicalize(job, region=agent(request).config.cluster.region)
     return json_response(job, index=0, request=request, read=False)

@@ -29,7 +29,7 @@ from server.http.common import (ApiError, agent, body_value, consistent_state, c
                                 json_response, parse_bool, query_bool, read_json)
 from server.http.job_reads import alloc_stub, require_job
 from scheduler.dry_run import dry_run
-from server.jobspec.canonicalize import canonicalize
+from server.jobspec.canonicalize import canonicalize, inherit_job_migrate
 from server.jobspec.diff import job_diff
 from server.jobspec.periodic import next_launch_rfc3339
 from server.jobspec.validate import format_errors, validate_job, validate_update
@@ -82,12 +82,21 @@ def _job_from_body(raw, path_id: str | None) -> tuple[Job, dict]:
         job_raw, opts = None, raw
     if job_raw is None:
         raise ApiError(400, "Job must be specified")
-    job = convert(job_raw, Job, "Job")
+    job = convert(job_from_request(job_raw), Job, "Job")
     if not job.ID:
         raise ApiError(400, "Job ID hasn't been provided")
     if path_id is not None and job.ID != path_id:
         raise ApiError(400, "Job ID does not match name")
     return job, opts
+
+
+def job_from_request(job_raw):
+    """The job object of a request, its job-level ``Migrate`` block (an ``api.Job``
+    field) handed down to the groups as Nomad's agent does before storing the job."""
+    if isinstance(job_raw, dict) and not isinstance(job_raw.get("Migrate"), (dict, type(None))):
+        raise ApiError(400, f"Job: Expected `object | null`, got "
+                            f"`{type(job_raw['Migrate']).__name__}` - at `Migrate`")
+    return inherit_job_migrate(job_raw)
 
 
 def _check_job(request: Request, job: Job) -> tuple[Job | None, list[str]]:
@@ -357,7 +366,7 @@ async def plan(request: Request, job_id: str):
     raw = await read_json(request)
     if not isinstance(raw, dict) or raw.get("Job") is None:
         raise ApiError(400, "Job must be specified")
-    job = convert(raw["Job"], Job, "Job")
+    job = convert(job_from_request(raw["Job"]), Job, "Job")
     if not job.ID:
         raise ApiError(400, "Job must have a valid ID")
     if job.ID != job_id:
@@ -392,7 +401,7 @@ async def validate(request: Request):
     raw = await read_json(request)
     if not isinstance(raw, dict) or raw.get("Job") is None:
         raise ApiError(400, "Job must be specified")
-    job = convert(raw["Job"], Job, "Job")
+    job = convert(job_from_request(raw["Job"]), Job, "Job")
     canonicalize(job, region=agent(request).config.cluster.region)
     errors, warnings = validate_job(job)
     return write_reply(request, {

@@ -90,6 +90,34 @@ def canonicalize(job: Job, region: str = "global") -> None:
 # --- job and groups ------------------------------------------------------------------
 
 
+def inherit_job_migrate(job_raw: Any) -> Any:
+    """The first step of ``api.TaskGroup.Canonicalize`` for migrate blocks, on the job
+    object as decoded from a request: the job's own ``Migrate`` block (``structs.Job``
+    has none, so it would otherwise be lost) laid under each group's, whose non-null
+    fields win. Returns the job object without the job-level block; anything that is
+    not an object is returned as it is (type errors are the caller's)."""
+    if not isinstance(job_raw, dict) or not isinstance(job_raw.get("Migrate"), dict):
+        return job_raw
+    migrate = job_raw["Migrate"]
+    out = {k: v for k, v in job_raw.items() if k != "Migrate"}
+    groups = job_raw.get("TaskGroups")
+    if isinstance(groups, list):
+        out["TaskGroups"] = [_with_job_migrate(g, migrate) for g in groups]
+    return out
+
+
+def _with_job_migrate(group: Any, migrate: dict) -> Any:
+    if not isinstance(group, dict):
+        return group
+    own = group.get("Migrate")
+    if own is None:
+        return {**group, "Migrate": dict(migrate)}
+    if not isinstance(own, dict):
+        return group
+    return {**group, "Migrate": {**migrate, **{k: v for k, v in own.items() if v is not None}}}
+
+
+
 def _canonicalize_job_fields(job: Job, region: str) -> None:
     job.Region = job.Region or region or "global"
     job.Namespace = job.Namespace or "default"

@@ -443,7 +443,8 @@ JOB = Spec({
 }, {
     "constraint": ("Constraints", CONSTRAINT, True), "affinity": ("Affinities", AFFINITY, True),
     "spread": ("Spreads", SPREAD, True), "group": ("TaskGroups", GROUP, True),
-    "update": ("Update", UPDATE, False), "periodic": ("Periodic", PERIODIC, False),
+    "update": ("Update", UPDATE, False), "migrate": ("Migrate", MIGRATE, False),
+    "periodic": ("Periodic", PERIODIC, False),
     "parameterized": ("ParameterizedJob", PARAMETERIZED, False),
     "meta": ("Meta", _map_block, False),
 }, label="ID")

@@ -10,7 +10,7 @@ import pytest
 from tests.http.helpers import (BLOCKED_DESCRIPTION, SECOND, UUID_RE, assert_no_nodes_outcome,
                                 assert_read_headers, assert_write_headers, batch_job,
                                 blocked_chain, created_by, enc, index_of, observe,
-                                parameterized_job, periodic_job, raw, register, service_job,
+                                parameterized_job, periodic_job, raw, register, service_job, task,
                                 settle, successful_description, superseded_description,
                                 the_blocked_eval, uid)
 
@@ -139,6 +139,27 @@ def test_register_via_job_path(client, method):
     assert_write_headers(r)
     assert UUID_RE.match(r.json()["EvalID"])
     assert read(client, job_id)["ID"] == job_id
+
+
+def test_register_hands_the_job_migrate_block_down_to_the_groups(client):
+    """``Migrate`` at the job level is an api.Job field: Nomad's agent merges it under
+    each group's own block (the group's set fields win) before storing the job."""
+    job_id = uid("migrate")
+    job = service_job(job_id, Migrate={"MaxParallel": 2, "HealthCheck": "task_states",
+                                       "MinHealthyTime": 5 * SECOND, "HealthyDeadline": None})
+    job["TaskGroups"].append({"Name": "db", "Count": 1, "Tasks": [task("pg")],
+                              "Migrate": {"MaxParallel": 3, "HealthCheck": None}})
+    assert client.put("/v1/jobs", json={"Job": job}).status_code == 200
+    stored = read(client, job_id)
+    assert "Migrate" not in stored
+    assert [g["Migrate"] for g in stored["TaskGroups"]] == [
+        {"MaxParallel": 2, "HealthCheck": "task_states", "MinHealthyTime": 5 * SECOND,
+         "HealthyDeadline": None},
+        {"MaxParallel": 3, "HealthCheck": "task_states", "MinHealthyTime": 5 * SECOND,
+         "HealthyDeadline": None}]
+    bad = client.put("/v1/jobs", json={"Job": service_job(uid("migrate"), Migrate=[1])})
+    assert (bad.status_code, bad.text) == \
+        (400, "Job: Expected `object | null`, got `list` - at `Migrate`")
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/job/{id}"])

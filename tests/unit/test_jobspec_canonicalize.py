@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from fsm.structs import Job
-from server.jobspec.canonicalize import canonicalize
+from server.jobspec.canonicalize import canonicalize, inherit_job_migrate
 from server.jobspec.validate import validate_job
 
 SEED = Path("/work/shared/seed/jobs-http-api.txt")
@@ -389,3 +389,15 @@ def test_canonicalize_twice_equals_once(spec):
 def test_rich_job_validates_clean():
     errors, _ = validate_job(make(rich_job()))
     assert errors == []
+
+
+def test_the_job_migrate_block_goes_under_each_groups_own():
+    raw = {"ID": "j", "Migrate": {"MaxParallel": 2, "HealthCheck": "checks"},
+           "TaskGroups": [{"Name": "a"}, {"Name": "b", "Migrate": {"MaxParallel": 5,
+                                                                  "HealthCheck": None}}]}
+    out = inherit_job_migrate(raw)
+    assert "Migrate" not in out and raw["Migrate"] == {"MaxParallel": 2, "HealthCheck": "checks"}
+    assert [g.get("Migrate") for g in out["TaskGroups"]] == [
+        {"MaxParallel": 2, "HealthCheck": "checks"}, {"MaxParallel": 5, "HealthCheck": "checks"}]
+    assert raw["TaskGroups"][0] == {"Name": "a"}     # the request itself is left alone
+    assert inherit_job_migrate({"ID": "j", "Migrate": None}) == {"ID": "j", "Migrate": None}

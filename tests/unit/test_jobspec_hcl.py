@@ -413,3 +413,10 @@ def test_group_scaling_block_with_a_free_form_policy():
                                            "strategy": [{"target-value": [{"target": 70}]}]}]}]}}
     assert "Unsupported argument" in error('job "j" {\n group "g" {\n scaling {\n mni = 1\n }\n }\n}\n')
     assert "only one" in error('job "j" {\n group "g" {\n scaling {}\n scaling {}\n }\n}\n')
+
+
+def test_a_job_level_migrate_block_is_the_jobs_migrate():
+    assert job('migrate {\n max_parallel = 2\n health_check = "task_states"\n'
+               ' min_healthy_time = "10s"\n healthy_deadline = "5m"\n}')["Migrate"] == {
+        "MaxParallel": 2, "HealthCheck": "task_states", "MinHealthyTime": 10 * S,
+        "HealthyDeadline": 300 * S}
