@@ -2,7 +2,8 @@
 
 python-nomad's CI starts ``nomad agent -dev -bind 127.0.0.1 -node pynomad1``, writes the
 ``nomad job init`` example job as ``example.json`` and runs ``py.test tests/``. Here the
-sdist is fetched once with pip into pytest's cache, its ``tests/`` is extracted next to
+sdist is fetched once with pip into pytest's cache (``tests/.cache`` without the cache
+plugin), its ``tests/`` is extracted next to
 our ``tests/common.py`` and ``tests/conftest.py`` (the sdist lacks them) and our
 ``example.json``/``example.nomad`` (the init example's redis job, on ``raw_exec``) and
 ``example_batch_parameterized.json``, and each upstream file runs with pytest in a
@@ -96,7 +97,12 @@ def _extract(sdist: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def upstream(request, tmp_path_factory) -> Path:
-    cache_dir = Path(request.config.cache.mkdir("python-nomad"))
+    cache = getattr(request.config, "cache", None)   # None under -p no:cacheprovider
+    if cache is not None:
+        cache_dir = Path(cache.mkdir("python-nomad"))
+    else:
+        cache_dir = HERE.parent / ".cache" / "python-nomad"
+        cache_dir.mkdir(parents=True, exist_ok=True)
     return _extract(_sdist(cache_dir), tmp_path_factory.mktemp("python-nomad"))
 
 
