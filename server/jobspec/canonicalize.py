@@ -53,6 +53,12 @@ def default_update_strategy() -> UpdateStrategy:
         ProgressDeadline=10 * MINUTE, AutoRevert=False, AutoPromote=False, Canary=0)
 
 
+def default_migrate_strategy() -> dict:
+    """``api.DefaultMigrateStrategy``: what a service group's migrate block starts from."""
+    return {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SECOND,
+            "HealthyDeadline": 5 * MINUTE}
+
+
 def default_restart_policy(job_type: str | None) -> RestartPolicy:
     """Restart defaults by job type; anything not service/system gets the batch ones."""
     if job_type in ("service", "system"):
@@ -170,6 +176,11 @@ def _canonicalize_group(job: Job, tg: TaskGroup, api_update: UpdateStrategy | No
         _fill_none(tg.Update, default_update_strategy())
 
     tg.RestartPolicy = _merge(default_restart_policy(job.Type), tg.RestartPolicy)
+    # service groups: the default migrate strategy under the group's own (which already
+    # holds the job's, inherit_job_migrate); other types keep theirs for validation
+    if job.Type == "service" and (tg.Migrate is None or isinstance(tg.Migrate, dict)):
+        own = {k: v for k, v in (tg.Migrate or {}).items() if v is not None}
+        tg.Migrate = {**default_migrate_strategy(), **own}
 
     for net in _items(tg.Networks):
         _canonicalize_network(net)

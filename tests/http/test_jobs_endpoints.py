@@ -152,11 +152,17 @@ def test_register_hands_the_job_migrate_block_down_to_the_groups(client):
     assert client.put("/v1/jobs", json={"Job": job}).status_code == 200
     stored = read(client, job_id)
     assert "Migrate" not in stored
+    # ... and what neither sets comes from the default strategy of a service group
     assert [g["Migrate"] for g in stored["TaskGroups"]] == [
         {"MaxParallel": 2, "HealthCheck": "task_states", "MinHealthyTime": 5 * SECOND,
-         "HealthyDeadline": None},
+         "HealthyDeadline": 300 * SECOND},
         {"MaxParallel": 3, "HealthCheck": "task_states", "MinHealthyTime": 5 * SECOND,
-         "HealthyDeadline": None}]
+         "HealthyDeadline": 300 * SECOND}]
+    plain = uid("migrate")
+    assert client.put("/v1/jobs", json={"Job": service_job(plain)}).status_code == 200
+    assert read(client, plain)["TaskGroups"][0]["Migrate"] == {
+        "MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SECOND,
+        "HealthyDeadline": 300 * SECOND}
     bad = client.put("/v1/jobs", json={"Job": service_job(uid("migrate"), Migrate=[1])})
     assert (bad.status_code, bad.text) == \
         (400, "Job: Expected `object | null`, got `list` - at `Migrate`")
