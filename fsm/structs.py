@@ -276,7 +276,10 @@ class Job(Record):
     Payload: bytes | None = None
     Meta: dict[str, str] | None = None
     ConsulToken: str = ""
+    ConsulNamespace: str = ""
     VaultToken: str = ""
+    VaultNamespace: str = ""
+    NomadTokenID: str = ""      # the submitter's token accessor, with ACLs (none here)
     Stop: bool = False
     Status: str = ""
     StatusDescription: str = ""
@@ -321,6 +324,7 @@ class Evaluation(Record):
     BlockedEval: str = ""
     FailedTGAllocs: dict[str, AllocMetric] | None = None
     ClassEligibility: dict[str, bool] | None = None
+    QuotaLimitReached: str = ""     # Nomad Enterprise quotas: always empty here
     EscapedComputedClass: bool = False
     AnnotatePlan: bool = False
     QueuedAllocations: dict[str, int] | None = None
@@ -469,6 +473,7 @@ class Deployment(Record):
     JobModifyIndex: int = 0
     JobSpecModifyIndex: int = 0
     JobCreateIndex: int = 0
+    IsMultiregion: bool = False     # multiregion deployments are Nomad Enterprise
     TaskGroups: dict[str, DeploymentState] | None = None
     Status: str = ""
     StatusDescription: str = ""

@@ -23,7 +23,8 @@ JOB_FIELDS = {"Region", "Namespace", "ID", "ParentID", "Name", "Type", "Priority
               "Datacenters", "Constraints", "TaskGroups", "Update", "Periodic",
               "ParameterizedJob", "Dispatched", "Payload", "Meta", "Stop", "Status",
               "StatusDescription", "Stable", "Version", "SubmitTime", "CreateIndex",
-              "ModifyIndex", "JobModifyIndex"}
+              "ModifyIndex", "JobModifyIndex", "ConsulToken", "ConsulNamespace",
+              "VaultToken", "VaultNamespace", "NomadTokenID"}
 REGISTER_FIELDS = {"EvalID", "EvalCreateIndex", "JobModifyIndex", "Warnings", "Index",
                    "LastContact", "KnownLeader"}
 
@@ -214,6 +215,7 @@ def test_read_job_shape_and_defaults(client):
     assert job["Stop"] is False and job["Stable"] is False and job["Dispatched"] is False
     assert job["Version"] == 0
     assert job["Payload"] is None and job["ParentID"] == ""
+    assert job["ConsulNamespace"] == job["VaultNamespace"] == job["NomadTokenID"] == ""
     assert job["Status"] == "pending"
     assert isinstance(job["SubmitTime"], int) and job["SubmitTime"] > 0
     assert job["CreateIndex"] == job["JobModifyIndex"] == reply["JobModifyIndex"]

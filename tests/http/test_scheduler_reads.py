@@ -412,6 +412,7 @@ def test_eval_list_filters_and_read():
         assert ok(r) == ev["ModifyIndex"]
         assert (ev["Status"], ev["JobID"], ev["QueuedAllocations"]) == \
             ("complete", "web", {"cache": 0})
+        assert ev["QuotaLimitReached"] == ""     # structs.Evaluation's field (Enterprise)
         error(await c.get(f"/v1/evaluation/{MISSING}"), 404, "eval not found")
         error(await c.get("/v1/evaluation/e1"), 400, "UUID must be 36 characters")
 
@@ -438,6 +439,7 @@ def test_deployment_list_read_and_allocations():
         d = r.json()
         assert ok(r) == d["ModifyIndex"]
         assert d["Status"] == "running" and d["TaskGroups"]["cache"]["DesiredTotal"] == 2
+        assert d["IsMultiregion"] is False
         error(await c.get(f"/v1/deployment/{MISSING}"), 404, "deployment not found")
         error(await c.get("/v1/deployment/d1"), 400, "UUID must be 36 characters")
 
