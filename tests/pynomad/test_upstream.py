@@ -45,11 +45,9 @@ FILES = [
 
 # upstream test id -> the work it waits on (the owner area), or why it fails on Nomad too
 WAITING: dict[str, str] = {
-    "test_allocation.py::test_stop_allocation": "scale: /v1/allocation/:id/stop",
     "test_node.py::test_evaluate_node": "drain: /v1/node/:id/evaluate",
     "test_node.py::test_drain_node_with_spec": "drain: /v1/node/:id/drain",
     "test_node.py::test_eligible_node": "drain: /v1/node/:id/eligibility",
-    "test_scaling.py::test_scaling_list": "scale: /v1/scaling/policies",
     # python-nomad 2.1.0 registers the job whose ID is "example-batch" at
     # /v1/job/example-batch-idempotent: Nomad answers 400 "Job ID does not match name"
     "test_job.py::test_dispatch_job_idempotency": "upstream: fails against Nomad too",
@@ -106,46 +104,30 @@ def upstream(request, tmp_path_factory) -> Path:
     return _extract(_sdist(cache_dir), tmp_path_factory.mktemp("python-nomad"))
 
 
-def _agent(tmp: Path) -> tuple[Server, Server]:
-    """One server and one client node named ``pynomad1`` offering raw_exec: the dev
-    agent has no flag for its node name yet, so the two run from a cluster file."""
-    http, rpc, raft, client_http = free_ports(4)
-    path = tmp / "cluster.toml"
-    path.write_text(f'[cluster]\ndata_dir = "{tmp / "data"}"\nraft_secret = "pynomad"\n\n'
-                    f'[[servers]]\nname = "s1"\nhttp = "127.0.0.1:{http}"\n'
-                    f'rpc = "127.0.0.1:{rpc}"\nraft = "127.0.0.1:{raft}"\n\n'
-                    f'[[clients]]\nname = "{NODE_NAME}"\nhttp = "127.0.0.1:{client_http}"\n'
-                    f"raw_exec = true\n")
-    server = Server("s1", f"127.0.0.1:{http}", f"127.0.0.1:{rpc}", f"127.0.0.1:{raft}",
-                    ["-config", str(path), "-server", "s1"], tmp / "server.log")
-    client = Server(NODE_NAME, f"127.0.0.1:{client_http}", "", "",
-                    ["-config", str(path), "-client", NODE_NAME], tmp / "client.log")
-    return server, client
-
-
 @pytest.fixture
 def agent(tmp_path):
-    """A fresh server and its client node ``pynomad1``, once the node is ready; and
-    the version the node reports (upstream's tests read NOMAD_VERSION to skip tests)."""
+    """A fresh ``caravan agent -dev -bind 127.0.0.1 -node pynomad1`` (on free ports; no
+    ``-acl-enabled``: Caravan has no ACLs yet), once its node is ready; and the version
+    the node reports (upstream's tests read NOMAD_VERSION to skip tests)."""
     import httpx
     from tests.procs import wait_until
 
-    server, client = _agent(tmp_path)
+    http, rpc, raft = free_ports(3)
+    server = Server("dev", f"127.0.0.1:{http}", f"127.0.0.1:{rpc}", f"127.0.0.1:{raft}",
+                    ["-dev", "-bind", "127.0.0.1", "-node", NODE_NAME,
+                     "-http-port", str(http), "-rpc-port", str(rpc), "-raft-port", str(raft),
+                     "-data-dir", str(tmp_path / "dev")], tmp_path / "dev.log")
     try:
         server.start()
-        client.start()
         server.wait_healthy()
 
         def node_version():
-            if not client.alive():
-                raise RuntimeError(f"client exited: {client.log_path.read_text()[-2000:]}")
             nodes = httpx.get(server.url + "/v1/nodes", timeout=2).json()
             return next((n["Version"] for n in nodes
                          if n["Name"] == NODE_NAME and n["Status"] == "ready"), None)
         version = wait_until(node_version, 30, f"node {NODE_NAME} to be ready")
         yield server, version
     finally:
-        client.stop()
         server.stop()
 
 
