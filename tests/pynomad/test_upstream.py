@@ -45,9 +45,6 @@ FILES = [
 
 # upstream test id -> the work it waits on (the owner area), or why it fails on Nomad too
 WAITING: dict[str, str] = {
-    "test_node.py::test_evaluate_node": "drain: /v1/node/:id/evaluate",
-    "test_node.py::test_drain_node_with_spec": "drain: /v1/node/:id/drain",
-    "test_node.py::test_eligible_node": "drain: /v1/node/:id/eligibility",
     # python-nomad 2.1.0 registers the job whose ID is "example-batch" at
     # /v1/job/example-batch-idempotent: Nomad answers 400 "Job ID does not match name"
     "test_job.py::test_dispatch_job_idempotency": "upstream: fails against Nomad too",
