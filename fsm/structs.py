@@ -193,11 +193,37 @@ class Vault(Record):
     ChangeSignal: str | None = None
 
 
+class TaskLifecycleConfig(Record):
+    """When a task runs relative to the group's main tasks (``lifecycle`` block)."""
+    Hook: str = ""              # prestart, poststart or poststop
+    Sidecar: bool = False       # keeps running beside the main tasks
+
+
+class VolumeRequest(Record):
+    """A group's ``volume "name"`` block (Nomad's VolumeRequest)."""
+    Name: str = ""
+    Type: str = ""              # "host" (CSI volumes are not supported)
+    Source: str = ""            # the client host volume's name
+    ReadOnly: bool = False
+    AccessMode: str = ""
+    AttachmentMode: str = ""
+    MountOptions: Any = None
+    PerAlloc: bool = False
+
+
+class VolumeMount(Record):
+    """A task's ``volume_mount`` block: a group volume at a path inside the task."""
+    Volume: str = ""
+    Destination: str = ""
+    ReadOnly: bool = False
+    PropagationMode: str = ""
+
+
 class Task(Record):
     Name: str = ""
     Driver: str = ""
     User: str = ""
-    Lifecycle: Any = None
+    Lifecycle: TaskLifecycleConfig | None = None
     Config: dict[str, Any] | None = None
     Constraints: list[Constraint] | None = None
     Affinities: list[Affinity] | None = None
@@ -214,6 +240,14 @@ class Task(Record):
     Templates: list[Template] | None = None
     DispatchPayload: DispatchPayloadConfig | None = None
     Leader: bool = False
+    VolumeMounts: list[VolumeMount] | None = None
+
+    def hook(self) -> str:
+        """The lifecycle hook ("" for a main task)."""
+        return self.Lifecycle.Hook if self.Lifecycle is not None else ""
+
+    def sidecar(self) -> bool:
+        return self.Lifecycle is not None and self.Lifecycle.Sidecar
 
 
 class ScalingPolicy(Record):
@@ -246,7 +280,7 @@ class TaskGroup(Record):
     Migrate: Any = None
     Networks: list[NetworkResource] | None = None
     Services: list[Service] | None = None
-    Volumes: Any = None
+    Volumes: dict[str, VolumeRequest] | None = None
     Scaling: ScalingPolicy | None = None
     ShutdownDelay: int | None = None
     Meta: dict[str, str] | None = None
@@ -645,6 +679,14 @@ class NodeEvent(Record):
     CreateIndex: int = 0
 
 
+class ClientHostVolumeConfig(Record):
+    """A directory of the client host offered to tasks (``host_volume`` in the
+    client's configuration)."""
+    Name: str = ""
+    Path: str = ""
+    ReadOnly: bool = False
+
+
 class Node(Record):
     ID: str = ""
     SecretID: str = ""
@@ -671,6 +713,7 @@ class Node(Record):
     StatusUpdatedAt: int = 0                # unix seconds
     Drivers: dict[str, DriverInfo] | None = None
     Events: list[NodeEvent] | None = None   # the newest MAX_NODE_EVENTS, oldest first
+    HostVolumes: dict[str, ClientHostVolumeConfig] | None = None
     CreateIndex: int = 0
     ModifyIndex: int = 0
 

@@ -23,6 +23,7 @@ from fsm.structs import AllocMetric, Allocation, Constraint, Job, Node, TaskGrou
 
 FILTER_DRIVERS = "missing drivers"
 FILTER_NETWORK = "missing network"
+FILTER_HOST_VOLUMES = "missing compatible host volumes"
 FILTER_CLASS_INELIGIBLE = "computed class ineligible"
 DISTINCT_HOSTS = "distinct_hosts"
 DISTINCT_PROPERTY = "distinct_property"
@@ -301,6 +302,41 @@ def network_checker(tg: TaskGroup) -> Checker:
     return check
 
 
+def alloc_suffix(alloc_name: str) -> str:
+    """``structs.AllocSuffix``: the ``[index]`` that ends an allocation's name."""
+    at = alloc_name.rfind("[")
+    return alloc_name[at:] if at >= 0 else ""
+
+
+def host_volume_checker(tg: TaskGroup, alloc_name: str = "") -> Checker:
+    """1.x HostVolumeChecker: every host volume the group requests must be offered by
+    the node under its ``Source`` name (a ``per_alloc`` request names ``source[index]``),
+    and a read-only host volume only serves read-only requests."""
+    wanted: dict[str, list[bool]] = {}     # source -> read_only of each request
+    for req in (tg.Volumes or {}).values():
+        if req is None or req.Type != "host":
+            continue
+        source = req.Source + alloc_suffix(alloc_name) if req.PerAlloc else req.Source
+        wanted.setdefault(source, []).append(req.ReadOnly)
+
+    def check(node: Node) -> str | None:
+        if not wanted:
+            return None
+        offered = node.HostVolumes or {}
+        for source, read_only in wanted.items():
+            volume = offered.get(source)
+            if volume is None or (volume.ReadOnly and not all(read_only)):
+                return FILTER_HOST_VOLUMES
+        return None
+    return check
+
+
+def per_alloc_volumes(tg: TaskGroup) -> bool:
+    """A ``per_alloc`` volume's answer differs between the group's allocations, so it
+    cannot be memoized per node class."""
+    return any(req is not None and req.PerAlloc for req in (tg.Volumes or {}).values())
+
+
 def group_constraints(tg: TaskGroup) -> tuple[list[Constraint], set[str]]:
     """``TaskGroupConstraints``: the group's then each task's constraints, and drivers."""
     constraints = list(tg.Constraints or [])
@@ -330,15 +366,17 @@ def in_pool(node: Node, pool: str | None) -> bool:
 def computed_class(node: Node) -> str:
     """``v1:<uint64>`` over what makes nodes interchangeable for feasibility: datacenter,
     attributes and meta without ``unique.*`` keys, node class and pool, as Nomad; plus,
-    unlike Nomad (whose memo can then go stale), each driver's detected/healthy flags
-    and the node's network modes, which the memoized checks also read."""
+    unlike Nomad (whose memo can then go stale), each driver's detected/healthy flags,
+    the node's network modes and its host volumes (name and read-only), which the
+    memoized checks also read."""
     def shared(table):
         return {k: v for k, v in (table or {}).items() if not k.startswith("unique.")}
     nets = node.NodeResources.Networks if node.NodeResources is not None else None
     body = {"Datacenter": node.Datacenter, "Attributes": shared(node.Attributes),
             "Meta": shared(node.Meta), "NodeClass": node.NodeClass, "NodePool": node.NodePool,
             "Drivers": {k: [d.Detected, d.Healthy] for k, d in (node.Drivers or {}).items()},
-            "NetworkModes": sorted({n.Mode or "host" for n in nets or []})}
+            "NetworkModes": sorted({n.Mode or "host" for n in nets or []}),
+            "HostVolumes": {k: bool(v.ReadOnly) for k, v in (node.HostVolumes or {}).items()}}
     digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=8).digest()
     return f"v1:{int.from_bytes(digest, 'big')}"
 

@@ -126,7 +126,7 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
             pool = nodes if key is None else [n for n in nodes if n.ID == key]
             stacks[key] = Stack(job, pool, allocs_by_node, rng, allocs_by_node.usage, job_counts,
                                 preempt=preempt, preempted=preempted)
-        choice = stacks[key].select(tg, proposed)
+        choice = stacks[key].select(tg, proposed, req.name)
         if choice.node is None:
             if req.node_id is not None and choice.metric.NodesFiltered:
                 # a system group this node's constraints rule out: not a failure (as

@@ -133,7 +133,8 @@ def tasks_updated(old: Job, new: Job, group: str) -> str | None:
     Follows Nomad 1.x ``tasksUpdated``, over the fields Caravan models: task set,
     ephemeral disk, group and task networks (static ports, not dynamic values),
     affinities, spreads, volumes; per task driver, user, config, env, artifacts, vault,
-    templates, meta merged job < group < task, CPU, cores, memory, memory max, devices.
+    templates, volume mounts, meta merged job < group < task, CPU, cores, memory,
+    memory max, devices.
     Everything else (count, constraints, update, restart, services, kill timeout, log
     config...) is in place; constraints are re-checked by the worker's in-place fit."""
     a, b = _group(old, group), _group(new, group)
@@ -166,6 +167,7 @@ def _task_updated(old: Job, ga: TaskGroup, a: Task, new: Job, gb: TaskGroup, b: 
               ("config", _norm(a.Config), _norm(b.Config)), ("env", _norm(a.Env), _norm(b.Env)),
               ("artifacts", _norm(a.Artifacts), _norm(b.Artifacts)), ("vault", a.Vault, b.Vault),
               ("templates", _norm(a.Templates), _norm(b.Templates)),
+              ("volume mounts", _norm(a.VolumeMounts), _norm(b.VolumeMounts)),
               ("meta", _meta(old, ga, a), _meta(new, gb, b)),
               ("network", _networks(ra.Networks), _networks(rb.Networks)),
               ("cpu", ra.CPU, rb.CPU), ("cores", ra.Cores, rb.Cores),

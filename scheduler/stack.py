@@ -22,8 +22,9 @@ from fsm.structs import AllocMetric, Allocation, Job, Node, Resources, TaskGroup
 from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Checker,
                                 PropertySet, computed_class, constraint_checker,
                                 distinct_hosts, distinct_property, driver_checker, escapes,
-                                filter_node, group_constraints, in_datacenters, in_pool,
-                                network_checker)
+                                filter_node, group_constraints, host_volume_checker,
+                                in_datacenters, in_pool, network_checker,
+                                per_alloc_volumes)
 from scheduler.affinity import group_affinities, node_affinity
 from scheduler.preemption import Preemptor, preemption_scores
 from scheduler.rank import (ScoreBoard, Usage, binpack, job_anti_affinity, limit, live_allocs,
@@ -51,7 +52,7 @@ class Eligibility:
         self._groups: dict[str, dict[str, bool]] = {}
 
     def group(self, tg: TaskGroup) -> dict[str, bool] | None:
-        if escapes(group_constraints(tg)[0]):
+        if escapes(group_constraints(tg)[0]) or per_alloc_volumes(tg):
             return None
         return self._groups.setdefault(tg.Name or "", {})
 
@@ -190,17 +191,21 @@ class Stack:
         self._preempt = preempt
         self._preempted = preempted if preempted is not None else {}
 
-    def select(self, tg: TaskGroup, proposed: dict[str, list[Allocation]]) -> Placement:
+    def select(self, tg: TaskGroup, proposed: dict[str, list[Allocation]],
+               alloc_name: str = "") -> Placement:
         """Pick a node for one more allocation of ``tg``, given what this plan already
         placed (``proposed``, by node). To count an allocation this plan stops as
-        gone, pass it in ``proposed`` with ``DesiredStatus="stop"``."""
+        gone, pass it in ``proposed`` with ``DesiredStatus="stop"``. ``alloc_name``
+        picks the source of ``per_alloc`` host volumes."""
         metric = AllocMetric(NodesInPool=len(self._candidates), NodesAvailable=dict(self._by_dc))
         board = ScoreBoard()
         allocs_on, usage_of, collisions_of = self._proposed_view(proposed, tg)
         constraints, drivers = group_constraints(tg)
-        # Cheap, per-class checks first: drivers, then constraints, then networks;
-        # memoized per computed class, so they are not repeated on similar nodes.
-        tg_checks = [driver_checker(drivers), constraint_checker(constraints), network_checker(tg)]
+        # Cheap, per-class checks first: drivers, constraints, host volumes, then
+        # networks (Nomad's order); memoized per computed class, so they are not
+        # repeated on similar nodes.
+        tg_checks = [driver_checker(drivers), constraint_checker(constraints),
+                     host_volume_checker(tg, alloc_name), network_checker(tg)]
 
         # The chain. Each stage pulls from the one above only as far as it must, so
         # the limit decides how many nodes are evaluated at all.

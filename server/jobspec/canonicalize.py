@@ -222,6 +222,10 @@ def _update_empty(u: UpdateStrategy) -> bool:
 def _canonicalize_task(job: Job, tg: TaskGroup, task: Task) -> None:
     _canonicalize_placement(task)
     task.Resources = _canonicalize_resources(task.Resources)
+    if task.Lifecycle is not None and not task.Lifecycle.Hook and not task.Lifecycle.Sidecar:
+        task.Lifecycle = None   # api.TaskLifecycle.Empty(): no block at all
+    for mount in _items(task.VolumeMounts):
+        mount.PropagationMode = mount.PropagationMode or "private"
     if not task.KillTimeout:  # nil in the API, and 0 on the server, both mean 5s
         task.KillTimeout = 5 * SECOND
     if task.LogConfig is None:

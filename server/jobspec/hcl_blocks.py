@@ -403,6 +403,37 @@ TEMPLATE = Spec({
 
 LIFECYCLE = Spec({"hook": ("Hook", STR), "sidecar": ("Sidecar", BOOL)})
 
+VOLUME_MOUNT = Spec({"volume": ("Volume", STR), "destination": ("Destination", STR),
+                     "read_only": ("ReadOnly", BOOL), "propagation_mode": ("PropagationMode", STR)})
+
+
+def _volume(ctx: Context, item: Item, where: str) -> tuple[str, dict]:
+    """``volume "name" { ... }``: one entry of the group's Volumes map, keyed by its label."""
+    out = ctx.decode(item, VOLUME, where)
+    return out["Name"], out
+
+
+VOLUME = Spec({"type": ("Type", STR), "source": ("Source", STR), "read_only": ("ReadOnly", BOOL),
+               "access_mode": ("AccessMode", STR), "attachment_mode": ("AttachmentMode", STR),
+               "per_alloc": ("PerAlloc", BOOL)},
+              {"mount_options": ("MountOptions", Spec({"fs_type": ("FSType", STR),
+                                                       "mount_flags": ("MountFlags", STRLIST)}),
+                                 False)},
+              label="Name")
+
+
+def _group_volumes(out: dict, item: Item) -> None:
+    volumes = out.pop("_volumes", None)
+    if volumes is None:
+        return
+    table: dict[str, dict] = {}
+    for name, volume in volumes:
+        if name in table:
+            raise error_at(item.at, "Duplicate volume",
+                           f'the volume "{name}" is declared twice in group "{out.get("Name")}"')
+        table[name] = volume
+    out["Volumes"] = table
+
 TASK = Spec({
     "driver": ("Driver", STR), "user": ("User", STR), "config": ("Config", ANY),
     "env": ("Env", STRMAP), "meta": ("Meta", STRMAP), "kill_timeout": ("KillTimeout", DURATION),
@@ -417,6 +448,7 @@ TASK = Spec({
     "template": ("Templates", TEMPLATE, True),
     "dispatch_payload": ("DispatchPayload", Spec({"file": ("File", STR)}), False),
     "lifecycle": ("Lifecycle", LIFECYCLE, False),
+    "volume_mount": ("VolumeMounts", VOLUME_MOUNT, True),
 }, label="Name")
 
 GROUP = Spec({
@@ -431,8 +463,8 @@ GROUP = Spec({
     "update": ("Update", UPDATE, False), "migrate": ("Migrate", MIGRATE, False),
     "network": ("Networks", NETWORK, True), "service": ("Services", SERVICE, True),
     "scaling": ("Scaling", SCALING, False),
-    "meta": ("Meta", _map_block, False),
-}, label="Name")
+    "meta": ("Meta", _map_block, False), "volume": ("_volumes", _volume, True),
+}, label="Name", finish=_group_volumes)
 
 JOB = Spec({
     "region": ("Region", STR), "namespace": ("Namespace", STR), "name": ("Name", STR),

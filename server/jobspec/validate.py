@@ -42,6 +42,7 @@ from fsm.structs import (
     TaskGroup,
     Template,
     UpdateStrategy,
+    VolumeRequest,
 )
 from server.jobspec.periodic import cron
 
@@ -52,6 +53,7 @@ MIN_CPU, MIN_MEMORY_MB, MIN_DISK_MB = 1, 10, 10
 RESTART_MIN_INTERVAL = 5 * SECOND
 MIN_CHECK_INTERVAL = MIN_CHECK_TIMEOUT = 1 * SECOND
 MAX_PORT = 65535
+LIFECYCLE_HOOKS = ("prestart", "poststart", "poststop")
 
 
 def validate_job(job: Job) -> tuple[list[str], list[str]]:
@@ -317,6 +319,18 @@ def _group_errors(job: Job, tg: TaskGroup) -> list[str]:
             seen[task.Name] = idx
     if sum(1 for t in tasks if t.Leader) > 1:
         errs.append("Only one task may be marked as leader")
+    canaries = _n(tg.Update.Canary) if tg.Update is not None else 0
+    for vname, req in sorted((tg.Volumes or {}).items()):
+        errs += _prefixed(f"Task group volume validation for {vname} failed: ",
+                          _volume_errors(req, canaries))
+    for task in tasks:
+        for idx, mount in enumerate(_items(task.VolumeMounts)):
+            if not mount.Volume:
+                errs.append(f"Task {_s(task.Name)} has a volume mount ({idx}) referencing an "
+                            "empty volume")
+            elif mount.Volume not in (tg.Volumes or {}):
+                errs.append(f"Task {_s(task.Name)} has a volume mount ({idx}) referencing "
+                            f"undefined volume {mount.Volume}")
 
     if tg.Scaling is not None:
         errs += _prefixed("Task group scaling policy validation failed: ",
@@ -352,6 +366,26 @@ def _scaling_errors(p: ScalingPolicy, count: int) -> list[str]:
     if count < low:
         errs.append("Scaling policy invalid: task group count must not be less than minimum "
                     "count in scaling policy")
+    return errs
+
+
+def _volume_errors(req: VolumeRequest | None, canaries: int) -> list[str]:
+    """``VolumeRequest.Validate`` for host volumes (CSI volumes are not supported)."""
+    if req is None:
+        return ["volume is null"]
+    if req.Type != "host":
+        if req.Type == "csi":
+            return ["volume type csi is not supported by this cluster (host volumes only)"]
+        return [f"volume has unrecognized type {req.Type}"]
+    errs: list[str] = []
+    if req.AttachmentMode:
+        errs.append("host volumes cannot have an attachment mode")
+    if req.AccessMode:
+        errs.append("host volumes cannot have an access mode")
+    if req.PerAlloc and canaries > 0:
+        errs.append("volume cannot be per_alloc when canaries are in use")
+    if not req.Source:
+        errs.append("volume has an empty source")
     return errs
 
 
@@ -506,11 +540,11 @@ def _task_errors(job: Job, tg: TaskGroup, task: Task) -> list[str]:
             destinations[tmpl.DestPath] = idx + 1
     if task.DispatchPayload is not None and _escapes("task/local/", task.DispatchPayload.File):
         errs.append("Dispatch Payload validation failed: destination escapes allocation directory")
-    if isinstance(task.Lifecycle, dict):
-        hook = task.Lifecycle.get("Hook") or ""
+    if task.Lifecycle is not None:
+        hook = _s(task.Lifecycle.Hook)
         if not hook:
             errs.append("Lifecycle validation failed: no lifecycle hook provided")
-        elif hook not in ("prestart", "poststart", "poststop"):
+        elif hook not in LIFECYCLE_HOOKS:
             errs.append(f"Lifecycle validation failed: invalid hook: {hook}")
     return errs
 
