@@ -56,6 +56,8 @@ class ClientSettings:
     cpu_total_compute: int = 0
     memory_total_mb: int = 0
     network_mbits: int = 1000
+    # host volumes offered to tasks: name -> {"path": absolute dir, "read_only": bool}
+    host_volumes: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +98,8 @@ class ClientAgent:
             node_class=s.node_class, meta=s.meta, data_dir=s.data_dir,
             server_addr=s.servers[0], http_addr=s.http_addr, drivers=infos,
             reserved=s.reserved, cpu_total_compute=s.cpu_total_compute,
-            memory_total_mb=s.memory_total_mb, network_mbits=s.network_mbits)
+            memory_total_mb=s.memory_total_mb, network_mbits=s.network_mbits,
+            host_volumes=fingerprint.host_volumes(s.host_volumes))
 
     async def start(self) -> None:
         """Fingerprint, register (retrying until a server answers), then run the

@@ -11,9 +11,9 @@ import shutil
 import signal
 import socket
 
-from fsm.structs import (DriverInfo, NetworkResource, Node, NodeCpuResources,
-                         NodeDiskResources, NodeMemoryResources, NodeReservedNetworkResources,
-                         NodeReservedResources, NodeResources)
+from fsm.structs import (ClientHostVolumeConfig, DriverInfo, NetworkResource, Node,
+                         NodeCpuResources, NodeDiskResources, NodeMemoryResources,
+                         NodeReservedNetworkResources, NodeReservedResources, NodeResources)
 from client.clock import rfc3339
 
 log = logging.getLogger("caravan.client.fingerprint")
@@ -99,10 +99,30 @@ DEFAULT_META = {
 }
 
 
+class HostVolumeError(RuntimeError):
+    """A configured host volume cannot be offered (its directory is missing)."""
+
+
+def host_volumes(config: dict) -> dict[str, ClientHostVolumeConfig] | None:
+    """The node's ``HostVolumes`` from the client's ``host_volume`` settings (name ->
+    {"path", "read_only"}). As Nomad's client, refuses to start when a path is not an
+    existing directory; the path is resolved (symlinks) so tasks see the real one."""
+    out: dict[str, ClientHostVolumeConfig] = {}
+    for name, vol in sorted(config.items()):
+        path = vol["path"]
+        if not os.path.isdir(path):
+            raise HostVolumeError(f'host_volume "{name}": path {path!r} is not an existing '
+                                  f"directory")
+        out[name] = ClientHostVolumeConfig(Name=name, Path=os.path.realpath(path),
+                                           ReadOnly=bool(vol.get("read_only", False)))
+    return out or None
+
+
 def build_node(*, node_id: str, secret_id: str, name: str, datacenter: str, node_class: str,
                meta: dict[str, str], data_dir: str, server_addr: str, http_addr: str,
                drivers: dict[str, DriverInfo], reserved: dict, cpu_total_compute: int = 0,
-               memory_total_mb: int = 0, network_mbits: int = 1000) -> Node:
+               memory_total_mb: int = 0, network_mbits: int = 1000,
+               host_volumes: dict[str, ClientHostVolumeConfig] | None = None) -> Node:
     cores = os.cpu_count() or 1
     mhz = cpu_mhz()
     if cpu_total_compute:
@@ -151,7 +171,7 @@ def build_node(*, node_id: str, secret_id: str, name: str, datacenter: str, node
             Memory=NodeMemoryResources(MemoryMB=reserved.get("memory", 0)),
             Disk=NodeDiskResources(DiskMB=reserved.get("disk", 0)),
             Networks=NodeReservedNetworkResources(ReservedHostPorts=ports)),
-        Drivers=drivers)
+        Drivers=drivers, HostVolumes=host_volumes)
 
 
 def driver_info(attributes: dict[str, str], healthy: bool = True,

@@ -12,7 +12,7 @@ import signal
 import sys
 import tempfile
 
-from server.config import ConfigError, dev_config, dial_address, load
+from server.config import ConfigError, dev_config, dial_address, load, parse_host_volume_flag
 from server.journal import StorageDamaged
 
 
@@ -41,6 +41,11 @@ def _agent_parser() -> argparse.ArgumentParser:
     p.add_argument("-acl-enabled", "--acl-enabled", action="store_true",
                    help="enable ACLs (not supported yet: refused)")
     p.add_argument("-log-level", "--log-level", default="WARNING")
+    p.add_argument("-host-volume", "--host-volume", action="append", default=[],
+                   metavar="NAME=PATH[:ro]",
+                   help="with -dev or -client: offer the directory PATH to tasks as host "
+                        "volume NAME (read-only with :ro); repeatable. Adds to the "
+                        "client's host_volume tables of the file")
     p.add_argument("-repair-journal", "--repair-journal", action="store_true",
                    help="start even if the raft journal's tail is damaged, by cutting it at "
                         "the first damaged record (entries from there are fetched again "
@@ -58,7 +63,23 @@ def _run(coro) -> int:
     return uvloop.run(coro)
 
 
-def client_settings(config, c, data_dir_flag: str | None, node_name: str | None = None):
+def host_volume_flags(flags: list[str], base: dict | None = None) -> dict:
+    """A client's host volumes: its file's ``host_volume`` tables and then the
+    ``-host-volume`` flags; each path must be an existing directory (as in Nomad, a
+    client with a missing host volume does not start)."""
+    volumes = dict(base or {})
+    for text in flags:
+        name, volume = parse_host_volume_flag(text)
+        volumes[name] = volume
+    for name, volume in volumes.items():
+        if not os.path.isdir(volume["path"]):
+            raise ConfigError(f'host_volume "{name}": path {volume["path"]!r} is not an '
+                              f"existing directory")
+    return volumes
+
+
+def client_settings(config, c, data_dir_flag: str | None, node_name: str | None = None,
+                    host_volumes: list[str] = ()):
     from client.agent import ClientSettings
     return ClientSettings(
         name=node_name or c.name, servers=config.client_servers(c),
@@ -67,7 +88,8 @@ def client_settings(config, c, data_dir_flag: str | None, node_name: str | None 
         datacenter=c.datacenter or config.cluster.datacenter, node_class=c.node_class,
         meta=dict(c.meta), raw_exec=c.raw_exec, reserved=dict(c.reserved),
         cpu_total_compute=c.cpu_total_compute, memory_total_mb=c.memory_total_mb,
-        network_mbits=c.network_mbits)
+        network_mbits=c.network_mbits,
+        host_volumes=host_volume_flags(list(host_volumes), c.host_volumes))
 
 
 def _override_cluster(config, region: str | None, datacenter: str | None):
@@ -118,7 +140,7 @@ def agent_main(argv: list[str]) -> int:
                 name=args.node_name or default_name(), servers=[dial_address(me.rpc)],
                 data_dir=os.path.join(data_dir, "client"), http_addr=me.http,
                 region=config.cluster.region, datacenter=config.cluster.datacenter,
-                raw_exec=True)
+                raw_exec=True, host_volumes=host_volume_flags(args.host_volume))
             return _run(Agent(config, me, data_dir, client_settings=client).run())
         elif args.config:
             if args.bind is not None:
@@ -129,7 +151,8 @@ def agent_main(argv: list[str]) -> int:
                 raise ConfigError(f"{args.config}: give -server or -client, not both")
             if args.client:
                 return _run(run_client(client_settings(config, config.client(args.client),
-                                                       args.data_dir, args.node_name)))
+                                                       args.data_dir, args.node_name,
+                                                       args.host_volume)))
             if args.node_name is not None:
                 raise ConfigError("-node: names a client's node; give it with -dev or "
                                   "-client")

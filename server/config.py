@@ -79,6 +79,8 @@ class ClientConfig:
     memory_total_mb: int = 0           # override the fingerprinted memory
     network_mbits: int = 1000
     servers: tuple[str, ...] = ()      # RPC addresses to dial; default: every server's
+    # directories offered to tasks: name -> {"path": absolute dir, "read_only": bool}
+    host_volumes: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,8 @@ def _check_raft_peers(servers: list[ServerConfig], source: str) -> None:
 _CLIENT_KEYS = {"name": str, "http": str, "data_dir": str, "datacenter": str,
                 "node_class": str, "meta": dict, "raw_exec": bool, "reserved": dict,
                 "cpu_total_compute": int, "memory_total_mb": int, "network_mbits": int,
-                "servers": list}
+                "servers": list, "host_volume": list}
+_HOST_VOLUME_KEYS = {"name": str, "path": str, "read_only": bool}
 _RESERVED_KEYS = {"cpu": int, "memory": int, "disk": int, "reserved_ports": str}
 
 
@@ -320,7 +323,50 @@ def _parse_client(entry, where: str) -> ClientConfig:
     for key in ("cpu_total_compute", "memory_total_mb", "network_mbits"):
         if entry.get(key, 0) < 0:
             raise ConfigError(f"{where}.{key}: must not be negative, got {entry[key]}")
+    values["host_volumes"] = parse_host_volumes(values.pop("host_volume", []), where)
     return ClientConfig(**values)
+
+
+def parse_host_volumes(entries: list, where: str) -> dict:
+    """``[[clients.host_volume]]`` tables (``name``, ``path``, optional ``read_only``), as
+    Nomad's ``host_volume "name" { path, read_only }``: name -> {"path", "read_only"}.
+    The path must be an absolute directory that exists when the client starts."""
+    volumes: dict[str, dict] = {}
+    for j, vol in enumerate(entries):
+        at = f"{where}.host_volume[{j}]"
+        if not isinstance(vol, dict):
+            raise ConfigError(f"{at}: expected a table, got {vol!r}")
+        for key, value in vol.items():
+            want = _HOST_VOLUME_KEYS.get(key)
+            if want is None:
+                raise ConfigError(f"{at}: unknown key {key!r}")
+            _check_type(value, want, f"{at}.{key}")
+        for key in ("name", "path"):
+            if not vol.get(key):
+                raise ConfigError(f"{at}: missing key {key!r}")
+        name, path = vol["name"], vol["path"]
+        if name in volumes:
+            raise ConfigError(f"{at}.name: duplicate host volume {name!r}")
+        if not os.path.isabs(path):
+            raise ConfigError(f"{at}.path: {path!r} is not an absolute path")
+        volumes[name] = {"path": path, "read_only": bool(vol.get("read_only", False))}
+    return volumes
+
+
+def parse_host_volume_flag(text: str) -> tuple[str, dict]:
+    """``-host-volume name=/path[:ro]`` (the dev agent's and nodesim's spelling of a
+    ``host_volume`` table): (name, {"path", "read_only"})."""
+    name, sep, rest = text.partition("=")
+    read_only = False
+    if rest.endswith(":ro"):
+        rest, read_only = rest[:-3], True
+    elif rest.endswith(":rw"):
+        rest = rest[:-3]
+    if not sep or not name or not rest:
+        raise ConfigError(f"-host-volume {text!r}: expected name=/absolute/path[:ro]")
+    if not os.path.isabs(rest):
+        raise ConfigError(f"-host-volume {text!r}: {rest!r} is not an absolute path")
+    return name, {"path": rest, "read_only": read_only}
 
 
 def dev_config(http_port: int, rpc_port: int, raft_port: int, data_dir: str,

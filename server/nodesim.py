@@ -5,6 +5,7 @@ scale without running tasks.
     caravan nodesim -server HOST:PORT -count N [-cpu MHZ] [-memory MB] [-disk MB]
                     [-datacenter DC] [-class CLASS] [-drivers mock,docker,...]
                     [-network-mbits MBITS] [-reserved-ports 22,80] [-name-prefix nodesim]
+                    [-host-volume NAME=PATH[:ro] ...]
 
 ``HOST:PORT`` is any server's RPC address; the simulator follows the leader when a
 follower answers ``FAILED_PRECONDITION`` (trailing metadata ``leader``) and tries the
@@ -53,10 +54,12 @@ import msgspec
 from client.clock import rfc3339
 from client.conn import CALL_TIMEOUT, ServerConn
 from fsm.entries import AllocClientState
-from fsm.structs import (AllocDeploymentStatus, Allocation, DriverInfo, NetworkResource,
+from fsm.structs import (AllocDeploymentStatus, Allocation, ClientHostVolumeConfig,
+                         DriverInfo, NetworkResource,
                          Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
                          NodeReservedNetworkResources, NodeReservedResources, NodeResources,
                          TaskEvent, TaskState)
+from server.config import ConfigError, parse_host_volume_flag
 from server.rpc.pb import node_pb2 as pb
 
 log = logging.getLogger("caravan.nodesim")
@@ -94,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-reserved-ports", "--reserved-ports", default="",
                    help='host ports reserved on each node, e.g. "22,8000-8100"')
     p.add_argument("-name-prefix", "--name-prefix", default="nodesim")
+    p.add_argument("-host-volume", "--host-volume", action="append", default=[],
+                   metavar="NAME=PATH[:ro]",
+                   help="a host volume every node advertises (read-only with :ro); "
+                        "repeatable. Nothing is mounted: tasks do not run")
     p.add_argument("-watch-wait", "--watch-wait", type=float, default=60.0,
                    help="seconds one blocking allocation watch may wait")
     p.add_argument("-log-level", "--log-level", default="WARNING")
@@ -146,7 +153,18 @@ def build_node(i: int, args) -> Node:
         Status="initializing",
         Drivers={d: DriverInfo(Detected=True, Healthy=True, HealthDescription="Healthy",
                                UpdateTime=now, Attributes={f"driver.{d}": "1"})
-                 for d in drivers})
+                 for d in drivers},
+        HostVolumes=host_volumes(getattr(args, "host_volume", None) or []))
+
+
+def host_volumes(flags: list[str]) -> dict[str, ClientHostVolumeConfig] | None:
+    """``-host-volume name=/path[:ro]`` flags as a node's HostVolumes."""
+    out = {}
+    for text in flags:
+        name, vol = parse_host_volume_flag(text)
+        out[name] = ClientHostVolumeConfig(Name=name, Path=vol["path"],
+                                           ReadOnly=vol["read_only"])
+    return out or None
 
 
 # --- task states ----------------------------------------------------------------------------
@@ -493,6 +511,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag) <= 0:
             print(f"caravan nodesim: -{flag} must be positive", file=sys.stderr)
             return 2
+    try:
+        host_volumes(args.host_volume)
+    except ConfigError as exc:
+        print(f"caravan nodesim: {exc}", file=sys.stderr)
+        return 2
     try:
         import uvloop
     except ImportError:

@@ -37,7 +37,8 @@ def node_stub(n, *, os: bool = False, resources: bool = False) -> dict:
     s.update(Datacenter=n.Datacenter, Name=n.Name, NodeClass=n.NodeClass, NodePool=n.NodePool,
              Version=attrs.get("nomad.version", ""), Drain=n.Drain,
              SchedulingEligibility=n.SchedulingEligibility, Status=n.Status,
-             StatusDescription=n.StatusDescription, Drivers=n.Drivers, HostVolumes=None)
+             StatusDescription=n.StatusDescription, Drivers=n.Drivers,
+             HostVolumes=n.HostVolumes)
     if resources:
         s.update(NodeResources=n.NodeResources, ReservedResources=n.ReservedResources)
     s.update(LastDrain=n.LastDrain, CreateIndex=n.CreateIndex, ModifyIndex=n.ModifyIndex)
@@ -96,7 +97,7 @@ def full_node(n) -> dict:
     if n.Reserved is None:
         out["Reserved"] = legacy_reserved(n.ReservedResources, n.NodeResources)
     # 1.x fields Caravan does not track yet, at their empty values
-    out.update(HostVolumes=None, HostNetworks=None, CSIControllerPlugins=None,
+    out.update(HostNetworks=None, CSIControllerPlugins=None,
                CSINodePlugins=None, CgroupParent="")
     return out
 

@@ -85,13 +85,14 @@ def computed_class(node: Node) -> str:
 
 def _local_computed_class(node: Node) -> str:
     """A stable hash over what makes nodes interchangeable for feasibility: datacenter,
-    node class and pool, attributes and meta without ``unique.*`` keys, and each
-    driver's detected/healthy flags."""
+    node class and pool, attributes and meta without ``unique.*`` keys, each driver's
+    detected/healthy flags and the host volumes."""
     def shared(table):
         return {k: v for k, v in (table or {}).items() if not k.startswith("unique.")}
     body = {"Datacenter": node.Datacenter, "Attributes": shared(node.Attributes),
             "Meta": shared(node.Meta), "NodeClass": node.NodeClass, "NodePool": node.NodePool,
-            "Drivers": {k: [d.Detected, d.Healthy] for k, d in (node.Drivers or {}).items()}}
+            "Drivers": {k: [d.Detected, d.Healthy] for k, d in (node.Drivers or {}).items()},
+            "HostVolumes": {k: bool(v.ReadOnly) for k, v in (node.HostVolumes or {}).items()}}
     digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=8).digest()
     return f"v1:{int.from_bytes(digest, 'big')}"
 
