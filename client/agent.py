@@ -125,7 +125,7 @@ class ClientAgent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(r.stop() for r in self.runners.values()),
+        await asyncio.gather(*(r.shutdown() for r in self.runners.values()),
                              return_exceptions=True)
         await self.conn.close()
 

@@ -1,5 +1,5 @@
-"""One allocation on this node: its task runners, its client status, its deployment
-health, and its stop. Every change is handed to ``report`` as an ``AllocClientState``
+"""One allocation on this node: its task runners, the order of their lifecycle hooks
+(``client.lifecycle``), its client status, its deployment health, and its stop. Every change is handed to ``report`` as an ``AllocClientState``
 (the agent batches them to the servers)."""
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from typing import Callable
 from client.checks import PASSING, CheckRunner, checks_for
 from client.clock import rfc3339
 from client.drivers.base import TaskDirs
+from client.lifecycle import (POSTSTOP, STAGES, Coordinator, health_states, is_sidecar,
+                              stage_of)
 from client.task_runner import TaskRunner, event
 from fsm.entries import AllocClientState
-from fsm.structs import AllocDeploymentStatus, Allocation, TaskGroup, UpdateStrategy
+from fsm.structs import (AllocDeploymentStatus, Allocation, TaskEvent, TaskGroup,
+                         UpdateStrategy)
 
 log = logging.getLogger("caravan.client.alloc")
 
@@ -117,15 +120,21 @@ class AllocRunner:
         self.runners: dict[str, TaskRunner] = {}
         self.health_result: bool | None = None
         self._stopping: asyncio.Task | None = None
-        self._sibling_kill: asyncio.Task | None = None
-        for task in (self.tg.Tasks or ()) if self.tg else ():
+        self._killing: asyncio.Task | None = None     # the one kill of the tasks
+        tasks = list(self.tg.Tasks or ()) if self.tg else []
+        # Lifecycle hooks: each task starts only once its stage's gate is open.
+        self.coordinator = Coordinator(tasks)
+        self.gates = {stage: asyncio.Event() for stage in STAGES}
+        self.has_sidecars = any(is_sidecar(t) for t in tasks)
+        for task in tasks:
             driver = drivers.get(task.Driver)
             self.runners[task.Name] = TaskRunner(
                 alloc=alloc, tg=self.tg, task=task, node=node, driver=driver,
                 driver_error="" if driver else f'driver "{task.Driver}" is not available on '
                                                  f"this node",
                 dirs=TaskDirs(self.root, task.Name), region=region, on_change=self._changed,
-                on_pid=lambda name, pid: on_pid(alloc.ID, name, pid))
+                on_pid=lambda name, pid: on_pid(alloc.ID, name, pid),
+                gate=self.gates[stage_of(task)])
         self.health: HealthWatch | None = None
         self.use_checks = False
         self.checks: dict[str, list[CheckRunner]] = {}
@@ -136,6 +145,7 @@ class AllocRunner:
         self._watch_health()
         if not self.runners:
             self._send()
+        self._coordinate()
         for runner in self.runners.values():
             runner.start()
 
@@ -167,18 +177,51 @@ class AllocRunner:
             self.use_checks = update.HealthCheck in ("checks", "", None)
 
     def stop(self) -> asyncio.Task:
+        """The allocation is stopped: kill its tasks (leader first, sidecars last), then
+        its poststop tasks run; done once every task is dead."""
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self._stop_all())
         return self._stopping
 
     async def _stop_all(self) -> None:
+        if self._killing is None:
+            self._killing = asyncio.ensure_future(self._kill_tasks())
+        await asyncio.shield(self._killing)
+        # the coordinator opens the poststop gate once the other tasks are dead
+        await asyncio.gather(*(asyncio.shield(r.main) for r in self.runners.values()
+                               if r.main is not None), return_exceptions=True)
+        self._stop_watchers()
+
+    async def shutdown(self) -> None:
+        """The agent is stopping: kill every task, poststop ones included, and start
+        nothing more."""
+        self.coordinator.stop()
+        for gate in self.gates.values():
+            gate.clear()
         await asyncio.gather(*(r.kill() for r in self.runners.values()),
                              return_exceptions=True)
+        self._stop_watchers()
+
+    def _stop_watchers(self) -> None:
         for runners in self.checks.values():
             for check in runners:
                 check.stop()
         if self.health is not None:
             self.health.cancel()
+
+    async def _kill_tasks(self) -> None:
+        """Nomad's ``killTasks``: the leader first, then the other tasks, then the
+        sidecars; poststop tasks are left to run."""
+        runners = [r for r in self.runners.values() if stage_of(r.task) != POSTSTOP]
+        for r in runners:
+            if r.task.Leader:
+                await r.kill()
+        await asyncio.gather(*(r.kill() for r in runners
+                               if not r.task.Leader and not is_sidecar(r.task)),
+                             return_exceptions=True)
+        await asyncio.gather(*(r.kill() for r in runners
+                               if not r.task.Leader and is_sidecar(r.task)),
+                             return_exceptions=True)
 
     @property
     def done(self) -> bool:
@@ -193,12 +236,23 @@ class AllocRunner:
     # --- changes ------------------------------------------------------------------------------
 
     def _changed(self) -> None:
-        states = [r.state for r in self.runners.values()]
-        self._siblings()
+        self._kill_rules()
+        self._coordinate()
         self._start_checks()
         if self.health is not None:
-            self.health.observe(states, self._checks_passing())
+            states = {n: r.state for n, r in self.runners.items()}
+            self.health.observe(health_states((r.task for r in self.runners.values()), states),
+                                self._checks_passing())
         self._send()
+
+    def _coordinate(self) -> None:
+        """Open the gates of the lifecycle stages that may run now, close the others."""
+        allowed = self.coordinator.update({n: r.state for n, r in self.runners.items()})
+        for stage, gate in self.gates.items():
+            if stage in allowed:
+                gate.set()
+            else:
+                gate.clear()
 
     def _start_checks(self) -> None:
         """A task's service checks start once it first runs, and stop with the alloc."""
@@ -222,25 +276,35 @@ class AllocRunner:
                 return False
         return all(c.status == PASSING for cs in self.checks.values() for c in cs)
 
-    def _siblings(self) -> None:
-        """A failed task takes its siblings down; so does a dead leader task."""
-        if self._sibling_kill is not None or self._stopping is not None:
+    def _kill_rules(self) -> None:
+        """Nomad's ``handleTaskStateUpdates``: a failed task takes the others down
+        ("Sibling Task Failed"), so does a dead leader task ("Leader Task Dead"), and
+        sidecars are killed once only sidecars are left ("Main Tasks Dead"). Poststop
+        tasks neither count nor are killed: they run once the others are dead."""
+        if self._killing is not None or self._stopping is not None:
             return
+        why: TaskEvent | None = None
+        live = []
         for name, runner in self.runners.items():
-            if not runner.dead:
+            if stage_of(runner.task) == POSTSTOP:
                 continue
-            if runner.failed:
-                why = event("Sibling Task Failed", f'Task\'s sibling "{name}" failed',
-                            FailedSibling=name)
+            if not runner.dead:
+                live.append(runner)
+            elif runner.failed:
+                if why is None:
+                    why = event("Sibling Task Failed", f'Task\'s sibling "{name}" failed',
+                                FailedSibling=name)
             elif runner.task.Leader:
                 why = event("Leader Task Dead", "Leader Task in Group dead")
-            else:
-                continue
-            others = [r for n, r in self.runners.items() if n != name and not r.dead]
-            if others:
-                self._sibling_kill = asyncio.ensure_future(
-                    asyncio.gather(*(r.kill(why) for r in others), return_exceptions=True))
+        if not live:
             return
+        if why is None and self.has_sidecars and all(is_sidecar(r.task) for r in live):
+            why = event("Main Tasks Dead", "Main tasks in the group died")
+        if why is None:
+            return
+        self._killing = asyncio.ensure_future(self._kill_tasks())
+        for runner in live:
+            runner.emit(why)
 
     def _health(self, healthy: bool) -> None:
         self.health_result = healthy

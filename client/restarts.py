@@ -12,7 +12,7 @@ from server.jobspec.validate import go_duration
 
 RESTART = "restart"
 NOT_RESTARTING = "not-restarting"   # the task has failed
-TERMINATED = "terminated"           # a batch task succeeded: done, not failed
+TERMINATED = "terminated"           # a task that ends on success succeeded: done, not failed
 
 REASON_WITHIN_POLICY = "Restart within policy"
 REASON_NO_RESTARTS = "Policy allows no restarts"
@@ -29,14 +29,16 @@ class Decision:
 
 
 class RestartTracker:
-    def __init__(self, policy: RestartPolicy | None, batch: bool, now_ns: Callable[[], int],
+    def __init__(self, policy: RestartPolicy | None, terminates_on_success: bool,
+                 now_ns: Callable[[], int],
                  rng: random.Random | None = None):
         policy = policy or RestartPolicy()
         self.attempts = policy.Attempts or 0
         self.interval = policy.Interval or 0
         self.delay = policy.Delay or 0
         self.mode = policy.Mode or "fail"
-        self.batch = batch
+        # batch tasks and ephemeral lifecycle tasks (client.lifecycle.terminates_on_success)
+        self.terminates_on_success = terminates_on_success
         self.now_ns = now_ns
         self.rng = rng or random.Random()
         self.count = 0
@@ -46,7 +48,7 @@ class RestartTracker:
         return self.delay + int(self.delay * JITTER * self.rng.random())
 
     def on_exit(self, successful: bool) -> Decision:
-        if successful and self.batch:
+        if successful and self.terminates_on_success:
             return Decision(TERMINATED)
         return self._next()
 

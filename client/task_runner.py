@@ -13,10 +13,12 @@ from msgspec.structs import replace
 
 from client.clock import ZERO_TIME, rfc3339
 from client.drivers.base import DriverError, TaskContext, TaskDirs
+from client.lifecycle import terminates_on_success
 from client.logs import RotatingLog
 from client.prestart import PrestartError, fetch_artifact, render_template, write_payload
 from client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
 from client.taskenv import interpolate_value, task_env
+from client.volumes import link_mounts, task_mounts
 from fsm.structs import Allocation, Node, Task, TaskEvent, TaskGroup, TaskState
 from server.jobspec.validate import go_duration
 
@@ -43,7 +45,8 @@ class TaskRunner:
     def __init__(self, *, alloc: Allocation, tg: TaskGroup | None, task: Task, node: Node,
                  driver, dirs: TaskDirs, region: str, on_change: Callable[[], None],
                  on_pid: Callable[[str, int | None], None] = lambda task, pid: None,
-                 state: TaskState | None = None, driver_error: str = ""):
+                 state: TaskState | None = None, driver_error: str = "",
+                 gate: asyncio.Event | None = None):
         self.alloc = alloc
         self.tg = tg
         self.task = task
@@ -55,8 +58,11 @@ class TaskRunner:
         self.on_change = on_change
         self.on_pid = on_pid
         self.state = state or TaskState(State="pending", Events=[])
-        batch = alloc.Job is not None and alloc.Job.Type == "batch"
-        self.restarts = RestartTracker(tg.RestartPolicy if tg else None, batch, time.time_ns)
+        # the lifecycle coordinator's gate for this task's stage: each start waits for it
+        self.gate = gate
+        self.restarts = RestartTracker(
+            tg.RestartPolicy if tg else None,
+            terminates_on_success(alloc.Job.Type if alloc.Job else None, task), time.time_ns)
         self.handle = None
         self.env: dict[str, str] = {}      # the environment of the latest start
         self._kill_requested: asyncio.Event = asyncio.Event()
@@ -68,6 +74,11 @@ class TaskRunner:
     def _emit(self, ev: TaskEvent, **changes) -> None:
         self.state = replace(self.state, Events=[*(self.state.Events or ()), ev], **changes)
         self.on_change()
+
+    def emit(self, ev: TaskEvent) -> None:
+        """Record an event the allocation runner raises (e.g. why it kills the task)."""
+        if not self.dead:
+            self._emit(ev)
 
     @property
     def dead(self) -> bool:
@@ -97,8 +108,24 @@ class TaskRunner:
                 if sink is not None:
                     sink.close()
 
+    async def _wait_gate(self) -> bool:
+        """Wait until the task's lifecycle stage may run; False when killed first."""
+        if self.gate is None or self.gate.is_set():
+            return not self._kill_requested.is_set()
+        opened = asyncio.ensure_future(self.gate.wait())
+        killer = asyncio.ensure_future(self._kill_requested.wait())
+        await asyncio.wait({opened, killer}, return_when=asyncio.FIRST_COMPLETED)
+        opened.cancel()
+        killer.cancel()
+        return not self._kill_requested.is_set()
+
     async def _lifecycle(self) -> None:
         self._emit(event("Received", "Task received by client"))
+        # Until its lifecycle stage may run (prestart tasks done, main tasks started,
+        # main tasks dead...) the task stays pending with only its Received event.
+        if not await self._wait_gate():
+            self._finish(failed=False)      # killed before it ever started
+            return
         self._emit(event("Task Setup", "Building Task Directory"))
         self.dirs.build()
         logcfg = self.task.LogConfig
@@ -133,6 +160,8 @@ class TaskRunner:
                 await asyncio.wait_for(self._kill_requested.wait(), delay / 1e9)
             except asyncio.TimeoutError:
                 pass
+            if not await self._wait_gate():
+                break
         self._killed()
 
     def _context(self) -> TaskContext:
@@ -146,10 +175,14 @@ class TaskRunner:
                 fetch_artifact(art, self.dirs.dir)
         for tmpl in self.task.Templates or ():
             env.update(render_template(tmpl, self.dirs.dir, env))
+        mounts = task_mounts(self.alloc, self.tg, self.task, self.node)
+        if mounts and getattr(self.driver, "links_mounts", True):
+            link_mounts(mounts, self.dirs.dir)
         config = interpolate_value(dict(self.task.Config or {}), env, self.node)
         self.env = env
         return TaskContext(alloc=self.alloc, task=self.task, dirs=self.dirs, env=env,
                            stdout=self.stdout, stderr=self.stderr, config=config,
+                           mounts=mounts,
                            driver_event=lambda msg: self._emit(event("Driver", msg,
                                                                      DriverMessage=msg)))
 

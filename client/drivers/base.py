@@ -87,6 +87,9 @@ class TaskContext:
     stdout: LogSink
     stderr: LogSink
     config: dict = field(default_factory=dict)   # Task.Config, interpolated
+    # host volumes (client.volumes.Mount); drivers with isolation mount them, the
+    # others find them linked into the task directory already (``links_mounts``)
+    mounts: list = field(default_factory=list)
     # a "Driver" task event with a message (e.g. "Downloading image")
     driver_event: Callable[[str], None] = lambda message: None
 
@@ -101,6 +104,9 @@ class TaskHandle(Protocol):
 
 class Driver(Protocol):
     name: str
+    # True: the task runner makes host volume mounts symlinks inside the task directory
+    # (no isolation to mount into); False: the driver mounts ``ctx.mounts`` itself
+    links_mounts: bool
 
     def fingerprint(self) -> dict[str, str] | None: ...
 

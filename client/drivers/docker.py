@@ -6,6 +6,7 @@ fail feasibility ("missing drivers").
 A task's container: ``image`` (pulled when absent, reported as a "Driver" event),
 ``command``/``args``, ``entrypoint``, ``work_dir``, ``labels``, the task's environment,
 the allocation and task directories mounted at ``/alloc``, ``/local`` and ``/secrets``,
+host volumes bind-mounted at their ``volume_mount`` destinations (``:ro`` when read-only),
 the task's ports published on the node's IP (``port_map`` or the port's ``To`` as the
 container port), and its memory/CPU limits. Output is streamed into the task's logs;
 stopping sends the kill signal, waits ``KillTimeout``, then SIGKILL; the container is
@@ -95,6 +96,7 @@ class DockerHandle:
 
 
 class DockerDriver:
+    links_mounts = False    # host volumes are bind mounts of the container
     name = "docker"
 
     def __init__(self):
@@ -171,7 +173,10 @@ class DockerDriver:
         res = (ctx.alloc.TaskResources or {}).get(ctx.task.Name) or ctx.task.Resources
         host_config = {
             "Binds": [f"{ctx.dirs.shared}:/alloc", f"{ctx.dirs.local}:/local",
-                      f"{ctx.dirs.secrets}:/secrets"],
+                      f"{ctx.dirs.secrets}:/secrets",
+                      # host volumes, read-only ones mounted read-only by the engine
+                      *(f"{m.host_path}:{m.task_path}{':ro' if m.read_only else ''}"
+                        for m in ctx.mounts)],
             "PortBindings": bindings,
         }
         if res is not None and res.MemoryMB:

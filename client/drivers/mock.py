@@ -84,6 +84,7 @@ class MockHandle:
 
 class MockDriver:
     name = "mock"
+    links_mounts = True
 
     def fingerprint(self) -> dict[str, str] | None:
         return {"driver.mock": "1"}

@@ -86,6 +86,7 @@ class ProcessHandle:
 
 class RawExecDriver:
     name = "raw_exec"
+    links_mounts = True     # no isolation: a volume is a symlink in the task directory
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
