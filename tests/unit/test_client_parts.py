@@ -1,5 +1,6 @@
 """The client agent's pure parts: restart policy, client status, environment and
-interpolation, templates, artifacts, payloads, log rotation and reading."""
+interpolation, templates, artifacts, payloads, log rotation and reading, lifecycle
+hooks and host volume mounts."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +12,7 @@ import tarfile
 
 import pytest
 
+from client import lifecycle as lc
 from client.alloc_runner import client_status
 from client.drivers.base import TaskDirs
 from client.logs import LogFiles, RotatingLog
@@ -18,8 +20,10 @@ from client.prestart import (PrestartError, fetch_artifact, inside, render, rend
                              write_payload)
 from client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
 from client.taskenv import alloc_index, interpolate, task_env
-from fsm.structs import (Allocation, Job, NetworkResource, Node, Port, Resources,
-                         RestartPolicy, TaskArtifact, TaskGroup, Task, TaskState, Template)
+from client.volumes import Mount, link_mounts, link_path, task_mounts
+from fsm.structs import (Allocation, ClientHostVolumeConfig, Job, NetworkResource, Node, Port,
+                         Resources, RestartPolicy, TaskArtifact, TaskGroup, Task,
+                         TaskLifecycleConfig, TaskState, Template, VolumeMount, VolumeRequest)
 
 SEC = 1_000_000_000
 
@@ -326,3 +330,143 @@ def test_health_waits_for_min_healthy_time_and_checks():
         dies.cancel()
         assert failed == [False]
     asyncio.run(scenario())
+
+
+# --- lifecycle hooks -----------------------------------------------------------------------
+
+def hooked(name: str, hook: str = "", sidecar: bool = False, **kw) -> Task:
+    life = TaskLifecycleConfig(Hook=hook, Sidecar=sidecar) if hook or sidecar else None
+    return Task(Name=name, Driver="mock", Lifecycle=life, **kw)
+
+
+def st(state: str, failed: bool = False) -> TaskState:
+    return TaskState(State=state, Failed=failed)
+
+
+LIFECYCLE_TASKS = [hooked("init", "prestart"), hooked("proxy", "prestart", True),
+                   hooked("app"), hooked("announce", "poststart"),
+                   hooked("watch", "poststart", True), hooked("cleanup", "poststop")]
+
+
+def test_stage_of_every_hook():
+    assert [lc.stage_of(t) for t in LIFECYCLE_TASKS] == [
+        lc.PRESTART_EPHEMERAL, lc.PRESTART_SIDECAR, lc.MAIN, lc.POSTSTART_EPHEMERAL,
+        lc.POSTSTART_SIDECAR, lc.POSTSTOP]
+    assert lc.stage_of(hooked("main-sidecar", sidecar=True)) == lc.MAIN
+
+
+def test_coordinator_walks_prestart_main_poststart_poststop():
+    c = lc.Coordinator(LIFECYCLE_TASKS)
+    states = {t.Name: st("pending") for t in LIFECYCLE_TASKS}
+    assert c.update(states) == {lc.PRESTART_EPHEMERAL, lc.PRESTART_SIDECAR}
+    states["init"] = st("running")
+    states["proxy"] = st("running")
+    assert c.update(states) == {lc.PRESTART_EPHEMERAL, lc.PRESTART_SIDECAR}   # init not done
+    states["init"] = st("dead", failed=True)
+    assert c.state == lc.PRESTART and c.update(states) == c.allowed()          # failed: stuck
+    states["init"] = st("dead")
+    assert c.update(states) == {lc.PRESTART_SIDECAR, lc.MAIN}
+    assert not c.may_run(LIFECYCLE_TASKS[3]) and c.may_run(LIFECYCLE_TASKS[2])
+    states["app"] = st("running")
+    assert c.update(states) == {lc.PRESTART_SIDECAR, lc.MAIN, lc.POSTSTART_EPHEMERAL,
+                                lc.POSTSTART_SIDECAR}
+    states["announce"] = st("dead")
+    states["watch"] = st("running")
+    assert c.update(states) == {lc.PRESTART_SIDECAR, lc.MAIN, lc.POSTSTART_SIDECAR}
+    states.update(app=st("dead"), proxy=st("dead"))
+    assert c.state == lc.WAIT_ALLOC and c.update(states) == c.allowed()   # watch still runs
+    states["watch"] = st("dead")
+    assert c.update(states) == {lc.POSTSTOP}
+    c.stop()
+    assert c.allowed() == frozenset()
+
+
+def test_coordinator_without_hooks_lets_main_tasks_run_at_once():
+    c = lc.Coordinator([hooked("a"), hooked("b")])
+    assert c.update({"a": st("pending"), "b": st("pending")}) == {lc.PRESTART_SIDECAR, lc.MAIN}
+    # a stopped alloc (every non-poststop task dead) opens poststop from any state
+    c = lc.Coordinator(LIFECYCLE_TASKS)
+    states = {t.Name: st("pending") for t in LIFECYCLE_TASKS}
+    c.update(states)
+    states.update({t.Name: st("dead") for t in LIFECYCLE_TASKS if t.Name != "cleanup"})
+    assert c.update(states) == {lc.POSTSTOP}
+
+
+@pytest.mark.parametrize("job_type, task, terminates", [
+    ("service", hooked("app"), False), ("batch", hooked("app"), True),
+    ("sysbatch", hooked("app"), True), ("system", hooked("app"), False),
+    ("service", hooked("init", "prestart"), True), ("batch", hooked("p", "prestart", True), False),
+    ("service", hooked("a", "poststart"), True), ("service", hooked("w", "poststart", True), False),
+    ("service", hooked("c", "poststop"), True), ("batch", hooked("c", "poststop", True), True),
+])
+def test_restart_on_success_per_hook(job_type, task, terminates):
+    assert lc.terminates_on_success(job_type, task) is terminates
+
+
+def test_health_ignores_poststop_and_finished_ephemeral_tasks():
+    states = {"init": st("dead"), "proxy": st("running"), "app": st("running"),
+              "announce": st("dead"), "watch": st("running"), "cleanup": st("pending")}
+    assert lc.health_states(LIFECYCLE_TASKS, states) == [st("running")] * 3
+    states["init"] = st("dead", failed=True)
+    assert st("dead", failed=True) in lc.health_states(LIFECYCLE_TASKS, states)
+
+
+# --- host volume mounts --------------------------------------------------------------------
+
+
+def volume_alloc(tmp_path, mounts, requests, offered):
+    tg = TaskGroup(Name="g", Volumes=requests)
+    task = Task(Name="t", Driver="raw_exec", VolumeMounts=mounts)
+    node = Node(HostVolumes={n: ClientHostVolumeConfig(Name=n, Path=str(tmp_path / n),
+                                                       ReadOnly=ro)
+                             for n, ro in offered.items()})
+    return Allocation(Name="j.g[0]"), tg, task, node
+
+
+def test_task_mounts_resolve_sources_and_read_only(tmp_path):
+    alloc, tg, task, node = volume_alloc(
+        tmp_path,
+        [VolumeMount(Volume="d", Destination="/srv/data"),
+         VolumeMount(Volume="l", Destination="logs", ReadOnly=True),
+         VolumeMount(Volume="r", Destination="ro")],
+        {"d": VolumeRequest(Type="host", Source="data"),
+         "l": VolumeRequest(Type="host", Source="logs"),
+         "r": VolumeRequest(Type="host", Source="conf")},
+        {"data": False, "logs": False, "conf": True})
+    mounts = task_mounts(alloc, tg, task, node)
+    assert [(m.volume, m.host_path, m.task_path, m.read_only) for m in mounts] == [
+        ("d", str(tmp_path / "data"), "/srv/data", False),
+        ("l", str(tmp_path / "logs"), "logs", True),
+        ("r", str(tmp_path / "conf"), "ro", True)]
+
+
+def test_task_mounts_refuse_a_host_volume_the_node_lacks(tmp_path):
+    alloc, tg, task, node = volume_alloc(
+        tmp_path, [], {"d": VolumeRequest(Type="host", Source="data")}, {"other": False})
+    with pytest.raises(PrestartError, match="host volume validation error: missing data"):
+        task_mounts(alloc, tg, task, node)
+    alloc, tg, task, node = volume_alloc(
+        tmp_path, [], {"d": VolumeRequest(Type="host", Source="data", PerAlloc=True)},
+        {"data[0]": False})
+    assert task_mounts(alloc, tg, task, node) == []
+
+
+def test_link_mounts_symlinks_inside_the_task_dir(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "hello.txt").write_text("hi")
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    alloc, tg, task, node = volume_alloc(
+        tmp_path, [VolumeMount(Volume="d", Destination="/srv/data")],
+        {"d": VolumeRequest(Type="host", Source="data")}, {"data": False})
+    mounts = task_mounts(alloc, tg, task, node)
+    link_mounts(mounts, str(task_dir))
+    link_mounts(mounts, str(task_dir))          # a restart replaces its own link
+    assert (task_dir / "srv" / "data" / "hello.txt").read_text() == "hi"
+    assert os.readlink(task_dir / "srv" / "data") == str(tmp_path / "data")
+    for bad in ("../../etc", "/", "", "a/../../x"):
+        with pytest.raises(PrestartError):
+            link_path(str(task_dir), bad)
+    (task_dir / "local").mkdir()
+    with pytest.raises(PrestartError, match="already exists"):
+        link_mounts([Mount("d", str(tmp_path / "data"), "local", False)], str(task_dir))

@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from fsm.structs import (AllocMetric, Allocation, Constraint, DriverInfo, Job,
-                         NetworkResource, Node, NodeResources, Task, TaskGroup)
+from fsm.structs import (AllocMetric, Allocation, ClientHostVolumeConfig, Constraint,
+                         DriverInfo, Job, NetworkResource, Node, NodeResources, Task,
+                         TaskGroup, VolumeRequest)
 from scheduler import feasible as f
 
 
@@ -251,6 +252,46 @@ def test_network_checker():
     assert f.network_checker(TaskGroup(Name="g"))(bare) is None   # no network asked
 
 
+def host_volumes(**volumes) -> dict:
+    return {name: ClientHostVolumeConfig(Name=name, Path=f"/srv/{name}", ReadOnly=ro)
+            for name, ro in volumes.items()}
+
+
+def volume_group(**requests) -> TaskGroup:
+    return TaskGroup(Name="g", Volumes={
+        alias: VolumeRequest(Name=alias, Type="host", Source=source, ReadOnly=ro)
+        for alias, (source, ro) in requests.items()})
+
+
+@pytest.mark.parametrize("offered, requests, expected", [
+    ({}, {}, None),                                            # nothing asked
+    ({}, {"a": ("data", False)}, f.FILTER_HOST_VOLUMES),       # node offers none
+    ({"other": False}, {"a": ("data", False)}, f.FILTER_HOST_VOLUMES),
+    ({"data": False}, {"a": ("data", False)}, None),
+    ({"data": False}, {"a": ("data", True)}, None),            # rw volume serves ro too
+    ({"data": True}, {"a": ("data", True)}, None),
+    ({"data": True}, {"a": ("data", False)}, f.FILTER_HOST_VOLUMES),   # ro volume, rw ask
+    ({"data": True}, {"a": ("data", True), "b": ("data", False)}, f.FILTER_HOST_VOLUMES),
+    ({"data": False, "logs": True}, {"a": ("data", False), "b": ("logs", True)}, None),
+    ({"data": False}, {"a": ("data", False), "b": ("logs", True)}, f.FILTER_HOST_VOLUMES),
+])
+def test_host_volume_checker(offered, requests, expected):
+    check = f.host_volume_checker(volume_group(**requests))
+    assert check(make_node(HostVolumes=host_volumes(**offered) or None)) == expected
+    assert f.FILTER_HOST_VOLUMES == "missing compatible host volumes"
+
+
+def test_host_volume_checker_ignores_other_volume_types_and_per_alloc_uses_the_index():
+    tg = TaskGroup(Name="g", Volumes={"c": VolumeRequest(Type="csi", Source="ebs")})
+    assert f.host_volume_checker(tg)(make_node()) is None
+    tg = TaskGroup(Name="g", Volumes={"d": VolumeRequest(Type="host", Source="data",
+                                                         PerAlloc=True)})
+    node = make_node(HostVolumes=host_volumes(**{"data[1]": False}))
+    assert f.host_volume_checker(tg, "web.g[1]")(node) is None
+    assert f.host_volume_checker(tg, "web.g[0]")(node) == f.FILTER_HOST_VOLUMES
+    assert f.per_alloc_volumes(tg) and not f.per_alloc_volumes(volume_group(a=("x", False)))
+
+
 def test_group_constraints_collects_group_then_tasks():
     c1, c2 = Constraint(LTarget="a", RTarget="a", Operand="="), Constraint(LTarget="b",
                                                                            Operand="is_set")
@@ -301,6 +342,7 @@ def test_computed_class_is_independent_of_map_order():
     dict(Attributes={"kernel.name": "darwin"}), dict(Meta={"rack": "r2"}),
     dict(Drivers={"docker": DriverInfo(Detected=True, Healthy=False)}),
     dict(NodeResources=NodeResources(Networks=[NetworkResource(Mode="bridge")])),
+    dict(HostVolumes={"data": ClientHostVolumeConfig(Name="data", Path="/srv")}),
 ])
 def test_computed_class_changes_with_shared_fields(change):
     assert f.computed_class(make_node()) != f.computed_class(make_node(**change))

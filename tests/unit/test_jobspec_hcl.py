@@ -241,6 +241,41 @@ def test_task_blocks():
     assert t["Lifecycle"] == {"Hook": "prestart", "Sidecar": False}
 
 
+def test_group_volumes_and_task_volume_mounts():
+    j = job('''
+      group "g" {
+        volume "data" {
+          type      = "host"
+          source    = "shared-data"
+          read_only = true
+        }
+        volume "scratch" {
+          type   = "host"
+          source = "scratch"
+        }
+        task "t" {
+          driver = "raw_exec"
+          volume_mount {
+            volume      = "data"
+            destination = "/srv/data"
+            read_only   = true
+          }
+          volume_mount {
+            volume      = "scratch"
+            destination = "tmp/scratch"
+          }
+        }
+      }
+    ''')
+    g = j["TaskGroups"][0]
+    assert g["Volumes"] == {
+        "data": {"Name": "data", "Type": "host", "Source": "shared-data", "ReadOnly": True},
+        "scratch": {"Name": "scratch", "Type": "host", "Source": "scratch"}}
+    assert g["Tasks"][0]["VolumeMounts"] == [
+        {"Volume": "data", "Destination": "/srv/data", "ReadOnly": True},
+        {"Volume": "scratch", "Destination": "tmp/scratch"}]
+
+
 def test_periodic_and_parameterized():
     j = job('''
       periodic {

@@ -358,6 +358,36 @@ def test_dispatch_payload_and_lifecycle():
                     TASK + "Lifecycle validation failed: invalid hook: sometime"]
 
 
+def test_lifecycle_hooks():
+    for hook in ("prestart", "poststart", "poststop"):
+        assert errors_of(with_task(Lifecycle={"Hook": hook, "Sidecar": True})) == []
+    assert errors_of(with_task(Lifecycle={"Sidecar": True})) == [
+        TASK + "Lifecycle validation failed: no lifecycle hook provided"]
+    # an empty block is no lifecycle at all (api.TaskLifecycle.Empty)
+    job = build(with_task(Lifecycle={"Hook": ""}))
+    assert job.TaskGroups[0].Tasks[0].Lifecycle is None
+
+
+def test_host_volumes_and_mounts():
+    ok = with_group(Volumes={"data": {"Type": "host", "Source": "shared", "ReadOnly": True}},
+                    Tasks=[{"Name": "app", "Driver": "exec",
+                            "VolumeMounts": [{"Volume": "data", "Destination": "/srv"}]}])
+    assert errors_of(ok) == []
+    assert build(ok).TaskGroups[0].Tasks[0].VolumeMounts[0].PropagationMode == "private"
+    bad = with_group(
+        Volumes={"a": {"Type": "nfs", "Source": "x"}, "b": {"Type": "host"},
+                 "c": {"Type": "host", "Source": "y", "AccessMode": "single-node-writer"}},
+        Tasks=[{"Name": "app", "Driver": "exec",
+                "VolumeMounts": [{"Volume": "", "Destination": "/x"},
+                                 {"Volume": "nope", "Destination": "/y"}]}])
+    assert errors_of(bad) == [
+        TG + "Task group volume validation for a failed: volume has unrecognized type nfs",
+        TG + "Task group volume validation for b failed: volume has an empty source",
+        TG + "Task group volume validation for c failed: host volumes cannot have an access mode",
+        TG + "Task app has a volume mount (0) referencing an empty volume",
+        TG + "Task app has a volume mount (1) referencing undefined volume nope"]
+
+
 # --- constraints ---------------------------------------------------------------------------
 
 

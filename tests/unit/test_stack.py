@@ -435,3 +435,29 @@ def test_stack_preempts_only_when_allowed():
     close = make_job(count=1, job_type="system", Priority=39)
     assert Stack(close, nodes, allocs, random.Random(1), preempt=True).select(
         close.TaskGroups[0], {}).node is None
+
+
+def test_host_volumes_filter_nodes_and_per_alloc_sources_follow_the_alloc_name():
+    from fsm.structs import ClientHostVolumeConfig, VolumeRequest
+    from scheduler.feasible import FILTER_HOST_VOLUMES
+
+    def vol(name, ro=False):
+        return {name: ClientHostVolumeConfig(Name=name, Path=f"/srv/{name}", ReadOnly=ro)}
+    nodes = [make_node(1), make_node(2, HostVolumes=vol("data")),
+             make_node(3, HostVolumes=vol("data", ro=True))]
+    job = make_job(count=1)
+    job.TaskGroups[0].Volumes = {"d": VolumeRequest(Name="d", Type="host", Source="data")}
+    for seed in range(5):
+        (p,) = place(job, nodes, seed=seed)
+        assert p.node.ID == "node-02"
+        assert p.metric.ConstraintFiltered == {FILTER_HOST_VOLUMES: 2}
+    job.TaskGroups[0].Volumes["d"].ReadOnly = True      # the read-only one serves it too
+    assert {place(job, nodes, seed=s)[0].node.ID for s in range(12)} == {"node-02", "node-03"}
+
+    job.TaskGroups[0].Volumes = {"d": VolumeRequest(Type="host", Source="data", PerAlloc=True)}
+    nodes = [make_node(1, HostVolumes=vol("data[0]")), make_node(2, HostVolumes=vol("data[1]"))]
+    stack = Stack(job, nodes, {}, random.Random(3))
+    tg = job.TaskGroups[0]
+    assert stack.select(tg, {}, "web.web[1]").node.ID == "node-02"
+    assert stack.select(tg, {}, "web.web[0]").node.ID == "node-01"
+    assert stack.select(tg, {}, "web.web[2]").node is None
