@@ -92,12 +92,14 @@ class Server:
                 self.kill()
 
 
-def dev_server(tmp: Path, client: bool = False) -> Server:
-    """A ``caravan agent -dev``; without ``client`` it runs the server only (no nodes)."""
+def dev_server(tmp: Path, client: bool = False, extra_args: tuple[str, ...] = ()) -> Server:
+    """A ``caravan agent -dev``; without ``client`` it runs the server only (no nodes).
+    ``extra_args`` are added to its command line (e.g. ``-host-volume``)."""
     http, rpc, raft = free_ports(3)
     return Server("dev", f"127.0.0.1:{http}", f"127.0.0.1:{rpc}", f"127.0.0.1:{raft}",
                   ["-dev", "-http-port", str(http), "-rpc-port", str(rpc), "-raft-port", str(raft),
-                   "-data-dir", str(tmp / "dev"), *(() if client else ("-no-client",))],
+                   "-data-dir", str(tmp / "dev"), *(() if client else ("-no-client",)),
+                   *extra_args],
                   tmp / "dev.log")
 
 
@@ -144,10 +146,10 @@ class Cluster:
 
 def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6,
                  snapshot_threshold: int = 20000, clients: int = 0,
-                 client_toml: str = "", cluster_toml: str = "") -> Cluster:
+                 client_toml: str | list[str] = "", cluster_toml: str = "") -> Cluster:
     """``n`` servers and ``clients`` client agents (each with ``client_toml`` added to
-    its ``[[clients]]`` entry) described by one generated cluster file; ``cluster_toml``
-    is added to its ``[cluster]`` table."""
+    its ``[[clients]]`` entry; a list gives each client its own) described by one
+    generated cluster file; ``cluster_toml`` is added to its ``[cluster]`` table."""
     ports = free_ports(3 * n + clients)
     servers, blocks = [], []
     for i in range(n):
@@ -161,7 +163,8 @@ def make_cluster(tmp: Path, n: int = 3, tracked_versions: int = 6,
     for i in range(clients):
         name, http = f"c{i + 1}", f"127.0.0.1:{ports[3 * n + i]}"
         client_procs.append(Server(name, http, "", "", [], tmp / f"{name}.log"))
-        blocks.append(f'[[clients]]\nname = "{name}"\nhttp = "{http}"\n{client_toml}\n')
+        extra = client_toml[i] if isinstance(client_toml, list) else client_toml
+        blocks.append(f'[[clients]]\nname = "{name}"\nhttp = "{http}"\n{extra}\n')
     path = tmp / "cluster.toml"
     path.write_text(f'[cluster]\ndata_dir = "{tmp / "data"}"\nraft_secret = "test-secret"\n'
                     f"job_tracked_versions = {tracked_versions}\n"
