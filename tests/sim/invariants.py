@@ -13,6 +13,8 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
   usage (``node_usage``, what the scheduler and the plan applier read) and each job's
   counts per incarnation and group (``job_counts``, what summaries and job status are
   computed from, so the summary check below rests on rows through this one);
+- every live allocation's node offers the host volumes its group requests (a read-only
+  one only to read-only requests);
 - every job summary equals a recomputation from the allocations (``fsm.allocs``; the
   garbage collector's baseline of collected allocations included);
 - an allocation never changes node, job, group or name once created;
@@ -175,6 +177,7 @@ def _check_allocs(state: State) -> None:
             _check_preempted(state, at, alloc)
     for node_id in sorted(live):
         _check_node(at, nodes[node_id], sorted(live[node_id], key=lambda a: a.ID))
+        _check_host_volumes(at, nodes[node_id], live[node_id])
     _check_totals(state, live)
 
 
@@ -195,6 +198,22 @@ def _check_preempted(state: State, at: int, alloc) -> None:
         raise InvariantViolation(f"index {at}: alloc {alloc.ID} (priority "
                                  f"{alloc.Job.Priority}) preempted by {by.ID} (priority "
                                  f"{by.Job.Priority})")
+
+
+def _check_host_volumes(at: int, node, allocs: list) -> None:
+    """Every host volume a live allocation's group requests is offered by its node, and
+    a read-only one only to read-only requests."""
+    offered = node.HostVolumes or {}
+    for alloc in allocs:
+        tg = next((g for g in (alloc.Job.TaskGroups or ()) if g.Name == alloc.TaskGroup),
+                  None) if alloc.Job is not None else None
+        for req in ((tg.Volumes or {}).values() if tg is not None else ()):
+            have = offered.get(req.Source)
+            if req.Type == "host" and (have is None or (have.ReadOnly and not req.ReadOnly)):
+                raise InvariantViolation(
+                    f"index {at}: alloc {alloc.ID} on node {node.Name} needs host volume "
+                    f"{req.Source!r} (read_only={req.ReadOnly}); the node offers "
+                    f"{sorted(offered)}")
 
 
 def recount_totals(state: State) -> tuple[dict, dict]:

@@ -76,6 +76,25 @@ def test_an_alloc_of_an_unknown_job_or_node_fails(placed):
         StateChecks().check(_with(placed, t.JOBS, delete=["web"]))
 
 
+def test_an_alloc_on_a_node_without_its_host_volume_fails(placed):
+    from fsm.structs import ClientHostVolumeConfig, VolumeRequest
+    a = placed.by_index(t.ALLOCS, "job", "web")[0]
+    tg = replace(a.Job.TaskGroups[0], Volumes={
+        "d": VolumeRequest(Name="d", Type="host", Source="data")})
+    needy = replace(a, Job=replace(a.Job, TaskGroups=[tg]))
+    with pytest.raises(InvariantViolation, match=r"needs host volume 'data'"):
+        StateChecks().check(_with(placed, t.ALLOCS, needy))
+    node = placed.get(t.NODES, a.NodeID)
+    read_only = replace(node, HostVolumes={"data": ClientHostVolumeConfig(
+        Name="data", Path="/srv", ReadOnly=True)})
+    state = _with(placed, t.NODES, read_only)
+    with pytest.raises(InvariantViolation, match=r"read_only=False"):
+        StateChecks().check(_with(state, t.ALLOCS, needy))
+    writable = replace(read_only, HostVolumes={"data": replace(
+        read_only.HostVolumes["data"], ReadOnly=False)})
+    StateChecks().check(_with(_with(placed, t.NODES, writable), t.ALLOCS, needy))
+
+
 def test_a_node_usage_total_that_drifted_fails(placed):
     from fsm.store import State, TableState
     ts = placed.tables[t.ALLOCS]

@@ -33,9 +33,10 @@ from fsm.ids import uuid4_from
 from fsm.jobs import dispatch_rejection
 from fsm.store import state_hash
 from fsm.times import format_rfc3339
-from fsm.structs import (AllocDeploymentStatus, Allocation, DriverInfo, Job, NetworkResource,
-                         Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
-                         NodeReservedNetworkResources, NodeReservedResources, NodeResources)
+from fsm.structs import (AllocDeploymentStatus, Allocation, ClientHostVolumeConfig,
+                         DriverInfo, Job, NetworkResource, Node, NodeCpuResources,
+                         NodeDiskResources, NodeMemoryResources, NodeReservedNetworkResources,
+                         NodeReservedResources, NodeResources)
 from scheduler.core_gc import CoreGarbageCollector, Thresholds
 from scheduler.drainer import NodeDrainer
 from server import ids
@@ -162,6 +163,14 @@ class SimServer:
 # --- a client agent ------------------------------------------------------------------------------
 
 
+def sim_host_volumes(rng: random.Random) -> dict[str, ClientHostVolumeConfig] | None:
+    """Half the nodes offer host volume "data", a third of those read-only."""
+    if rng.random() < 0.5:
+        return None
+    return {"data": ClientHostVolumeConfig(Name="data", Path="/srv/data",
+                                           ReadOnly=rng.random() < 1 / 3)}
+
+
 class SimNode:
     """A client agent: registers, heartbeats, watches its allocations and reports them
     running (or failed), finished (batch) and stopped. While dead it does nothing."""
@@ -185,7 +194,8 @@ class SimNode:
                                           IP=f"10.0.0.{i + 1}", MBits=1000)]),
             ReservedResources=NodeReservedResources(
                 Networks=NodeReservedNetworkResources(ReservedHostPorts="22,9000")),
-            Drivers={"mock": DriverInfo(Detected=True, Healthy=True)}, Status="initializing")
+            Drivers={"mock": DriverInfo(Detected=True, Healthy=True)}, Status="initializing",
+            HostVolumes=sim_host_volumes(world.rng_for(f"node/{i}/volumes")))
         self.alive = True
         self.reported: dict[str, str] = {}     # alloc id -> the status we last reported
 
@@ -334,6 +344,12 @@ class Client:
             group["Spreads"] = [{
                 "Attribute": rng.choice(("${node.datacenter}", "${meta.rack}")),
                 "Weight": rng.choice((25, 50, 100)), "SpreadTarget": targets}]
+        # some jobs need a host volume (their own random stream: the others' draws stay)
+        vrng = self.world.rng_for(f"volumes/{job_id}")
+        if vrng.random() < 0.2:
+            group["Volumes"] = {
+                "d": {"Type": "host", "Source": "data", "ReadOnly": vrng.random() < 0.5}}
+            task["VolumeMounts"] = [{"Volume": "d", "Destination": "/data"}]
         return spec
 
     async def run(self, until: float) -> None:
