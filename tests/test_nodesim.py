@@ -467,6 +467,26 @@ class NodeSim:
         self._log.close()
 
 
+def test_nodesim_nodes_advertise_host_volumes(server, tmp_path):
+    sim = NodeSim(tmp_path, "-server", server.rpc, "-count", "2",
+                  "-host-volume", "data=/srv/data", "-host-volume", "conf=/etc/app:ro")
+    try:
+        ids = wait_until(lambda: len(sim.node_ids()) == 2 and sim.node_ids(), 20,
+                         f"2 nodes registered: {sim.output()}")
+        for node_id in ids:
+            volumes = server.state.get(t.NODES, node_id).HostVolumes
+            assert {n: (v.Name, v.Path, v.ReadOnly) for n, v in volumes.items()} == {
+                "data": ("data", "/srv/data", False), "conf": ("conf", "/etc/app", True)}
+    finally:
+        sim.kill()
+    bad = NodeSim(tmp_path, "-server", server.rpc, "-host-volume", "data")
+    try:
+        assert bad.proc.wait(20) == 2
+        assert "-host-volume 'data': expected name=/absolute/path[:ro]" in bad.output()
+    finally:
+        bad.kill()
+
+
 def test_nodesim_registers_heartbeats_runs_allocations_and_its_nodes_go_down(server, tmp_path):
     sim = NodeSim(tmp_path, "-server", server.rpc, "-count", "4", "-cpu", "3000",
                   "-memory", "2048", "-class", "sim", "-drivers", "mock,docker",
