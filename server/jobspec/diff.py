@@ -568,6 +568,11 @@ def _task_diff(old: Task | None, new: Task | None, contextual: bool) -> dict:
     if vault is not None:
         objects.append(vault)
     objects += _template_diffs(o.Templates, n.Templates, contextual) or []
+    lifecycle = _primitive_object_diff(o.Lifecycle, n.Lifecycle, "TaskLifecycle", contextual)
+    if lifecycle is not None:
+        objects.append(lifecycle)
+    objects += _primitive_object_set_diff(o.VolumeMounts, n.VolumeMounts, "VolumeMount",
+                                          contextual) or []
     return {"Type": type_, "Name": name or "", "Fields": fields, "Objects": objects or None,
             "Annotations": None}
 
@@ -621,6 +626,10 @@ def _task_group_diff(old: TaskGroup | None, new: TaskGroup | None, contextual: b
             objects.append(d)
     objects += _network_diffs(o.Networks, n.Networks, contextual) or []
     objects += _service_diffs(o.Services, n.Services, contextual) or []
+    objects += _keyed_diffs(   # volumes by their name in the group's map
+        sorted((o.Volumes or {}).items()), sorted((n.Volumes or {}).items()),
+        lambda kv: kv[0], lambda a, b: _primitive_object_diff(
+            a[1] if a else None, b[1] if b else None, "Volume", contextual)) or []
     scaling = _scaling_diff(o.Scaling, n.Scaling, contextual)
     if scaling is not None:
         objects.append(scaling)

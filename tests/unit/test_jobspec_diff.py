@@ -524,3 +524,19 @@ def test_scaling_block_diff_shows_bounds_and_policy_not_ids():
     (added,) = _job_diff(mk(1, policy=False), mk(5))["TaskGroups"][0]["Objects"]
     assert added["Type"] == "Added" and {f["Name"] for f in added["Fields"]} == \
         {"Enabled", "Max", "Min"}
+
+
+def test_lifecycle_volumes_and_volume_mounts_diff():
+    def job(hook: str, read_only: bool, dest: str) -> Job:
+        return msgspec.convert({"ID": "j", "TaskGroups": [{
+            "Name": "g", "Volumes": {"d": {"Type": "host", "Source": "s", "ReadOnly": read_only}},
+            "Tasks": [{"Name": "t", "Driver": "raw_exec", "Lifecycle": {"Hook": hook},
+                       "VolumeMounts": [{"Volume": "d", "Destination": dest}]}]}]}, Job)
+    diff = job_diff(job("prestart", False, "/a"), job("poststop", True, "/b"))
+    (tg,) = diff["TaskGroups"]
+    assert tg["Objects"] == [O("Edited", "Volume", [F("Edited", "ReadOnly", "false", "true")])]
+    (task,) = tg["Tasks"]
+    lifecycle, *mounts = task["Objects"]
+    assert lifecycle == O("Edited", "TaskLifecycle", [F("Edited", "Hook", "prestart", "poststop")])
+    assert sorted((m["Type"], [f for f in m["Fields"] if f["Name"] == "Destination"][0]["New"]
+                   or "-") for m in mounts) == [("Added", "/b"), ("Deleted", "-")]
