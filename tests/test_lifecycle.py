@@ -199,3 +199,27 @@ def test_bad_lifecycle_or_volume_mount_is_400(dev, task, message):
     r = http.post("/v1/jobs", json={"Job": {"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": [
         {"Name": "t", "Driver": "raw_exec", "Lifecycle": {"Hook": 7}}]}]}})
     assert r.status_code == 400 and "Hook" in r.text, r.text
+
+
+def test_deployment_health_ignores_finished_prestart_and_pending_poststop_tasks(dev):
+    http, _ = dev
+    jid = f"deploy-{uuid.uuid4().hex[:6]}"
+    tasks = [hook(shell("init", "true"), "prestart"),
+             shell("web", "exec sleep 3105", KillTimeout=SEC),
+             hook(shell("cleanup", "true"), "poststop")]
+    update = {"MaxParallel": 1, "HealthCheck": "task_states", "MinHealthyTime": SEC // 2,
+              "HealthyDeadline": 30 * SEC, "ProgressDeadline": 60 * SEC}
+    http.post("/v1/jobs", json=job(jid, tasks, type_="service", Update=update)
+              ).raise_for_status()
+
+    def healthy():
+        allocs = allocs_of(http, jid)
+        status = allocs[0].get("DeploymentStatus") if allocs else None
+        return allocs if status and status.get("Healthy") is not None else None
+    (alloc,) = wait_until(healthy, 30, "the alloc's deployment health")
+    assert alloc["DeploymentStatus"]["Healthy"] is True
+    deployment = http.get(f"/v1/job/{jid}/deployment").json()
+    wait_until(lambda: http.get(f"/v1/deployment/{deployment['ID']}").json()["Status"] ==
+               "successful", 30, "the deployment to succeed")
+    assert http.delete(f"/v1/job/{jid}").status_code == 200
+    wait_allocs(http, jid, lambda a: a[0]["ClientStatus"] == "complete", timeout=30)
