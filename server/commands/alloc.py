@@ -50,8 +50,12 @@ def status(client: Client, alloc_id, as_json, verbose):
     kv(rows)
     if verbose:
         _placement_metrics(a.get("Metrics") or {})
-    for name, state in sorted((a.get("TaskStates") or {}).items()):
-        heading(f'Task "{name}" is "{state.get("State", "")}"')
+    lifecycles = task_lifecycles(a)
+    for name in sorted_task_names(a.get("TaskStates") or {}, lifecycles):
+        state = a["TaskStates"][name]
+        hook = lifecycles.get(name)
+        shown = f" ({hook['Hook']}{' sidecar' if hook.get('Sidecar') else ''})" if hook else ""
+        heading(f'Task "{name}"{shown} is "{state.get("State", "")}"')
         kv([("Started At", fmt_time(state.get("StartedAt"))),
             ("Finished At", fmt_time(state.get("FinishedAt"))),
             ("Total Restarts", state.get("Restarts", 0)),
@@ -136,3 +140,21 @@ def stop(client: Client, alloc_id, detach, no_shutdown_delay, verbose):
         out.print(reply["EvalID"])
         return 0
     return monitor(client, reply["EvalID"], verbose)
+
+
+def task_lifecycles(alloc: dict) -> dict[str, dict]:
+    """Task name -> its Lifecycle block (tasks with a hook only), from the alloc's job."""
+    for tg in ((alloc.get("Job") or {}).get("TaskGroups") or ()):
+        if tg.get("Name") == alloc.get("TaskGroup"):
+            return {t["Name"]: t["Lifecycle"] for t in tg.get("Tasks") or ()
+                    if (t.get("Lifecycle") or {}).get("Hook")}
+    return {}
+
+
+def sorted_task_names(states: dict, lifecycles: dict[str, dict]) -> list[str]:
+    """Nomad's ``sortedTaskStateIterator``: by name, lifecycle tasks before main ones
+    and, among them, non-sidecars first."""
+    def rank(name: str) -> int:
+        hook = lifecycles.get(name)
+        return 2 if hook is None else 1 if hook.get("Sidecar") else 0
+    return sorted(sorted(states), key=rank)
