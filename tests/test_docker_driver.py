@@ -26,7 +26,9 @@ def docker_dev(tmp_path, monkeypatch):
     try:
         wait_until(sock.exists, 20, "the fake docker engine")
         monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
-        agent = dev_server(tmp_path, client=True).start()
+        (tmp_path / "vol").mkdir()
+        agent = dev_server(tmp_path, client=True,
+                           extra_args=("-host-volume", f"shared={tmp_path / 'vol'}")).start()
         http = httpx.Client(base_url=agent.url, timeout=10)
         engine_http = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)),
                                    base_url="http://docker", timeout=10)
@@ -100,3 +102,22 @@ def test_docker_exit_code_and_kill(docker_dev):
     allocs = wait_allocs(http, sleeper, lambda a: a[0]["ClientStatus"] == "complete")
     assert [k[1] for k in engine.get("/fake/state").json()["kills"]] == ["SIGINT"]
     assert allocs_of(http, sleeper)[0]["DesiredStatus"] == "stop"
+
+
+def test_docker_host_volumes_are_bind_mounts(docker_dev, tmp_path):
+    http, engine = docker_dev
+    jid = f"boxvol-{uuid.uuid4().hex[:6]}"
+    body = docker_job(jid, ["echo", "mounted"])
+    group = body["Job"]["TaskGroups"][0]
+    group["Volumes"] = {"s": {"Type": "host", "Source": "shared"},
+                        "r": {"Type": "host", "Source": "shared", "ReadOnly": True}}
+    group["Tasks"][0]["VolumeMounts"] = [{"Volume": "s", "Destination": "/data"},
+                                         {"Volume": "r", "Destination": "/conf"},
+                                         {"Volume": "s", "Destination": "/ro", "ReadOnly": True}]
+    http.post("/v1/jobs", json=body).raise_for_status()
+    wait_allocs(http, jid, lambda a: a[0]["ClientStatus"] == "complete")
+    spec = next(c for c in engine.get("/fake/state").json()["containers"].values()
+                if c["Cmd"] == ["echo", "mounted"])
+    vol = os.path.realpath(tmp_path / "vol")
+    binds = spec["HostConfig"]["Binds"]
+    assert f"{vol}:/data" in binds and f"{vol}:/conf:ro" in binds and f"{vol}:/ro:ro" in binds
