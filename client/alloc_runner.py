@@ -264,7 +264,7 @@ class AllocRunner:
             self.checks[name] = [
                 CheckRunner(check=check, service=service, alloc=self.alloc, task=runner.task,
                             env=runner.env, task_dir=runner.dirs.dir, on_change=self._changed)
-                for service, check in checks_for(self.tg, runner.task)]
+                for service, check in checks_for(self.tg, runner.task, runner.env, runner.node)]
             for check in self.checks[name]:
                 check.start()
 

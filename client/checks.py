@@ -14,8 +14,8 @@ import httpx
 
 from client.drivers.raw_exec import kill_group
 from client.proc import spawn
-from client.taskenv import networks
-from fsm.structs import Allocation, Service, ServiceCheck, Task
+from client.taskenv import interpolate_service, networks
+from fsm.structs import Allocation, Node, Service, ServiceCheck, Task
 
 log = logging.getLogger("caravan.client.checks")
 
@@ -25,11 +25,19 @@ DEFAULT_TIMEOUT = 5.0
 
 
 def address(alloc: Allocation, task: Task, label: str) -> tuple[str, int] | None:
-    """The host address of the port ``label`` in the allocation's networks."""
-    for net in networks(alloc, task):
+    """The host address of the port ``label``: the group network's ports first, then
+    the allocation's networks; a label that is a port number (an interpolated
+    ``${NOMAD_PORT_x}``) is that port on the allocation's first network address."""
+    for mapping in alloc.shared_ports():
+        if mapping.Label == label:
+            return mapping.HostIP, mapping.Value
+    nets = networks(alloc, task)
+    for net in nets:
         for port in list(net.ReservedPorts or ()) + list(net.DynamicPorts or ()):
             if port.Label == label:
                 return net.IP, port.Value
+    if label.isascii() and label.isdigit() and 0 < int(label) < 65536 and nets:
+        return nets[0].IP, int(label)
     return None
 
 
@@ -122,12 +130,16 @@ class CheckRunner:
         return (PASSING if code == 0 else WARNING if code == 1 else CRITICAL), text
 
 
-def checks_for(tg, task: Task) -> list[tuple[Service, ServiceCheck]]:
+def checks_for(tg, task: Task, env: dict[str, str] | None = None,
+               node: Node | None = None) -> list[tuple[Service, ServiceCheck]]:
     """The checks of the task's services; the group's own services' checks run with the
-    group's leader task (its first task when none leads)."""
-    found = [(s, c) for s in task.Services or () for c in s.Checks or ()]
+    group's leader task (its first task when none leads). Given the task's environment
+    and node, each service is interpolated first (``${NOMAD_PORT_http}`` and the like)."""
+    services = list(task.Services or ())
     tasks = list(tg.Tasks or ()) if tg is not None else []
     owner = next((t for t in tasks if t.Leader), tasks[0] if tasks else None)
     if owner is not None and owner.Name == task.Name:
-        found += [(s, c) for s in tg.Services or () for c in s.Checks or ()]
-    return found
+        services += list(tg.Services or ())
+    if env is not None and node is not None:
+        services = [interpolate_service(s, env, node) for s in services]
+    return [(s, c) for s in services for c in s.Checks or ()]

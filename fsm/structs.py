@@ -67,6 +67,15 @@ class Port(Record):
     HostNetwork: str = ""
 
 
+class AllocatedPortMapping(Record):
+    """One port of a group network as the allocation holds it (Nomad 1.x
+    ``AllocatedResources.Shared.Ports``): ``HostIP`` is the address it was taken on."""
+    Label: str = ""
+    Value: int = 0
+    To: int = 0
+    HostIP: str = ""
+
+
 class NetworkResource(Record):
     Mode: str = ""
     Device: str = ""
@@ -470,6 +479,17 @@ class Allocation(Record):
 
     def client_terminal(self) -> bool:
         return self.ClientStatus in ("complete", "failed", "lost")
+
+    def shared_ports(self) -> list[AllocatedPortMapping]:
+        """The group network's ports, static then dynamic, as Nomad 1.x lists them
+        (``AllocatedPorts``): each on its network's IP, ``To`` as asked (a dynamic
+        port's ``-1`` was already resolved to its value by the scheduler)."""
+        shared = self.SharedResources
+        if shared is None or not shared.Networks:
+            return []
+        return [AllocatedPortMapping(Label=p.Label, Value=p.Value, To=p.To, HostIP=net.IP)
+                for net in shared.Networks
+                for p in (*(net.ReservedPorts or ()), *(net.DynamicPorts or ()))]
 
     def usage(self) -> tuple[int, int, int]:
         """(CPU MHz, MemoryMB, DiskMB) reserved: the combined ``Resources``, else the

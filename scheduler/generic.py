@@ -141,7 +141,8 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
             ID=uuid4_from(rng), Namespace=job.Namespace or "default", EvalID=ev.ID,
             Name=req.name, NodeID=choice.node.ID, NodeName=choice.node.Name, JobID=job.ID,
             TaskGroup=tg.Name, Resources=choice.resources,
-            TaskResources=choice.task_resources, DesiredStatus="run", ClientStatus="pending",
+            TaskResources=choice.task_resources, SharedResources=choice.shared,
+            DesiredStatus="run", ClientStatus="pending",
             PreviousAllocation=req.previous_alloc_id or "", Metrics=choice.metric,
             DeploymentID=deployment_id,
             DeploymentStatus=AllocDeploymentStatus(Canary=True)

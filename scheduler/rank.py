@@ -290,6 +290,7 @@ class RankedNode:
     scores: list[float] = field(default_factory=list)
     final_score: float = 0.0
     preempted: list[Allocation] | None = None   # to evict so the placement fits
+    shared: Resources | None = None     # the group's disk and its network offer
 
 
 class Preempt(Protocol):
@@ -327,7 +328,8 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
         task_resources = {task.Name: task.Resources if task.Resources is not None
                           else Resources() for task in tg.Tasks or []}
         combined = _combined(task_resources, disk, [])
-        fixed = (task_resources, combined, Usage(combined.CPU, combined.MemoryMB, disk))
+        fixed = (task_resources, combined, Usage(combined.CPU, combined.MemoryMB, disk),
+                 Resources(DiskMB=disk))
     for node in source:
         victims: list[Allocation] = []
         if fixed is None:
@@ -342,13 +344,14 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
             if isinstance(offer, str):
                 exhaust_node(metric, node, offer)
                 continue
-            net_idx, networks, task_resources = offer
+            net_idx, networks, task_resources, group_net = offer
             combined = _combined(task_resources, disk, networks)
             ask = Usage(combined.CPU, combined.MemoryMB, disk)
+            shared = Resources(DiskMB=disk, Networks=[group_net] if group_net else None)
         else:
             proposed = None if usage_of is not None else proposed_of(node.ID)
             net_idx = _NO_NETWORK
-            task_resources, combined, ask = fixed
+            task_resources, combined, ask, shared = fixed
         used = usage_of(node.ID) if usage_of is not None else \
             sum_usage(a for a in proposed if not a.terminal())
         if victims:
@@ -368,7 +371,7 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
         fitness = score_fit(node, util) / BINPACK_MAX_FIT_SCORE
         board.record(node, "binpack", fitness)
         yield RankedNode(node, proposed, combined, task_resources, [fitness],
-                         preempted=victims or None)
+                         preempted=victims or None, shared=shared)
 
 
 def _combined(task_resources: dict[str, Resources], disk: int, networks: list) -> Resources:
@@ -385,22 +388,24 @@ def _asks_network(tg: TaskGroup) -> bool:
 
 
 def _offer(node, tg, proposed, rng):
-    """The node's network index with this placement's ports taken, its networks and
-    per-task resources; or the exhausted dimension when the network cannot serve it.
+    """The node's network index with this placement's ports taken, all its networks
+    (the group's first), per-task resources and the group's own network offer (None
+    without one); or the exhausted dimension when the network cannot serve it.
     A group that asks for no network needs no index (its placement cannot collide)."""
     if not _asks_network(tg):
         return _NO_NETWORK, [], {task.Name: task.Resources if task.Resources is not None
-                                 else Resources() for task in tg.Tasks or []}
+                                 else Resources() for task in tg.Tasks or []}, None
     net_idx = node_networks(node, proposed)
     if isinstance(net_idx, str):
         return f"network: {net_idx}"
     networks = []
+    group_net = None
     if tg.Networks:  # only the first group network counts, as in Nomad
-        offer = net_idx.assign(tg.Networks[0], rng)
-        if isinstance(offer, str):
-            return f"network: {offer}"
-        net_idx.add_reserved(offer)
-        networks.append(offer)
+        group_net = net_idx.assign(tg.Networks[0], rng)
+        if isinstance(group_net, str):
+            return f"network: {group_net}"
+        net_idx.add_reserved(group_net)
+        networks.append(group_net)
     task_resources = {}
     for task in tg.Tasks or []:
         res = task.Resources if task.Resources is not None else Resources()
@@ -413,7 +418,7 @@ def _offer(node, tg, proposed, rng):
             networks.append(offer)
             task_nets = [offer]
         task_resources[task.Name] = msgspec.structs.replace(res, Networks=task_nets)
-    return net_idx, networks, task_resources
+    return net_idx, networks, task_resources, group_net
 
 
 def job_anti_affinity(source: Iterable[RankedNode], job: Job, tg: TaskGroup,

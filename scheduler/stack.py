@@ -40,6 +40,7 @@ class Placement:
     task_resources: dict[str, Resources] = field(default_factory=dict)
     metric: AllocMetric = field(default_factory=AllocMetric)
     preempted: list[Allocation] | None = None   # to evict from ``node`` first
+    shared: Resources | None = None   # the group's disk and network (SharedResources)
 
 
 class Eligibility:
@@ -251,7 +252,7 @@ class Stack:
             return Placement(node=None, metric=metric)
         return Placement(node=best.node, resources=best.resources,
                          task_resources=best.task_resources, metric=metric,
-                         preempted=best.preempted)
+                         preempted=best.preempted, shared=best.shared)
 
     def _spread_scorer(self, tg: TaskGroup) -> SpreadScorer:
         """The group's spreads, with its allocations before this plan counted once."""

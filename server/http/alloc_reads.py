@@ -50,7 +50,8 @@ def listed(state: State, table: str, prefix: str) -> list:
 
 
 def allocated_resources(a) -> Any:
-    """Nomad 1.x ``AllocatedResources`` from the seed-era per-task and shared resources."""
+    """Nomad 1.x ``AllocatedResources`` from the seed-era per-task and shared resources:
+    the group's network is ``Shared.Networks`` and its ports ``Shared.Ports``."""
     if a.AllocatedResources is not None:
         return a.AllocatedResources
     if a.TaskResources is None and a.SharedResources is None:
@@ -64,10 +65,15 @@ def allocated_resources(a) -> Any:
             "Devices": None,
         }
     shared = a.SharedResources
+    if shared is not None:
+        disk = shared.DiskMB or 0
+    else:   # rows placed before the scheduler kept SharedResources: the group's disk
+        disk = (a.Resources.DiskMB or 0) if a.Resources is not None else 0
+    ports = a.shared_ports()
     return {"Tasks": tasks,
-            "Shared": {"DiskMB": (shared.DiskMB or 0) if shared else 0,
+            "Shared": {"DiskMB": disk,
                        "Networks": _builtins(shared.Networks) if shared else None,
-                       "Ports": None}}
+                       "Ports": [msgspec.to_builtins(p) for p in ports] if ports else None}}
 
 
 def _builtins(value):

@@ -134,6 +134,11 @@ def alloc(alloc_id: str, node: Node, index: int) -> Allocation:
     task = Resources(CPU=500, MemoryMB=256, Networks=[NetworkResource(
         IP="10.0.0.5", MBits=10, DynamicPorts=[Port(Label="db", Value=23456)])])
     shared = Resources(DiskMB=300)
+    if index == 1:   # the second one also holds a group network
+        shared = Resources(DiskMB=300, Networks=[NetworkResource(
+            Mode="host", Device="eth0", IP="10.0.0.6",
+            ReservedPorts=[Port(Label="admin", Value=9100, To=80)],
+            DynamicPorts=[Port(Label="http", Value=24567)])])
     return Allocation(
         ID=alloc_id, EvalID=EVAL_1, Name=f"web.cache[{index}]", NodeID=node.ID,
         NodeName=node.Name, JobID="web", TaskGroup="cache", DesiredStatus="run",
@@ -322,6 +327,17 @@ def test_alloc_read_full_shape_with_allocated_resources():
         assert a["AllocatedResources"]["Shared"] == {"DiskMB": 300, "Networks": None, "Ports": None}
         assert a["Metrics"]["NodesEvaluated"] == 2 and a["Metrics"]["AllocationTime"] == 1500
         assert (a["EvalID"], a["DeploymentID"], a["NodeID"]) == (EVAL_1, DEPLOY_1, NODE_A)
+
+        b = (await c.get(f"/v1/allocation/{ALLOC_2}")).json()
+        shared = b["AllocatedResources"]["Shared"]
+        assert shared["DiskMB"] == 300
+        assert shared["Networks"] == b["SharedResources"]["Networks"]
+        (net,) = shared["Networks"]
+        assert (net["Mode"], net["IP"], net["DynamicPorts"][0]["Value"]) == ("host", "10.0.0.6",
+                                                                            24567)
+        assert shared["Ports"] == [
+            {"Label": "admin", "Value": 9100, "To": 80, "HostIP": "10.0.0.6"},
+            {"Label": "http", "Value": 24567, "To": 0, "HostIP": "10.0.0.6"}]
 
         error(await c.get(f"/v1/allocation/{MISSING}"), 404, "alloc not found")
         error(await c.get("/v1/allocation/a1"), 400, "UUID must be 36 characters")

@@ -11,19 +11,23 @@ import random
 import tarfile
 
 import pytest
+from msgspec.structs import replace
 
 from client import lifecycle as lc
 from client.alloc_runner import client_status
+from client.checks import address, checks_for
 from client.drivers.base import TaskDirs
 from client.logs import LogFiles, RotatingLog
 from client.prestart import (PrestartError, fetch_artifact, inside, render, render_template,
                              write_payload)
 from client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
-from client.taskenv import alloc_index, interpolate, task_env
+from client.taskenv import (alloc_index, interpolate, interpolate_service, interpolate_value,
+                            port_env, task_env)
 from client.volumes import Mount, link_mounts, link_path, task_mounts
 from fsm.structs import (Allocation, ClientHostVolumeConfig, Job, NetworkResource, Node, Port,
-                         Resources, RestartPolicy, TaskArtifact, TaskGroup, Task,
-                         TaskLifecycleConfig, TaskState, Template, VolumeMount, VolumeRequest)
+                         Resources, RestartPolicy, Service, ServiceCheck, TaskArtifact,
+                         TaskGroup, Task, TaskLifecycleConfig, TaskState, Template, VolumeMount,
+                         VolumeRequest)
 
 SEC = 1_000_000_000
 
@@ -140,13 +144,112 @@ def test_task_env_has_nomad_variables_ports_meta_and_interpolation(tmp_path):
     assert env["NOMAD_CPU_LIMIT"] == "250" and env["NOMAD_MEMORY_LIMIT"] == "128"
     assert env["NOMAD_ALLOC_DIR"] == dirs.shared and env["NOMAD_TASK_DIR"] == dirs.local
     assert env["NOMAD_PORT_http"] == "23456" and env["NOMAD_ADDR_http"] == "10.0.0.5:23456"
-    assert env["NOMAD_PORT_admin"] == "80" and env["NOMAD_HOST_PORT_admin"] == "8080"
+    # a task network's port is the host's: only a driver's port map changes NOMAD_PORT_
+    assert env["NOMAD_PORT_admin"] == "8080" and env["NOMAD_HOST_PORT_admin"] == "8080"
+    assert "NOMAD_ALLOC_PORT_admin" not in env and "NOMAD_HOST_ADDR_admin" not in env
     assert env["NOMAD_META_tier"] == "task" and env["NOMAD_META_TEAM"] == "infra"
     assert env["NOMAD_META_owner"] == "me"
     assert env["GREETING"] == "hi 2" and env["WHERE"] == "dc9/linux"
     assert env["KEEP"] == "${unknown.thing}"
     assert interpolate("${meta.rack}-${node.class}", env, node) == "r1-big"
     assert alloc_index("x.y[10]") == 10 and alloc_index("weird") == 0
+
+
+def _group_alloc():
+    """An allocation of a group with a group network (dynamic ``http``, static ``admin``
+    mapped to 80) and a second task holding a (deprecated) task network."""
+    web = Task(Name="web", Driver="raw_exec", Env={"LISTEN": "${NOMAD_ADDR_http}"})
+    side = Task(Name="side", Driver="raw_exec")
+    tg = TaskGroup(Name="g", Tasks=[web, side])
+    job = Job(ID="shop", Name="shop", Type="service", TaskGroups=[tg])
+    group_net = NetworkResource(Mode="host", Device="lo", IP="10.0.0.5",
+                                ReservedPorts=[Port(Label="admin", Value=9100, To=80)],
+                                DynamicPorts=[Port(Label="http", Value=23456),
+                                              Port(Label="my-port", Value=23457)])
+    side_net = NetworkResource(Device="lo", IP="10.0.0.5",
+                               DynamicPorts=[Port(Label="rpc", Value=24000)])
+    alloc = Allocation(ID="0123456789abcdef-0000-0000-0000-000000000000", Name="shop.g[0]",
+                       JobID="shop", Job=job, TaskGroup="g",
+                       TaskResources={"web": Resources(CPU=100, MemoryMB=64),
+                                      "side": Resources(CPU=100, MemoryMB=64,
+                                                        Networks=[side_net])},
+                       SharedResources=Resources(DiskMB=300, Networks=[group_net]))
+    return alloc, tg, web, side, Node(ID="node-1", Name="n1", Datacenter="dc1")
+
+
+def test_group_network_ports_reach_every_task_as_nomad_names_them(tmp_path):
+    alloc, tg, web, side, node = _group_alloc()
+    env = task_env(alloc, tg, web, node, TaskDirs(str(tmp_path / alloc.ID), "web"), "global",
+                   host_env={})
+    assert env["NOMAD_PORT_http"] == "23456" and env["NOMAD_HOST_PORT_http"] == "23456"
+    assert env["NOMAD_ALLOC_PORT_http"] == "23456"
+    assert env["NOMAD_IP_http"] == env["NOMAD_HOST_IP_http"] == "10.0.0.5"
+    assert env["NOMAD_ADDR_http"] == env["NOMAD_HOST_ADDR_http"] == "10.0.0.5:23456"
+    # To is the port inside the allocation: NOMAD_PORT_ and NOMAD_ALLOC_PORT_ say it,
+    # the host's port and address stay the static value
+    assert env["NOMAD_PORT_admin"] == env["NOMAD_ALLOC_PORT_admin"] == "80"
+    assert env["NOMAD_HOST_PORT_admin"] == "9100"
+    assert env["NOMAD_ADDR_admin"] == env["NOMAD_HOST_ADDR_admin"] == "10.0.0.5:9100"
+    # labels are cleaned into variable names under Nomad's cleaned prefixes only
+    assert env["NOMAD_PORT_my_port"] == "23457" and env["NOMAD_ADDR_my_port"] == "10.0.0.5:23457"
+    assert env["NOMAD_HOST_ADDR_my-port"] == "10.0.0.5:23457"
+    assert "NOMAD_PORT_my-port" not in env
+    # the other task's (task-level) ports, named by task
+    assert env["NOMAD_PORT_side_rpc"] == "24000" and env["NOMAD_ADDR_side_rpc"] == "10.0.0.5:24000"
+    assert "NOMAD_PORT_rpc" not in env
+    assert env["LISTEN"] == "10.0.0.5:23456"
+    side_env = task_env(alloc, tg, side, node, TaskDirs(str(tmp_path / alloc.ID), "side"),
+                        "global", host_env={})
+    assert side_env["NOMAD_PORT_http"] == "23456" and side_env["NOMAD_PORT_rpc"] == "24000"
+    assert interpolate_value({"args": ["${NOMAD_PORT_http}", "${NOMAD_HOST_PORT_admin}"]},
+                             env, node) == {"args": ["23456", "9100"]}
+
+
+def test_ipv6_addresses_are_bracketed():
+    alloc, _tg, web, _side, _node = _group_alloc()
+    net = replace(alloc.SharedResources.Networks[0], IP="fd00::5")
+    alloc = replace(alloc, SharedResources=Resources(Networks=[net]))
+    assert port_env(alloc, web)["NOMAD_ADDR_http"] == "[fd00::5]:23456"
+    assert port_env(alloc, web)["NOMAD_IP_http"] == "fd00::5"
+
+
+def test_docker_port_map_sets_a_task_ports_nomad_port():
+    net = NetworkResource(IP="10.0.0.5", DynamicPorts=[Port(Label="db", Value=25000)])
+    task = Task(Name="redis", Driver="docker", Config={"port_map": [{"db": 6379}]})
+    alloc = Allocation(ID="a", TaskResources={"redis": Resources(Networks=[net])})
+    env = port_env(alloc, task)
+    assert env["NOMAD_PORT_db"] == "6379" and env["NOMAD_HOST_PORT_db"] == "25000"
+    assert env["NOMAD_ADDR_db"] == "10.0.0.5:25000"
+
+
+def test_services_and_checks_are_interpolated():
+    svc = Service(Name="web-${NOMAD_ALLOC_INDEX}", PortLabel="${PORT_LABEL}",
+                  Tags=["port-${NOMAD_PORT_http}"], Meta={"addr": "${NOMAD_ADDR_http}"},
+                  Checks=[ServiceCheck(Name="alive", Type="http", Path="/${NOMAD_PORT_http}",
+                                       PortLabel="${NOMAD_PORT_http}",
+                                       Header={"X-Port": ["${NOMAD_PORT_http}"]},
+                                       Args=["${NOMAD_TASK_NAME}"])])
+    env = {"NOMAD_ALLOC_INDEX": "1", "PORT_LABEL": "http", "NOMAD_PORT_http": "23456",
+           "NOMAD_ADDR_http": "10.0.0.5:23456", "NOMAD_TASK_NAME": "web"}
+    out = interpolate_service(svc, env, Node(ID="n"))
+    assert (out.Name, out.PortLabel, out.Tags, out.Meta) == (
+        "web-1", "http", ["port-23456"], {"addr": "10.0.0.5:23456"})
+    (chk,) = out.Checks
+    assert (chk.Path, chk.PortLabel, chk.Header, chk.Args) == (
+        "/23456", "23456", {"X-Port": ["23456"]}, ["web"])
+    assert svc.Name == "web-${NOMAD_ALLOC_INDEX}"    # the job's own service is unchanged
+
+
+def test_check_address_finds_group_ports_and_interpolated_numbers():
+    alloc, tg, web, _side, node = _group_alloc()
+    assert address(alloc, web, "http") == ("10.0.0.5", 23456)
+    assert address(alloc, web, "admin") == ("10.0.0.5", 9100)
+    assert address(alloc, web, "23456") == ("10.0.0.5", 23456)
+    assert address(alloc, web, "nope") is None
+    tg = replace(tg, Services=[Service(Name="s", PortLabel="${LABEL}", Checks=[
+        ServiceCheck(Name="c", Type="tcp")])])
+    ((svc, chk),) = checks_for(tg, web, {"LABEL": "http"}, node)
+    assert svc.PortLabel == "http" and chk.Name == "c"
 
 
 # --- templates, artifacts, payloads ----------------------------------------------------------

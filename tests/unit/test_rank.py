@@ -5,6 +5,7 @@ import math
 import random
 
 import pytest
+from msgspec.structs import replace
 
 from fsm.structs import (AllocMetric, Allocation, EphemeralDisk, Job, NetworkResource, Node,
                          NodeCpuResources, NodeDiskResources, NodeMemoryResources,
@@ -146,6 +147,50 @@ def test_binpack_resources_and_ports():
     rpc = option.task_resources["t"].Networks[0].DynamicPorts[0]
     assert 20000 <= rpc.Value <= 32000 and rpc.Label == "rpc"
     assert res.Networks[1] == option.task_resources["t"].Networks[0]
+
+
+def test_binpack_group_network_is_the_shared_offer():
+    tg = group(networks=[NetworkResource(Mode="host", ReservedPorts=[Port(Label="admin", Value=9100)],
+                                         DynamicPorts=[Port(Label="http"),
+                                                       Port(Label="grpc", To=-1),
+                                                       Port(Label="app", To=8080)])],
+               task_networks=[NetworkResource(DynamicPorts=[Port(Label="rpc")])])
+    (option,), _, _ = run_binpack([make_node()], tg)
+    (net,) = option.shared.Networks
+    assert option.shared.DiskMB == 300 and net == option.resources.Networks[0]
+    assert (net.Mode, net.IP, net.Device) == ("host", "10.0.0.1", "eth0")
+    assert [(p.Label, p.Value, p.To) for p in net.ReservedPorts] == [("admin", 9100, 0)]
+    http, grpc, app = net.DynamicPorts
+    assert all(20000 <= p.Value <= 32000 for p in (http, grpc, app))
+    assert len({http.Value, grpc.Value, app.Value, 9100,
+                option.task_resources["t"].Networks[0].DynamicPorts[0].Value}) == 5
+    assert (http.To, grpc.To, app.To) == (0, grpc.Value, 8080)   # -1: the host's port
+    alloc = Allocation(ID="a", SharedResources=option.shared)
+    assert [(p.Label, p.Value, p.To, p.HostIP) for p in alloc.shared_ports()] == [
+        ("admin", 9100, 0, "10.0.0.1"), ("http", http.Value, 0, "10.0.0.1"),
+        ("grpc", grpc.Value, grpc.Value, "10.0.0.1"), ("app", app.Value, 8080, "10.0.0.1")]
+
+
+def test_binpack_without_group_network_shares_only_the_disk():
+    (option,), _, _ = run_binpack([make_node()], group())
+    assert option.shared == Resources(DiskMB=300)
+    (option,), _, _ = run_binpack([make_node()], group(
+        task_networks=[NetworkResource(DynamicPorts=[Port(Label="rpc")])]))
+    assert option.shared == Resources(DiskMB=300)
+
+
+def test_group_static_port_is_reserved_once_per_node():
+    tg = group(networks=[NetworkResource(ReservedPorts=[Port(Label="admin", Value=9100)],
+                                         DynamicPorts=[Port(Label="http")])])
+    node = make_node()
+    (first,), _, _ = run_binpack([node], tg)
+    placed = Allocation(ID="p", Resources=first.resources, SharedResources=first.shared)
+    out, metric, _ = run_binpack([node], tg, {"n1": [placed]})
+    assert out == []
+    assert metric.DimensionExhausted == {"network: reserved port collision admin=9100": 1}
+    # the plan applier's re-check refuses the same placement twice on the node
+    assert r.allocs_fit(node, [placed, replace(placed, ID="q")])[:2] == (
+        False, r.DIM_PORT_COLLISION)
 
 
 def test_binpack_exhaustion_dimensions():
