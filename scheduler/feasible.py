@@ -24,6 +24,7 @@ from fsm.structs import AllocMetric, Allocation, Constraint, Job, Node, TaskGrou
 FILTER_DRIVERS = "missing drivers"
 FILTER_NETWORK = "missing network"
 FILTER_HOST_VOLUMES = "missing compatible host volumes"
+DEFAULT_HOST_NETWORK = "default"   # the alias of a node's own address
 FILTER_CLASS_INELIGIBLE = "computed class ineligible"
 DISTINCT_HOSTS = "distinct_hosts"
 DISTINCT_PROPERTY = "distinct_property"
@@ -291,14 +292,29 @@ def constraint_checker(constraints: Iterable[Constraint]) -> Checker:
 
 def network_checker(tg: TaskGroup) -> Checker:
     """1.x NetworkChecker: a group network of mode M needs a node network of mode M
-    (empty means ``host``); mode ``none`` needs nothing."""
+    (empty means ``host``); mode ``none`` needs nothing. Then each of the group
+    network's ports needs the host network it names (``hasHostNetworks``): Caravan
+    nodes have only their ``default`` one (no ``host_network`` aliases)."""
     mode = (tg.Networks[0].Mode or "host") if tg.Networks else "none"
+    ports = [*(tg.Networks[0].DynamicPorts or ()), *(tg.Networks[0].ReservedPorts or ())] \
+        if tg.Networks else []
 
     def check(node: Node) -> str | None:
         if mode == "none":
             return None
         nets = node.NodeResources.Networks if node.NodeResources else None
-        return None if any((n.Mode or "host") == mode for n in nets or []) else FILTER_NETWORK
+        if not any((n.Mode or "host") == mode for n in nets or []):
+            return FILTER_NETWORK
+        for port in ports:
+            if not port.HostNetwork:
+                continue
+            value, found = resolve_target(port.HostNetwork, node)
+            if not found:
+                return (f'invalid host network "{port.HostNetwork}" template for port '
+                        f'"{port.Label}"')
+            if value != DEFAULT_HOST_NETWORK:
+                return f'missing host network "{value}" for port "{port.Label}"'
+        return None
     return check
 
 

@@ -279,8 +279,13 @@ def _canonicalize_resources(res: Resources | None) -> Resources:
 
 
 def _canonicalize_network(net: NetworkResource) -> None:
+    """``NetworkResource.Canonicalize``: a port without a host network is on the
+    node's ``default`` one."""
     if net.MBits is None:  # deprecated; 1.x no longer defaults it to 10
         net.MBits = 0
+    for port in (*_items(net.ReservedPorts), *_items(net.DynamicPorts)):
+        if not port.HostNetwork:
+            port.HostNetwork = "default"
 
 
 def _canonicalize_service(svc: Service, job_name: str, group: str, task: str | None) -> None:

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from fsm.structs import (AllocMetric, Allocation, ClientHostVolumeConfig, Constraint,
-                         DriverInfo, Job, NetworkResource, Node, NodeResources, Task,
+                         DriverInfo, Job, NetworkResource, Node, NodeResources, Port, Task,
                          TaskGroup, VolumeRequest)
 from scheduler import feasible as f
 
@@ -290,6 +290,22 @@ def test_host_volume_checker_ignores_other_volume_types_and_per_alloc_uses_the_i
     assert f.host_volume_checker(tg, "web.g[1]")(node) is None
     assert f.host_volume_checker(tg, "web.g[0]")(node) == f.FILTER_HOST_VOLUMES
     assert f.per_alloc_volumes(tg) and not f.per_alloc_volumes(volume_group(a=("x", False)))
+
+
+def test_network_checker_host_networks():
+    node = make_node(NodeResources=NodeResources(Networks=[NetworkResource(Device="eth0")]),
+                     Meta={"net": "public"})
+
+    def tg(host_network, label="http"):
+        return TaskGroup(Name="g", Networks=[NetworkResource(
+            DynamicPorts=[Port(Label=label, HostNetwork=host_network)])])
+    assert f.network_checker(tg(""))(node) is None
+    assert f.network_checker(tg("default"))(node) is None
+    assert f.network_checker(tg("public"))(node) == 'missing host network "public" for port "http"'
+    assert f.network_checker(tg("${meta.net}"))(node) == \
+        'missing host network "public" for port "http"'
+    assert f.network_checker(tg("${meta.nope}", "db"))(node) == \
+        'invalid host network "${meta.nope}" template for port "db"'
 
 
 def test_group_constraints_collects_group_then_tasks():
