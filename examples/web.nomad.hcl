@@ -2,7 +2,7 @@
 # "http" from the node's dynamic range, and the task serves HTTP on it. The port
 # reaches the task as NOMAD_PORT_http (also NOMAD_IP_http, NOMAD_ADDR_http, ...),
 # interpolated into its arguments, its template and its service check.
-job "web" {
+job "website" {
   datacenters = ["*"]
   type        = "service"
 
@@ -20,7 +20,7 @@ job "web" {
     }
 
     service {
-      name     = "web"
+      name     = "website"
       port     = "http"
       provider = "nomad"
 
