@@ -15,6 +15,9 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
   computed from, so the summary check below rests on rows through this one);
 - every live allocation's node offers the host volumes its group requests (a read-only
   one only to read-only requests);
+- an allocation's group network (``SharedResources.Networks``, the ports its tasks
+  are told) is among the networks it holds on the node (those the collision checks
+  count), with each port label once;
 - every job summary equals a recomputation from the allocations (``fsm.allocs``; the
   garbage collector's baseline of collected allocations included);
 - an allocation never changes node, job, group or name once created;
@@ -267,6 +270,7 @@ def _check_node(at: int, node, allocs: list) -> None:
             for port in parse_port_ranges(rsv.Networks.ReservedHostPorts):
                 holders[(net.IP, port)] = "the node's reserved ports"
     for alloc in allocs:
+        _check_shared_networks(at, alloc)
         for net in alloc_networks(alloc):
             for port in [*(net.ReservedPorts or ()), *(net.DynamicPorts or ())]:
                 key = (net.IP, port.Value)
@@ -275,6 +279,23 @@ def _check_node(at: int, node, allocs: list) -> None:
                         f"index {at}: node {node.Name} port {net.IP}:{port.Value} held by "
                         f"alloc {alloc.ID} and by {holders[key]}")
                 holders[key] = f"alloc {alloc.ID}"
+
+
+def _check_shared_networks(at: int, alloc) -> None:
+    shared = alloc.SharedResources.Networks if alloc.SharedResources is not None else None
+    if not shared:
+        return
+    held = alloc_networks(alloc)
+    for net in shared:
+        if net not in held:
+            raise InvariantViolation(
+                f"index {at}: alloc {alloc.ID} group network {net.IP} "
+                f"{[p.Value for p in alloc.shared_ports()]} is not among the networks it "
+                f"holds on its node")
+    labels = [p.Label for p in alloc.shared_ports()]
+    if len(set(labels)) != len(labels):
+        raise InvariantViolation(f"index {at}: alloc {alloc.ID} group ports {labels} repeat "
+                                 f"a label")
 
 
 def _check_summaries(state: State, jobs: set[str] | None) -> None:

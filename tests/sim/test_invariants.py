@@ -13,6 +13,7 @@ from fsm import schema as t
 from fsm.allocs import refresh_summary
 from fsm.apply import FSM
 from fsm.store import Txn
+from fsm.structs import NetworkResource, Port
 from tests.sim.invariants import SameStateHashes, StateChecks
 from tests.sim.memlog import InvariantViolation, MemRaft
 from tests.sim.vloop import Deadlock, VirtualTimeLoop
@@ -66,6 +67,28 @@ def test_a_port_held_twice_fails(placed):
     b = replace(b, Resources=replace(b.Resources, Networks=[net_b]))
     with pytest.raises(InvariantViolation, match=f"port .*:{port.Value} held by"):
         StateChecks().check(_with(placed, t.ALLOCS, a, b))
+
+
+def test_a_group_network_outside_the_held_networks_fails():
+    h = Harness()
+    h.node(mknode(0, cpu=2000))
+    job = mkjob("grp", count=2, cpu=100, ports=False)
+    job.TaskGroups[0].Networks = [NetworkResource(
+        ReservedPorts=[Port(Label="admin", Value=9100)], DynamicPorts=[Port(Label="http")])]
+    h.register(job)
+    (a,) = h.live("grp")     # the static port fits once on the one node
+    assert [p.Label for p in a.shared_ports()] == ["admin", "http"]
+    StateChecks().check(h.state)
+    (net,) = a.SharedResources.Networks
+    moved = replace(net, DynamicPorts=[replace(net.DynamicPorts[0], Value=net.DynamicPorts[0].Value + 1)])
+    bad = replace(a, SharedResources=replace(a.SharedResources, Networks=[moved]))
+    with pytest.raises(InvariantViolation, match=f"alloc {a.ID} group network .* is not among"):
+        StateChecks().check(_with(h.state, t.ALLOCS, bad))
+    twice = replace(net, DynamicPorts=[replace(net.DynamicPorts[0], Label="admin")])
+    bad = replace(a, Resources=replace(a.Resources, Networks=[twice]),
+                  SharedResources=replace(a.SharedResources, Networks=[twice]))
+    with pytest.raises(InvariantViolation, match="repeat a label"):
+        StateChecks().check(_with(h.state, t.ALLOCS, bad))
 
 
 def test_an_alloc_of_an_unknown_job_or_node_fails(placed):

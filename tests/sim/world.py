@@ -330,6 +330,15 @@ class Client:
         group = {"Name": "g", "Count": rng.randint(1, 4), "Tasks": [task]}
         if rng.random() < 0.3:
             group["Scaling"] = {"Min": 0, "Max": 5, "Policy": {"cooldown": "1m"}}
+        if 0.4 <= roll < 0.5:
+            # a group network (Nomad >= 0.12): dynamic ports, one mapped to itself
+            group["Networks"] = [{"Mode": "host", "DynamicPorts": [
+                {"Label": "http"}, {"Label": "metrics", "To": -1}]}]
+        elif 0.5 <= roll < 0.55:
+            # a group network with a static port (once per node) beside a dynamic one
+            group["Networks"] = [{"ReservedPorts": [{"Label": "admin",
+                                                      "Value": rng.choice((8080, 8082))}],
+                                  "DynamicPorts": [{"Label": "http", "To": 8000}]}]
         spec = {"ID": job_id, "Datacenters": list(DATACENTERS),
                 "Type": "batch" if rng.random() < 0.3 else "service",
                 "Priority": rng.choice((30, 50, 50, 60)), "TaskGroups": [group]}
