@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server.commands import main
 from tests.procs import dev_server, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +124,16 @@ def test_example_serves_http_on_its_dynamic_port(dev):
     stop(http, "website")
 
 
-def test_go_client_service_job_gets_its_ports_and_the_static_one_once(dev):
+def alloc_status(http: httpx.Client, capsys, monkeypatch, alloc_id: str) -> list[str]:
+    """``caravan alloc status ID`` run in-process against the dev agent."""
+    monkeypatch.setenv("CARAVAN_ADDR", str(http.base_url).rstrip("/"))
+    capsys.readouterr()
+    assert main(["alloc", "status", alloc_id]) == 0
+    return [line.rstrip() for line in capsys.readouterr().out.splitlines()]
+
+
+def test_go_client_service_job_gets_its_ports_and_the_static_one_once(dev, capsys,
+                                                                      monkeypatch):
     """The Go client's service job: count 3 of a group with dynamic ``http`` and static
     ``admin`` (9100). One node holds 9100 once: one allocation runs, the others fail
     with Nomad's port-collision dimension."""
@@ -151,6 +161,12 @@ def test_go_client_service_job_gets_its_ports_and_the_static_one_once(dev):
     url = f"http://127.0.0.1:{http_port['Value']}"
     conf = wait_until(lambda: get(f"{url}/local/app.conf"), 30, "the Go client's job to serve")
     assert conf.status_code == 200 and conf.text == f"port={http_port['Value']}\n"
+    # `caravan alloc status` lists the addresses as Nomad's CLI does
+    lines = alloc_status(http, capsys, monkeypatch, alloc["ID"])
+    at = lines.index('Allocation Addresses (mode = "host"):')
+    assert lines[at + 1].split() == ["Label", "Dynamic", "Address"]
+    assert lines[at + 2].split() == ["*admin", "yes", "127.0.0.1:9100"]
+    assert lines[at + 3].split() == ["*http", "yes", f"127.0.0.1:{http_port['Value']}"]
     stop(http, "web")
 
 

@@ -48,6 +48,7 @@ def status(client: Client, alloc_id, as_json, verbose):
                  ("Deployment Health", "unset" if health is None
                   else "healthy" if health else "unhealthy")]
     kv(rows)
+    _addresses(a)
     if verbose:
         _placement_metrics(a.get("Metrics") or {})
     lifecycles = task_lifecycles(a)
@@ -85,6 +86,29 @@ def _placement_metrics(metrics: dict) -> None:
     table(["Node", *names, "final score"],
           [[m.get("NodeID", ""), *(f"{(m.get('Scores') or {}).get(n, 0):.3g}" for n in names),
             f"{m.get('NormScore', 0):.3g}"] for m in metas])
+
+
+def _addresses(a: dict) -> None:
+    """Nomad's "Allocation Addresses" (``formatAllocNetworkInfo``): the group network's
+    ports, ``*label`` from ``Shared.Ports``, the port inside after ``->`` when mapped."""
+    shared = (a.get("AllocatedResources") or {}).get("Shared") or {}
+    nets = shared.get("Networks") or []
+    if not nets or not (nets[0].get("DynamicPorts") or nets[0].get("ReservedPorts")):
+        return
+    net = nets[0]
+
+    def row(label, port, host_ip):
+        to = port.get("To") or 0
+        address = f"{host_ip}:{port.get('Value', 0)}" + (f" -> {to}" if to > 0 else "")
+        return [label, "yes", address]
+    if shared.get("Ports"):
+        rows = [row("*" + p.get("Label", ""), p, p.get("HostIP", "")) for p in shared["Ports"]]
+    else:
+        rows = [row(p.get("Label", ""), p, net.get("IP", ""))
+                for p in (net.get("DynamicPorts") or []) + (net.get("ReservedPorts") or [])]
+    mode = f' (mode = "{net["Mode"]}")' if net.get("Mode") else ""
+    heading(f"Allocation Addresses{mode}:")
+    table(["Label", "Dynamic", "Address"], rows)
 
 
 def _task_of(a: dict, task: str | None) -> str:
