@@ -16,8 +16,8 @@ from tests.procs import dev_server, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "web.nomad.hcl"
-GO_SERVICE = Path(__file__).parent / "fixtures" / "go-client-requests" / \
-    "register-service-group-network.json"
+GO_REQUESTS = Path(__file__).parent / "fixtures" / "go-client-requests"
+GO_SERVICE = GO_REQUESTS / "register-service-group-network.json"
 TASK_NETWORK_WARNING = ('Task "app" has warnings: task network resources have been deprecated '
                         'as of Nomad 0.12.0. Please configure networking via group network '
                         'block.')
@@ -122,6 +122,28 @@ def test_example_serves_http_on_its_dynamic_port(dev):
                  or {}).get("Healthy"), 30, "the http check to pass")
     assert healthy is True
     stop(http, "website")
+
+
+def test_go_client_validate_and_plan_of_the_service_job(dev):
+    """Before it is registered: the Go client's validate and plan bodies of the same
+    job. The plan places one allocation on the one node; the static admin port leaves
+    no room for the other two."""
+    http = dev
+    body = without_nulls(json.loads((GO_REQUESTS / "validate-service-group-network.json")
+                                    .read_bytes()))
+    r = http.put("/v1/validate/job", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["Error"] == "" and r.json()["Warnings"] == ""
+    body = without_nulls(json.loads((GO_REQUESTS / "plan-service-group-network.json")
+                                    .read_bytes()))
+    r = http.put("/v1/job/web/plan", json=body)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["Diff"]["Type"] == "Added"
+    failed = plan["FailedTGAllocs"]["web"]
+    assert failed["DimensionExhausted"] == {"network: reserved port collision admin=9100": 1}
+    assert failed["CoalescedFailures"] == 1
+    assert plan["Annotations"]["DesiredTGUpdates"]["web"]["Place"] == 3
 
 
 def alloc_status(http: httpx.Client, capsys, monkeypatch, alloc_id: str) -> list[str]:
