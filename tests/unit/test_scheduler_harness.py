@@ -235,6 +235,35 @@ def test_two_plans_racing_for_the_last_capacity_never_overcommit():
     assert_no_overcommit(h.state)
 
 
+def test_two_plans_racing_for_one_static_group_port_never_share_it():
+    """Two jobs whose groups both want static port 9100 plan against the same
+    snapshot (each sees the port free); the applier's re-check refuses the second."""
+    h = Harness()
+    h.node(mknode(0, cpu=4000))
+    for job_id in ("a", "b"):
+        job = mkjob(job_id, count=1, cpu=100, ports=False, TaskGroups=[{
+            "Name": "g", "Count": 1,
+            "Networks": [{"ReservedPorts": [{"Label": "admin", "Value": 9100}],
+                          "DynamicPorts": [{"Label": "http"}]}],
+            "Tasks": [{"Name": "t", "Driver": "mock", "Resources": {"CPU": 100}}]}])
+        h.log.apply(e.JobRegister(Job=job, Eval=h.eval(job_id)))
+    ev_a, ev_b = h.state.by_index(t.EVALS, "status", "pending")
+    snap = h.state
+    plans = [compute_plan(snap, ev, random.Random(i), 1) for i, ev in enumerate((ev_a, ev_b))]
+    assert [p.placements() for p in plans] == [1, 1]
+    outcomes = []
+    for plan in plans:
+        accepted, rejected = h.applier.check(plan, h.state)
+        outcomes.append(bool(rejected))
+        allocs = [a for n in accepted for a in accepted[n]]
+        h.log.apply(e.PlanResults(JobID=plan.job_id, Allocs=allocs or None,
+                                  Evals=plan.evals if not rejected else None))
+    assert outcomes == [False, True]
+    (alloc,) = h.live()
+    assert [(p.Label, p.Value) for p in alloc.shared_ports()][0] == ("admin", 9100)
+    assert_no_overcommit(h.state)
+
+
 def test_system_job_runs_one_allocation_per_ready_node():
     h = Harness()
     for i in range(3):
