@@ -81,6 +81,7 @@ class NetworkResource(Record):
     Device: str = ""
     CIDR: str = ""
     IP: str = ""
+    Hostname: str = ""
     MBits: int | None = None
     DNS: Any = None
     ReservedPorts: list[Port] | None = None

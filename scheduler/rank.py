@@ -404,6 +404,8 @@ def _offer(node, tg, proposed, rng):
         group_net = net_idx.assign(tg.Networks[0], rng)
         if isinstance(group_net, str):
             return f"network: {group_net}"
+        if tg.Networks[0].Hostname:   # the group's offer is a copy of its ask
+            group_net = msgspec.structs.replace(group_net, Hostname=tg.Networks[0].Hostname)
         net_idx.add_reserved(group_net)
         networks.append(group_net)
     task_resources = {}

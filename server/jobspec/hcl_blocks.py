@@ -356,7 +356,7 @@ PORT = Spec({"static": ("Value", SIZE), "to": ("To", INT), "host_network": ("Hos
 DNS = Spec({"servers": ("Servers", STRLIST), "searches": ("Searches", STRLIST),
             "options": ("Options", STRLIST)})
 
-NETWORK = Spec({"mode": ("Mode", STR), "mbits": ("MBits", SIZE)},
+NETWORK = Spec({"mode": ("Mode", STR), "mbits": ("MBits", SIZE), "hostname": ("Hostname", STR)},
                {"port": ("_ports", _port, True), "dns": ("DNS", DNS, False)},
                finish=_split_ports)
 

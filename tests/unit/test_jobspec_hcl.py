@@ -116,6 +116,7 @@ def test_group_blocks():
         }
         network {
           mode = "bridge"
+          hostname = "cache-1"
           port "http" { to = 8080 }
           port "admin" {
             static = 9000
@@ -149,7 +150,7 @@ def test_group_blocks():
     assert g["Update"] == {"Canary": 1, "MaxParallel": 1, "MinHealthyTime": 10 * S,
                            "HealthyDeadline": 180 * S, "ProgressDeadline": 600 * S,
                            "AutoRevert": True, "AutoPromote": True, "HealthCheck": "checks"}
-    assert g["Networks"] == [{"Mode": "bridge",
+    assert g["Networks"] == [{"Mode": "bridge", "Hostname": "cache-1",
                               "DynamicPorts": [{"Label": "http", "To": 8080}],
                               "ReservedPorts": [{"Label": "admin", "Value": 9000,
                                                  "HostNetwork": "private"}]}]

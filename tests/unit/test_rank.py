@@ -150,7 +150,8 @@ def test_binpack_resources_and_ports():
 
 
 def test_binpack_group_network_is_the_shared_offer():
-    tg = group(networks=[NetworkResource(Mode="host", ReservedPorts=[Port(Label="admin", Value=9100)],
+    tg = group(networks=[NetworkResource(Mode="host", Hostname="web-1",
+                                         ReservedPorts=[Port(Label="admin", Value=9100)],
                                          DynamicPorts=[Port(Label="http"),
                                                        Port(Label="grpc", To=-1),
                                                        Port(Label="app", To=8080)])],
@@ -158,7 +159,7 @@ def test_binpack_group_network_is_the_shared_offer():
     (option,), _, _ = run_binpack([make_node()], tg)
     (net,) = option.shared.Networks
     assert option.shared.DiskMB == 300 and net == option.resources.Networks[0]
-    assert (net.Mode, net.IP, net.Device) == ("host", "10.0.0.1", "eth0")
+    assert (net.Mode, net.IP, net.Device, net.Hostname) == ("host", "10.0.0.1", "eth0", "web-1")
     assert [(p.Label, p.Value, p.To) for p in net.ReservedPorts] == [("admin", 9100, 0)]
     http, grpc, app = net.DynamicPorts
     assert all(20000 <= p.Value <= 32000 for p in (http, grpc, app))
