@@ -5,7 +5,6 @@ in its arguments, templates and service checks); a static port is reserved once 
 node; task-level networks still work, with Nomad's deprecation warning."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
