@@ -14,6 +14,7 @@ from msgspec.structs import replace
 
 from fsm import deployments, jobs
 from fsm import node_events as ev_
+from fsm import reschedule as rs
 from fsm import schema as t
 from fsm.jobs import Rejected
 from fsm.store import Txn
@@ -96,10 +97,13 @@ def _cancel_blocked(txn: Txn, by: Evaluation, description: str) -> None:
 
 def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation],
                stops, evals: list[Evaluation], deployment=None, deployment_updates=(),
-               preemptions=()) -> None:
+               preemptions=(), followup_evals=(),
+               alloc_followups: dict[str, str] | None = None) -> None:
     """One plan, in Nomad's order: the new deployment, status changes of deployments
-    (skipping any that became terminal meanwhile), allocations, stops, preemptions
-    (an allocation that finished meanwhile stays as it is), evals."""
+    (skipping any that became terminal meanwhile), allocations (a replacement links
+    its previous allocation to itself: ``NextAllocation``), stops, preemptions (an
+    allocation that finished meanwhile stays as it is), evals, then the follow-up
+    evals of failed allocations and their ``FollowupEvalID``."""
     job = txn.get(t.JOB_VERSIONS, (job_id, job_version)) or txn.get(t.JOBS, job_id)
     touched_jobs = {job_id}
     if deployment is not None:
@@ -113,6 +117,10 @@ def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation]
         if old is None:
             alloc = replace(alloc, Job=job, CreateIndex=txn.index, ModifyIndex=txn.index,
                             AllocModifyIndex=txn.index)
+            prev = txn.get(t.ALLOCS, alloc.PreviousAllocation) if alloc.PreviousAllocation \
+                else None
+            if prev is not None:
+                txn.put(t.ALLOCS, replace(prev, NextAllocation=alloc.ID, ModifyIndex=txn.index))
         else:
             # the client owns its status and task states; an update keeps them, and
             # its health too while the alloc stays in the same deployment
@@ -147,6 +155,13 @@ def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation]
         deployments.refresh(txn, deployment_id)
     if evals:
         upsert_evals(txn, evals)
+    if followup_evals:
+        upsert_evals(txn, list(followup_evals))
+    for alloc_id, eval_id in sorted((alloc_followups or {}).items()):
+        old = txn.get(t.ALLOCS, alloc_id)
+        if old is not None and not old.NextAllocation:
+            txn.put(t.ALLOCS, replace(old, FollowupEvalID=eval_id, ModifyIndex=txn.index,
+                                      AllocModifyIndex=txn.index))
     for jid in sorted(touched_jobs):
         refresh_summary(txn, jid)
         jobs.refresh_status(txn, jid)
@@ -164,6 +179,22 @@ def set_desired_transitions(txn: Txn, transitions: dict[str, DesiredTransition])
                   if (v := getattr(transitions[alloc_id], f)) is not None}
         txn.put(t.ALLOCS, replace(old, DesiredTransition=replace(merged, **change),
                                   ModifyIndex=txn.index))
+
+
+def force_reschedule(txn: Txn, job) -> None:
+    """``EvalOptions.ForceReschedule``: every failed allocation of the job not yet
+    replaced, in a group with a reschedule policy, is to be rescheduled now."""
+    groups = {tg.Name: tg for tg in job.TaskGroups or ()}
+    chosen = {}
+    for alloc in txn.by_index(t.ALLOCS, "job", job.ID):
+        tg = groups.get(alloc.TaskGroup)
+        if tg is None or not rs.enabled(tg.ReschedulePolicy):
+            continue
+        if alloc.NextAllocation or alloc.ClientStatus != "failed" or \
+                alloc.should_force_reschedule():
+            continue
+        chosen[alloc.ID] = DesiredTransition(ForceReschedule=True)
+    set_desired_transitions(txn, chosen)
 
 
 _FINISHED = ("complete", "failed")

@@ -367,6 +367,8 @@ class FSM:
             raise Rejected(400, "can't evaluate parameterized job")
         # Nomad quirk kept for compatibility: the eval's JobModifyIndex is the job's
         # ModifyIndex.
+        if body.ForceReschedule:
+            allocs.force_reschedule(txn, job)
         ev = jobs.insert_eval(txn, replace(body.Eval, JobModifyIndex=job.ModifyIndex))
         jobs.refresh_status(txn, job.ID)
         return {"EvalID": ev.ID, "EvalCreateIndex": ev.CreateIndex,
@@ -489,11 +491,14 @@ class FSM:
                                 f"current {current.Index}) refused")
         allocs.apply_plan(txn, body.JobID, body.JobVersion, body.Allocs or [],
                           body.Stops or [], body.Evals or [], body.Deployment,
-                          body.DeploymentUpdates or (), body.Preemptions or ())
+                          body.DeploymentUpdates or (), body.Preemptions or (),
+                          body.FollowupEvals or (), body.AllocFollowups or {})
         return {"AllocIndex": txn.index}
 
     def _alloc_client_update(self, txn: Txn, body: e.AllocClientUpdate) -> dict:
         allocs.client_update(txn, body.Updates)
+        if body.Evals:
+            allocs.upsert_evals(txn, body.Evals)
         return {}
 
     # --- deployments ------------------------------------------------------------------------

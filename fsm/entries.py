@@ -116,6 +116,9 @@ class PeriodicLaunch(Request):
 class JobEvaluate(Request):
     JobID: str
     Eval: Evaluation
+    # ``EvalOptions.ForceReschedule``: failed allocations not yet replaced, of groups
+    # with a reschedule policy, get ``DesiredTransition.ForceReschedule``
+    ForceReschedule: bool = False
 
 
 class NodeRegister(Request):
@@ -198,6 +201,10 @@ class PlanResults(Request):
     # allocations evicted for the plan's placements (DesiredStatus evict), with the
     # evaluations of their jobs among ``Evals``, so they are placed again elsewhere
     Preemptions: list[AllocPreempt] | None = None
+    # Follow-up evals for failed allocations to reschedule later, and alloc ID -> the
+    # follow-up eval it waits for (its FollowupEvalID); committed whatever else fits.
+    FollowupEvals: list[Evaluation] | None = None
+    AllocFollowups: dict[str, str] | None = None
     # The leadership epoch (LEADER_EPOCH index) of the leader whose applier checked
     # the plan; refused if a later leader has begun since. 0: not fenced.
     Epoch: int = 0
@@ -214,6 +221,9 @@ class AllocClientState(msgspec.Struct, kw_only=True):
 
 class AllocClientUpdate(Request):
     Updates: list[AllocClientState]
+    # ``alloc-failure`` evals for failed allocations that may be rescheduled, decided
+    # by the server that received the reports
+    Evals: list[Evaluation] | None = None
 
 
 class DeploymentStatusChange(Request):

@@ -37,6 +37,7 @@ from msgspec.structs import replace
 
 from fsm import allocs as fa
 from fsm import jobs
+from fsm import reschedule as rs
 from fsm import schema as t
 from fsm.store import Txn
 from fsm.structs import (Allocation, CollectedAllocs, Evaluation, GCWitness, Job,
@@ -52,12 +53,28 @@ WITNESS_SAMPLES = 256
 def alloc_collectable(view, alloc: Allocation) -> bool:
     if not alloc.terminal() or alloc.ClientStatus not in CLIENT_TERMINAL:
         return False
+    if awaits_reschedule(view, alloc):
+        return False
     if alloc.DeploymentID:
         # an active deployment recounts its allocations, terminal ones included
         d = view.get(t.DEPLOYMENTS, alloc.DeploymentID)
         if d is not None and d.active():
             return False
     return True
+
+
+def awaits_reschedule(view, alloc: Allocation) -> bool:
+    """A failed allocation that its live job may still reschedule (not replaced yet,
+    its policy not exhausted) stays: its replacement carries its tracker on (Nomad's
+    ``allocGCEligible``)."""
+    if alloc.ClientStatus != "failed" or alloc.DesiredStatus != "run" or alloc.NextAllocation:
+        return False
+    job = view.get(t.JOBS, alloc.JobID)
+    if job is None or job.Stop or job.Status == "dead":
+        return False
+    tg = next((g for g in job.TaskGroups or () if g.Name == alloc.TaskGroup), None)
+    policy = tg.ReschedulePolicy if tg is not None else None
+    return rs.eligible(alloc, policy, rs.last_event_time(alloc))
 
 
 def batch_held(job: Job | None, eval_type: str = "") -> bool:

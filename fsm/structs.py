@@ -106,6 +106,17 @@ class RestartPolicy(Record):
     Mode: str | None = None
 
 
+class ReschedulePolicy(Record):
+    """How a failed allocation is replaced (Nomad >= 0.8). Durations in nanoseconds;
+    ``DelayFunction`` is ``constant``, ``exponential`` or ``fibonacci``."""
+    Attempts: int | None = None
+    Interval: int | None = None
+    Delay: int | None = None
+    DelayFunction: str | None = None
+    MaxDelay: int | None = None
+    Unlimited: bool | None = None
+
+
 class EphemeralDisk(Record):
     Sticky: bool | None = None
     SizeMB: int | None = None
@@ -284,7 +295,7 @@ class TaskGroup(Record):
     Spreads: list[Spread] | None = None
     Tasks: list[Task] | None = None
     RestartPolicy: RestartPolicy | None = None
-    ReschedulePolicy: Any = None
+    ReschedulePolicy: ReschedulePolicy | None = None
     EphemeralDisk: EphemeralDisk | None = None
     Update: UpdateStrategy | None = None
     Migrate: Any = None
@@ -312,6 +323,9 @@ class Job(Record):
     Spreads: list[Spread] | None = None
     TaskGroups: list[TaskGroup] | None = None
     Update: UpdateStrategy | None = None
+    # the API's job-level block: merged into every group by canonicalization, which
+    # then clears it (Nomad's stored job has none)
+    Reschedule: ReschedulePolicy | None = None
     Multiregion: Any = None
     Periodic: PeriodicConfig | None = None
     ParameterizedJob: ParameterizedJobConfig | None = None
@@ -424,10 +438,25 @@ class AllocDeploymentStatus(Record):
     ModifyIndex: int = 0
 
 
+class RescheduleEvent(Record):
+    """One past rescheduling: when (unix ns), from which allocation and node, and the
+    delay that was waited (ns)."""
+    RescheduleTime: int = 0
+    PrevAllocID: str = ""
+    PrevNodeID: str = ""
+    Delay: int = 0
+
+
+class RescheduleTracker(Record):
+    Events: list[RescheduleEvent] | None = None
+
+
 class DesiredTransition(Record):
     """What the servers want to happen to an allocation next (Nomad's pointers:
     None is unset). ``Migrate``: stop it and place a replacement (``alloc stop``,
-    or the node drainer moving it off a draining node)."""
+    or the node drainer moving it off a draining node). ``Reschedule``: a failed
+    allocation of an active deployment may be replaced; ``ForceReschedule``: replace
+    a failed allocation now, whatever its reschedule policy says."""
     Migrate: bool | None = None
     Reschedule: bool | None = None
     ForceReschedule: bool | None = None
@@ -464,6 +493,8 @@ class Allocation(Record):
     # and on an evicted one, the allocation that preempted it
     PreemptedAllocations: list[str] | None = None
     PreemptedByAllocation: str = ""
+    FollowupEvalID: str = ""
+    RescheduleTracker: RescheduleTracker | None = None
     Metrics: AllocMetric | None = None
     CreateIndex: int = 0
     ModifyIndex: int = 0
@@ -477,6 +508,14 @@ class Allocation(Record):
 
     def should_migrate(self) -> bool:
         return self.DesiredTransition is not None and bool(self.DesiredTransition.Migrate)
+
+    def should_reschedule(self) -> bool:
+        """A deployment allowed replacing this failed allocation."""
+        return self.DesiredTransition is not None and bool(self.DesiredTransition.Reschedule)
+
+    def should_force_reschedule(self) -> bool:
+        return self.DesiredTransition is not None and \
+            bool(self.DesiredTransition.ForceReschedule)
 
     def client_terminal(self) -> bool:
         return self.ClientStatus in ("complete", "failed", "lost")

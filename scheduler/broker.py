@@ -8,9 +8,13 @@ after which it is handed to ``on_failed`` (the leader marks it failed and schedu
 a follow-up). The broker holds no state of its own that the log lacks: a new leader
 rebuilds it from the pending evals in the state.
 
-Its only clock is the running event loop's (``loop.time``/``call_later``) and it draws
-no random numbers, so the simulation's virtual-time loop (``tests/sim``) drives it
-deterministically without any parameter here.
+An eval with a ``WaitUntil`` in the future (a follow-up eval for a failed allocation
+to reschedule later) is held until then (Nomad's delay heap), then served like any
+other; the wall clock that time is compared with is ``now_ns`` (injected, as the
+leader's), and the wait runs on the event loop's timers. Apart from that its only
+clock is the running event loop's (``loop.time``/``call_later``) and it draws no
+random numbers, so the simulation's virtual-time loop (``tests/sim``) drives it
+deterministically.
 """
 from __future__ import annotations
 
@@ -18,10 +22,12 @@ import asyncio
 import collections
 import heapq
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from fsm.structs import Evaluation
+from fsm.times import parse_rfc3339
 
 
 @dataclass(order=True)
@@ -41,7 +47,7 @@ class _Unacked:
 class EvalBroker:
     def __init__(self, *, visibility_timeout: float = 60.0, delivery_limit: int = 3,
                  on_failed: Callable[[Evaluation], None] | None = None,
-                 token_prefix: str = "t"):
+                 token_prefix: str = "t", now_ns: Callable[[], int] = time.time_ns):
         self.visibility_timeout = visibility_timeout
         # tokens travel to other servers' workers: a prefix per leadership (its epoch)
         # keeps one leader's tokens from ever matching another's
@@ -59,6 +65,9 @@ class EvalBroker:
         # one of them, not all (with 16 workers every eval woke 16 to find one taker)
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self._enabled = True
+        self._now_ns = now_ns
+        # evals held until their WaitUntil: eval ID -> the timer that releases it
+        self._delayed: dict[str, asyncio.TimerHandle] = {}
 
     # --- feeding ------------------------------------------------------------------------
 
@@ -67,11 +76,24 @@ class EvalBroker:
         if not self._enabled or ev.ID in self._known:
             return False
         self._known.add(ev.ID)
+        wait_ns = parse_rfc3339(ev.WaitUntil) - self._now_ns()
+        if wait_ns > 0:
+            self._delayed[ev.ID] = asyncio.get_running_loop().call_later(
+                wait_ns / 1e9, self._due, ev)
+            return True
+        self._ready_or_wait(ev)
+        return True
+
+    def _due(self, ev: Evaluation) -> None:
+        """A held eval's WaitUntil has come."""
+        if self._delayed.pop(ev.ID, None) is not None and self._enabled:
+            self._ready_or_wait(ev)
+
+    def _ready_or_wait(self, ev: Evaluation) -> None:
         if ev.JobID in self._job_busy:
             self._by_job_waiting.setdefault(ev.JobID, []).append(ev)
         else:
             self._push(ev)
-        return True
 
     def _push(self, ev: Evaluation) -> None:
         self._job_busy.add(ev.JobID)
@@ -212,6 +234,9 @@ class EvalBroker:
         for entry in self._unacked.values():
             if entry.timer is not None:
                 entry.timer.cancel()
+        for timer in self._delayed.values():
+            timer.cancel()
+        self._delayed.clear()
         self._ready.clear()
         self._by_job_waiting.clear()
         self._job_busy.clear()
@@ -222,4 +247,5 @@ class EvalBroker:
 
     def stats(self) -> dict:
         return {"ready": len(self._ready), "unacked": len(self._unacked),
-                "waiting": sum(len(v) for v in self._by_job_waiting.values())}
+                "waiting": sum(len(v) for v in self._by_job_waiting.values()),
+                "delayed": len(self._delayed)}

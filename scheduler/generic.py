@@ -16,20 +16,23 @@ from collections.abc import Mapping
 
 from msgspec.structs import replace
 
+from fsm import reschedule as rs
 from fsm import schema as t
 from fsm.entries import AllocStop
 from fsm.ids import uuid4_from
 from fsm.store import State
+from fsm.times import format_rfc3339
 from fsm.structs import (AllocDeploymentStatus, Allocation, AllocMetric, Deployment,
                          Evaluation, Job, Node)
 from scheduler.plan import Plan
 from scheduler.preemption import preemption_enabled
 from scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
-from scheduler.reconcile import (ALLOC_UPDATING, PlaceRequest, ReconcileResult, reconcile,
-                                 reconcile_system)
+from scheduler.reconcile import (ALLOC_RESCHEDULED, ALLOC_UPDATING, PlaceRequest,
+                                 ReconcileResult, reconcile, reconcile_system)
 from scheduler.stack import Stack, count_job_allocs
 
 BLOCKED_DESCRIPTION = "created to place remaining allocations"
+FOLLOWUP_DESCRIPTION = "created for delayed rescheduling"
 
 
 def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) -> Plan:
@@ -50,7 +53,7 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
     else:
         latest = latest_deployment(state, ev.JobID)
         result = reconcile(job, ev.JobID, existing, tainted, now_ns, latest,
-                           _derived_id(ev.ID, "deployment"))
+                           _derived_id(ev.ID, "deployment"), eval_id=ev.ID)
         if job is None or job.Type == "service":
             # Nomad's setStatus: the eval names the deployment it created or continued
             # (the job's latest), which is how ``job run`` finds the rollout to follow
@@ -63,6 +66,8 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
                 deployment=result.deployment,
                 deployment_updates=result.deployment_updates)
     _stops(plan, result)
+    if job is not None:
+        _followups(plan, result, job, ev, state, now_ns)
     # In-place updates join a deployment this plan creates, with their health reset.
     new_id = result.deployment.ID if result.deployment is not None else ""
     for update in result.inplace_update:
@@ -84,6 +89,24 @@ def _stops(plan: Plan, result: ReconcileResult) -> None:
                                     ClientStatus=stop.client_status or ""))
     for update in result.destructive_update:
         plan.stops.append(AllocStop(AllocID=update.alloc.ID, DesiredDescription=ALLOC_UPDATING))
+
+
+def _followups(plan: Plan, result: ReconcileResult, job: Job, ev: Evaluation, state: State,
+               now_ns: int) -> None:
+    """The follow-up evals of failed allocs to reschedule later (pending, held by the
+    broker until ``WaitUntil``), and the allocs' ``FollowupEvalID``. Their ids derive
+    from the eval and the state's index: a re-run of the eval derives new ones."""
+    for i, f in enumerate(result.followups):
+        follow = Evaluation(
+            ID=_derived_id(ev.ID, f"followup/{state.last_index}/{i}"),
+            Namespace=job.Namespace or "default", Priority=ev.Priority, Type=job.Type or "",
+            TriggeredBy="alloc-failure", JobID=job.ID, JobModifyIndex=job.ModifyIndex,
+            Status="pending", StatusDescription=FOLLOWUP_DESCRIPTION,
+            WaitUntil=format_rfc3339(f.wait_until_ns), PreviousEval=ev.ID,
+            CreateTime=now_ns, ModifyTime=now_ns)
+        plan.followup_evals.append(follow)
+        for alloc_id in f.alloc_ids:
+            plan.alloc_followups[alloc_id] = follow.ID
 
 
 def _placements(result: ReconcileResult) -> list[PlaceRequest]:
@@ -117,8 +140,10 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
         tg = groups.get(req.task_group)
         if tg is None:
             continue
+        prev = state.get(t.ALLOCS, req.previous_alloc_id) if req.reschedule else None
         if req.task_group in failed and req.node_id is None:
             failed[req.task_group].CoalescedFailures += 1
+            _unstop(plan, prev)
             continue
         # System placements name their node; the stack then considers only it.
         key = req.node_id
@@ -126,7 +151,8 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
             pool = nodes if key is None else [n for n in nodes if n.ID == key]
             stacks[key] = Stack(job, pool, allocs_by_node, rng, allocs_by_node.usage, job_counts,
                                 preempt=preempt, preempted=preempted)
-        choice = stacks[key].select(tg, proposed, req.name)
+        penalty = rs.penalty_nodes(prev) if prev is not None else frozenset()
+        choice = stacks[key].select(tg, proposed, req.name, penalty_nodes=penalty)
         if choice.node is None:
             if req.node_id is not None and choice.metric.NodesFiltered:
                 # a system group this node's constraints rule out: not a failure (as
@@ -136,6 +162,7 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
                 failed[req.task_group].CoalescedFailures += 1
             else:
                 failed[req.task_group] = choice.metric
+            _unstop(plan, prev)
             continue
         alloc = Allocation(
             ID=uuid4_from(rng), Namespace=job.Namespace or "default", EvalID=ev.ID,
@@ -147,6 +174,7 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
             DeploymentID=deployment_id,
             DeploymentStatus=AllocDeploymentStatus(Canary=True)
             if req.canary and deployment_id else None,
+            RescheduleTracker=rs.tracker_for(prev, now_ns) if prev is not None else None,
             CreateTime=now_ns, ModifyTime=now_ns,
             PreemptedAllocations=[v.ID for v in choice.preempted] if choice.preempted else None)
         for victim in choice.preempted or ():
@@ -155,9 +183,13 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
             evictions.append((victim, alloc.ID))
             proposed.setdefault(victim.NodeID, []).append(
                 replace(victim, DesiredStatus="evict"))
+        if prev is not None:
+            plan.stop_with[prev.ID] = alloc.ID
         proposed.setdefault(alloc.NodeID, []).append(alloc)
         placed.append(alloc)
     if job.AllAtOnce and failed:
+        for alloc_id in list(plan.stop_with):
+            _unstop(plan, state.get(t.ALLOCS, alloc_id))
         return  # all or nothing
     for alloc in placed:
         plan.add(alloc)
@@ -186,6 +218,16 @@ def _preemption_evals(plan: Plan, state: State, evictions: list[tuple[Allocation
             Priority=job.Priority or 50, Type=job.Type or "service", TriggeredBy="preemption",
             JobID=job_id, JobModifyIndex=job.JobModifyIndex, Status="pending",
             CreateTime=now_ns, ModifyTime=now_ns)
+
+
+def _unstop(plan: Plan, prev: Allocation | None) -> None:
+    """A failed alloc whose replacement found no node is not stopped: it stays
+    reschedulable (the blocked eval places it when capacity appears)."""
+    if prev is None:
+        return
+    plan.stops = [s for s in plan.stops
+                  if not (s.AllocID == prev.ID and s.DesiredDescription == ALLOC_RESCHEDULED)]
+    plan.stop_with.pop(prev.ID, None)
 
 
 def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric], plan: Plan,

@@ -37,6 +37,13 @@ class Plan:
     preemption_evals: dict[str, Evaluation] = field(default_factory=dict)
     # the evicted allocations as the scheduler saw them (what a dry run reports)
     preempted_allocs: list[Allocation] = field(default_factory=list)
+    # follow-up evals for failed allocs to reschedule later, and alloc ID -> its
+    # follow-up eval: committed with whatever part of the plan commits
+    followup_evals: list[Evaluation] = field(default_factory=list)
+    alloc_followups: dict[str, str] = field(default_factory=dict)
+    # stopped alloc ID -> its replacement: the stop commits only with the replacement
+    # (a failed alloc stays reschedulable until its replacement is placed)
+    stop_with: dict[str, str] = field(default_factory=dict)
 
     def add(self, alloc: Allocation) -> None:
         self.node_allocs.setdefault(alloc.NodeID, []).append(alloc)
@@ -48,7 +55,8 @@ class Plan:
 
     def is_noop(self) -> bool:
         return not self.node_allocs and not self.stops and not self.evals and \
-            self.deployment is None and not self.deployment_updates
+            self.deployment is None and not self.deployment_updates and \
+            not self.followup_evals
 
     def placements(self) -> int:
         return sum(len(v) for v in self.node_allocs.values())

@@ -170,6 +170,13 @@ def results_entry(plan: Plan, accepted: dict[str, list], rejected: list[str],
     node's placements, and the evals of the jobs they hit with them."""
     allocs = [a for node_id in sorted(accepted) for a in accepted[node_id]]
     evals = plan.evals if not rejected else []
+    stops = plan.stops
+    if rejected and plan.stop_with:
+        # a failed alloc is stopped only with its replacement (else it stays failed
+        # and reschedulable)
+        placed = {a.ID for a in allocs}
+        stops = [s for s in stops
+                 if s.AllocID not in plan.stop_with or plan.stop_with[s.AllocID] in placed]
     # The deployment goes with whatever placements commit; a plan rejected whole
     # leaves it to the next attempt, which plans it again.
     deployment, updates = plan.deployment, plan.deployment_updates
@@ -182,13 +189,17 @@ def results_entry(plan: Plan, accepted: dict[str, list], rejected: list[str],
         hit = sorted({job_of[p.AllocID] for p in preemptions if p.AllocID in job_of})
         evals = list(evals) + [plan.preemption_evals[j] for j in hit
                                if j in plan.preemption_evals]
-    if not allocs and not plan.stops and not evals and deployment is None and not updates:
+    if not allocs and not stops and not evals and deployment is None and not updates \
+            and not plan.followup_evals:
         return None
+    # follow-up evals of failed allocs (and their FollowupEvalID) go whatever commits
     return e.PlanResults(RequestID=request_id, JobID=plan.job_id,
                          JobVersion=plan.job_version, Allocs=allocs or None,
-                         Stops=plan.stops or None, Evals=evals or None,
+                         Stops=stops or None, Evals=evals or None,
                          Deployment=deployment, DeploymentUpdates=updates or None,
-                         Preemptions=preemptions or None, Epoch=epoch)
+                         Preemptions=preemptions or None,
+                         FollowupEvals=plan.followup_evals or None,
+                         AllocFollowups=plan.alloc_followups or None, Epoch=epoch)
 
 
 def _with_current_job(state: State, alloc):

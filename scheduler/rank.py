@@ -445,6 +445,19 @@ def job_anti_affinity(source: Iterable[RankedNode], job: Job, tg: TaskGroup,
         yield option
 
 
+def node_reschedule_penalty(source: Iterable[RankedNode], penalty_nodes: frozenset[str],
+                            board: ScoreBoard) -> Iterator[RankedNode]:
+    """``NodeReschedulingPenaltyIterator``: -1 (averaged in) on a node a rescheduled
+    allocation failed on; 0 elsewhere, recorded but not averaged in, as Nomad does."""
+    for option in source:
+        if option.node.ID in penalty_nodes:
+            option.scores.append(-1.0)
+            board.record(option.node, "node-reschedule-penalty", -1.0)
+        else:
+            board.record(option.node, "node-reschedule-penalty", 0.0)
+        yield option
+
+
 def normalize_scores(source: Iterable[RankedNode], board: ScoreBoard) -> Iterator[RankedNode]:
     """``ScoreNormalizationIterator``: the final score is the mean of the stage scores."""
     for option in source:

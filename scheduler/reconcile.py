@@ -3,13 +3,19 @@
 Pure (style item 8): a function of (job, allocations, tainted nodes, now) that reads no
 store or clock, draws no random numbers and mutates no input. It says *what* to place,
 stop and update; the placement stack says *where*, and the worker makes the plan.
-Follows Nomad 1.x ``scheduler/reconcile.go`` without rescheduling (``now_ns`` is
-accepted for it); the deployment rules (create, cancel, canaries, pacing by health,
-success) live in ``reconcile_deploy``. Per task group:
+Follows Nomad 1.x ``scheduler/reconcile.go``; the deployment rules (create, cancel,
+canaries, pacing by health, success) live in ``reconcile_deploy``, the reschedule
+policy arithmetic in ``fsm.reschedule``. Per task group:
 
-- terminal allocs are dropped, except finished batch allocs, which keep their name and
-  count toward ``Count``: completed ones are never re-run, and failed ones are *not*
-  replaced either, since there is no reschedule policy yet;
+- terminal allocs are dropped, except completed batch allocs, which keep their name
+  and count toward ``Count`` (never re-run), and failed allocs still meant to run and
+  not yet replaced (``filterByRescheduleable``): one due now (its next reschedule time
+  within a second of ``now_ns``, its follow-up eval running, or forced) is replaced
+  under its name (``reschedule``, its node penalized) and stopped
+  (``ALLOC_RESCHEDULED``); one due later keeps its name and gets a follow-up eval at
+  that time (``followups``, batched per 5 s); one whose policy is exhausted keeps its
+  name and stays failed. Inside an active deployment a failed alloc waits until the
+  deployment allows its replacement (``DesiredTransition.Reschedule``);
 - allocs on a down or deleted node are **lost**: stopped with ClientStatus ``lost`` and
   replaced under their own name (``previous_alloc_id``), up to ``Count``;
 - allocs marked ``DesiredTransition.Migrate`` (by the node drainer, or ``alloc
@@ -30,6 +36,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fsm import reschedule as rs
 from fsm.entries import DeploymentStatusUpdate
 from fsm.structs import (Allocation, Deployment, Job, NetworkResource, Node, Resources, Task,
                          TaskGroup)
@@ -41,6 +48,10 @@ ALLOC_LOST = "alloc is lost since its node is down"
 ALLOC_UPDATING = "alloc is being updated due to job update"
 ALLOC_MIGRATING = "alloc is being migrated"
 ALLOC_NODE_TAINTED = "alloc not needed as node is tainted"
+ALLOC_RESCHEDULED = "alloc was rescheduled because it failed"
+
+RESCHEDULE_WINDOW_NS = 1_000_000_000          # due within this: rescheduled now
+FOLLOWUP_BATCH_WINDOW_NS = 5_000_000_000      # failures this close share a follow-up eval
 
 IGNORE, INPLACE, DESTRUCTIVE = "ignore", "inplace", "destructive"
 
@@ -72,6 +83,7 @@ class PlaceRequest:
     previous_alloc_id: str | None = None
     canary: bool = False
     node_id: str | None = None
+    reschedule: bool = False        # replaces a failed alloc: tracker, node penalty
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,15 @@ class UpdateRequest:
     and falls back to a destructive update if it no longer fits. Destructive: stop it
     (``ALLOC_UPDATING``) and place ``alloc.Name`` anew, atomically, with it as previous."""
     alloc: Allocation
+
+
+@dataclass(frozen=True)
+class Followup:
+    """A follow-up eval to create for failed allocs that may be rescheduled at
+    ``wait_until_ns`` (they get its id as ``FollowupEvalID``)."""
+    task_group: str
+    wait_until_ns: int
+    alloc_ids: tuple[str, ...]
 
 
 @dataclass
@@ -109,6 +130,7 @@ class ReconcileResult:
     all_at_once: bool = False       # the plan must be committed whole or not at all
     followup: bool = False          # MaxParallel held work back: evaluate again later
     followup_wait_ns: int = 0       # the largest Update.Stagger among those groups
+    followups: list[Followup] = field(default_factory=list)
 
 
 # --- in-place or destructive ------------------------------------------------------------------
@@ -296,10 +318,11 @@ def _pace(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, place
 def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
               tainted_nodes: dict[str, Node | None], now_ns: int,
               deployment: Deployment | None = None,
-              new_deployment_id: str = "") -> ReconcileResult:
+              new_deployment_id: str = "", eval_id: str = "") -> ReconcileResult:
     """Reconcile a service or batch job (None if purged) with its allocations.
     ``deployment`` is the job's latest deployment; a deployment this pass creates gets
-    ``new_deployment_id``."""
+    ``new_deployment_id``. ``now_ns`` and ``eval_id`` (the eval being processed)
+    decide which failed allocs are rescheduled now."""
     result = ReconcileResult(all_at_once=bool(job is not None and job.AllAtOnce),
                              mark_lost=_mark_lost(existing, tainted_nodes))
     ctx = rd.cancel_unneeded(job, deployment, new_deployment_id, result.deployment_updates)
@@ -317,7 +340,8 @@ def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
             updates.Stop = len(live)
         else:
             complete &= _reconcile_group(result, updates, job, job_id, tg, allocs,
-                                         tainted_nodes, batch, ctx)
+                                         tainted_nodes, batch, ctx,
+                                         _Clock(now_ns, eval_id))
     if running:
         rd.finish(ctx, complete, result.deployment_updates)
         result.deployment = ctx.created
@@ -326,10 +350,16 @@ def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
     return result
 
 
+@dataclass(frozen=True)
+class _Clock:
+    now_ns: int
+    eval_id: str
+
+
 def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job, job_id: str,
                      tg: TaskGroup, allocs: list[Allocation],
                      tainted: dict[str, Node | None], batch: bool,
-                     ctx: rd.DeploymentContext) -> bool:
+                     ctx: rd.DeploymentContext, clock: _Clock) -> bool:
     """One group of a running job, in Nomad's order: stop stale canaries, lost and
     surplus allocs, classify the rest against the job, place canaries or what is
     missing, then pace the updates. Returns whether the group's deployment is done."""
@@ -360,20 +390,26 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     lost = [a for a in live if _node_lost(a.NodeID, tainted)]
     migrate = [a for a in live if _migrating(a, tainted)]
     untainted = [a for a in live if not moved(a)]
-    kept = _kept_terminal(allocs, batch)
-    # Lost names stay taken: their replacements reuse them.
-    names = NameIndex(job_id, group, count, [a.Name for a in untainted + kept + migrate + lost])
+    kept, failed = _kept_terminal(allocs, batch)
+    now, later, held = _by_reschedulable(failed, clock, ctx.current)
+    # Lost and rescheduled names stay taken: their replacements reuse them.
+    names = NameIndex(job_id, group, count, [a.Name for a in untainted + kept + held + now
+                                             + migrate + lost])
 
     canarying = state.DesiredCanaries != 0 and not state.Promoted
     for alloc in lost:
         result.stop.append(StopRequest(alloc, ALLOC_LOST, "lost"))
-    surplus = _surplus(count, untainted, kept, migrate, canaries, canarying)
+    surplus = _surplus(count, untainted, kept, migrate, canaries, canarying, held + now)
     for alloc in surplus:
         result.stop.append(StopRequest(alloc, ALLOC_NOT_NEEDED))
     updates.Stop += len(lost) + len(surplus)
     stopped = {a.ID for a in surplus}
     migrate = [a for a in migrate if a.ID not in stopped]
     untainted = [a for a in untainted if a.ID not in stopped]
+    held = [a for a in held if a.ID not in stopped]
+    now = [a for a in now if a.ID not in stopped]
+    _followups(result, group, [(t, a) for t, a in later if a.ID not in stopped])
+    kept = sorted(kept + held, key=by_index)
 
     inplace_before = len(result.inplace_update)
     destructive = _classify(result, updates, job, group, sorted(untainted + kept, key=by_index))
@@ -397,7 +433,8 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     canarying = state.DesiredCanaries != 0 and not state.Promoted
 
     budget = rd.under_provisioned_by(tg, ctx, untainted, len(destructive), len(migrate), canarying)
-    place = _placements(group, count, names, len(untainted) + len(kept) + len(migrate), lost)
+    place = _placements(group, count, names, len(untainted) + len(kept) + len(migrate), lost,
+                        now)
     if not existing_state:
         state.DesiredTotal += len(place)
     pending = bool(destructive or inplace or place or migrate or needs_canaries)
@@ -405,14 +442,20 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     if not ctx.paused and not ctx.failed and not canarying:
         result.place.extend(place)
         updates.Place += len(place)
+        _stop_rescheduled(result, updates, place, now)
         _pace(result, updates, tg, len(place), destructive, migrate, budget)
-    else:   # the rollout waits: only lost allocations are replaced
-        replace_lost = place[:min(len(lost), len(place))]
-        result.place.extend(replace_lost)
-        updates.Place += len(replace_lost)
+    else:   # the rollout waits: only lost and failed allocations are replaced
+        # ...except failed ones of the deployment that failed (Nomad's computeReplacements)
+        failed_deployment = ctx.current.ID if ctx.failed else None
+        replacing = [p for p in place if p.reschedule and (
+            failed_deployment is None or _deployment_of(now, p) != failed_deployment)]
+        replacing += [p for p in place if not p.reschedule][:len(lost)]
+        result.place.extend(replacing)
+        updates.Place += len(replacing)
+        _stop_rescheduled(result, updates, replacing, now)
         result.ignore.extend(destructive)
         updates.Ignore += len(destructive)
-        _pace(result, updates, tg, len(replace_lost), [], migrate, budget)
+        _pace(result, updates, tg, len(replacing), [], migrate, budget)
 
     had_running = any(a.Job is not None and a.Job.Version == job.Version and
                       a.Job.CreateIndex == job.CreateIndex for a in allocs)
@@ -420,48 +463,127 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     return rd.group_complete(ctx, group, pending)
 
 
-def _kept_terminal(allocs: list[Allocation], batch: bool) -> list[Allocation]:
-    """Finished batch allocs that still hold their name: completed (never re-run) or
-    failed while meant to run (not rescheduled: no reschedule policy yet). Only the
-    newest per name counts, and none whose name a live alloc already holds."""
-    if not batch:
-        return []
+def _kept_terminal(allocs: list[Allocation],
+                   batch: bool) -> tuple[list[Allocation], list[Allocation]]:
+    """Terminal allocs that still hold their name: completed batch allocs (never
+    re-run), and failed allocs still meant to run that nothing replaced yet
+    (``NextAllocation`` empty), which may be rescheduled. Only the newest per name
+    counts, and none whose name a live alloc already holds. Returns (completed,
+    failed), each in name order."""
     live_names = {a.Name for a in allocs if not a.terminal()}
     newest: dict[str, Allocation] = {}
     for a in sorted(allocs, key=lambda a: (a.CreateIndex, a.ID)):
-        done = a.ClientStatus == "complete" or (a.DesiredStatus == "run" and a.ClientStatus == "failed")
+        done = (batch and a.ClientStatus == "complete") or _failed_unreplaced(a)
         if a.terminal() and done and a.Name not in live_names:
             newest[a.Name] = a
-    return sorted(newest.values(), key=by_index)
+    held = sorted(newest.values(), key=by_index)
+    return ([a for a in held if a.ClientStatus != "failed"],
+            [a for a in held if a.ClientStatus == "failed"])
+
+
+def _failed_unreplaced(alloc: Allocation) -> bool:
+    return alloc.ClientStatus == "failed" and alloc.DesiredStatus == "run" \
+        and not alloc.NextAllocation
+
+
+def reschedule_decision(alloc: Allocation, now_ns: int, eval_id: str,
+                        deployment: Deployment | None) -> tuple[bool, bool, int]:
+    """(now, later, when) for a failed alloc (Nomad's ``updateByReschedulable``): inside
+    an active deployment only once it allows the replacement; forced ones now; else
+    now when due within ``RESCHEDULE_WINDOW_NS`` or when this is its follow-up eval,
+    later (at ``when``) when it has no follow-up eval yet; neither when its policy is
+    exhausted or a follow-up eval is already waiting."""
+    if deployment is not None and alloc.DeploymentID == deployment.ID and \
+            deployment.active() and not alloc.should_reschedule():
+        return False, False, 0
+    forced = alloc.should_force_reschedule()
+    when, eligible = rs.next_reschedule_time(alloc)
+    if eligible and ((alloc.FollowupEvalID and alloc.FollowupEvalID == eval_id)
+                     or when - now_ns <= RESCHEDULE_WINDOW_NS):
+        return True, False, when
+    return forced, eligible and not forced and not alloc.FollowupEvalID, when
+
+
+def _by_reschedulable(failed: list[Allocation], clock: _Clock, deployment: Deployment | None):
+    """Split failed allocs into (due now, [(when, alloc)] due later, held): the later
+    ones are held too; held ones keep their names and count toward ``Count``."""
+    now, later, held = [], [], []
+    for alloc in failed:
+        is_now, is_later, when = reschedule_decision(alloc, clock.now_ns, clock.eval_id,
+                                                     deployment)
+        if is_now:
+            now.append(alloc)
+            continue
+        held.append(alloc)
+        if is_later:
+            later.append((when, alloc))
+    return now, later, held
+
+
+def _followups(result: ReconcileResult, group: str, later: list[tuple[int, Allocation]]) -> None:
+    """One follow-up eval per batch of failures due within 5 s of the batch's first
+    (``createRescheduleLaterEvals``)."""
+    batch: list[Allocation] = []
+    start = 0
+    for when, alloc in sorted(later, key=lambda x: (x[0], x[1].ID)):
+        if batch and when - start >= FOLLOWUP_BATCH_WINDOW_NS:
+            result.followups.append(Followup(group, start, tuple(a.ID for a in batch)))
+            batch = []
+        if not batch:
+            start = when
+        batch.append(alloc)
+    if batch:
+        result.followups.append(Followup(group, start, tuple(a.ID for a in batch)))
+
+
+def _deployment_of(now: list[Allocation], place: PlaceRequest) -> str:
+    prev = next((a for a in now if a.ID == place.previous_alloc_id), None)
+    return prev.DeploymentID if prev is not None else ""
+
+
+def _stop_rescheduled(result: ReconcileResult, updates: DesiredUpdates,
+                      placed: list[PlaceRequest], now: list[Allocation]) -> None:
+    """A failed alloc whose replacement is placed is stopped, atomically with it."""
+    replaced = {p.previous_alloc_id for p in placed if p.reschedule}
+    for alloc in now:
+        if alloc.ID in replaced:
+            result.stop.append(StopRequest(alloc, ALLOC_RESCHEDULED))
+            updates.Stop += 1
 
 
 def _surplus(count: int, untainted: list[Allocation], kept: list[Allocation],
              migrate: list[Allocation], canaries: list[Allocation],
-             canarying: bool) -> list[Allocation]:
-    """Allocs beyond ``count``: once canaries are promoted, the old allocs that share
-    a canary's name first; then migrating ones before healthy ones, each highest index
-    first. Canaries awaiting promotion do not count, and finished batch allocs count
-    toward ``count`` but are never stopped."""
+             canarying: bool, failed: list[Allocation] = ()) -> list[Allocation]:
+    """Allocs beyond ``count``: failed ones waiting to be rescheduled first (they run
+    nothing); once canaries are promoted, the old allocs that share a canary's name;
+    then migrating ones before healthy ones, each highest index first. Canaries
+    awaiting promotion do not count, and completed batch allocs count toward
+    ``count`` but are never stopped."""
     canary_ids = {a.ID for a in canaries}
     pool = [a for a in untainted if not (canarying and a.ID in canary_ids)]
-    excess = max(0, len(pool) + len(kept) + len(migrate) - count)
+    excess = max(0, len(pool) + len(kept) + len(migrate) + len(failed) - count)
     if not excess:
         return []
-    order = []
+    order = removal_order(failed)
     if not canarying and canaries:
         canary_names = {a.Name for a in canaries}
-        order = [a for a in sorted(pool, key=by_index)
-                 if a.ID not in canary_ids and a.Name in canary_names]
+        order += [a for a in sorted(pool, key=by_index)
+                  if a.ID not in canary_ids and a.Name in canary_names]
     taken = {a.ID for a in order}
     order += [a for a in removal_order(migrate) + removal_order(pool) if a.ID not in taken]
     return order[:excess]
 
 
 def _placements(group: str, count: int, names: NameIndex, existing: int,
-                lost: list[Allocation]) -> list[PlaceRequest]:
-    """Replace lost allocs under their own names, then fill up to ``count`` with the
-    lowest free names. Lost allocs beyond ``count`` (a scale-down) are not replaced."""
+                lost: list[Allocation], now: list[Allocation] = ()) -> list[PlaceRequest]:
+    """Replace failed allocs due now and lost allocs under their own names, then fill
+    up to ``count`` with the lowest free names. Lost allocs beyond ``count`` (a
+    scale-down) are not replaced."""
     place = []
+    for alloc in now:
+        canary = alloc.DeploymentStatus is not None and alloc.DeploymentStatus.Canary
+        place.append(PlaceRequest(alloc.Name, group, alloc.ID, canary=canary, reschedule=True))
+        existing += 1
     for alloc in lost:
         if existing >= count:
             break

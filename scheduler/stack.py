@@ -28,7 +28,7 @@ from scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Chec
 from scheduler.affinity import group_affinities, node_affinity
 from scheduler.preemption import Preemptor, preemption_scores
 from scheduler.rank import (ScoreBoard, Usage, binpack, job_anti_affinity, limit, live_allocs,
-                            max_score, normalize_scores, sum_usage)
+                            max_score, node_reschedule_penalty, normalize_scores, sum_usage)
 from scheduler.spread import SpreadScorer, allocation_spread
 
 
@@ -193,11 +193,13 @@ class Stack:
         self._preempted = preempted if preempted is not None else {}
 
     def select(self, tg: TaskGroup, proposed: dict[str, list[Allocation]],
-               alloc_name: str = "") -> Placement:
+               alloc_name: str = "",
+               penalty_nodes: frozenset[str] = frozenset()) -> Placement:
         """Pick a node for one more allocation of ``tg``, given what this plan already
         placed (``proposed``, by node). To count an allocation this plan stops as
         gone, pass it in ``proposed`` with ``DesiredStatus="stop"``. ``alloc_name``
-        picks the source of ``per_alloc`` host volumes."""
+        picks the source of ``per_alloc`` host volumes. A rescheduled allocation
+        passes the nodes it failed on as ``penalty_nodes``."""
         metric = AllocMetric(NodesInPool=len(self._candidates), NodesAvailable=dict(self._by_dc))
         board = ScoreBoard()
         allocs_on, usage_of, collisions_of = self._proposed_view(proposed, tg)
@@ -228,7 +230,10 @@ class Stack:
                          self._preempter(tg) if self._preempt else None)
         # 5. Job anti-affinity, after bin-pack so it only adjusts nodes that fit.
         ranked = job_anti_affinity(ranked, self.job, tg, board, collisions_of)
-        # 6. Node affinity and 7. spread: preferences between nodes that fit,
+        # 6. Node reschedule penalty: a replacement of a failed alloc avoids the
+        #    nodes it failed on (Nomad's order: before affinity and spread).
+        ranked = node_reschedule_penalty(ranked, penalty_nodes, board)
+        # 7. Node affinity and spread: preferences between nodes that fit,
         #    scored only on those (the spread counts the plan's placements too).
         affinities = group_affinities(self.job, tg)
         ranked = node_affinity(ranked, affinities, board,

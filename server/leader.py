@@ -93,7 +93,8 @@ class LeaderServices:
             return
         from scheduler.generic import compute_plan  # the scheduler proper
         ag = self.agent
-        self.broker = EvalBroker(on_failed=self._eval_failed, token_prefix=f"e{epoch}-")
+        self.broker = EvalBroker(on_failed=self._eval_failed, token_prefix=f"e{epoch}-",
+                                 now_ns=self.now_ns)
         self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, ids.request_id,
                                    epoch=epoch)
         quiet = self.client_writes.quiet if self.client_writes is not None else None

@@ -363,12 +363,16 @@ def periodic_force(client: Client, job_id, detach, verbose):
 
 @group.command(name="eval")
 @click.argument("job_id", metavar="ID")
+@click.option("-force-reschedule", "--force-reschedule", "force_reschedule", is_flag=True,
+              help="Reschedule failed allocations now, even if their reschedule policy "
+                   "says to wait or gives up.")
 @detach_option
 @verbose_option
 @with_client
-def evaluate(client: Client, job_id, detach, verbose):
+def evaluate(client: Client, job_id, force_reschedule, detach, verbose):
     """Create a new evaluation of the job (for example after a node change)."""
-    reply = client.put(_job_path(job_id, "/evaluate"))
+    body = {"JobID": job_id, "EvalOptions": {"ForceReschedule": force_reschedule}}
+    reply = client.put(_job_path(job_id, "/evaluate"), body)
     return _after_write(client, reply, detach, verbose)
 
 

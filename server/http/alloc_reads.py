@@ -82,10 +82,9 @@ def _builtins(value):
 
 def full_alloc(a) -> dict:
     """An Allocation as Nomad 1.x serves it: every stored field, ``AllocatedResources``,
-    and the 1.x fields Caravan does not track yet, at their empty values."""
+    and ``DesiredTransition`` as an object even when never set."""
     out = msgspec.to_builtins(a)
     out["AllocatedResources"] = allocated_resources(a)
-    out.update(FollowupEvalID="", RescheduleTracker=None)
     if out.get("DesiredTransition") is None:   # a struct value in Nomad, never null
         out["DesiredTransition"] = {"Migrate": None, "Reschedule": None,
                                     "ForceReschedule": None, "NoShutdownDelay": None}

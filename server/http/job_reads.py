@@ -34,7 +34,8 @@ def alloc_stub(a) -> dict:
         "TaskGroup": a.TaskGroup, "DesiredStatus": a.DesiredStatus,
         "DesiredDescription": a.DesiredDescription, "ClientStatus": a.ClientStatus,
         "ClientDescription": a.ClientDescription, "TaskStates": a.TaskStates,
-        "DeploymentStatus": a.DeploymentStatus, "FollowupEvalID": "",
+        "DeploymentStatus": a.DeploymentStatus, "FollowupEvalID": a.FollowupEvalID,
+        "RescheduleTracker": a.RescheduleTracker,
         "CreateIndex": a.CreateIndex, "ModifyIndex": a.ModifyIndex,
         "CreateTime": a.CreateTime, "ModifyTime": a.ModifyTime,
     }

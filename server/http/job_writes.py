@@ -243,12 +243,28 @@ async def evaluate(request: Request, job_id: str):
     if body is not None and not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
     _check_body_job_id(body, job_id, False, "")
+    force = _force_reschedule(body)
     job = require_job(await consistent_state(request), job_id)
-    result = await submit(request, e.JobEvaluate(JobID=job_id,
-                                                 Eval=new_eval(job, "job-eval")))
+    result = await submit(request, e.JobEvaluate(JobID=job_id, Eval=new_eval(job, "job-eval"),
+                                                 ForceReschedule=force))
     return write_reply(request, {
         "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
         "JobModifyIndex": result["JobModifyIndex"], "Index": result["Index"]}, result["Index"])
+
+
+def _force_reschedule(body: dict | None) -> bool:
+    """``EvalOptions.ForceReschedule`` of a ``JobEvaluateRequest`` body."""
+    opts = (body or {}).get("EvalOptions")
+    if opts is None:
+        return False
+    if not isinstance(opts, dict):
+        raise ApiError(400, f"EvalOptions: expected an object, got {opts!r}")
+    force = opts.get("ForceReschedule", False)
+    if force is None:
+        return False
+    if not isinstance(force, bool):
+        raise ApiError(400, f"EvalOptions.ForceReschedule: expected a bool, got {force!r}")
+    return force
 
 
 def _version_field(body: dict, name: str, required: bool = True) -> int | None:

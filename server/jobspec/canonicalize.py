@@ -30,6 +30,7 @@ from fsm.structs import (
     Job,
     LogConfig,
     NetworkResource,
+    ReschedulePolicy,
     Resources,
     RestartPolicy,
     Service,
@@ -66,6 +67,19 @@ def default_restart_policy(job_type: str | None) -> RestartPolicy:
     return RestartPolicy(Attempts=3, Interval=24 * HOUR, Delay=15 * SECOND, Mode="fail")
 
 
+def default_reschedule_policy(job_type: str | None) -> ReschedulePolicy:
+    """``api.NewDefaultReschedulePolicy``: service jobs retry forever with exponential
+    delays from 30s up to 1h; batch jobs once a day after 5s; others never."""
+    if job_type == "service":
+        return ReschedulePolicy(Attempts=0, Interval=0, Delay=30 * SECOND,
+                                DelayFunction="exponential", MaxDelay=HOUR, Unlimited=True)
+    if job_type == "batch":
+        return ReschedulePolicy(Attempts=1, Interval=24 * HOUR, Delay=5 * SECOND,
+                                DelayFunction="constant", MaxDelay=0, Unlimited=False)
+    return ReschedulePolicy(Attempts=0, Interval=0, Delay=0, DelayFunction="", MaxDelay=0,
+                            Unlimited=False)
+
+
 def canonicalize(job: Job, region: str = "global") -> None:
     """Fill defaults in place on a job decoded from a request (never on stored rows)."""
     _drop_empty(job)
@@ -81,6 +95,7 @@ def canonicalize(job: Job, region: str = "global") -> None:
     for tg in _items(job.TaskGroups):
         _canonicalize_group(job, tg, api_update)
     job.Update = _job_level_update(api_update)
+    job.Reschedule = None       # now in every group, as in Nomad's stored job
     if job.Periodic is not None:
         p = job.Periodic
         p.Enabled = True if p.Enabled is None else p.Enabled
@@ -181,6 +196,17 @@ def _canonicalize_group(job: Job, tg: TaskGroup, api_update: UpdateStrategy | No
     if job.Type == "service" and (tg.Migrate is None or isinstance(tg.Migrate, dict)):
         own = {k: v for k, v in (tg.Migrate or {}).items() if v is not None}
         tg.Migrate = {**default_migrate_strategy(), **own}
+
+    # Reschedule: the job's block under the group's, then the job type's defaults for
+    # what neither sets; system jobs get none unless they ask (validation refuses it).
+    if job.Reschedule is not None and tg.ReschedulePolicy is not None:
+        tg.ReschedulePolicy = _merge(job.Reschedule, tg.ReschedulePolicy)
+    elif job.Reschedule is not None:
+        tg.ReschedulePolicy = _copy(job.Reschedule)
+    if tg.ReschedulePolicy is None and job.Type != "system":
+        tg.ReschedulePolicy = default_reschedule_policy(job.Type)
+    if tg.ReschedulePolicy is not None:
+        _fill_none(tg.ReschedulePolicy, default_reschedule_policy(job.Type))
 
     for net in _items(tg.Networks):
         _canonicalize_network(net)

@@ -477,6 +477,7 @@ JOB = Spec({
     "spread": ("Spreads", SPREAD, True), "group": ("TaskGroups", GROUP, True),
     "update": ("Update", UPDATE, False), "migrate": ("Migrate", MIGRATE, False),
     "periodic": ("Periodic", PERIODIC, False),
+    "reschedule": ("Reschedule", RESCHEDULE, False),
     "parameterized": ("ParameterizedJob", PARAMETERIZED, False),
     "meta": ("Meta", _map_block, False),
 }, label="ID")

@@ -32,6 +32,7 @@ from fsm.structs import (
     LogConfig,
     NetworkResource,
     Resources,
+    ReschedulePolicy,
     RestartPolicy,
     ScalingPolicy,
     Service,
@@ -51,6 +52,11 @@ JOB_TYPES = ("_core", "service", "batch", "system", "sysbatch")
 MIN_PRIORITY, MAX_PRIORITY = 1, 100
 MIN_CPU, MIN_MEMORY_MB, MIN_DISK_MB = 1, 10, 10
 RESTART_MIN_INTERVAL = 5 * SECOND
+# Nomad's ReschedulePolicyMinDelay is 5s; Caravan allows delays down to 1s so that a
+# crash loop can be watched being rescheduled within seconds (tests, demos).
+RESCHEDULE_MIN_DELAY = 1 * SECOND
+RESCHEDULE_MIN_INTERVAL = 15 * SECOND
+DELAY_FUNCTIONS = ("constant", "exponential", "fibonacci")
 MIN_CHECK_INTERVAL = MIN_CHECK_TIMEOUT = 1 * SECOND
 MAX_PORT = 65535
 LIFECYCLE_HOOKS = ("prestart", "poststart", "poststop")
@@ -298,6 +304,10 @@ def _group_errors(job: Job, tg: TaskGroup) -> list[str]:
         errs += _restart_errors(tg.RestartPolicy)
     if job.Type == "system" and tg.ReschedulePolicy is not None:
         errs.append("System jobs should not have a reschedule policy")
+    elif job.Type != "system" and tg.ReschedulePolicy is None:
+        errs.append(f"Task Group {name} should have a reschedule policy")
+    elif tg.ReschedulePolicy is not None:
+        errs += _prefixed("Reschedule policy: ", _reschedule_errors(tg.ReschedulePolicy))
     if tg.EphemeralDisk is None:
         errs.append(f"Task Group {name} should have an ephemeral disk object")
     elif _n(tg.EphemeralDisk.SizeMB) < MIN_DISK_MB:
@@ -404,6 +414,96 @@ def _restart_errors(rp: RestartPolicy) -> list[str]:
         errs.append(f"Nomad can't restart the TaskGroup {attempts} times in an interval of "
                     f"{go_duration(interval)} with a delay of {go_duration(delay)}")
     return errs
+
+
+def _reschedule_errors(rp: ReschedulePolicy) -> list[str]:
+    """``ReschedulePolicy.Validate`` (a disabled policy is never wrong)."""
+    attempts, interval, unlimited = _n(rp.Attempts), _n(rp.Interval), bool(rp.Unlimited)
+    delay, max_delay, function = _n(rp.Delay), _n(rp.MaxDelay), rp.DelayFunction or ""
+    if attempts < 0:
+        return [f"Attempts cannot be negative (got {attempts})"]
+    if not (attempts > 0 or unlimited):
+        return []
+    errs: list[str] = []
+    if attempts > 0:
+        if interval <= 0:
+            errs.append("Interval must be a non zero value if Attempts > 0")
+        if unlimited:
+            errs.append(f"Reschedule Policy with Attempts = {attempts}, Interval = "
+                        f"{go_duration(interval)}, and Unlimited = true is ambiguous")
+            errs.append("If Attempts >0, Unlimited cannot also be set to true")
+    checked = True
+    if delay < RESCHEDULE_MIN_DELAY:
+        errs.append(f"Delay cannot be less than {go_duration(RESCHEDULE_MIN_DELAY)} "
+                    f"(got {go_duration(delay)})")
+        checked = False
+    if function not in DELAY_FUNCTIONS:
+        errs.append(f"Invalid delay function {_q(function)}, must be one of "
+                    f"[{' '.join(_q(f) for f in DELAY_FUNCTIONS)}]")
+        checked = False
+    if function != "constant":
+        if max_delay < RESCHEDULE_MIN_DELAY:
+            errs.append(f"Max Delay cannot be less than {go_duration(RESCHEDULE_MIN_DELAY)} "
+                        f"(got {go_duration(max_delay)})")
+            checked = False
+        if max_delay < delay:
+            errs.append(f"Max Delay cannot be less than Delay {go_duration(delay)} "
+                        f"(got {go_duration(max_delay)})")
+            checked = False
+    if not unlimited:
+        if interval < RESCHEDULE_MIN_INTERVAL:
+            errs.append(f"Interval cannot be less than {go_duration(RESCHEDULE_MIN_INTERVAL)} "
+                        f"(got {go_duration(interval)})")
+        if checked:
+            errs += _viable_attempts_errors(attempts, interval, delay, max_delay, function)
+    return errs
+
+
+def _viable_attempts_errors(attempts: int, interval: int, delay: int, max_delay: int,
+                            function: str) -> list[str]:
+    """``validateDelayParams``: can ``attempts`` reschedulings fit in ``interval``?"""
+    possible, recommended, valid = 0, 0, True
+    if function == "constant":
+        recommended = attempts * delay
+        if interval < recommended:
+            possible, valid = interval // delay, False
+    elif function == "exponential":
+        for i in range(attempts):
+            nxt = (2 ** i) * delay
+            if nxt > max_delay:
+                recommended += max_delay
+            else:
+                recommended = nxt
+            if recommended < interval:
+                possible += 1
+        valid = possible >= attempts
+    else:   # fibonacci
+        slots = [delay, delay]
+        ceiling = False
+        for i in range(2, attempts):
+            if ceiling:
+                nxt = slots[i - 1] + max_delay
+            else:
+                nxt = slots[i - 1] + slots[i - 2]
+                if nxt > max_delay:
+                    nxt, ceiling = max_delay, True
+            slots.append(nxt)
+        recommended = slots[-1]
+        if interval < recommended:
+            valid = False
+            possible = next((i for i, s in enumerate(slots) if s > interval), 0)
+    if valid:
+        return []
+    if function == "constant":
+        first = (f"Nomad can only make {max(possible, 0)} attempts in {go_duration(interval)} "
+                 f"with initial delay {go_duration(delay)} and delay function {_q(function)}")
+    else:
+        first = (f"Nomad can only make {max(possible, 0)} attempts in {go_duration(interval)} "
+                 f"with initial delay {go_duration(delay)}, delay function {_q(function)}, "
+                 f"and delay ceiling {go_duration(max_delay)}")
+    rounded = (recommended + SECOND // 2) // SECOND * SECOND
+    return [first, f"Set the interval to at least {go_duration(rounded)} to accommodate "
+                   f"{attempts} attempts"]
 
 
 def _update_errors(u: UpdateStrategy) -> list[str]:

@@ -38,8 +38,9 @@ import msgspec
 from msgspec.structs import replace
 
 from fsm import entries as e
+from fsm import reschedule
 from fsm import schema as t
-from fsm.structs import (NetworkResource, Node, NodeCpuResources, NodeDiskResources,
+from fsm.structs import (Evaluation, NetworkResource, Node, NodeCpuResources, NodeDiskResources,
                          NodeMemoryResources, NodeResources, Port, Resources)
 from server import ids
 from server.metrics import METRICS
@@ -187,11 +188,29 @@ def prepare_node(node: Node, now: float) -> Node:
 
 
 class _Batch:
-    __slots__ = ("updates", "future")
+    __slots__ = ("updates", "evals", "future")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.updates: list[e.AllocClientState] = []
+        self.evals: list[Evaluation] = []
         self.future = loop.create_future()
+
+
+def failure_eval(state, alloc, update: e.AllocClientState, now_ns: int) -> Evaluation | None:
+    """An ``alloc-failure`` eval when a report fails an allocation that its job's
+    reschedule policy may replace (Nomad's ``Node.UpdateAlloc``); None otherwise."""
+    if update.ClientStatus != "failed" or alloc.ClientStatus == "failed" or \
+            alloc.DesiredStatus != "run" or alloc.FollowupEvalID:
+        return None
+    job = state.get(t.JOBS, alloc.JobID)
+    if job is None or job.Stop:
+        return None
+    tg = next((g for g in job.TaskGroups or () if g.Name == alloc.TaskGroup), None)
+    if tg is None or not reschedule.eligible(alloc, tg.ReschedulePolicy, now_ns):
+        return None
+    return Evaluation(ID=ids.uuid4_str(), Namespace=alloc.Namespace, Priority=job.Priority or 50,
+                      Type=job.Type or "service", TriggeredBy="alloc-failure", JobID=alloc.JobID,
+                      Status="pending", CreateTime=now_ns, ModifyTime=now_ns)
 
 
 class NodeService(pb_grpc.NodeServicer):
@@ -442,7 +461,7 @@ class NodeService(pb_grpc.NodeServicer):
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid updates: {exc}") from None
         state = self._agent.fsm.state
         now = int(self._clock() * 1e9)
-        checked = []
+        checked, evals = [], []
         for u in updates:
             if u.ClientStatus not in CLIENT_STATUSES:
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -456,18 +475,23 @@ class NodeService(pb_grpc.NodeServicer):
             if not u.ModifyTime:
                 u.ModifyTime = now
             checked.append(u)
+            ev = failure_eval(state, alloc, u, now)
+            if ev is not None:
+                evals.append(ev)
         if not checked:
             return pb.Ack(index=state.last_index)
-        index = await self._enqueue(checked)
+        index = await self._enqueue(checked, evals)
         return pb.Ack(index=index)
 
-    async def _enqueue(self, updates: list[e.AllocClientState]) -> int:
+    async def _enqueue(self, updates: list[e.AllocClientState],
+                       evals: list[Evaluation] = ()) -> int:
         loop = asyncio.get_running_loop()
         batch = self._batch
         if batch is None:
             batch = self._batch = _Batch(loop)
             loop.call_later(self._batch_interval, self._flush_soon, batch)
         batch.updates.extend(updates)
+        batch.evals.extend(evals)
         return await asyncio.shield(batch.future)
 
     def _flush_soon(self, batch: _Batch) -> None:
@@ -477,7 +501,8 @@ class NodeService(pb_grpc.NodeServicer):
 
     async def _flush(self, batch: _Batch) -> None:
         try:
-            result = await self._submit(e.AllocClientUpdate(Updates=batch.updates))
+            result = await self._submit(e.AllocClientUpdate(Updates=batch.updates,
+                                                            Evals=batch.evals or None))
         except _Abort as exc:
             batch.future.set_exception(exc)
             batch.future.exception()    # each caller re-raises it; don't warn if none wait

@@ -89,7 +89,7 @@ def test_disable_drops_everything():
         b.disable()
         assert await b.dequeue(0.05) is None
         assert not b.enqueue(ev("y", "k"))
-        assert b.stats() == {"ready": 0, "unacked": 0, "waiting": 0}
+        assert b.stats() == {"ready": 0, "unacked": 0, "waiting": 0, "delayed": 0}
     run(main())
 
 

@@ -399,11 +399,19 @@ def test_desired_stop_allocs_still_running_on_a_down_node_are_marked_lost():
 
 def test_terminal_service_allocs_are_ignored_and_replaced():
     job = make_job(count=2)
-    existing = [make_alloc(job, 0), make_alloc(job, 1, client="failed"),
-                make_alloc(job, 1, desired="stop", client="complete", create=50)]
+    existing = [make_alloc(job, 0), make_alloc(job, 1, desired="stop", client="complete",
+                                                create=50)]
     result = reconcile(job, "example", existing, {}, NOW)
     assert names(result.place) == ["example.web[1]"] and not result.stop
     assert counts(result) == {"Ignore": 1, "Place": 1}
+
+
+def test_failed_service_alloc_without_reschedule_policy_stays_failed():
+    job = make_job(count=2)
+    existing = [make_alloc(job, 0), make_alloc(job, 1, client="failed")]
+    result = reconcile(job, "example", existing, {}, NOW)
+    assert not result.place and not result.stop and not result.followups
+    assert counts(result) == {"Ignore": 2}
 
 
 def test_batch_complete_allocs_count_and_are_not_replaced():
@@ -415,7 +423,7 @@ def test_batch_complete_allocs_count_and_are_not_replaced():
     assert counts(result) == {"Ignore": 3}
 
 
-def test_batch_failed_allocs_are_not_rescheduled_yet():
+def test_batch_failed_allocs_without_reschedule_policy_are_not_rescheduled():
     job = make_job(count=2, type_="batch")
     result = reconcile(job, "example", [make_alloc(job, 0, client="failed"), make_alloc(job, 1)], {}, NOW)
     assert not result.place and counts(result) == {"Ignore": 2}
