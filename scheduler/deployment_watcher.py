@@ -3,9 +3,13 @@
 Pure decisions first (``decide``), then the leader-only service that acts on them.
 For each active deployment, from the state alone:
 
-- an unhealthy allocation fails it (``Failed due to unhealthy allocations``), and so
-  does a group that made no progress by its ``RequireProgressBy``; with ``AutoRevert``
-  the same entry registers the newest stable job version again, as a new version;
+- an unhealthy allocation fails it (``Failed due to unhealthy allocations``) when its
+  group has no progress deadline or its reschedule policy cannot replace it
+  (Nomad's ``shouldFailEarly``); otherwise the deployment allows its replacement
+  (``DesiredTransition.Reschedule``, with an eval) and waits for progress. A group
+  that made no progress by its ``RequireProgressBy`` fails it too; with
+  ``AutoRevert`` the same entry registers the newest stable job version again, as a
+  new version;
 - with ``AutoPromote`` on every canary group, it is promoted once all its canaries are
   placed and healthy;
 - an allocation whose health changed after the job's latest evaluation gets a new
@@ -26,9 +30,10 @@ from typing import Awaitable, Callable
 from fsm import deployments as dep
 from fsm import entries as e
 from fsm import jobs
+from fsm import reschedule as rs
 from fsm import schema as t
 from fsm.store import State
-from fsm.structs import Deployment, Evaluation, Job
+from fsm.structs import Deployment, DesiredTransition, Evaluation, Job
 from fsm.times import parse_rfc3339
 from scheduler.background import LeaderLoop, WrittenKeys
 
@@ -43,9 +48,10 @@ _NO_CUTOFF = 2 ** 63
 
 @dataclass(frozen=True)
 class Action:
-    kind: str                       # "fail", "promote" or "eval"
+    kind: str                       # "fail", "promote", "eval" or "allow"
     description: str = ""
     revert_to: int | None = None
+    allocs: tuple[str, ...] = ()    # "allow": failed allocs that may be replaced
 
 
 # --- decisions (pure) ------------------------------------------------------------------------
@@ -108,12 +114,35 @@ def health_changed_since_eval(state: State, d: Deployment) -> bool:
                for a in state.by_index(t.ALLOCS, "deployment", d.ID))
 
 
+def unhealthy_allocs(state: State, d: Deployment, now_ns: int) -> tuple[list[str], list[str]]:
+    """(groups that fail the deployment, unhealthy allocs whose replacement it allows):
+    an unhealthy alloc fails its group when the group has no progress deadline or its
+    reschedule policy cannot replace it; else it may be replaced, once."""
+    job = state.get(t.JOBS, d.JobID)
+    groups = {tg.Name: tg for tg in (job.TaskGroups or ())} if job is not None else {}
+    failing, allow = set(), []
+    for alloc in sorted(state.by_index(t.ALLOCS, "deployment", d.ID), key=lambda a: a.ID):
+        status = alloc.DeploymentStatus
+        dstate = (d.TaskGroups or {}).get(alloc.TaskGroup)
+        if status is None or status.Healthy is not False or dstate is None:
+            continue
+        policy = rs.group_policy(groups.get(alloc.TaskGroup))
+        if not dstate.ProgressDeadline or not rs.eligible(alloc, policy, now_ns):
+            failing.add(alloc.TaskGroup)
+        elif not alloc.should_reschedule():
+            allow.append(alloc.ID)
+    return sorted(failing), allow
+
+
 def decide(state: State, d: Deployment, now_ns: int) -> Action | None:
     if not d.active():
         return None
-    unhealthy = sorted(g for g, s in (d.TaskGroups or {}).items() if s.UnhealthyAllocs > 0)
-    if unhealthy:
-        return Action("fail", *failure(state, d, dep.DESC_FAILED_ALLOCS, unhealthy))
+    if any(s.UnhealthyAllocs > 0 for s in (d.TaskGroups or {}).values()):
+        failing, allow = unhealthy_allocs(state, d, now_ns)
+        if failing:
+            return Action("fail", *failure(state, d, dep.DESC_FAILED_ALLOCS, failing))
+        if allow:
+            return Action("allow", allocs=tuple(allow))
     if d.Status != "running":
         return None
     cutoff = progress_cutoff(d)
@@ -143,6 +172,10 @@ def entry_for(state: State, d: Deployment, action: Action, eval_id: str, now_ns:
             RequestID=request_id, DeploymentUpdate=e.DeploymentStatusUpdate(
                 DeploymentID=d.ID, Status="failed", StatusDescription=action.description),
             RevertToVersion=action.revert_to, Eval=ev, SubmitTime=now_ns)
+    if action.kind == "allow":
+        return e.AllocDesiredTransition(
+            RequestID=request_id, Evals=[ev],
+            Allocs={a: DesiredTransition(Reschedule=True) for a in action.allocs})
     if action.kind == "promote":
         return e.DeploymentPromote(RequestID=request_id, DeploymentID=d.ID, All=True, Eval=ev,
                                    Now=now_ns)
