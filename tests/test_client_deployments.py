@@ -27,6 +27,9 @@ def web_job(job_id: str, *, count: int = 2, broken: bool = False, version: str =
         "TaskGroups": [{
             "Name": "web", "Count": count,
             "RestartPolicy": {"Attempts": 0, "Mode": "fail"},
+            # nothing replaces an unhealthy alloc: it fails the deployment at once
+            # (with a reschedule policy it would wait for the progress deadline)
+            "ReschedulePolicy": {"Attempts": 0, "Unlimited": False},
             "Tasks": [{
                 "Name": "server", "Driver": "raw_exec", "KillTimeout": SEC,
                 "Env": {"VERSION": version},

@@ -31,7 +31,10 @@ def service_job(image: str, count: int = 4, **update) -> dict:
 
 
 def failing(job: dict) -> dict:
+    """Its tasks fail to start; no reschedule policy replaces them, so the first
+    unhealthy alloc fails the deployment (Nomad's ``shouldFailEarly``)."""
     job["Job"]["TaskGroups"][0]["Tasks"][0]["Config"]["start_error"] = "image not found"
+    job["Job"]["TaskGroups"][0]["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}
     return job
 
 

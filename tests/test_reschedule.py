@@ -133,6 +133,14 @@ def test_constant_delay_stays_the_same(dev):
     assert [e["Delay"] for e in allocs[2]["RescheduleTracker"]["Events"]] == [2 * SEC, 2 * SEC]
     for ev, alloc in zip(followups(http, jid)[:3], allocs):
         assert parse_rfc3339(ev["WaitUntil"]) - fail_time(alloc) == 2 * SEC
+    # the job's first deployment (default update block, 10 min progress deadline) lets
+    # its failed allocs be replaced within it instead of failing
+    deployment = allocs[0]["DeploymentID"]
+    assert deployment and all(a["DeploymentID"] == deployment for a in allocs[:3])
+    assert all(a["DesiredTransition"]["Reschedule"] is True for a in allocs[:2])
+    d = http.get(f"/v1/deployment/{deployment}").json()
+    assert d["Status"] == "running", d
+    assert d["TaskGroups"]["g"]["PlacedAllocs"] >= 3
     http.delete(f"/v1/job/{jid}")
 
 
@@ -152,6 +160,10 @@ def test_limited_attempts_stop_rescheduling(dev):
     assert len(last["RescheduleTracker"]["Events"]) == 2
     summary = http.get(f"/v1/job/{jid}/summary").json()["Summary"]["g"]
     assert summary["Failed"] == 3 and summary["Running"] == 0
+    # attempts exhausted: the deployment cannot progress any more and fails at once
+    d = http.get(f"/v1/deployment/{last['DeploymentID']}").json()
+    assert d["Status"] == "failed"
+    assert d["StatusDescription"] == "Failed due to unhealthy allocations"
     http.delete(f"/v1/job/{jid}")
 
 
