@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 
+import msgspec
+
 import pytest
 from msgspec.structs import replace
 
@@ -545,3 +547,143 @@ def test_system_job_stop_and_replacement_links_previous_alloc():
     dead = make_alloc(job, 0, node="n1", desired="stop", client="complete", id_="dead")
     result = reconcile_system(job, "example", [dead], [node("n1")], {}, NOW)
     assert result.place == [PlaceRequest("example.web[0]", "web", "dead", node_id="n1")]
+
+
+# --- rescheduling of failed allocs ---------------------------------------------------------------
+
+from fsm.structs import (AllocDeploymentStatus, Deployment, DeploymentState,  # noqa: E402
+                         DesiredTransition, RescheduleEvent, ReschedulePolicy,
+                         RescheduleTracker, TaskState)
+from fsm.times import format_rfc3339  # noqa: E402
+from scheduler.reconcile import ALLOC_RESCHEDULED, reschedule_decision  # noqa: E402
+
+UNLIMITED = ReschedulePolicy(Attempts=0, Interval=0, Delay=5 * SECOND,
+                             DelayFunction="exponential", MaxDelay=60 * SECOND, Unlimited=True)
+
+
+def rescheduling_job(policy: ReschedulePolicy = UNLIMITED, count: int = 2,
+                     type_: str = "service", update=None) -> Job:
+    job = make_job(count=count, type_=type_, update=update)
+    job.TaskGroups[0].ReschedulePolicy = policy
+    return job
+
+
+def failed(job: Job, index: int, at: int, **fields) -> Allocation:
+    alloc = make_alloc(job, index, client="failed", create=100 + index)
+    return msgspec.structs.replace(
+        alloc, TaskStates={"web": TaskState(State="dead", Failed=True,
+                                            FinishedAt=format_rfc3339(at))}, **fields)
+
+
+def test_failed_alloc_due_now_is_replaced_under_its_name_and_stopped():
+    job = rescheduling_job()
+    gone = failed(job, 1, NOW - 10 * SECOND)          # failed 10s ago, delay 5s: due
+    result = reconcile(job, "example", [make_alloc(job, 0), gone], {}, NOW, eval_id="ev")
+    assert result.place == [PlaceRequest("example.web[1]", "web", gone.ID, reschedule=True)]
+    assert [(s.alloc.ID, s.description) for s in result.stop] == [(gone.ID, ALLOC_RESCHEDULED)]
+    assert not result.followups
+    assert counts(result) == {"Ignore": 1, "Place": 1, "Stop": 1}
+
+
+def test_failed_alloc_due_within_the_window_is_replaced_now():
+    job = rescheduling_job()
+    gone = failed(job, 1, NOW - 4_500_000_000)        # due in 0.5s
+    result = reconcile(job, "example", [make_alloc(job, 0), gone], {}, NOW)
+    assert [p.reschedule for p in result.place] == [True]
+
+
+def test_failed_alloc_due_later_gets_a_followup_and_keeps_its_name():
+    job = rescheduling_job(count=3)
+    soon = failed(job, 1, NOW)                        # due at NOW + 5s
+    also = failed(job, 2, NOW + 2 * SECOND)           # due 2s after: same batch
+    result = reconcile(job, "example", [make_alloc(job, 0), soon, also], {}, NOW)
+    assert not result.place and not result.stop
+    assert len(result.followups) == 1
+    f = result.followups[0]
+    assert f.wait_until_ns == NOW + 5 * SECOND and set(f.alloc_ids) == {soon.ID, also.ID}
+    assert counts(result) == {"Ignore": 3}
+
+
+def test_followups_are_batched_per_five_seconds():
+    job = rescheduling_job(count=3)
+    a, b = failed(job, 1, NOW), failed(job, 2, NOW + 6 * SECOND)
+    result = reconcile(job, "example", [make_alloc(job, 0), a, b], {}, NOW)
+    assert [(f.wait_until_ns, f.alloc_ids) for f in result.followups] == [
+        (NOW + 5 * SECOND, (a.ID,)), (NOW + 11 * SECOND, (b.ID,))]
+
+
+def test_alloc_with_a_waiting_followup_is_not_given_another():
+    job = rescheduling_job()
+    waiting = failed(job, 1, NOW, FollowupEvalID="f1")
+    result = reconcile(job, "example", [make_alloc(job, 0), waiting], {}, NOW, eval_id="other")
+    assert not result.place and not result.followups
+    # its own follow-up eval replaces it, even a little early
+    result = reconcile(job, "example", [make_alloc(job, 0), waiting], {}, NOW, eval_id="f1")
+    assert [p.previous_alloc_id for p in result.place] == [waiting.ID]
+
+
+def test_replaced_failed_allocs_are_never_rescheduled_again():
+    job = rescheduling_job(count=1)
+    old = failed(job, 0, NOW - 60 * SECOND, NextAllocation="new", DesiredStatus="stop")
+    new = make_alloc(job, 0, id_="new", create=200)
+    result = reconcile(job, "example", [old, new], {}, NOW)
+    assert not result.place and not result.stop and counts(result) == {"Ignore": 1}
+
+
+def test_exhausted_attempts_leave_the_alloc_failed():
+    policy = ReschedulePolicy(Attempts=1, Interval=3600 * SECOND, Delay=SECOND,
+                              DelayFunction="constant", MaxDelay=0, Unlimited=False)
+    job = rescheduling_job(policy, count=1, type_="batch")
+    tracker = RescheduleTracker(Events=[RescheduleEvent(RescheduleTime=NOW - 100 * SECOND,
+                                                        PrevAllocID="x", Delay=SECOND)])
+    last = failed(job, 0, NOW - 50 * SECOND, RescheduleTracker=tracker)
+    result = reconcile(job, "example", [last], {}, NOW)
+    assert not result.place and not result.followups and counts(result) == {"Ignore": 1}
+    # outside the interval, the attempt counts no more
+    old = RescheduleTracker(Events=[RescheduleEvent(RescheduleTime=NOW - 7200 * SECOND,
+                                                    PrevAllocID="x", Delay=SECOND)])
+    result = reconcile(job, "example", [msgspec.structs.replace(last, RescheduleTracker=old)],
+                       {}, NOW)
+    assert [p.reschedule for p in result.place] == [True]
+
+
+def test_force_reschedule_ignores_the_policy():
+    job = rescheduling_job(ReschedulePolicy(Attempts=0, Unlimited=False), count=1)
+    stuck = failed(job, 0, NOW, DesiredTransition=DesiredTransition(ForceReschedule=True))
+    assert reschedule_decision(stuck, NOW, "", None)[0] is True
+    result = reconcile(job, "example", [stuck], {}, NOW)
+    assert [p.previous_alloc_id for p in result.place] == [stuck.ID]
+
+
+def test_scale_down_stops_failed_allocs_first():
+    job = rescheduling_job(count=1)
+    result = reconcile(job, "example", [make_alloc(job, 0), failed(job, 1, NOW)], {}, NOW)
+    assert [s.alloc.Name for s in result.stop] == ["example.web[1]"]
+    assert not result.place and not result.followups
+
+
+def _deployment(status: str = "running") -> Deployment:
+    return Deployment(ID="d1", JobID="example", JobVersion=0, JobCreateIndex=10,
+                      Status=status, TaskGroups={"web": DeploymentState(
+                          DesiredTotal=2, ProgressDeadline=600 * SECOND)})
+
+
+def test_failed_alloc_of_an_active_deployment_waits_for_its_permission():
+    job = rescheduling_job(update=UpdateStrategy(MaxParallel=1))
+    gone = failed(job, 1, NOW - 60 * SECOND, DeploymentID="d1",
+                  DeploymentStatus=AllocDeploymentStatus(Healthy=False))
+    existing = [make_alloc(job, 0), gone]
+    result = reconcile(job, "example", existing, {}, NOW, _deployment())
+    assert not result.place and not result.followups
+    allowed = msgspec.structs.replace(gone, DesiredTransition=DesiredTransition(Reschedule=True))
+    result = reconcile(job, "example", [existing[0], allowed], {}, NOW, _deployment())
+    assert [p.previous_alloc_id for p in result.place] == [gone.ID]
+    assert result.deployment_id == "d1"
+
+
+def test_failed_deployment_does_not_replace_its_own_failed_allocs():
+    job = rescheduling_job(update=UpdateStrategy(MaxParallel=1))
+    mine = failed(job, 1, NOW - 60 * SECOND, DeploymentID="d1")
+    older = failed(job, 0, NOW - 60 * SECOND, DeploymentID="d0")
+    result = reconcile(job, "example", [older, mine], {}, NOW, _deployment("failed"))
+    assert [p.previous_alloc_id for p in result.place] == [older.ID]
