@@ -26,7 +26,10 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
   existing jobs, at most ``fsm.scaling.TRACKED_EVENTS`` per group, newest first;
 - a node's drain is consistent: ``Drain`` exactly when it has a ``DrainStrategy``, a
   draining node is ineligible, ``LastDrain`` says ``draining`` exactly while it drains,
-  and it keeps at most ``MAX_NODE_EVENTS`` events.
+  and it keeps at most ``MAX_NODE_EVENTS`` events;
+- an allocation is replaced at most once: no two allocations name the same
+  ``PreviousAllocation``, whose ``NextAllocation`` names its replacement, and a
+  rescheduled replacement's tracker ends with the allocation it replaces.
 
 Table indexes are checked monotonic per replica by ``tests.sim.memlog``.
 """
@@ -122,6 +125,26 @@ def _check_nodes(state: State) -> None:
             raise InvariantViolation(f"{where}: draining {draining}, LastDrain {node.LastDrain}")
         if len(node.Events or ()) > MAX_NODE_EVENTS:
             raise InvariantViolation(f"{where}: {len(node.Events)} events")
+def _check_replacements(state: State) -> None:
+    at = state.last_index
+    rows = state.tables[t.ALLOCS].rows
+    replaced: dict[str, str] = {}
+    for alloc in rows.values():
+        prev_id = alloc.PreviousAllocation
+        if not prev_id:
+            continue
+        if prev_id in replaced:
+            raise InvariantViolation(f"index {at}: alloc {prev_id} replaced twice, by "
+                                     f"{replaced[prev_id]} and {alloc.ID}")
+        replaced[prev_id] = alloc.ID
+        prev = rows.get(prev_id)
+        if prev is not None and prev.NextAllocation != alloc.ID:
+            raise InvariantViolation(f"index {at}: alloc {prev_id} replaced by {alloc.ID} "
+                                     f"has NextAllocation {prev.NextAllocation!r}")
+        tracker = alloc.RescheduleTracker
+        if tracker is not None and tracker.Events and tracker.Events[-1].PrevAllocID != prev_id:
+            raise InvariantViolation(f"index {at}: alloc {alloc.ID} replaces {prev_id} but its "
+                                     f"tracker ends with {tracker.Events[-1].PrevAllocID}")
 
 
 def _check_allocs_keep_identity(old: State, new: State) -> None:
@@ -178,6 +201,7 @@ def _check_allocs(state: State) -> None:
             live.setdefault(alloc.NodeID, []).append(alloc)
         if alloc.PreemptedByAllocation:
             _check_preempted(state, at, alloc)
+    _check_replacements(state)
     for node_id in sorted(live):
         _check_node(at, nodes[node_id], sorted(live[node_id], key=lambda a: a.ID))
         _check_host_volumes(at, nodes[node_id], live[node_id])

@@ -47,6 +47,15 @@ def test_the_garbage_collector_runs_during_a_seed():
     assert stats.get("gc entries", 0) > 0 and stats.get("gc objects proposed", 0) > 0
 
 
+def test_failed_allocations_are_rescheduled_during_seeds():
+    """Workloads carry reschedule policies and tasks that never start: failed
+    allocations are replaced (now, or by a follow-up eval the broker holds until its
+    WaitUntil) while the invariants, replacement chains included, hold."""
+    stats = [run_seed(seed, config_for(seed)).stats for seed in (0, 1, 2)]
+    assert sum(s.get("rescheduled allocs", 0) for s in stats) > 0, stats
+    assert sum(s.get("follow-up evals", 0) for s in stats) > 0, stats
+
+
 def test_a_seed_replays_identically():
     """The same seed gives the same trace (every commit, fault, client and node event,
     with its virtual time), twice in this process and once in a fresh one whose

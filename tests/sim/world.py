@@ -53,6 +53,7 @@ from tests.sim.vloop import Deadlock, VirtualTimeLoop
 
 DATACENTERS = ("dc1", "dc2")
 RACKS = ("r1", "r2", "r3")
+_SEC = 1_000_000_000
 WALL_ORIGIN = 1_767_225_600.0    # the virtual wall clock starts at 2026-01-01T00:00:00Z
 HEARTBEAT_TTL = 2.0
 HEARTBEAT_GRACE = 2.0
@@ -173,7 +174,8 @@ def sim_host_volumes(rng: random.Random) -> dict[str, ClientHostVolumeConfig] | 
 
 class SimNode:
     """A client agent: registers, heartbeats, watches its allocations and reports them
-    running (or failed), finished (batch) and stopped. While dead it does nothing."""
+    running (or failed: at random, and always for a task whose config has
+    ``start_error``), finished (batch) and stopped. While dead it does nothing."""
 
     def __init__(self, world: "World", i: int):
         self.world = world
@@ -267,6 +269,8 @@ class SimNode:
                     self._report(alloc, "complete", 0.0)
             elif alloc.ClientStatus == "pending" and seen is None:
                 status = "running" if self.rng.random() < 0.93 else "failed"
+                if _start_error(alloc):
+                    status = "failed"
                 self._report(alloc, status, self.rng.uniform(0.05, 1.0))
             elif alloc.ClientStatus == "running" and seen == "running" and \
                     alloc.Job is not None and alloc.Job.Type == "batch":
@@ -281,9 +285,10 @@ class SimNode:
         await asyncio.sleep(after)
         if self.reported.get(alloc_id) != status:
             return      # superseded meanwhile: a client reports an alloc's latest state only
-        # a running service alloc is healthy at once (deployments and drains go on)
-        health = AllocDeploymentStatus(Healthy=True, Timestamp=format_rfc3339(
-            self.world.now_ns())) if status == "running" and service else None
+        # a running service alloc is healthy at once (deployments and drains go on), a
+        # failed one unhealthy (its deployment may allow its replacement)
+        health = AllocDeploymentStatus(Healthy=status == "running", Timestamp=format_rfc3339(
+            self.world.now_ns())) if status in ("running", "failed") and service else None
         update = AllocClientState(AllocID=alloc_id, ClientStatus=status,
                                   ModifyTime=self.world.now_ns(), DeploymentStatus=health)
         resp = await self._until_ok(lambda s: s.node_service._update(pb.UpdateRequest(
@@ -292,6 +297,13 @@ class SimNode:
                          f"{'ok' if resp is not None else 'failed'}")
         if resp is None and self.reported.get(alloc_id) == status:
             del self.reported[alloc_id]     # the next watch answer retries it
+
+
+def _start_error(alloc: Allocation) -> bool:
+    job = alloc.Job
+    tg = next((g for g in (job.TaskGroups or ()) if g.Name == alloc.TaskGroup), None) \
+        if job is not None else None
+    return tg is not None and any((task.Config or {}).get("start_error") for task in tg.Tasks or ())
 
 
 # --- an HTTP client ----------------------------------------------------------------------------
@@ -339,6 +351,20 @@ class Client:
             group["Networks"] = [{"ReservedPorts": [{"Label": "admin",
                                                       "Value": rng.choice((8080, 8082))}],
                                   "DynamicPorts": [{"Label": "http", "To": 8000}]}]
+        # reschedule policies and tasks that never start (their own random stream)
+        rrng = self.world.rng_for(f"reschedule/{job_id}")
+        if rrng.random() < 0.1:     # a task that never starts: rescheduled per its policy
+            task["Config"]["start_error"] = "boom"
+        rroll = rrng.random()
+        if rroll < 0.35:            # retried forever, quickly
+            group["ReschedulePolicy"] = {
+                "Delay": 1 * _SEC, "MaxDelay": 4 * _SEC, "Unlimited": True,
+                "DelayFunction": rrng.choice(("constant", "exponential", "fibonacci"))}
+        elif rroll < 0.6:           # a few attempts in an interval
+            group["ReschedulePolicy"] = {
+                "Attempts": rrng.randint(1, 3), "Interval": 60 * _SEC, "Delay": 1 * _SEC,
+                "DelayFunction": "constant", "Unlimited": False}
+        # else the job type's defaults (service: from 30 s; batch: once after 5 s)
         spec = {"ID": job_id, "Datacenters": list(DATACENTERS),
                 "Type": "batch" if rng.random() < 0.3 else "service",
                 "Priority": rng.choice((30, 50, 50, 60)), "TaskGroups": [group]}
@@ -739,6 +765,12 @@ class World:
             raise InvariantViolation(f"replicas differ after applying all "
                                      f"{len(self.raft.log)} entries: {final}")
         self.trace(f"converged at {len(self.raft.log)}: {next(iter(final.values()))}")
+        state = self.servers[0].fsm.state
+        self.collected["rescheduled allocs"] = sum(
+            1 for a in state.rows(t.ALLOCS) if a.RescheduleTracker is not None)
+        self.collected["follow-up evals"] = sum(
+            1 for ev in state.rows(t.EVALS) if ev.TriggeredBy == "alloc-failure"
+            and ev.WaitUntil != "0001-01-01T00:00:00Z")
 
     def _shutdown(self) -> None:
         """Cancel what still runs, a few rounds and a bounded number of loop turns
