@@ -465,15 +465,18 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
 
 def _kept_terminal(allocs: list[Allocation],
                    batch: bool) -> tuple[list[Allocation], list[Allocation]]:
-    """Terminal allocs that still hold their name: completed batch allocs (never
-    re-run), and failed allocs still meant to run that nothing replaced yet
-    (``NextAllocation`` empty), which may be rescheduled. Only the newest per name
+    """Terminal allocs that still hold their name, none replaced yet (``NextAllocation``
+    empty): completed batch allocs (never re-run), and failed allocs still meant to
+    run, which may be rescheduled. Only the newest per name
     counts, and none whose name a live alloc already holds. Returns (completed,
     failed), each in name order."""
     live_names = {a.Name for a in allocs if not a.terminal()}
     newest: dict[str, Allocation] = {}
     for a in sorted(allocs, key=lambda a: (a.CreateIndex, a.ID)):
-        done = (batch and a.ClientStatus == "complete") or _failed_unreplaced(a)
+        # a terminal alloc that was replaced already is history (Nomad's
+        # filterByRescheduleable), whatever became of its replacement
+        done = not a.NextAllocation and (
+            (batch and a.ClientStatus == "complete") or _failed_unreplaced(a))
         if a.terminal() and done and a.Name not in live_names:
             newest[a.Name] = a
     held = sorted(newest.values(), key=by_index)
