@@ -264,7 +264,7 @@ def test_plan_links_replacements_records_followups_and_force_reschedule():
     state = log.fsm.state
     assert state.get(t.ALLOCS, "web-alloc-1").DesiredTransition.ForceReschedule is True
     # the replaced one is left alone
-    assert state.get(t.ALLOCS, "web-alloc-0").DesiredTransition.ForceReschedule is None
+    assert not state.get(t.ALLOCS, "web-alloc-0").should_force_reschedule()
     log.apply(e.AllocDesiredTransition(Allocs={"web-alloc-1": DesiredTransition(
         Reschedule=True)}, Evals=[Evaluation(ID="ev2", JobID="web", Status="pending")]))
     moved = log.fsm.state.get(t.ALLOCS, "web-alloc-1").DesiredTransition
