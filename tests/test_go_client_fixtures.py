@@ -117,7 +117,9 @@ def test_enforce_index_is_honoured(http):
     current = http.get("/v1/job/hello").json()["JobModifyIndex"]
     sent = fixture("register-enforce-index")
     if current == sent["JobModifyIndex"]:           # make the fixture's 7 stale
-        put(http, "/v1/jobs", body("register-batch-minimal"))
+        changed = fixture("register-batch-minimal")   # (the same spec again changes nothing)
+        changed["Job"]["Meta"] = {"run": "again"}
+        put(http, "/v1/jobs", json.dumps(changed).encode())
         current = http.get("/v1/job/hello").json()["JobModifyIndex"]
     r = http.put("/v1/jobs", content=body("register-enforce-index"))
     assert (r.status_code, r.text) == (
