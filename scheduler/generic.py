@@ -77,7 +77,7 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
         plan.add(alloc)
     failed: dict[str, AllocMetric] = {}
     if job is not None and not job.Stop:
-        _place(plan, state, job, ev, nodes, _placements(result), rng, now_ns, failed,
+        _place(plan, state, job, ev, nodes, _placements(result, job), rng, now_ns, failed,
                result.deployment_id)
     plan.evals = _eval_updates(ev, job, failed, plan, state, now_ns, deployment_id)
     return plan
@@ -109,13 +109,15 @@ def _followups(plan: Plan, result: ReconcileResult, job: Job, ev: Evaluation, st
             plan.alloc_followups[alloc_id] = follow.ID
 
 
-def _placements(result: ReconcileResult) -> list[PlaceRequest]:
-    """New placements, plus the replacement of every destructively updated alloc."""
+def _placements(result: ReconcileResult, job: Job | None = None) -> list[PlaceRequest]:
+    """New placements, plus the replacement of every destructively updated alloc (a
+    system job's on the same node: it runs on every node, once)."""
+    system = job is not None and job.Type == "system"
     out = list(result.place)
     for update in result.destructive_update:
         a = update.alloc
         out.append(PlaceRequest(name=a.Name, task_group=a.TaskGroup, previous_alloc_id=a.ID,
-                                node_id=None))
+                                node_id=a.NodeID if system else None))
     return out
 
 

@@ -678,7 +678,7 @@ def _system_placements(result: ReconcileResult, required: dict[str, str], nodes:
     previous: dict[tuple[str, str], Allocation] = {}
     stopping = {s.alloc.ID for s in result.stop}
     for alloc in sorted(existing, key=lambda a: (a.CreateIndex, a.ID)):
-        if alloc.terminal() or alloc.ID in stopping:
+        if (alloc.terminal() or alloc.ID in stopping) and not alloc.NextAllocation:
             previous[(alloc.NodeID, alloc.Name)] = alloc
     for node in sorted(nodes, key=lambda n: n.ID):
         for name, group in required.items():
