@@ -235,8 +235,8 @@ def test_node_alloc_and_server_views(agent, caravan):
     assert code == 0 and "Placement Metrics" in out
     header = next(line for line in out.splitlines()
                   if line.startswith("Node ") and "final score" in line)
-    assert header.split()[1:] == ["binpack", "job-anti-affinity", "node-reschedule-penalty",
-                                  "node-affinity", "final", "score"]
+    assert header.split()[1:] == ["binpack", "job-anti-affinity", "node-affinity",
+                                  "node-reschedule-penalty", "final", "score"]
     assert alloc["NodeID"] in out
     code, out, _ = caravan("alloc", "status", "-json", alloc["ID"])
     assert code == 0 and json.loads(out)["ID"] == alloc["ID"]
