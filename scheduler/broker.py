@@ -76,17 +76,24 @@ class EvalBroker:
         if not self._enabled or ev.ID in self._known:
             return False
         self._known.add(ev.ID)
+        if not self._hold(ev):
+            self._ready_or_wait(ev)
+        return True
+
+    def _hold(self, ev: Evaluation) -> bool:
+        """Hold ``ev`` until its WaitUntil, by the wall clock; False if it is due."""
         wait_ns = parse_rfc3339(ev.WaitUntil) - self._now_ns()
-        if wait_ns > 0:
-            self._delayed[ev.ID] = asyncio.get_running_loop().call_later(
-                wait_ns / 1e9, self._due, ev)
-            return True
-        self._ready_or_wait(ev)
+        if wait_ns <= 0:
+            return False
+        self._delayed[ev.ID] = asyncio.get_running_loop().call_later(
+            wait_ns / 1e9, self._due, ev)
         return True
 
     def _due(self, ev: Evaluation) -> None:
-        """A held eval's WaitUntil has come."""
-        if self._delayed.pop(ev.ID, None) is not None and self._enabled:
+        """A held eval's WaitUntil has come (the loop's timers may fire a little early
+        by the wall clock: then it waits the rest)."""
+        if self._delayed.pop(ev.ID, None) is not None and self._enabled and \
+                not self._hold(ev):
             self._ready_or_wait(ev)
 
     def _ready_or_wait(self, ev: Evaluation) -> None:

@@ -161,7 +161,8 @@ def test_limited_attempts_stop_rescheduling(dev):
     summary = http.get(f"/v1/job/{jid}/summary").json()["Summary"]["g"]
     assert summary["Failed"] == 3 and summary["Running"] == 0
     # attempts exhausted: the deployment cannot progress any more and fails at once
-    d = http.get(f"/v1/deployment/{last['DeploymentID']}").json()
+    d = wait_until(lambda: (lambda d: d if d["Status"] != "running" else None)(
+        http.get(f"/v1/deployment/{last['DeploymentID']}").json()), 20, "the deployment to end")
     assert d["Status"] == "failed"
     assert d["StatusDescription"] == "Failed due to unhealthy allocations"
     http.delete(f"/v1/job/{jid}")
