@@ -47,7 +47,7 @@ import httpx
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import clean_up, tree_state  # noqa: E402
-from server.journal import scan  # noqa: E402
+from caravan.server.journal import scan  # noqa: E402
 from tests.procs import make_cluster  # noqa: E402
 
 
@@ -91,9 +91,9 @@ async def raft_point(tmp: Path, fsync: bool, callers: int, n: int = 400) -> dict
     """Three in-process ``RaftNode``s (real pysyncobj over loopback, real journals);
     ``callers`` concurrent submitters on the leader commit ``n`` small entries in all.
     Returns commits/s, p50/p99 ms and fsyncs per commit on the leader."""
-    from fsm import entries as e
-    from fsm.apply import FSM
-    from server.raft import RaftNode, RaftSettings
+    from caravan.fsm import entries as e
+    from caravan.fsm.apply import FSM
+    from caravan.server.raft import RaftNode, RaftSettings
     from tests.procs import free_ports
 
     # pysyncobj logs its re-sent-range truncations at CRITICAL (reference/pysyncobj.md

@@ -78,7 +78,7 @@ def run(tmp: Path, allocs: int, clients: bool, cleanup: list) -> dict:
     cleanup.append(http.close)
     if not clients:
         log = open(tmp / "nodesim.log", "w")
-        sim = subprocess.Popen([sys.executable, "-m", "server.cli", "nodesim", "-server",
+        sim = subprocess.Popen([sys.executable, "-m", "caravan", "nodesim", "-server",
                                 server.rpc, "-count", "2", "-cpu", str(NODE_MHZ), "-memory",
                                 str(NODE_MB)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)

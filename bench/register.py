@@ -211,10 +211,10 @@ def caravan_entries(n: int) -> list[bytes]:
 
     import msgspec
     sys.path.insert(0, str(ROOT))
-    from fsm import entries as e
-    from fsm.structs import Job
-    from server.http.job_writes import new_eval
-    from server.jobspec.canonicalize import canonicalize
+    from caravan.fsm import entries as e
+    from caravan.fsm.structs import Job
+    from caravan.server.http.job_writes import new_eval
+    from caravan.server.jobspec.canonicalize import canonicalize
     bodies, out = Bodies(), []
     for i in range(n):
         job = msgspec.convert(msgspec.json.decode(bodies.make(job_id("e", 0, i)))["Job"], Job)

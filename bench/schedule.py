@@ -144,20 +144,20 @@ def ceiling_main(argv) -> None:
     ap.add_argument("--ports", required=True)
     a = ap.parse_args(argv)
 
-    from fsm import entries as e
-    from fsm import schema as t
-    from fsm.apply import FSM
-    from fsm.structs import Job
-    from scheduler.generic import compute_plan
-    from scheduler.plan_apply import PlanApplier
-    from scheduler.worker import eval_rng
-    from server import ids
-    from server.http.common import convert
-    from server.http.job_writes import new_eval
-    from server.jobspec.canonicalize import canonicalize
-    from server.nodesim import _parser as nodesim_parser
-    from server.nodesim import build_node
-    from server.rpc.node import prepare_node
+    from caravan.fsm import entries as e
+    from caravan.fsm import schema as t
+    from caravan.fsm.apply import FSM
+    from caravan.fsm.structs import Job
+    from caravan.scheduler.generic import compute_plan
+    from caravan.scheduler.plan_apply import PlanApplier
+    from caravan.scheduler.worker import eval_rng
+    from caravan.server import ids
+    from caravan.server.http.common import convert
+    from caravan.server.http.job_writes import new_eval
+    from caravan.server.jobspec.canonicalize import canonicalize
+    from caravan.server.nodesim import _parser as nodesim_parser
+    from caravan.server.nodesim import build_node
+    from caravan.server.rpc.node import prepare_node
 
     fsm = FSM()
     index = 0
@@ -597,7 +597,7 @@ def run_e2e(args, ports: str, tmp: Path, cleanup: list) -> dict:
     leader = cluster.leader()
     followers = [s for s in cluster.servers if s is not leader]
     sim_log = open(vdir / "nodesim.log", "wb")
-    sim = subprocess.Popen([sys.executable, "-m", "server.cli", "nodesim", "-server", leader.rpc,
+    sim = subprocess.Popen([sys.executable, "-m", "caravan", "nodesim", "-server", leader.rpc,
                             *nodesim_args(args.nodes, ports)], cwd=ROOT, stdout=sim_log,
                            stderr=subprocess.STDOUT, start_new_session=True)
     sim_log.close()

@@ -21,17 +21,17 @@ from dataclasses import dataclass, field
 import grpc
 import msgspec
 
-from client import fingerprint
-from client.alloc_runner import AllocRunner
-from client.clock import rfc3339
-from client.conn import CALL_TIMEOUT, ServerConn
-from client.drivers import available_drivers
-from client.state import ProcessRecord, node_identity
-from client.task_runner import event
-from fsm.entries import AllocClientState
-from fsm.structs import Allocation
+from caravan.client import fingerprint
+from caravan.client.alloc_runner import AllocRunner
+from caravan.client.clock import rfc3339
+from caravan.client.conn import CALL_TIMEOUT, ServerConn
+from caravan.client.drivers import available_drivers
+from caravan.client.state import ProcessRecord, node_identity
+from caravan.client.task_runner import event
+from caravan.fsm.entries import AllocClientState
+from caravan.fsm.structs import Allocation
 from msgspec.structs import replace
-from server.rpc.pb import node_pb2 as pb
+from caravan.proto import node_pb2 as pb
 
 log = logging.getLogger("caravan.client")
 

@@ -10,14 +10,14 @@ import shutil
 import time
 from typing import Callable
 
-from client.checks import PASSING, CheckRunner, checks_for
-from client.clock import rfc3339
-from client.drivers.base import TaskDirs
-from client.lifecycle import (POSTSTOP, STAGES, Coordinator, health_states, is_sidecar,
+from caravan.client.checks import PASSING, CheckRunner, checks_for
+from caravan.client.clock import rfc3339
+from caravan.client.drivers.base import TaskDirs
+from caravan.client.lifecycle import (POSTSTOP, STAGES, Coordinator, health_states, is_sidecar,
                               stage_of)
-from client.task_runner import TaskRunner, event
-from fsm.entries import AllocClientState
-from fsm.structs import (AllocDeploymentStatus, Allocation, TaskEvent, TaskGroup,
+from caravan.client.task_runner import TaskRunner, event
+from caravan.fsm.entries import AllocClientState
+from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, TaskEvent, TaskGroup,
                          UpdateStrategy)
 
 log = logging.getLogger("caravan.client.alloc")

@@ -12,10 +12,10 @@ from typing import Callable
 
 import httpx
 
-from client.drivers.raw_exec import kill_group
-from client.proc import spawn
-from client.taskenv import interpolate_service, networks
-from fsm.structs import Allocation, Node, Service, ServiceCheck, Task
+from caravan.client.drivers.raw_exec import kill_group
+from caravan.client.proc import spawn
+from caravan.client.taskenv import interpolate_service, networks
+from caravan.fsm.structs import Allocation, Node, Service, ServiceCheck, Task
 
 log = logging.getLogger("caravan.client.checks")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fsm.times import ZERO_TIME, format_rfc3339
+from caravan.fsm.times import ZERO_TIME, format_rfc3339
 
 __all__ = ["ZERO_TIME", "rfc3339"]
 

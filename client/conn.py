@@ -18,9 +18,9 @@ import logging
 
 import grpc
 
-from server.rpc.pb import node_pb2_grpc as pb_grpc
-from server.rpc.pb import status_pb2 as status_pb
-from server.rpc.pb import status_pb2_grpc as status_grpc
+from caravan.proto import node_pb2_grpc as pb_grpc
+from caravan.proto import status_pb2 as status_pb
+from caravan.proto import status_pb2_grpc as status_grpc
 
 log = logging.getLogger("caravan.conn")
 

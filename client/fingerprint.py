@@ -11,10 +11,10 @@ import shutil
 import signal
 import socket
 
-from fsm.structs import (ClientHostVolumeConfig, DriverInfo, NetworkResource, Node,
+from caravan.fsm.structs import (ClientHostVolumeConfig, DriverInfo, NetworkResource, Node,
                          NodeCpuResources, NodeDiskResources, NodeMemoryResources,
                          NodeReservedNetworkResources, NodeReservedResources, NodeResources)
-from client.clock import rfc3339
+from caravan.client.clock import rfc3339
 
 log = logging.getLogger("caravan.client.fingerprint")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from fsm.structs import Task, TaskState
+from caravan.fsm.structs import Task, TaskState
 
 # What a task is, for ordering (Nomad's lifecycleStage).
 PRESTART_EPHEMERAL = "prestart"

@@ -12,7 +12,7 @@ import tarfile
 import urllib.parse
 import zipfile
 
-from fsm.structs import Template, TaskArtifact
+from caravan.fsm.structs import Template, TaskArtifact
 
 
 class PrestartError(Exception):

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import uvicorn
 
-from client.agent import ClientAgent, ClientSettings
+from caravan.client.agent import ClientAgent, ClientSettings
 
 
 async def run_client(settings: ClientSettings) -> int:
     client = ClientAgent(settings)
-    from server.http.app import build_client_app
+    from caravan.server.http.app import build_client_app
     host, _, port = settings.http_addr.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(
         build_client_app(SimpleNamespace(client=client)), host=host.strip("[]"),

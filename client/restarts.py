@@ -7,8 +7,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from fsm.structs import RestartPolicy
-from server.jobspec.validate import go_duration
+from caravan.fsm.structs import RestartPolicy
+from caravan.server.jobspec.validate import go_duration
 
 RESTART = "restart"
 NOT_RESTARTING = "not-restarting"   # the task has failed

@@ -11,16 +11,16 @@ from typing import Callable
 
 from msgspec.structs import replace
 
-from client.clock import ZERO_TIME, rfc3339
-from client.drivers.base import DriverError, TaskContext, TaskDirs
-from client.lifecycle import terminates_on_success
-from client.logs import RotatingLog
-from client.prestart import PrestartError, fetch_artifact, render_template, write_payload
-from client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
-from client.taskenv import interpolate_value, task_env
-from client.volumes import link_mounts, task_mounts
-from fsm.structs import Allocation, Node, Task, TaskEvent, TaskGroup, TaskState
-from server.jobspec.validate import go_duration
+from caravan.client.clock import ZERO_TIME, rfc3339
+from caravan.client.drivers.base import DriverError, TaskContext, TaskDirs
+from caravan.client.lifecycle import terminates_on_success
+from caravan.client.logs import RotatingLog
+from caravan.client.prestart import PrestartError, fetch_artifact, render_template, write_payload
+from caravan.client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
+from caravan.client.taskenv import interpolate_value, task_env
+from caravan.client.volumes import link_mounts, task_mounts
+from caravan.fsm.structs import Allocation, Node, Task, TaskEvent, TaskGroup, TaskState
+from caravan.server.jobspec.validate import go_duration
 
 log = logging.getLogger("caravan.client.task")
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from fsm.structs import (Allocation, NetworkResource, Node, Port, Service, ServiceCheck, Task,
+from caravan.fsm.structs import (Allocation, NetworkResource, Node, Port, Service, ServiceCheck, Task,
                          TaskGroup)
 
 if TYPE_CHECKING:
-    from client.drivers.base import TaskDirs
+    from caravan.client.drivers.base import TaskDirs
 
 WITHHELD = ("CONSUL_TOKEN", "CONSUL_HTTP_TOKEN", "VAULT_TOKEN", "NOMAD_TOKEN",
             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",

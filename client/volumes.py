@@ -8,8 +8,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from client.prestart import PrestartError
-from fsm.structs import Allocation, Node, Task, TaskGroup
+from caravan.client.prestart import PrestartError
+from caravan.fsm.structs import Allocation, Node, Task, TaskGroup
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import deployments, jobs
-from fsm import node_events as ev_
-from fsm import reschedule as rs
-from fsm import schema as t
-from fsm.jobs import Rejected
-from fsm.store import Txn
-from fsm.structs import Allocation, DesiredTransition, Evaluation, Node, TaskGroupSummary
+from caravan.fsm import deployments, jobs
+from caravan.fsm import node_events as ev_
+from caravan.fsm import reschedule as rs
+from caravan.fsm import schema as t
+from caravan.fsm.jobs import Rejected
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import Allocation, DesiredTransition, Evaluation, Node, TaskGroupSummary
 
 _BUCKETS = t.SUMMARY_BUCKETS
 

@@ -14,13 +14,13 @@ from typing import Callable
 
 from msgspec.structs import replace
 
-from fsm import allocs, deployments, gc, nodes
-from fsm import entries as e
-from fsm import jobs, scaling
-from fsm import schema as t
-from fsm.jobs import Rejected
-from fsm.store import State, Txn
-from fsm.structs import LeaderEpoch, RequestResult
+from caravan.fsm import allocs, deployments, gc, nodes
+from caravan.fsm import entries as e
+from caravan.fsm import jobs, scaling
+from caravan.fsm import schema as t
+from caravan.fsm.jobs import Rejected
+from caravan.fsm.store import State, Txn
+from caravan.fsm.structs import LeaderEpoch, RequestResult
 
 log = logging.getLogger("caravan.fsm")
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import jobs
-from fsm import schema as t
-from fsm.jobs import Rejected
-from fsm.store import Txn
-from fsm.structs import AllocDeploymentStatus, Allocation, Deployment, DeploymentState
-from fsm.times import ZERO_TIME, format_rfc3339, parse_rfc3339
+from caravan.fsm import jobs
+from caravan.fsm import schema as t
+from caravan.fsm.jobs import Rejected
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import AllocDeploymentStatus, Allocation, Deployment, DeploymentState
+from caravan.fsm.times import ZERO_TIME, format_rfc3339, parse_rfc3339
 
 # Nomad's status descriptions (nomad/structs/deployment.go), exactly.
 DESC_RUNNING = "Deployment is running"

@@ -12,9 +12,9 @@ from enum import IntEnum
 
 import msgspec
 
-from fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, DesiredTransition,
+from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, DesiredTransition,
                          DrainStrategy, Evaluation, Job, Node, ScalingEvent, TaskState)
-from fsm.wire import to_compact
+from caravan.fsm.wire import to_compact
 
 
 class EntryType(IntEnum):

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import allocs as fa
-from fsm import jobs
-from fsm import reschedule as rs
-from fsm import schema as t
-from fsm.store import Txn
-from fsm.structs import (Allocation, CollectedAllocs, Evaluation, GCWitness, Job,
+from caravan.fsm import allocs as fa
+from caravan.fsm import jobs
+from caravan.fsm import reschedule as rs
+from caravan.fsm import schema as t
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import (Allocation, CollectedAllocs, Evaluation, GCWitness, Job,
                          TaskGroupSummary)
 
 CLIENT_TERMINAL = ("complete", "failed", "lost")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import scaling
-from fsm import schema as t
-from fsm.store import Txn
-from fsm.structs import (Evaluation, Job, JobChildrenSummary, JobSummary, PeriodicLaunch,
+from caravan.fsm import scaling
+from caravan.fsm import schema as t
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import (Evaluation, Job, JobChildrenSummary, JobSummary, PeriodicLaunch,
                          TaskGroupSummary)
 
 EVAL_TERMINAL = ("complete", "failed", "canceled", "cancelled")

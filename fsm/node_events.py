@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm.structs import Node, NodeEvent
-from fsm.times import format_rfc3339
+from caravan.fsm.structs import Node, NodeEvent
+from caravan.fsm.times import format_rfc3339
 
 MAX_NODE_EVENTS = 10     # Nomad's maxNodeEvents
 

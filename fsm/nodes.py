@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import node_events as ev_
-from fsm import schema as t
-from fsm.jobs import Rejected
-from fsm.store import Txn
-from fsm.structs import DrainMetadata, DrainStrategy, Node
-from fsm.times import ZERO_TIME, format_rfc3339
+from caravan.fsm import node_events as ev_
+from caravan.fsm import schema as t
+from caravan.fsm.jobs import Rejected
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import DrainMetadata, DrainStrategy, Node
+from caravan.fsm.times import ZERO_TIME, format_rfc3339
 
 ELIGIBLE, INELIGIBLE = "eligible", "ineligible"
 DRAIN_DRAINING, DRAIN_COMPLETE, DRAIN_CANCELED = "draining", "complete", "canceled"

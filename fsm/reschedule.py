@@ -9,9 +9,9 @@ never); none of them reads a clock here.
 """
 from __future__ import annotations
 
-from fsm.structs import (Allocation, RescheduleEvent, ReschedulePolicy, RescheduleTracker,
+from caravan.fsm.structs import (Allocation, RescheduleEvent, ReschedulePolicy, RescheduleTracker,
                          TaskGroup)
-from fsm.times import parse_rfc3339
+from caravan.fsm.times import parse_rfc3339
 
 DELAY_FUNCTIONS = ("constant", "exponential", "fibonacci")
 MAX_PAST_EVENTS = 5     # an unlimited policy's tracker keeps this many past events

@@ -16,10 +16,10 @@ import random
 
 from msgspec.structs import replace
 
-from fsm import schema as t
-from fsm.ids import uuid4_from
-from fsm.store import Txn
-from fsm.structs import Job, JobScalingEvents, ScalingEvent, ScalingPolicy
+from caravan.fsm import schema as t
+from caravan.fsm.ids import uuid4_from
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import Job, JobScalingEvents, ScalingEvent, ScalingPolicy
 
 TRACKED_EVENTS = 20
 HORIZONTAL = "horizontal"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
-from fsm import structs as s
+from caravan.fsm import structs as s
 
 
 @dataclass(frozen=True)

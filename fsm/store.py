@@ -15,7 +15,7 @@ from typing import Any, Hashable, Iterable, Iterator
 import immutables
 import msgspec
 
-from fsm.schema import DEPLOYMENTS, EVALS, SCHEMA, Table
+from caravan.fsm.schema import DEPLOYMENTS, EVALS, SCHEMA, Table
 
 _EMPTY = immutables.Map()
 TRACKED = (EVALS, DEPLOYMENTS)   # tables whose written keys a Txn records

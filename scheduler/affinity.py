@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from fsm.structs import Affinity, Job, Node, TaskGroup
-from scheduler.feasible import check_constraint, resolve_target
-from scheduler.rank import RankedNode, ScoreBoard
+from caravan.fsm.structs import Affinity, Job, Node, TaskGroup
+from caravan.scheduler.feasible import check_constraint, resolve_target
+from caravan.scheduler.rank import RankedNode, ScoreBoard
 
 NODE_AFFINITY = "node-affinity"
 

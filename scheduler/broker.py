@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from fsm.structs import Evaluation
-from fsm.times import parse_rfc3339
+from caravan.fsm.structs import Evaluation
+from caravan.fsm.times import parse_rfc3339
 
 
 @dataclass(order=True)

@@ -24,12 +24,12 @@ import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from fsm import entries as e
-from fsm import gc
-from fsm import schema as t
-from fsm.jobs import EVAL_TERMINAL
-from fsm.store import State
-from scheduler.background import LeaderLoop
+from caravan.fsm import entries as e
+from caravan.fsm import gc
+from caravan.fsm import schema as t
+from caravan.fsm.jobs import EVAL_TERMINAL
+from caravan.fsm.store import State
+from caravan.scheduler.background import LeaderLoop
 
 log = logging.getLogger("caravan.gc")
 

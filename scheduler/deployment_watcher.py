@@ -27,15 +27,15 @@ import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from fsm import deployments as dep
-from fsm import entries as e
-from fsm import jobs
-from fsm import reschedule as rs
-from fsm import schema as t
-from fsm.store import State
-from fsm.structs import Deployment, DesiredTransition, Evaluation, Job
-from fsm.times import parse_rfc3339
-from scheduler.background import LeaderLoop, WrittenKeys
+from caravan.fsm import deployments as dep
+from caravan.fsm import entries as e
+from caravan.fsm import jobs
+from caravan.fsm import reschedule as rs
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.fsm.structs import Deployment, DesiredTransition, Evaluation, Job
+from caravan.fsm.times import parse_rfc3339
+from caravan.scheduler.background import LeaderLoop, WrittenKeys
 
 log = logging.getLogger("caravan.deployments")
 

@@ -29,13 +29,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from fsm import entries as e
-from fsm import node_events
-from fsm import schema as t
-from fsm.store import State
-from fsm.structs import Allocation, DesiredTransition, Evaluation, Job, Node, TaskGroup
-from fsm.times import parse_rfc3339
-from scheduler.background import LeaderLoop
+from caravan.fsm import entries as e
+from caravan.fsm import node_events
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.fsm.structs import Allocation, DesiredTransition, Evaluation, Job, Node, TaskGroup
+from caravan.fsm.times import parse_rfc3339
+from caravan.scheduler.background import LeaderLoop
 
 log = logging.getLogger("caravan.drainer")
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import random
 
-from fsm import jobs
-from fsm import schema as t
-from fsm.store import State, Txn
-from fsm.structs import Evaluation, Job
-from scheduler.generic import compute_plan
-from scheduler.plan import Plan
+from caravan.fsm import jobs
+from caravan.fsm import schema as t
+from caravan.fsm.store import State, Txn
+from caravan.fsm.structs import Evaluation, Job
+from caravan.scheduler.generic import compute_plan
+from caravan.scheduler.plan import Plan
 
 
 def dry_run(state: State, job: Job, *, tracked_versions: int, now_ns: int,

@@ -16,20 +16,20 @@ from collections.abc import Mapping
 
 from msgspec.structs import replace
 
-from fsm import reschedule as rs
-from fsm import schema as t
-from fsm.entries import AllocStop
-from fsm.ids import uuid4_from
-from fsm.store import State
-from fsm.times import format_rfc3339
-from fsm.structs import (AllocDeploymentStatus, Allocation, AllocMetric, Deployment,
+from caravan.fsm import reschedule as rs
+from caravan.fsm import schema as t
+from caravan.fsm.entries import AllocStop
+from caravan.fsm.ids import uuid4_from
+from caravan.fsm.store import State
+from caravan.fsm.times import format_rfc3339
+from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, AllocMetric, Deployment,
                          Evaluation, Job, Node)
-from scheduler.plan import Plan
-from scheduler.preemption import preemption_enabled
-from scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
-from scheduler.reconcile import (ALLOC_RESCHEDULED, ALLOC_UPDATING, PlaceRequest,
+from caravan.scheduler.plan import Plan
+from caravan.scheduler.preemption import preemption_enabled
+from caravan.scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
+from caravan.scheduler.reconcile import (ALLOC_RESCHEDULED, ALLOC_UPDATING, PlaceRequest,
                                  ReconcileResult, reconcile, reconcile_system)
-from scheduler.stack import Stack, count_job_allocs
+from caravan.scheduler.stack import Stack, count_job_allocs
 
 BLOCKED_DESCRIPTION = "created to place remaining allocations"
 FOLLOWUP_DESCRIPTION = "created for delayed rescheduling"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from fsm.structs import Allocation
+from caravan.fsm.structs import Allocation
 
 
 def alloc_name(job_id: str, group: str, index: int) -> str:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.structs import Evaluation, Job
-from scheduler.background import LeaderLoop
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.structs import Evaluation, Job
+from caravan.scheduler.background import LeaderLoop
 
 log = logging.getLogger("caravan.periodic")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fsm.entries import AllocPreempt, AllocStop, DeploymentStatusUpdate
-from fsm.structs import Allocation, Deployment, Evaluation
+from caravan.fsm.entries import AllocPreempt, AllocStop, DeploymentStatusUpdate
+from caravan.fsm.structs import Allocation, Deployment, Evaluation
 
 
 @dataclass

@@ -14,12 +14,12 @@ import logging
 from msgspec.structs import replace
 from typing import Awaitable, Callable
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.store import State
-from scheduler.plan import Plan, PlanResult
-from scheduler.preemption import preemptible
-from scheduler.rank import plan_fits
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.scheduler.plan import Plan, PlanResult
+from caravan.scheduler.preemption import preemptible
+from caravan.scheduler.rank import plan_fits
 
 log = logging.getLogger("caravan.plan")
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from fsm.structs import Allocation, NetworkResource, Node, Port
-from scheduler.memo import IdentityMemo
+from caravan.fsm.structs import Allocation, NetworkResource, Node, Port
+from caravan.scheduler.memo import IdentityMemo
 
 MAX_VALID_PORT = 65536
 MAX_RAND_PORT_ATTEMPTS = 20   # random probes before the precise scan

@@ -20,9 +20,9 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from fsm.structs import Allocation, NetworkResource, Node, TaskGroup
-from scheduler.ports import ERR_BANDWIDTH, alloc_networks
-from scheduler.rank import RankedNode, ScoreBoard, Usage, alloc_usage, node_capacity
+from caravan.fsm.structs import Allocation, NetworkResource, Node, TaskGroup
+from caravan.scheduler.ports import ERR_BANDWIDTH, alloc_networks
+from caravan.scheduler.rank import RankedNode, ScoreBoard, Usage, alloc_usage, node_capacity
 
 PRIORITY_DELTA = 10
 MAX_PARALLEL_PENALTY = 50.0

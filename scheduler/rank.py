@@ -20,11 +20,11 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from fsm.schema import ALLOCS
-from fsm.structs import (AllocMetric, Allocation, Job, Node, NodeScoreMeta, Resources,
+from caravan.fsm.schema import ALLOCS
+from caravan.fsm.structs import (AllocMetric, Allocation, Job, Node, NodeScoreMeta, Resources,
                          TaskGroup)
-from scheduler.memo import IdentityMemo
-from scheduler.ports import ERR_BANDWIDTH, NetworkIndex, alloc_networks, node_networks
+from caravan.scheduler.memo import IdentityMemo
+from caravan.scheduler.ports import ERR_BANDWIDTH, NetworkIndex, alloc_networks, node_networks
 
 DIM_CPU = "cpu exhausted"
 DIM_MEMORY = "memory exhausted"

@@ -36,12 +36,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fsm import reschedule as rs
-from fsm.entries import DeploymentStatusUpdate
-from fsm.structs import (Allocation, Deployment, Job, NetworkResource, Node, Resources, Task,
+from caravan.fsm import reschedule as rs
+from caravan.fsm.entries import DeploymentStatusUpdate
+from caravan.fsm.structs import (Allocation, Deployment, Job, NetworkResource, Node, Resources, Task,
                          TaskGroup)
-from scheduler import reconcile_deploy as rd
-from scheduler.names import NameIndex, alloc_name, by_index, removal_order
+from caravan.scheduler import reconcile_deploy as rd
+from caravan.scheduler.names import NameIndex, alloc_name, by_index, removal_order
 
 ALLOC_NOT_NEEDED = "alloc not needed due to job update"
 ALLOC_LOST = "alloc is lost since its node is down"

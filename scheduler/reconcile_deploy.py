@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fsm import deployments as dep
-from fsm.entries import DeploymentStatusUpdate
-from fsm.structs import Allocation, Deployment, DeploymentState, Job, TaskGroup, UpdateStrategy
-from scheduler.names import NameIndex, alloc_index
+from caravan.fsm import deployments as dep
+from caravan.fsm.entries import DeploymentStatusUpdate
+from caravan.fsm.structs import Allocation, Deployment, DeploymentState, Job, TaskGroup, UpdateStrategy
+from caravan.scheduler.names import NameIndex, alloc_index
 
 
 @dataclass

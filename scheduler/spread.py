@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from fsm.structs import Allocation, Job, Node, Spread, TaskGroup
-from scheduler.feasible import resolve_target
-from scheduler.rank import RankedNode, ScoreBoard
+from caravan.fsm.structs import Allocation, Job, Node, Spread, TaskGroup
+from caravan.scheduler.feasible import resolve_target
+from caravan.scheduler.rank import RankedNode, ScoreBoard
 
 ALLOCATION_SPREAD = "allocation-spread"
 IMPLICIT_TARGET = "*"

@@ -14,12 +14,12 @@ from typing import Awaitable, Callable
 
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm.store import State
-from fsm.structs import Evaluation
-from scheduler.broker import EvalBroker
-from scheduler.plan import Plan
-from scheduler.plan_apply import PlanApplier
+from caravan.fsm import entries as e
+from caravan.fsm.store import State
+from caravan.fsm.structs import Evaluation
+from caravan.scheduler.broker import EvalBroker
+from caravan.scheduler.plan import Plan
+from caravan.scheduler.plan_apply import PlanApplier
 
 log = logging.getLogger("caravan.worker")
 

@@ -17,22 +17,22 @@ import time
 
 import uvicorn
 
-from fsm.apply import FSM
-from scheduler.core_gc import CoreGarbageCollector, Thresholds
-from scheduler.deployment_watcher import DeploymentWatcher
-from scheduler.drainer import NodeDrainer
-from scheduler.periodic import PeriodicDispatcher
-from server import ids
-from server.config import Config, ServerConfig
-from server.http.app import build_app
-from server.heartbeats import HeartbeatTracker
-from server.jobspec.periodic import launch_due
-from server.leader import ClientWrites, LeaderServices, begin_leadership
-from server.metrics import count_collected
-from server.notify import Notifier
-from server.raft import RaftNode, RaftSettings
-from server.rpc.scheduling import FollowerWorkers
-from server.rpc.status import start_server as start_rpc
+from caravan.fsm.apply import FSM
+from caravan.scheduler.core_gc import CoreGarbageCollector, Thresholds
+from caravan.scheduler.deployment_watcher import DeploymentWatcher
+from caravan.scheduler.drainer import NodeDrainer
+from caravan.scheduler.periodic import PeriodicDispatcher
+from caravan.server import ids
+from caravan.server.config import Config, ServerConfig
+from caravan.server.http.app import build_app
+from caravan.server.heartbeats import HeartbeatTracker
+from caravan.server.jobspec.periodic import launch_due
+from caravan.server.leader import ClientWrites, LeaderServices, begin_leadership
+from caravan.server.metrics import count_collected
+from caravan.server.notify import Notifier
+from caravan.server.raft import RaftNode, RaftSettings
+from caravan.server.rpc.scheduling import FollowerWorkers
+from caravan.server.rpc.status import start_server as start_rpc
 
 log = logging.getLogger("caravan.agent")
 
@@ -150,7 +150,7 @@ class Agent:
         self._own_signals(server)
         client_start = None
         if self.client_settings is not None:
-            from client.agent import ClientAgent
+            from caravan.client.agent import ClientAgent
             self.client = ClientAgent(self.client_settings)
             client_start = asyncio.ensure_future(self.client.start())
         gc_task = asyncio.ensure_future(_manage_gc())

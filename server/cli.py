@@ -12,8 +12,8 @@ import signal
 import sys
 import tempfile
 
-from server.config import ConfigError, dev_config, dial_address, load, parse_host_volume_flag
-from server.journal import StorageDamaged
+from caravan.server.config import ConfigError, dev_config, dial_address, load, parse_host_volume_flag
+from caravan.server.journal import StorageDamaged
 
 
 def _agent_parser() -> argparse.ArgumentParser:
@@ -80,7 +80,7 @@ def host_volume_flags(flags: list[str], base: dict | None = None) -> dict:
 
 def client_settings(config, c, data_dir_flag: str | None, node_name: str | None = None,
                     host_volumes: list[str] = ()):
-    from client.agent import ClientSettings
+    from caravan.client.agent import ClientSettings
     return ClientSettings(
         name=node_name or c.name, servers=config.client_servers(c),
         data_dir=os.path.abspath(data_dir_flag or config.client_data_dir(c)),
@@ -119,9 +119,9 @@ def agent_main(argv: list[str]) -> int:
     # finally below, so the dev agent's temporary data dir is removed.
     signal.signal(signal.SIGTERM, _interrupt)
     # heavy imports only once the flags are valid
-    from client.agent import ClientSettings, default_name
-    from client.process import run_client
-    from server.agent import Agent
+    from caravan.client.agent import ClientSettings, default_name
+    from caravan.client.process import run_client
+    from caravan.server.agent import Agent
 
     temp_dir = None
     try:
@@ -196,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "agent":
         return agent_main(argv[1:])
     if argv[0] == "nodesim":
-        from server.nodesim import main as nodesim_main
+        from caravan.server.nodesim import main as nodesim_main
         return nodesim_main(argv[1:])
-    from server.commands import NOUNS
+    from caravan.server.commands import NOUNS
     if argv[0] in NOUNS:
-        from server.commands import main as commands_main
+        from caravan.server.commands import main as commands_main
         return commands_main(argv)
     print(f"caravan: unknown command {argv[0]!r}", file=sys.stderr)
     return 2

@@ -18,7 +18,7 @@ import asyncio
 from collections import deque
 from typing import Awaitable, Callable
 
-from fsm import entries as e
+from caravan.fsm import entries as e
 
 
 class GroupCommit:

@@ -31,11 +31,11 @@ import random
 import time
 from typing import Callable
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.structs import Evaluation
-from scheduler.background import LeaderLoop
-from server import ids
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.structs import Evaluation
+from caravan.scheduler.background import LeaderLoop
+from caravan.server import ids
 
 log = logging.getLogger("caravan.heartbeats")
 

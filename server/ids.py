@@ -10,7 +10,7 @@ import itertools
 import os
 import random
 
-from fsm.ids import uuid4_from
+from caravan.fsm.ids import uuid4_from
 
 _rng = random.Random(os.urandom(32))
 

@@ -15,13 +15,13 @@ from typing import Callable
 
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import schema as t
-from scheduler.background import WrittenKeys
-from scheduler.broker import EvalBroker
-from scheduler.plan_apply import PlanApplier
-from scheduler.worker import Worker
-from server import ids
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.scheduler.background import WrittenKeys
+from caravan.scheduler.broker import EvalBroker
+from caravan.scheduler.plan_apply import PlanApplier
+from caravan.scheduler.worker import Worker
+from caravan.server import ids
 
 log = logging.getLogger("caravan.leader")
 
@@ -91,7 +91,7 @@ class LeaderServices:
         entry, which fences its plans against a later leader's."""
         if self._tasks:
             return
-        from scheduler.generic import compute_plan  # the scheduler proper
+        from caravan.scheduler.generic import compute_plan  # the scheduler proper
         ag = self.agent
         self.broker = EvalBroker(on_failed=self._eval_failed, token_prefix=f"e{epoch}-",
                                  now_ns=self.now_ns)

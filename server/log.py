@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, runtime_checkable
 
-from fsm.apply import FSM
+from caravan.fsm.apply import FSM
 
 
 @runtime_checkable

@@ -51,16 +51,16 @@ from dataclasses import dataclass
 import grpc
 import msgspec
 
-from client.clock import rfc3339
-from client.conn import CALL_TIMEOUT, ServerConn
-from fsm.entries import AllocClientState
-from fsm.structs import (AllocDeploymentStatus, Allocation, ClientHostVolumeConfig,
+from caravan.client.clock import rfc3339
+from caravan.client.conn import CALL_TIMEOUT, ServerConn
+from caravan.fsm.entries import AllocClientState
+from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, ClientHostVolumeConfig,
                          DriverInfo, NetworkResource,
                          Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
                          NodeReservedNetworkResources, NodeReservedResources, NodeResources,
                          TaskEvent, TaskState)
-from server.config import ConfigError, parse_host_volume_flag
-from server.rpc.pb import node_pb2 as pb
+from caravan.server.config import ConfigError, parse_host_volume_flag
+from caravan.proto import node_pb2 as pb
 
 log = logging.getLogger("caravan.nodesim")
 

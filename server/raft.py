@@ -46,13 +46,13 @@ from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.config import FAIL_REASON, SERIALIZER_STATE
 from pysyncobj.transport import TCPTransport
 
-from fsm import entries
-from fsm.apply import FSM
-from fsm.store import decode_state, encode_state
-from server.group_commit import GroupCommit
-from server.journal import (DurableJournal, StorageDamaged, convert_pysyncobj_journal,
+from caravan.fsm import entries
+from caravan.fsm.apply import FSM
+from caravan.fsm.store import decode_state, encode_state
+from caravan.server.group_commit import GroupCommit
+from caravan.server.journal import (DurableJournal, StorageDamaged, convert_pysyncobj_journal,
                             fsync_dir)
-from server.metrics import METRICS
+from caravan.server.metrics import METRICS
 
 log = logging.getLogger("caravan.raft")
 

@@ -58,7 +58,7 @@ class Server:
 
     def start(self) -> "Server":
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "agent", *self.args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "caravan", "agent", *self.args],
                                      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()

@@ -10,13 +10,13 @@ import sys
 import grpc
 import pytest
 
-from server.rpc.pb import status_pb2 as pb
-from server.rpc.pb import status_pb2_grpc as pb_grpc
+from caravan.proto import status_pb2 as pb
+from caravan.proto import status_pb2_grpc as pb_grpc
 from tests.procs import ROOT, free_ports, wait_until
 
 
 def run_agent(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", "agent", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "caravan", "agent", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -25,7 +25,7 @@ def test_dev_agent_prints_where_it_listens_and_stops_cleanly(sig, tmp_path):
     http, rpc, raft = free_ports(3)
     log = tmp_path / "out.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "agent", "-dev",
+        proc = subprocess.Popen([sys.executable, "-m", "caravan", "agent", "-dev",
                                  "-http-port", str(http), "-rpc-port", str(rpc),
                                  "-raft-port", str(raft)], cwd=ROOT, stdout=out,
                                 stderr=subprocess.STDOUT)
@@ -80,7 +80,7 @@ def test_missing_server_flag_names_the_choices(tmp_path):
 
 
 def test_shipped_cluster_file_parses():
-    from server.config import load
+    from caravan.server.config import load
     config = load(str(ROOT / "cluster.toml"))
     assert [s.name for s in config.servers] == ["s1", "s2", "s3"]
     assert all(s.raft.startswith("127.0.0.1:") for s in config.servers)

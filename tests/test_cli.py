@@ -17,7 +17,7 @@ import sys
 import httpx
 import pytest
 
-from server.commands import main
+from caravan.server.commands import main
 from tests.procs import ROOT, dev_server, free_ports, wait_until
 
 REDIS = str(ROOT / "examples" / "redis.nomad.hcl")
@@ -34,7 +34,7 @@ def agent(tmp_path_factory):
         server.wait_healthy()
         with open(tmp / "nodesim.log", "w") as log:
             sim = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "nodesim", "-server", server.rpc,
+                [sys.executable, "-m", "caravan", "nodesim", "-server", server.rpc,
                  "-count", "2", "-drivers", "docker,mock,raw_exec"],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(lambda: len([n for n in httpx.get(server.url + "/v1/nodes").json()
@@ -65,7 +65,7 @@ def caravan(agent, capsys, monkeypatch):
 
 
 def subprocess_caravan(agent, *argv: str, stdin: bytes | None = None):
-    return subprocess.run([sys.executable, "-m", "server.cli", *argv], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "caravan", *argv], cwd=ROOT,
                           input=stdin, capture_output=True, timeout=60,
                           env={**os.environ, "CARAVAN_ADDR": agent.url})
 

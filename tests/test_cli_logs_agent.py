@@ -44,7 +44,7 @@ def agent(tmp_path):
 
 
 def caravan(agent, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", *argv], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "caravan", *argv], cwd=ROOT,
                           capture_output=True, timeout=60,
                           env={**os.environ, "CARAVAN_ADDR": agent.url})
 

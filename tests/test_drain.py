@@ -221,7 +221,7 @@ def test_the_cli_drains_a_node_and_follows_the_drain_to_its_end(sim_agent, tmp_p
     [b] = start_nodes(agent, sims, tmp_path, "b", 1)
 
     def caravan(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "server.cli", "node", *args,
+        return subprocess.run([sys.executable, "-m", "caravan", "node", *args,
                                "-address", agent.url], cwd=ROOT, capture_output=True,
                               text=True, timeout=60)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.journal import scan
+from caravan.server.journal import scan
 from tests.procs import Cluster, make_cluster, wait_until
 from tests.test_cluster import Writer, assert_has_all
 

@@ -157,7 +157,7 @@ def test_the_leader_collects_on_its_own_with_short_thresholds(tmp_path, monkeypa
         wait_until(lambda: running(http, "gone"), 30, "gone to run")
         http.delete("/v1/job/gone").raise_for_status()
         # a node that goes away for good
-        sim = subprocess.Popen([sys.executable, "-m", "server.cli", "nodesim", "-server",
+        sim = subprocess.Popen([sys.executable, "-m", "caravan", "nodesim", "-server",
                                 cluster.servers[0].rpc, "-name-prefix", "ghost"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.commands import main
+from caravan.server.commands import main
 from tests.procs import dev_server, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -56,7 +56,7 @@ def test_no_leader_until_a_quorum_then_the_leader(tmp_path):
 
 def test_dev_agent_polled_from_its_start_never_answers_an_empty_leader(tmp_path):
     http, rpc, raft = free_ports(3)
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "agent", "-dev", "-no-client",
+    proc = subprocess.Popen([sys.executable, "-m", "caravan", "agent", "-dev", "-no-client",
                              "-http-port", str(http), "-rpc-port", str(rpc),
                              "-raft-port", str(raft), "-data-dir", str(tmp_path / "dev")],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -24,19 +24,19 @@ import httpx
 import msgspec
 import pytest
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.apply import FSM
-from fsm.structs import (Allocation, Job, Node, NodeCpuResources, NodeMemoryResources,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.apply import FSM
+from caravan.fsm.structs import (Allocation, Job, Node, NodeCpuResources, NodeMemoryResources,
                          NodeReservedNetworkResources, NodeReservedResources, NodeResources,
                          NetworkResource, Task, TaskGroup, UpdateStrategy)
-from server.heartbeats import HeartbeatTracker
-from server.notify import Notifier
-from server.rpc.node import register_node_service
-from server.rpc.pb import node_pb2 as pb
-from server.rpc.pb import node_pb2_grpc as pb_grpc
-from server.rpc.status import StatusService
-from server.rpc.pb import status_pb2_grpc as status_grpc
+from caravan.server.heartbeats import HeartbeatTracker
+from caravan.server.notify import Notifier
+from caravan.server.rpc.node import register_node_service
+from caravan.proto import node_pb2 as pb
+from caravan.proto import node_pb2_grpc as pb_grpc
+from caravan.server.rpc.status import StatusService
+from caravan.proto import status_pb2_grpc as status_grpc
 from tests.procs import ROOT, dev_server, wait_until
 
 TTL, GRACE = 0.6, 1.0
@@ -283,7 +283,7 @@ def test_a_follower_waits_for_a_node_it_has_not_applied_yet(monkeypatch):
     """Clients send their watches to followers, so a node's first watch can reach a
     follower before the follower applied its registration: it waits for it (up to
     ``UNKNOWN_NODE_WAIT``) instead of answering NOT_FOUND at once."""
-    from server.rpc import node as node_rpc
+    from caravan.server.rpc import node as node_rpc
     follower = InProcessServer().start()
     follower.raft.is_leader = False
     try:
@@ -312,7 +312,7 @@ def test_read_calls_keep_to_one_follower_per_key_and_skip_an_unreachable_one(ser
     """``ServerConn.read_call``: key k goes to follower k mod n (the servers other than
     the one it follows as leader); one that does not answer moves that key on to the
     next server for good, the leader last, and other keys stay where they were."""
-    from client.conn import ServerConn
+    from caravan.client.conn import ServerConn
     other = InProcessServer().start()
 
     async def go():
@@ -439,7 +439,7 @@ def test_alloc_updates_from_many_callers_become_one_entry(server, stub):
 
 def nodesim_command(*args: str) -> list[str]:
     """``caravan nodesim`` as a user runs it."""
-    return [sys.executable, "-m", "server.cli", "nodesim", *args]
+    return [sys.executable, "-m", "caravan", "nodesim", *args]
 
 
 class NodeSim:

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from fsm.times import parse_rfc3339
+from caravan.fsm.times import parse_rfc3339
 from tests.procs import ROOT, dev_server, wait_until
 from tests.test_scheduling import NodeSim
 
@@ -185,7 +185,7 @@ def test_batch_job_is_rescheduled_once_then_forced_by_job_eval(dev):
     assert allocs[1]["NextAllocation"] == "" and allocs[1]["DesiredStatus"] == "run"
 
     # the operator forces one more attempt, past the policy
-    out = subprocess.run([sys.executable, "-m", "server.cli", "job", "eval", "-detach",
+    out = subprocess.run([sys.executable, "-m", "caravan", "job", "eval", "-detach",
                           "-force-reschedule", "-address", agent.url, jid],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr

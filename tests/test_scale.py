@@ -448,7 +448,7 @@ job "{job_id}" {{
     }}
   }}
 }}''')
-    p = subprocess.run([sys.executable, "-m", "server.cli", "job", "run", str(path)], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "caravan", "job", "run", str(path)], cwd=ROOT,
                        capture_output=True, timeout=60,
                        env={**os.environ, "CARAVAN_ADDR": str(node_api.base_url).rstrip("/")})
     out = p.stdout.decode()
@@ -460,7 +460,7 @@ job "{job_id}" {{
 
 
 def caravan(node_api, *argv: str) -> tuple[int, str]:
-    p = subprocess.run([sys.executable, "-m", "server.cli", *argv], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "caravan", *argv], cwd=ROOT,
                        capture_output=True, timeout=60,
                        env={**os.environ, "CARAVAN_ADDR": str(node_api.base_url).rstrip("/")})
     return p.returncode, p.stdout.decode() + p.stderr.decode()

@@ -42,7 +42,7 @@ class NodeSim:
         self.log = tmp / f"{name}.log"
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "nodesim", "-server", server_rpc,
+                [sys.executable, "-m", "caravan", "nodesim", "-server", server_rpc,
                  "-name-prefix", name, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
 

@@ -10,12 +10,12 @@ import grpc
 import msgspec
 import pytest
 
-from fsm.structs import Allocation, Evaluation
-from scheduler.broker import EvalBroker
-from scheduler.plan import Plan, PlanResult
-from server.rpc import scheduling as sched
-from server.rpc.pb import scheduling_pb2 as pb
-from server.rpc.pb import scheduling_pb2_grpc as pb_grpc
+from caravan.fsm.structs import Allocation, Evaluation
+from caravan.scheduler.broker import EvalBroker
+from caravan.scheduler.plan import Plan, PlanResult
+from caravan.server.rpc import scheduling as sched
+from caravan.proto import scheduling_pb2 as pb
+from caravan.proto import scheduling_pb2_grpc as pb_grpc
 
 
 class FakeApplier:

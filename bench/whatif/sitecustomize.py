@@ -29,7 +29,7 @@ import sys
 
 _knobs = {k.strip() for k in os.environ.get("CARAVAN_WHATIF", "").split(",") if k.strip()}
 _argv = " ".join(getattr(sys, "orig_argv", sys.argv))
-if _knobs and "server.cli" in _argv:
+if _knobs and "caravan" in _argv:
     # ``python -m`` puts the working directory (the checkout) on sys.path only after
     # site-packages ran this file; the knobs below import Caravan modules now
     sys.path.insert(0, os.getcwd())
@@ -53,7 +53,7 @@ if _knobs and "server.cli" in _argv:
             sys.setswitchinterval(float(knob.split("=", 1)[1]))
         if knob.startswith("inflight="):
             # group commit: how many raft rounds may be under way at once
-            import server.group_commit as _gc
+            import caravan.server.group_commit as _gc
             _n = int(knob.split("=", 1)[1])
             _orig_init = _gc.GroupCommit.__init__
 
@@ -67,7 +67,7 @@ if _knobs and "server.cli" in _argv:
         import collections
         import threading
         import time as _time
-        import server.raft as _raft
+        import caravan.server.raft as _raft
         _counts = collections.Counter()
         # counted where they leave: below _Transport.send, which may hold some back
         from pysyncobj.transport import TCPTransport as _TCP
@@ -89,7 +89,7 @@ if _knobs and "server.cli" in _argv:
             return _orig(self, node, message)
         _TCP.send = _send
 
-        import server.group_commit as _gcm
+        import caravan.server.group_commit as _gcm
         _groups = []
         _orig_gc_init = _gcm.GroupCommit.__init__
 

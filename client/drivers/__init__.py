@@ -2,10 +2,10 @@
 default only in ``-dev`` mode, as in Nomad), ``docker`` when a docker engine answers."""
 from __future__ import annotations
 
-from client.drivers.docker import DockerDriver
-from client.drivers.mock import MockDriver
-from client.drivers.raw_exec import RawExecDriver
-from client.fingerprint import driver_info
+from caravan.client.drivers.docker import DockerDriver
+from caravan.client.drivers.mock import MockDriver
+from caravan.client.drivers.raw_exec import RawExecDriver
+from caravan.client.fingerprint import driver_info
 
 
 def available_drivers(raw_exec: bool) -> tuple[dict, dict]:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from fsm.structs import Allocation, Task
+from caravan.fsm.structs import Allocation, Task
 
 
 class DriverError(Exception):

@@ -22,8 +22,8 @@ import urllib.parse
 
 import httpx
 
-from client.drivers.base import DriverError, ExitResult, TaskContext
-from client.taskenv import networks
+from caravan.client.drivers.base import DriverError, ExitResult, TaskContext
+from caravan.client.taskenv import networks
 
 API = "v1.41"
 

@@ -15,9 +15,9 @@ import os
 import shutil
 import signal as signals
 
-from client.drivers.base import DriverError, ExitResult, TaskContext
-from client.logs import pump
-from client.proc import Child, spawn
+from caravan.client.drivers.base import DriverError, ExitResult, TaskContext
+from caravan.client.logs import pump
+from caravan.client.proc import Child, spawn
 
 SETPRIV = shutil.which("setpriv")
 

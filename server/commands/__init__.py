@@ -16,9 +16,9 @@ NOUNS = ("job", "node", "alloc", "eval", "deployment", "server", "scaling")
 def main(argv: list[str], transport=None) -> int:
     import click
 
-    from server.commands.client import CommandError
-    from server.commands.output import err
-    from server.commands.root import cli
+    from caravan.server.commands.client import CommandError
+    from caravan.server.commands.output import err
+    from caravan.server.commands.root import cli
 
     try:
         rv = cli.main(args=argv, prog_name="caravan", standalone_mode=False,

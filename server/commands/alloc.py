@@ -7,11 +7,11 @@ import sys
 import click
 from rich.text import Text
 
-from server.commands.client import Client, CommandError, find_by_prefix
-from server.commands.monitor import monitor
-from server.commands.options import json_option, verbose_option, with_client
-from server.commands.output import age, emit_json, fmt_time, heading, kv, out, short, table
-from server.commands.render import status_text
+from caravan.server.commands.client import Client, CommandError, find_by_prefix
+from caravan.server.commands.monitor import monitor
+from caravan.server.commands.options import json_option, verbose_option, with_client
+from caravan.server.commands.output import age, emit_json, fmt_time, heading, kv, out, short, table
+from caravan.server.commands.render import status_text
 
 
 @click.group(name="alloc")

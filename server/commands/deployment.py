@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from server.commands.client import Client, find_by_prefix
-from server.commands.options import json_option, verbose_option, with_client
-from server.commands.output import emit_json, heading
-from server.commands.render import deployment_block, deployment_groups
+from caravan.server.commands.client import Client, find_by_prefix
+from caravan.server.commands.options import json_option, verbose_option, with_client
+from caravan.server.commands.output import emit_json, heading
+from caravan.server.commands.render import deployment_block, deployment_groups
 
 
 @click.group(name="deployment")

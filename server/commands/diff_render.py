@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from server.commands.output import out
+from caravan.server.commands.output import out
 
 MARK = {"Added": ("+", "green"), "Deleted": ("-", "red"), "Edited": ("+/-", "yellow"),
         "None": ("", "")}

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from server.commands.client import Client, find_by_prefix
-from server.commands.options import json_option, verbose_option, with_client
-from server.commands.output import emit_json, fmt_time, heading, kv, short
-from server.commands.render import alloc_rows, failed_placements, print_lines
+from caravan.server.commands.client import Client, find_by_prefix
+from caravan.server.commands.options import json_option, verbose_option, with_client
+from caravan.server.commands.output import emit_json, fmt_time, heading, kv, short
+from caravan.server.commands.render import alloc_rows, failed_placements, print_lines
 
 
 @click.group(name="eval")

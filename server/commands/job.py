@@ -8,13 +8,13 @@ import sys
 import click
 from rich.text import Text
 
-from server.commands.client import Client, CommandError, quote_id
-from server.commands.diff_render import render_job_diff
-from server.commands.jobfile import load_job, with_vars
-from server.commands.monitor import monitor
-from server.commands.options import json_option, verbose_option, with_client
-from server.commands.output import emit_json, fmt_time, heading, kv, out, short, table
-from server.commands.render import (alloc_rows, children_rows, deployment_block,
+from caravan.server.commands.client import Client, CommandError, quote_id
+from caravan.server.commands.diff_render import render_job_diff
+from caravan.server.commands.jobfile import load_job, with_vars
+from caravan.server.commands.monitor import monitor
+from caravan.server.commands.options import json_option, verbose_option, with_client
+from caravan.server.commands.output import emit_json, fmt_time, heading, kv, out, short, table
+from caravan.server.commands.render import (alloc_rows, children_rows, deployment_block,
                                     failed_placements, print_lines, status_text, summary_rows)
 
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from server.commands.client import Client, CommandError
+from caravan.server.commands.client import Client, CommandError
 
 PARSE_FAILED = "Failed to parse job file: "  # server/http/job_parse.py
 

@@ -9,9 +9,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from server.commands.client import Client
-from server.commands.output import out, short
-from server.commands.render import failed_placements, print_lines
+from caravan.server.commands.client import Client
+from caravan.server.commands.output import out, short
+from caravan.server.commands.render import failed_placements, print_lines
 
 TERMINAL_EVAL = ("complete", "failed", "canceled", "cancelled")
 WAIT = "10s"

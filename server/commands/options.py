@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from server.commands.client import Client, resolve_address
+from caravan.server.commands.client import Client, resolve_address
 
 
 def with_client(f):

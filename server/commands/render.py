@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
-from server.commands.output import age, kv, out, short, table
+from caravan.server.commands.output import age, kv, out, short, table
 
 STATUS_STYLE = {"running": "green", "complete": "green", "successful": "green",
                 "failed": "red", "lost": "red", "blocked": "yellow", "pending": "yellow",

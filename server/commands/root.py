@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from server.commands import alloc, deployment, evaluation, job, node, scaling, server
+from caravan.server.commands import alloc, deployment, evaluation, job, node, scaling, server
 
 
 @click.group(context_settings={"help_option_names": ["-h", "-help", "--help"]})

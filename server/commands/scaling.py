@@ -7,9 +7,9 @@ import json
 import click
 from rich.text import Text
 
-from server.commands.client import Client, find_by_prefix
-from server.commands.options import json_option, verbose_option, with_client
-from server.commands.output import emit_json, heading, kv, out, short, table
+from caravan.server.commands.client import Client, find_by_prefix
+from caravan.server.commands.options import json_option, verbose_option, with_client
+from caravan.server.commands.output import emit_json, heading, kv, out, short, table
 
 
 @click.group(name="scaling")

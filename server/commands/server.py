@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from server.commands.client import Client
-from server.commands.options import json_option, with_client
-from server.commands.output import emit_json, table
+from caravan.server.commands.client import Client
+from caravan.server.commands.options import json_option, with_client
+from caravan.server.commands.output import emit_json, table
 
 
 @click.group(name="server")

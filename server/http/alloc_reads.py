@@ -15,11 +15,11 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from fsm import schema as t
-from fsm.store import State
-from server.http.common import (ApiError, blocking_read, check_method, parse_bool, query_bool,
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.server.http.common import (ApiError, blocking_read, check_method, parse_bool, query_bool,
                                 query_options, read_row)
-from server.http.job_reads import alloc_stub
+from caravan.server.http.job_reads import alloc_stub
 
 GET = ("GET",)
 UUID_LENGTH = 36

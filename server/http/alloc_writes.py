@@ -7,13 +7,13 @@ import time
 
 from starlette.requests import Request
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.structs import DesiredTransition, Evaluation
-from server import ids
-from server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.structs import DesiredTransition, Evaluation
+from caravan.server import ids
+from caravan.server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
                                 query_bool)
-from server.http.job_writes import submit, write_reply
+from caravan.server.http.job_writes import submit, write_reply
 
 
 def stop_entry(alloc, no_shutdown_delay: bool, now_ns: int | None = None) -> e.AllocDesiredTransition:

@@ -16,9 +16,9 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from client.logs import LogFiles
-from fsm import schema as t
-from server.http.common import ApiError, agent, parse_bool
+from caravan.client.logs import LogFiles
+from caravan.fsm import schema as t
+from caravan.server.http.common import ApiError, agent, parse_bool
 
 FORWARDED = "X-Caravan-Forwarded"
 

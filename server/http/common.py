@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import msgspec
 
-from fsm.structs import Record
-from server.http.nulls import without_nulls
-from server.jobspec.duration import parse_go_duration
+from caravan.fsm.structs import Record
+from caravan.server.http.nulls import without_nulls
+from caravan.server.jobspec.duration import parse_go_duration
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response

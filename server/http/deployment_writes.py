@@ -11,17 +11,17 @@ import time
 
 from starlette.requests import Request
 
-from fsm import deployments as dep
-from fsm import entries as e
-from fsm import schema as t
-from fsm.store import State
-from fsm.structs import Deployment
-from fsm.times import format_rfc3339
-from scheduler.deployment_watcher import deployment_eval, failure
-from server import ids
-from server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
+from caravan.fsm import deployments as dep
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.fsm.structs import Deployment
+from caravan.fsm.times import format_rfc3339
+from caravan.scheduler.deployment_watcher import deployment_eval, failure
+from caravan.server import ids
+from caravan.server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
                                 go_fields, read_json)
-from server.http.job_writes import _bool_option, submit, write_reply
+from caravan.server.http.job_writes import _bool_option, submit, write_reply
 
 
 async def _body(request: Request, deployment_id: str, fields: tuple[str, ...]) -> dict:

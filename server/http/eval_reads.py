@@ -10,10 +10,10 @@ from __future__ import annotations
 import msgspec
 from starlette.requests import Request
 
-from fsm import schema as t
-from fsm.store import State
-from server.http.alloc_reads import GET, by_creation, listed, require_uuid, stub
-from server.http.common import (ApiError, blocking_read, check_method, query_bool,
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.server.http.alloc_reads import GET, by_creation, listed, require_uuid, stub
+from caravan.server.http.common import (ApiError, blocking_read, check_method, query_bool,
                                 query_options, read_json)
 
 # Nomad's structs.MaxUUIDsPerWriteRequest

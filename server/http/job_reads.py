@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from fsm import schema as t
-from fsm.store import State
-from server.http.common import ApiError, blocking_read, query_bool, read_row
-from server.jobspec.diff import versions_diffs
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.server.http.common import ApiError, blocking_read, query_bool, read_row
+from caravan.server.jobspec.diff import versions_diffs
 
 
 def job_stub(job, summary) -> dict:

@@ -19,20 +19,20 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.jobs import dispatch_rejection
-from fsm.scaling import with_policy_ids
-from fsm.structs import Evaluation, Job
-from server import ids
-from server.http.common import (ApiError, agent, body_value, consistent_state, convert,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.jobs import dispatch_rejection
+from caravan.fsm.scaling import with_policy_ids
+from caravan.fsm.structs import Evaluation, Job
+from caravan.server import ids
+from caravan.server.http.common import (ApiError, agent, body_value, consistent_state, convert,
                                 json_response, parse_bool, query_bool, read_json)
-from server.http.job_reads import alloc_stub, require_job
-from scheduler.dry_run import dry_run
-from server.jobspec.canonicalize import canonicalize, inherit_job_migrate
-from server.jobspec.diff import job_diff
-from server.jobspec.periodic import next_launch_rfc3339
-from server.jobspec.validate import format_errors, validate_job, validate_update
+from caravan.server.http.job_reads import alloc_stub, require_job
+from caravan.scheduler.dry_run import dry_run
+from caravan.server.jobspec.canonicalize import canonicalize, inherit_job_migrate
+from caravan.server.jobspec.diff import job_diff
+from caravan.server.jobspec.periodic import next_launch_rfc3339
+from caravan.server.jobspec.validate import format_errors, validate_job, validate_update
 
 DISPATCH_PAYLOAD_LIMIT = 16 * 1024
 

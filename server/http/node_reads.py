@@ -9,10 +9,10 @@ from __future__ import annotations
 import msgspec
 from starlette.requests import Request
 
-from fsm import schema as t
-from fsm.store import State
-from server.http.alloc_reads import GET, by_creation, full_alloc, require_uuid
-from server.http.common import (blocking_read, check_method, query_bool, query_options,
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.server.http.alloc_reads import GET, by_creation, full_alloc, require_uuid
+from caravan.server.http.common import (blocking_read, check_method, query_bool, query_options,
                                 read_row)
 
 

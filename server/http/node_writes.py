@@ -12,16 +12,16 @@ import time
 import msgspec
 from starlette.requests import Request
 
-from fsm import entries as e
-from fsm import nodes
-from fsm import schema as t
-from fsm.store import State
-from fsm.structs import DrainStrategy, Node
-from server.heartbeats import node_update_evals
-from server.http.alloc_reads import require_uuid
-from server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
+from caravan.fsm import entries as e
+from caravan.fsm import nodes
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.fsm.structs import DrainStrategy, Node
+from caravan.server.heartbeats import node_update_evals
+from caravan.server.http.alloc_reads import require_uuid
+from caravan.server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
                                 convert, read_json)
-from server.http.job_writes import submit, write_reply
+from caravan.server.http.job_writes import submit, write_reply
 
 
 class DrainSpec(msgspec.Struct, forbid_unknown_fields=False):

@@ -13,13 +13,13 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.store import State
-from fsm.structs import ScalingEvent
-from server.http.common import (ApiError, WRITE_METHODS, agent, blocking_read, check_method,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.store import State
+from caravan.fsm.structs import ScalingEvent
+from caravan.server.http.common import (ApiError, WRITE_METHODS, agent, blocking_read, check_method,
                                 query_options, read_json, read_row)
-from server.http.job_writes import _now_ns, new_eval, submit, write_reply
+from caravan.server.http.job_writes import _now_ns, new_eval, submit, write_reply
 
 GET = ("GET",)
 _COUNT_MAX = 2 ** 63 - 1     # TaskGroup.Count is a Go int

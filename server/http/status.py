@@ -7,9 +7,9 @@ from importlib import metadata
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fsm.store import state_hash
-from server.http.common import ApiError, agent, check_method, json_response
-from server.raft import NoLeaderError
+from caravan.fsm.store import state_hash
+from caravan.server.http.common import ApiError, agent, check_method, json_response
+from caravan.server.raft import NoLeaderError
 
 
 LEADER_POLL = 0.05
@@ -125,5 +125,5 @@ async def client_health(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """``/v1/metrics``: this agent's counters (see server/metrics.py)."""
-    from server.metrics import METRICS
+    from caravan.server.metrics import METRICS
     return JSONResponse(METRICS.snapshot())

@@ -6,10 +6,10 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scheduler.core_gc import FORCE, collect
-from server import ids
-from server.http.common import WRITE_METHODS, agent, check_method, consistent_state
-from server.metrics import count_collected
+from caravan.scheduler.core_gc import FORCE, collect
+from caravan.server import ids
+from caravan.server.http.common import WRITE_METHODS, agent, check_method, consistent_state
+from caravan.server.metrics import count_collected
 
 
 async def garbage_collect(request: Request) -> Response:

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect
 
-from fsm.structs import (
+from caravan.fsm.structs import (
     ScalingPolicy,
     Constraint,
     EphemeralDisk,

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from fsm.structs import (
+from caravan.fsm.structs import (
     Job,
     NetworkResource,
     Port,

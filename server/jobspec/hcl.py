@@ -15,9 +15,9 @@ from typing import Any
 from lark import Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
-from server.jobspec.hcl_blocks import JOB, Context, Item, check_labels, read_body
-from server.jobspec.hcl_eval import Evaluator, HclError, error_at, position
-from server.jobspec.hcl_types import convert_variable, type_constraint
+from caravan.server.jobspec.hcl_blocks import JOB, Context, Item, check_labels, read_body
+from caravan.server.jobspec.hcl_eval import Evaluator, HclError, error_at, position
+from caravan.server.jobspec.hcl_types import convert_variable, type_constraint
 
 class JobFileError(Exception):
     """A job file that cannot be turned into a job; the message names the position."""

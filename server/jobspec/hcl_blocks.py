@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 from lark import Tree
 
-from server.jobspec.duration import parse_go_duration
-from server.jobspec.hcl_eval import Evaluator, HclError, children, error_at
+from caravan.server.jobspec.duration import parse_go_duration
+from caravan.server.jobspec.hcl_eval import Evaluator, HclError, children, error_at
 
 
 @dataclass

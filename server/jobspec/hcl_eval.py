@@ -21,7 +21,7 @@ from typing import Any
 
 from lark import Token, Tree
 
-from server.jobspec.hcl_functions import FUNCTIONS, to_string
+from caravan.server.jobspec.hcl_functions import FUNCTIONS, to_string
 
 
 class HclError(Exception):

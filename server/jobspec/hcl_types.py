@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-from server.jobspec.hcl_eval import as_number, children, error_at
+from caravan.server.jobspec.hcl_eval import as_number, children, error_at
 
 PRIMITIVES = ("string", "number", "bool", "any")
 COLLECTIONS = ("list", "set", "map")

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from fsm.structs import Job
+from caravan.fsm.structs import Job
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 NS = 1_000_000_000

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 
-from fsm.structs import (
+from caravan.fsm.structs import (
     Affinity,
     Constraint,
     Job,
@@ -45,7 +45,7 @@ from fsm.structs import (
     UpdateStrategy,
     VolumeRequest,
 )
-from server.jobspec.periodic import cron
+from caravan.server.jobspec.periodic import cron
 
 SECOND = 1_000_000_000
 JOB_TYPES = ("_core", "service", "batch", "system", "sysbatch")

@@ -37,16 +37,16 @@ import grpc
 import msgspec
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import reschedule
-from fsm import schema as t
-from fsm.structs import (Evaluation, NetworkResource, Node, NodeCpuResources, NodeDiskResources,
+from caravan.fsm import entries as e
+from caravan.fsm import reschedule
+from caravan.fsm import schema as t
+from caravan.fsm.structs import (Evaluation, NetworkResource, Node, NodeCpuResources, NodeDiskResources,
                          NodeMemoryResources, NodeResources, Port, Resources)
-from server import ids
-from server.metrics import METRICS
-from server.heartbeats import HeartbeatTracker, node_update_evals
-from server.rpc.pb import node_pb2 as pb
-from server.rpc.pb import node_pb2_grpc as pb_grpc
+from caravan.server import ids
+from caravan.server.metrics import METRICS
+from caravan.server.heartbeats import HeartbeatTracker, node_update_evals
+from caravan.proto import node_pb2 as pb
+from caravan.proto import node_pb2_grpc as pb_grpc
 
 log = logging.getLogger("caravan.rpc.node")
 
@@ -77,7 +77,7 @@ def computed_class(node: Node) -> str:
     global _computed_class_fn
     if _computed_class_fn is None:
         try:
-            from scheduler.feasible import computed_class as fn
+            from caravan.scheduler.feasible import computed_class as fn
         except Exception:   # scheduler not built (or broken): keep registrations working
             fn = _local_computed_class
         _computed_class_fn = fn

@@ -27,13 +27,13 @@ import time
 import grpc
 import msgspec
 
-from fsm.structs import Evaluation
-from scheduler.plan import Plan, PlanResult
-from scheduler.worker import Worker
-from server import ids
-from server.metrics import METRICS
-from server.rpc.pb import scheduling_pb2 as pb
-from server.rpc.pb import scheduling_pb2_grpc as pb_grpc
+from caravan.fsm.structs import Evaluation
+from caravan.scheduler.plan import Plan, PlanResult
+from caravan.scheduler.worker import Worker
+from caravan.server import ids
+from caravan.server.metrics import METRICS
+from caravan.proto import scheduling_pb2 as pb
+from caravan.proto import scheduling_pb2_grpc as pb_grpc
 
 log = logging.getLogger("caravan.scheduling")
 
@@ -241,7 +241,7 @@ class FollowerWorkers:
     idle while it leads (then ``LeaderServices`` runs the local ones)."""
 
     def __init__(self, agent, count: int):
-        from scheduler.generic import compute_plan  # the scheduler proper, as in leader.py
+        from caravan.scheduler.generic import compute_plan  # the scheduler proper, as in leader.py
         self._leader = _Leader(agent)
         self.workers = []
         for i in range(count):

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from server.http.common import MAX_BODY_BYTES
-from server.jobspec.validate import format_errors
+from caravan.server.http.common import MAX_BODY_BYTES
+from caravan.server.jobspec.validate import format_errors
 from tests.http.helpers import (assert_error, assert_write_headers, batch_job, enc, observe,
                                 parameterized_job, periodic_job, register, service_job, settle,
                                 task, uid)

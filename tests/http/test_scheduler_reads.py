@@ -13,18 +13,18 @@ import uuid
 import httpx
 import pytest
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.apply import FSM
-from fsm.store import Txn
-from fsm.structs import (AllocMetric, Allocation, Deployment, DeploymentState, DriverInfo,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.apply import FSM
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import (AllocMetric, Allocation, Deployment, DeploymentState, DriverInfo,
                          Evaluation, Job, NetworkResource, Node, NodeCpuResources,
                          NodeDiskResources, NodeMemoryResources, NodeReservedNetworkResources,
                          NodeReservedResources, NodeResources, Port, Resources, Task, TaskGroup,
                          TaskState)
-from server.http.app import build_app
-from server.http.job_reads import alloc_stub
-from server.notify import Notifier
+from caravan.server.http.app import build_app
+from caravan.server.http.job_reads import alloc_stub
+from caravan.server.notify import Notifier
 from tests.http.helpers import (assert_error, assert_read_headers, index_of, register,
                                 service_job, uid)
 

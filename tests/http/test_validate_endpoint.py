@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.jobspec.validate import format_errors
+from caravan.server.jobspec.validate import format_errors
 from tests.http.helpers import (assert_error, assert_write_headers, enc, observe,
                                 service_job, uid)
 

@@ -10,8 +10,8 @@ from collections import defaultdict
 
 import msgspec
 
-from fsm.structs import Allocation, Node
-from scheduler.rank import alloc_usage, node_capacity
+from caravan.fsm.structs import Allocation, Node
+from caravan.scheduler.rank import alloc_usage, node_capacity
 from tests.nemesis.history import Op
 
 # --- the model: one job ID as a register of (Version, Meta.w, Stop), or None --------------

@@ -37,14 +37,14 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import schema as t
-from fsm.allocs import summarize
-from fsm.scaling import TRACKED_EVENTS
-from fsm.node_events import MAX_NODE_EVENTS
-from fsm.store import State, Txn, state_hash
-from scheduler.ports import alloc_networks
-from scheduler.rank import alloc_usage, node_capacity
-from server.rpc.node import parse_port_ranges
+from caravan.fsm import schema as t
+from caravan.fsm.allocs import summarize
+from caravan.fsm.scaling import TRACKED_EVENTS
+from caravan.fsm.node_events import MAX_NODE_EVENTS
+from caravan.fsm.store import State, Txn, state_hash
+from caravan.scheduler.ports import alloc_networks
+from caravan.scheduler.rank import alloc_usage, node_capacity
+from caravan.server.rpc.node import parse_port_ranges
 from tests.sim.memlog import InvariantViolation
 
 

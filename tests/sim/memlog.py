@@ -28,10 +28,10 @@ import asyncio
 import random
 from typing import Callable
 
-from fsm import entries
-from fsm.apply import FSM
-from fsm.store import State, decode_state, encode_state
-from server.raft import ApplyTimeout, NoLeaderError
+from caravan.fsm import entries
+from caravan.fsm.apply import FSM
+from caravan.fsm.store import State, decode_state, encode_state
+from caravan.server.raft import ApplyTimeout, NoLeaderError
 
 APPLY_TIMEOUT = 10.0     # RaftSettings.apply_timeout
 LEADER_HOLD = 5.0        # RaftSettings.leader_hold

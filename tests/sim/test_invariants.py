@@ -8,12 +8,12 @@ import random
 import pytest
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.allocs import refresh_summary
-from fsm.apply import FSM
-from fsm.store import Txn
-from fsm.structs import NetworkResource, Port
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.allocs import refresh_summary
+from caravan.fsm.apply import FSM
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import NetworkResource, Port
 from tests.sim.invariants import SameStateHashes, StateChecks
 from tests.sim.memlog import InvariantViolation, MemRaft
 from tests.sim.vloop import Deadlock, VirtualTimeLoop
@@ -100,7 +100,7 @@ def test_an_alloc_of_an_unknown_job_or_node_fails(placed):
 
 
 def test_an_alloc_on_a_node_without_its_host_volume_fails(placed):
-    from fsm.structs import ClientHostVolumeConfig, VolumeRequest
+    from caravan.fsm.structs import ClientHostVolumeConfig, VolumeRequest
     a = placed.by_index(t.ALLOCS, "job", "web")[0]
     tg = replace(a.Job.TaskGroups[0], Volumes={
         "d": VolumeRequest(Name="d", Type="host", Source="data")})
@@ -119,7 +119,7 @@ def test_an_alloc_on_a_node_without_its_host_volume_fails(placed):
 
 
 def test_a_node_usage_total_that_drifted_fails(placed):
-    from fsm.store import State, TableState
+    from caravan.fsm.store import State, TableState
     ts = placed.tables[t.ALLOCS]
     node_id = placed.by_index(t.ALLOCS, "job", "web")[0].NodeID
     cpu, mem, disk = placed.total(t.ALLOCS, "node_usage", node_id)
@@ -131,7 +131,7 @@ def test_a_node_usage_total_that_drifted_fails(placed):
 
 
 def test_job_counts_that_drifted_fail(placed):
-    from fsm.store import State, TableState
+    from caravan.fsm.store import State, TableState
     ts = placed.tables[t.ALLOCS]
     counts = ts.indexes["job_counts"]
     (inner, sums), = counts["web"].items()
@@ -198,7 +198,7 @@ def test_the_virtual_loop_jumps_time_and_reports_a_deadlock():
 
 
 def test_a_scaling_policy_without_its_block_fails(placed):
-    from fsm.structs import ScalingPolicy
+    from caravan.fsm.structs import ScalingPolicy
     stray = ScalingPolicy(ID="p1", Type="horizontal", Target={"Namespace": "default",
                                                              "Job": "web", "Group": "g"},
                           Min=0, Max=3, Enabled=True, CreateIndex=1, ModifyIndex=1)

@@ -10,9 +10,9 @@ import random
 import subprocess
 import sys
 
-from fsm.apply import FSM
-from server.log import ReplicatedLog
-from server.raft import RaftNode, RaftSettings
+from caravan.fsm.apply import FSM
+from caravan.server.log import ReplicatedLog
+from caravan.server.raft import RaftNode, RaftSettings
 from tests.sim.memlog import MemRaft
 from tests.sim.world import SimConfig, run_seed
 

@@ -26,27 +26,27 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.entries import AllocClientState
-from fsm.ids import uuid4_from
-from fsm.jobs import dispatch_rejection
-from fsm.store import state_hash
-from fsm.times import format_rfc3339
-from fsm.structs import (AllocDeploymentStatus, Allocation, ClientHostVolumeConfig,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.entries import AllocClientState
+from caravan.fsm.ids import uuid4_from
+from caravan.fsm.jobs import dispatch_rejection
+from caravan.fsm.store import state_hash
+from caravan.fsm.times import format_rfc3339
+from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, ClientHostVolumeConfig,
                          DriverInfo, Job, NetworkResource, Node, NodeCpuResources,
                          NodeDiskResources, NodeMemoryResources, NodeReservedNetworkResources,
                          NodeReservedResources, NodeResources)
-from scheduler.core_gc import CoreGarbageCollector, Thresholds
-from scheduler.drainer import NodeDrainer
-from server import ids
-from server.heartbeats import HeartbeatTracker
-from server.http import alloc_writes, job_writes, node_writes, scale
-from server.leader import LeaderServices, begin_leadership
-from server.notify import Notifier
-from server.raft import ApplyTimeout, NoLeaderError
-from server.rpc.node import NodeService
-from server.rpc.pb import node_pb2 as pb
+from caravan.scheduler.core_gc import CoreGarbageCollector, Thresholds
+from caravan.scheduler.drainer import NodeDrainer
+from caravan.server import ids
+from caravan.server.heartbeats import HeartbeatTracker
+from caravan.server.http import alloc_writes, job_writes, node_writes, scale
+from caravan.server.leader import LeaderServices, begin_leadership
+from caravan.server.notify import Notifier
+from caravan.server.raft import ApplyTimeout, NoLeaderError
+from caravan.server.rpc.node import NodeService
+from caravan.proto import node_pb2 as pb
 from tests.sim.invariants import SameStateHashes, StateChecks
 from tests.sim.memlog import InvariantViolation, MemRaft, Replica
 from tests.sim.vloop import Deadlock, VirtualTimeLoop

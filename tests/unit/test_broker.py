@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from fsm.structs import Evaluation
-from scheduler.broker import EvalBroker
+from caravan.fsm.structs import Evaluation
+from caravan.scheduler.broker import EvalBroker
 
 
 def ev(i: str, job: str, priority: int = 50, index: int = 1) -> Evaluation:

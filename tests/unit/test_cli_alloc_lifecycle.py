@@ -1,7 +1,7 @@
 """``caravan alloc status``: tasks listed in Nomad's order with their lifecycle hook."""
 from __future__ import annotations
 
-from server.commands.alloc import sorted_task_names, task_lifecycles
+from caravan.server.commands.alloc import sorted_task_names, task_lifecycles
 
 
 def test_lifecycle_tasks_come_first_and_are_labelled():

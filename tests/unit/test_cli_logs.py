@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.commands import main
+from caravan.server.commands import main
 
 ALLOC = "5a3c2d1e-0000-4000-8000-000000000001"
 

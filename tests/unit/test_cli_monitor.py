@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from server.commands import main
+from caravan.server.commands import main
 
 EVAL = "e0000000-0000-4000-8000-000000000001"
 DEPLOY = "d0000000-0000-4000-8000-000000000001"

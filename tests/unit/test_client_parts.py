@@ -13,18 +13,18 @@ import tarfile
 import pytest
 from msgspec.structs import replace
 
-from client import lifecycle as lc
-from client.alloc_runner import client_status
-from client.checks import address, checks_for
-from client.drivers.base import TaskDirs
-from client.logs import LogFiles, RotatingLog
-from client.prestart import (PrestartError, fetch_artifact, inside, render, render_template,
+from caravan.client import lifecycle as lc
+from caravan.client.alloc_runner import client_status
+from caravan.client.checks import address, checks_for
+from caravan.client.drivers.base import TaskDirs
+from caravan.client.logs import LogFiles, RotatingLog
+from caravan.client.prestart import (PrestartError, fetch_artifact, inside, render, render_template,
                              write_payload)
-from client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
-from client.taskenv import (alloc_index, interpolate, interpolate_service, interpolate_value,
+from caravan.client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
+from caravan.client.taskenv import (alloc_index, interpolate, interpolate_service, interpolate_value,
                             port_env, task_env)
-from client.volumes import Mount, link_mounts, link_path, task_mounts
-from fsm.structs import (Allocation, ClientHostVolumeConfig, Job, NetworkResource, Node, Port,
+from caravan.client.volumes import Mount, link_mounts, link_path, task_mounts
+from caravan.fsm.structs import (Allocation, ClientHostVolumeConfig, Job, NetworkResource, Node, Port,
                          Resources, RestartPolicy, Service, ServiceCheck, TaskArtifact,
                          TaskGroup, Task, TaskLifecycleConfig, TaskState, Template, VolumeMount,
                          VolumeRequest)
@@ -357,7 +357,7 @@ def test_rotation_keeps_the_newest_files_and_reading_joins_them(tmp_path):
 
 
 def _check_env(port: int):
-    from fsm.structs import Service, ServiceCheck
+    from caravan.fsm.structs import Service, ServiceCheck
     net = NetworkResource(IP="127.0.0.1", DynamicPorts=[Port(Label="http", Value=port)])
     task = Task(Name="web")
     alloc = Allocation(ID="a", TaskResources={"web": Resources(Networks=[net])})
@@ -365,7 +365,7 @@ def _check_env(port: int):
 
 
 def test_tcp_http_and_script_checks(tmp_path):
-    from client.checks import CRITICAL, PASSING, WARNING, CheckRunner
+    from caravan.client.checks import CRITICAL, PASSING, WARNING, CheckRunner
 
     async def scenario():
         async def handle(reader, writer):
@@ -407,8 +407,8 @@ def test_tcp_http_and_script_checks(tmp_path):
 
 
 def test_health_waits_for_min_healthy_time_and_checks():
-    from client.alloc_runner import HealthWatch
-    from fsm.structs import UpdateStrategy
+    from caravan.client.alloc_runner import HealthWatch
+    from caravan.fsm.structs import UpdateStrategy
 
     async def scenario():
         results = []

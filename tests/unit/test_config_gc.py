@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.config import ConfigError, parse
+from caravan.server.config import ConfigError, parse
 
 SERVERS = [{"name": "a", "http": "127.0.0.1:1", "rpc": "127.0.0.1:2", "raft": "127.0.0.1:3"}]
 

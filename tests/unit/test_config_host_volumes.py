@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from server.config import ConfigError, parse, parse_host_volume_flag
+from caravan.server.config import ConfigError, parse, parse_host_volume_flag
 
 SERVERS = '[[servers]]\nname = "s1"\nhttp = "127.0.0.1:1"\nrpc = "127.0.0.1:2"\nraft = "127.0.0.1:3"\n'
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.config import ConfigError, parse
+from caravan.server.config import ConfigError, parse
 
 
 def servers(**peers) -> dict:

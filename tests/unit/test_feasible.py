@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from fsm.structs import (AllocMetric, Allocation, ClientHostVolumeConfig, Constraint,
+from caravan.fsm.structs import (AllocMetric, Allocation, ClientHostVolumeConfig, Constraint,
                          DriverInfo, Job, NetworkResource, Node, NodeResources, Port, Task,
                          TaskGroup, VolumeRequest)
-from scheduler import feasible as f
+from caravan.scheduler import feasible as f
 
 
 def make_node(**kw) -> Node:

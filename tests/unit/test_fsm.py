@@ -7,11 +7,11 @@ import msgspec
 import pytest
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.apply import FSM
-from fsm.store import decode_state, encode_state, state_hash
-from fsm.structs import (Evaluation, Job, ParameterizedJobConfig, PeriodicConfig, Task,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.apply import FSM
+from caravan.fsm.store import decode_state, encode_state, state_hash
+from caravan.fsm.structs import (Evaluation, Job, ParameterizedJobConfig, PeriodicConfig, Task,
                          TaskGroup)
 
 
@@ -357,7 +357,7 @@ def test_a_held_body_applies_exactly_as_its_bytes_do(seed, monkeypatch):
 
 
 def test_held_bodies_are_bounded():
-    from fsm.apply import HELD_LIMIT
+    from caravan.fsm.apply import HELD_LIMIT
     fsm = FSM()
     for i in range(HELD_LIMIT + 5):
         body = e.JobRegister(RequestID=f"r{i}", Job=make_job(f"j{i}"))

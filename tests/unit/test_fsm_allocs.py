@@ -5,11 +5,11 @@ import random
 
 import pytest
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.allocs import summarize
-from fsm.store import Txn
-from fsm.structs import Allocation, Evaluation, Node, Resources
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.allocs import summarize
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import Allocation, Evaluation, Node, Resources
 from tests.unit.test_fsm import Log, assert_replays_identically, make_eval, make_job
 
 
@@ -155,7 +155,7 @@ def test_running_totals_follow_every_write_and_survive_a_snapshot(seed):
     incarnation and group) equal a recount from the rows after each entry of a random
     workload (placements, client updates, stops, re-registrations), after allocations
     are deleted, and in a state restored from a snapshot."""
-    from fsm.store import decode_state, encode_state
+    from caravan.fsm.store import decode_state, encode_state
     from tests.sim.invariants import recount_totals
     log, rng = Log(), random.Random(seed)
     for _ in range(12):

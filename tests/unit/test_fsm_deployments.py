@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import deployments as dep
-from fsm import entries as e
-from fsm import schema as t
-from fsm.structs import AllocDeploymentStatus, Deployment, DeploymentState, Task
-from fsm.times import format_rfc3339, parse_rfc3339
-from scheduler.deployment_watcher import Action, decide
+from caravan.fsm import deployments as dep
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.structs import AllocDeploymentStatus, Deployment, DeploymentState, Task
+from caravan.fsm.times import format_rfc3339, parse_rfc3339
+from caravan.scheduler.deployment_watcher import Action, decide
 from tests.unit.test_fsm import Log, assert_replays_identically, make_eval, make_job
 from tests.unit.test_fsm_allocs import alloc
 
@@ -163,9 +163,9 @@ def test_watcher_service_acts_on_the_deployments_written_since_its_last_pass(mon
     import asyncio
     import itertools
 
-    from fsm.store import decode_state, encode_state
-    from scheduler import deployment_watcher as dw
-    from scheduler.background import WrittenKeys
+    from caravan.fsm.store import decode_state, encode_state
+    from caravan.scheduler import deployment_watcher as dw
+    from caravan.scheduler.background import WrittenKeys
 
     log = Log()
     rolled_out(log)

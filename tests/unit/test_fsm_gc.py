@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.allocs import summarize
-from fsm.store import Txn
-from fsm.structs import Deployment, DeploymentState, ParameterizedJobConfig
-from scheduler.core_gc import FORCE, MAX_IDS, Thresholds, _pack, choose
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.allocs import summarize
+from caravan.fsm.store import Txn
+from caravan.fsm.structs import Deployment, DeploymentState, ParameterizedJobConfig
+from caravan.scheduler.core_gc import FORCE, MAX_IDS, Thresholds, _pack, choose
 from tests.unit.test_fsm import Log, assert_replays_identically, make_eval, make_job
 from tests.unit.test_fsm_allocs import alloc, node
 
@@ -289,8 +289,8 @@ def test_deployments_age_by_the_replicated_time_table():
     threshold old covers it, whichever leader took that sample."""
     import asyncio
 
-    from fsm.gc import WITNESS_SAMPLES, applied_by
-    from scheduler.core_gc import collect
+    from caravan.fsm.gc import WITNESS_SAMPLES, applied_by
+    from caravan.scheduler.core_gc import collect
 
     log = Log()
     service_with_replaced_alloc(log)

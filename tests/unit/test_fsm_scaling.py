@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.scaling import TRACKED_EVENTS
-from fsm.structs import (Allocation, Deployment, DesiredTransition, ScalingEvent, ScalingPolicy,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.scaling import TRACKED_EVENTS
+from caravan.fsm.structs import (Allocation, Deployment, DesiredTransition, ScalingEvent, ScalingPolicy,
                          TaskGroup, Task)
 from tests.unit.test_fsm import Log, make_eval, make_job
 

@@ -1,5 +1,5 @@
 """Request keys matched to fields as Go's encoding/json matches them."""
-from server.http.common import go_fields
+from caravan.server.http.common import go_fields
 
 FIELDS = ("DeploymentID", "HealthyAllocationIDs", "UnhealthyAllocationIDs")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.apply import FSM
-from server.group_commit import GroupCommit
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.apply import FSM
+from caravan.server.group_commit import GroupCommit
 from tests.unit.test_fsm import make_eval, make_job
 
 

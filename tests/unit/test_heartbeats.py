@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.apply import FSM
-from fsm.structs import Allocation, Job, Node, Task, TaskGroup
-from server.heartbeats import HeartbeatTracker, node_update_evals
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.apply import FSM
+from caravan.fsm.structs import Allocation, Job, Node, Task, TaskGroup
+from caravan.server.heartbeats import HeartbeatTracker, node_update_evals
 
 
 class FakeClock:

@@ -7,9 +7,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fsm.structs import Job
-from server.jobspec.canonicalize import canonicalize, inherit_job_migrate
-from server.jobspec.validate import validate_job
+from caravan.fsm.structs import Job
+from caravan.server.jobspec.canonicalize import canonicalize, inherit_job_migrate
+from caravan.server.jobspec.validate import validate_job
 
 SEED = Path("/work/shared/seed/jobs-http-api.txt")
 S = 1_000_000_000

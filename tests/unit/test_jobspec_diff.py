@@ -7,8 +7,8 @@ import copy
 import msgspec
 import pytest
 
-from fsm.structs import Job
-from server.jobspec.diff import job_diff, versions_diffs
+from caravan.fsm.structs import Job
+from caravan.server.jobspec.diff import job_diff, versions_diffs
 
 
 def J(**fields) -> Job:
@@ -501,10 +501,10 @@ def test_versions_diffs_three_versions_newest_first():
 def test_scaling_block_diff_shows_bounds_and_policy_not_ids():
     import msgspec as _msgspec
 
-    from fsm.scaling import with_policy_ids
-    from fsm.structs import Job as _Job
-    from server.jobspec.canonicalize import canonicalize as _canonicalize
-    from server.jobspec.diff import job_diff as _job_diff
+    from caravan.fsm.scaling import with_policy_ids
+    from caravan.fsm.structs import Job as _Job
+    from caravan.server.jobspec.canonicalize import canonicalize as _canonicalize
+    from caravan.server.jobspec.diff import job_diff as _job_diff
 
     def mk(high, policy=True):
         g = {"Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "mock"}]}

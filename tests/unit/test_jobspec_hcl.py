@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.jobspec.hcl import JobFileError, parse_job
-from server.jobspec.hcl_blocks import go_duration_ns
+from caravan.server.jobspec.hcl import JobFileError, parse_job
+from caravan.server.jobspec.hcl_blocks import go_duration_ns
 
 S = 1_000_000_000
 

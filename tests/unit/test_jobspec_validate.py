@@ -8,9 +8,9 @@ import random
 import msgspec
 import pytest
 
-from fsm.structs import Job, Task, TaskGroup
-from server.jobspec.canonicalize import canonicalize
-from server.jobspec.validate import (
+from caravan.fsm.structs import Job, Task, TaskGroup
+from caravan.server.jobspec.canonicalize import canonicalize
+from caravan.server.jobspec.validate import (
     format_errors,
     go_duration,
     validate_job,

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from fsm import entries as e
-from fsm.apply import FSM
-from fsm.store import decode_state
-from fsm.structs import Evaluation
-from server import journal as jm
-from server.journal import DurableJournal, StorageDamaged
+from caravan.fsm import entries as e
+from caravan.fsm.apply import FSM
+from caravan.fsm.store import decode_state
+from caravan.fsm.structs import Evaluation
+from caravan.server import journal as jm
+from caravan.server.journal import DurableJournal, StorageDamaged
 from tests.procs import free_ports, wait_until
 
 
@@ -191,7 +191,7 @@ def test_pysyncobj_journal_is_converted(tmp_path):
 
 def _single_node(tmp_path):
     """An FSM that applied one entry and a (not started) RaftNode over it."""
-    from server.raft import RaftNode, RaftSettings
+    from caravan.server.raft import RaftNode, RaftSettings
 
     fsm = FSM()
     fsm.apply(1, e.encode(e.Noop(RequestID="a")))
@@ -216,7 +216,7 @@ def _snapshot_now(node) -> int:
 def test_background_snapshot_is_renamed_into_place_only_when_durable(tmp_path):
     from pysyncobj.config import SERIALIZER_STATE
 
-    from server.raft import _check_snapshot
+    from caravan.server.raft import _check_snapshot
 
     fsm, node = _single_node(tmp_path)
     path = tmp_path / "raft.snapshot"
@@ -242,7 +242,7 @@ def test_background_snapshot_is_renamed_into_place_only_when_durable(tmp_path):
 def test_snapshot_checksum_catches_damage(tmp_path):
     from pysyncobj.config import SERIALIZER_STATE
 
-    from server.raft import _check_snapshot
+    from caravan.server.raft import _check_snapshot
 
     fsm, node = _single_node(tmp_path)
     path = tmp_path / "raft.snapshot"
@@ -272,7 +272,7 @@ def test_every_applied_write_was_on_disk_on_a_quorum_first(tmp_path, size):
     """In-process raft nodes over loopback. Whenever the submitting node applies an
     entry (after which its client hears OK), a majority of the journals must already
     have fsynced that entry (a single server commits with no message at all)."""
-    from server.raft import RaftNode, RaftSettings
+    from caravan.server.raft import RaftNode, RaftSettings
 
     quorum = size // 2 + 1
     ports = free_ports(size)

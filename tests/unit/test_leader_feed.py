@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm.apply import FSM
-from fsm.store import decode_state, encode_state
-from server import leader
-from server.leader import LeaderServices
-from server.notify import Notifier
+from caravan.fsm import entries as e
+from caravan.fsm.apply import FSM
+from caravan.fsm.store import decode_state, encode_state
+from caravan.server import leader
+from caravan.server.leader import LeaderServices
+from caravan.server.notify import Notifier
 from tests.unit.test_fsm import Log, make_eval, make_job
 
 
@@ -69,7 +69,7 @@ def test_new_pending_evals_reach_the_broker_without_a_full_scan(monkeypatch):
 
 
 def test_written_keys_hands_over_each_key_once_in_order():
-    from scheduler.background import WrittenKeys
+    from caravan.scheduler.background import WrittenKeys
     listeners: list = []
     with WrittenKeys(listeners, "evals") as keys:
         assert len(listeners) == 1
@@ -84,7 +84,7 @@ def test_written_keys_hands_over_each_key_once_in_order():
 def test_extra_workers_take_no_eval_while_clients_write():
     """``ClientWrites`` is quiet only with no write under way and none ended in the last
     ``WRITES_QUIET``; a worker given it as ``may_take`` dequeues nothing until then."""
-    from scheduler.worker import Worker
+    from caravan.scheduler.worker import Worker
     clock = [100.0]
     writes = leader.ClientWrites(clock=lambda: clock[0])
     assert writes.quiet()

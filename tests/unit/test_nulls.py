@@ -8,12 +8,12 @@ import msgspec
 import msgspec.inspect as mi
 import pytest
 
-from fsm import structs
-from fsm.structs import Job, Record
-from server.http.common import ApiError, convert
-from server.http.nulls import without_nulls
-from server.jobspec.canonicalize import canonicalize
-from server.jobspec.validate import validate_job
+from caravan.fsm import structs
+from caravan.fsm.structs import Job, Record
+from caravan.server.http.common import ApiError, convert
+from caravan.server.http.nulls import without_nulls
+from caravan.server.jobspec.canonicalize import canonicalize
+from caravan.server.jobspec.validate import validate_job
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "go-client-requests"
 JOB_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json")

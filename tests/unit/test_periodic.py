@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.structs import PeriodicConfig
-from scheduler.periodic import PeriodicDispatcher
-from server.jobspec.periodic import launch_due
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.structs import PeriodicConfig
+from caravan.scheduler.periodic import PeriodicDispatcher
+from caravan.server.jobspec.periodic import launch_due
 from tests.unit.test_fsm import Log, make_eval, make_job
 
 S = 1_000_000_000

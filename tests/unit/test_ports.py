@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from fsm.structs import (Allocation, NetworkResource, Node, NodeReservedNetworkResources,
+from caravan.fsm.structs import (Allocation, NetworkResource, Node, NodeReservedNetworkResources,
                          NodeReservedResources, NodeResources, Port, Resources)
-from scheduler import ports as p
+from caravan.scheduler import ports as p
 
 
 def make_node(reserved_ports="", mbits=1000, min_port=20000, max_port=32000, nets=None,

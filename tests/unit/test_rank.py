@@ -7,10 +7,10 @@ import random
 import pytest
 from msgspec.structs import replace
 
-from fsm.structs import (AllocMetric, Allocation, EphemeralDisk, Job, NetworkResource, Node,
+from caravan.fsm.structs import (AllocMetric, Allocation, EphemeralDisk, Job, NetworkResource, Node,
                          NodeCpuResources, NodeDiskResources, NodeMemoryResources,
                          NodeReservedResources, NodeResources, Port, Resources, Task, TaskGroup)
-from scheduler import rank as r
+from caravan.scheduler import rank as r
 
 
 def make_node(cpu=4096, mem=8192, disk=100_000, rcpu=0, rmem=0, rdisk=0, node_id="n1",
@@ -289,8 +289,8 @@ def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
     store's running total of the node's usage follows the same writes."""
     from msgspec.structs import replace
 
-    from fsm import schema as t
-    from fsm.store import State, Txn
+    from caravan.fsm import schema as t
+    from caravan.fsm.store import State, Txn
 
     def commit(state, index, *rows):
         txn = Txn(state, index)
@@ -328,10 +328,10 @@ def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
 
 import msgspec  # noqa: E402
 
-from fsm.structs import Affinity, Spread, SpreadTarget  # noqa: E402
-from scheduler import affinity as aff  # noqa: E402
-from scheduler import preemption as pre  # noqa: E402
-from scheduler import spread as sp  # noqa: E402
+from caravan.fsm.structs import Affinity, Spread, SpreadTarget  # noqa: E402
+from caravan.scheduler import affinity as aff  # noqa: E402
+from caravan.scheduler import preemption as pre  # noqa: E402
+from caravan.scheduler import spread as sp  # noqa: E402
 
 
 def dc_node(node_id, dc, **meta):

@@ -12,13 +12,13 @@ import msgspec
 import pytest
 from msgspec.structs import replace
 
-from fsm.structs import (
+from caravan.fsm.structs import (
     Allocation, Constraint, DesiredTransition, DrainStrategy, EphemeralDisk, Job, LogConfig, NetworkResource, Node, Port,
     Resources, RestartPolicy, Service, Task, TaskArtifact, TaskGroup, Template, UpdateStrategy,
     Vault,
 )
-from scheduler.names import NameIndex, alloc_index, alloc_name, removal_order
-from scheduler.reconcile import (
+from caravan.scheduler.names import NameIndex, alloc_index, alloc_name, removal_order
+from caravan.scheduler.reconcile import (
     ALLOC_LOST, ALLOC_MIGRATING, ALLOC_NODE_TAINTED, ALLOC_NOT_NEEDED, DESTRUCTIVE, IGNORE,
     INPLACE, DesiredUpdates, PlaceRequest, classify_update, reconcile, reconcile_system,
     tasks_updated,
@@ -551,11 +551,11 @@ def test_system_job_stop_and_replacement_links_previous_alloc():
 
 # --- rescheduling of failed allocs ---------------------------------------------------------------
 
-from fsm.structs import (AllocDeploymentStatus, Deployment, DeploymentState,  # noqa: E402
+from caravan.fsm.structs import (AllocDeploymentStatus, Deployment, DeploymentState,  # noqa: E402
                          DesiredTransition, RescheduleEvent, ReschedulePolicy,
                          RescheduleTracker, TaskState)
-from fsm.times import format_rfc3339  # noqa: E402
-from scheduler.reconcile import ALLOC_RESCHEDULED, reschedule_decision  # noqa: E402
+from caravan.fsm.times import format_rfc3339  # noqa: E402
+from caravan.scheduler.reconcile import ALLOC_RESCHEDULED, reschedule_decision  # noqa: E402
 
 UNLIMITED = ReschedulePolicy(Attempts=0, Interval=0, Delay=5 * SECOND,
                              DelayFunction="exponential", MaxDelay=60 * SECOND, Unlimited=True)

@@ -12,20 +12,20 @@ import msgspec
 import pytest
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import reschedule as rs
-from fsm import schema as t
-from fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, DeploymentState,
+from caravan.fsm import entries as e
+from caravan.fsm import reschedule as rs
+from caravan.fsm import schema as t
+from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, DeploymentState,
                          DesiredTransition, Evaluation, Job, Node, RescheduleEvent,
                          ReschedulePolicy, RescheduleTracker, Task, TaskGroup, TaskState)
-from fsm.times import format_rfc3339
-from scheduler.broker import EvalBroker
-from scheduler.deployment_watcher import Action, decide, entry_for
-from scheduler.rank import RankedNode, ScoreBoard, node_reschedule_penalty
-from server.jobspec.canonicalize import canonicalize
-from server.jobspec.hcl import parse_job
-from server.jobspec.validate import validate_job
-from server.rpc.node import failure_eval
+from caravan.fsm.times import format_rfc3339
+from caravan.scheduler.broker import EvalBroker
+from caravan.scheduler.deployment_watcher import Action, decide, entry_for
+from caravan.scheduler.rank import RankedNode, ScoreBoard, node_reschedule_penalty
+from caravan.server.jobspec.canonicalize import canonicalize
+from caravan.server.jobspec.hcl import parse_job
+from caravan.server.jobspec.validate import validate_job
+from caravan.server.rpc.node import failure_eval
 from tests.unit.test_fsm import Log
 from tests.unit.test_fsm_allocs import alloc
 

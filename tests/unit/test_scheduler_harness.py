@@ -9,15 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from fsm import entries as e
-from fsm import schema as t
-from fsm.structs import (DriverInfo, Evaluation, Job, NetworkResource, Node, NodeCpuResources,
+from caravan.fsm import entries as e
+from caravan.fsm import schema as t
+from caravan.fsm.structs import (DriverInfo, Evaluation, Job, NetworkResource, Node, NodeCpuResources,
                          NodeDiskResources, NodeMemoryResources, NodeResources)
-from scheduler.generic import compute_plan
-from scheduler.plan_apply import PlanApplier, results_entry
-from scheduler.ports import alloc_networks
-from scheduler.rank import alloc_usage, node_capacity
-from server.jobspec.canonicalize import canonicalize
+from caravan.scheduler.generic import compute_plan
+from caravan.scheduler.plan_apply import PlanApplier, results_entry
+from caravan.scheduler.ports import alloc_networks
+from caravan.scheduler.rank import alloc_usage, node_capacity
+from caravan.server.jobspec.canonicalize import canonicalize
 from tests.unit.test_fsm import Log
 
 

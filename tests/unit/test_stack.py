@@ -6,13 +6,13 @@ import random
 import msgspec
 import pytest
 
-from fsm.structs import (AllocMetric, Allocation, Constraint, DriverInfo, EphemeralDisk, Job,
+from caravan.fsm.structs import (AllocMetric, Allocation, Constraint, DriverInfo, EphemeralDisk, Job,
                          NetworkResource, Node, NodeCpuResources, NodeDiskResources,
                          NodeMemoryResources, NodeReservedResources, NodeResources, Port,
                          Resources, Task, TaskGroup)
-from scheduler.feasible import (FILTER_CLASS_INELIGIBLE, FILTER_DRIVERS, computed_class,
+from caravan.scheduler.feasible import (FILTER_CLASS_INELIGIBLE, FILTER_DRIVERS, computed_class,
                                 constraint_checker)
-from scheduler.stack import Eligibility, Placement, Stack, select_limit, wrapped_checks
+from caravan.scheduler.stack import Eligibility, Placement, Stack, select_limit, wrapped_checks
 
 
 def make_node(i, cpu=4000, mem=8192, drivers=("docker",), dc="dc1", node_class="",
@@ -352,8 +352,8 @@ def test_job_level_escape():
 
 # --- affinities, spreads, preemption in the chain ------------------------------------------
 
-from fsm.structs import Affinity, Spread, SpreadTarget  # noqa: E402
-from scheduler.stack import SPREAD_LIMIT, scored_limit  # noqa: E402
+from caravan.fsm.structs import Affinity, Spread, SpreadTarget  # noqa: E402
+from caravan.scheduler.stack import SPREAD_LIMIT, scored_limit  # noqa: E402
 
 
 def two_dc_nodes(per_dc=5):
@@ -438,8 +438,8 @@ def test_stack_preempts_only_when_allowed():
 
 
 def test_host_volumes_filter_nodes_and_per_alloc_sources_follow_the_alloc_name():
-    from fsm.structs import ClientHostVolumeConfig, VolumeRequest
-    from scheduler.feasible import FILTER_HOST_VOLUMES
+    from caravan.fsm.structs import ClientHostVolumeConfig, VolumeRequest
+    from caravan.scheduler.feasible import FILTER_HOST_VOLUMES
 
     def vol(name, ro=False):
         return {name: ClientHostVolumeConfig(Name=name, Path=f"/srv/{name}", ReadOnly=ro)}
