@@ -85,7 +85,7 @@ class RawHTTP:
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     @classmethod
-    def of(cls, url: str) -> "RawHTTP":
+    def of(cls, url: str) -> RawHTTP:
         host, port = url.split("://", 1)[-1].rstrip("/").rsplit(":", 1)
         return cls(host, int(port))
 

@@ -47,6 +47,7 @@ import httpx
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import clean_up, tree_state  # noqa: E402
+
 from caravan.server.journal import scan  # noqa: E402
 from tests.procs import make_cluster  # noqa: E402
 

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import clean_up, cpu_s, tree_state  # noqa: E402
+
 from tests.procs import make_cluster, wait_until  # noqa: E402
 
 NODE_MHZ, NODE_MB = 40000, 64000

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import tree_state  # noqa: E402
+
 from tests.nemesis.nemesis import FAULTS  # noqa: E402
 from tests.nemesis.run import run  # noqa: E402
 

@@ -313,7 +313,7 @@ def node_main(argv):
                 t = time.perf_counter()
                 try:
                     _, err = await submit(blob)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     errs["timeout"] += 1
                     continue
                 t2 = time.perf_counter()
@@ -432,7 +432,7 @@ class Child:
             try:
                 line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
-                raise TimeoutError(f"child {self.proc.args[-4:]} did not print {prefix!r}")
+                raise TimeoutError(f"child {self.proc.args[-4:]} did not print {prefix!r}") from None
             if line is None:
                 raise RuntimeError(f"child {self.proc.args[-4:]} exited (rc={self.proc.poll()})")
             if line.startswith(prefix):
@@ -611,6 +611,7 @@ def write_line(kind, r, per, names, mach, wall, client_cpu, truncations):
 def caravan_phase(args, tmp: Path, cleanup: list, res: dict):
     sys.path.insert(0, str(ROOT))
     import httpx
+
     from tests.procs import make_cluster
 
     print("== Caravan: 3-server cluster ==", flush=True)
@@ -711,7 +712,7 @@ def bare_phase(args, tmp: Path, cleanup: list, res: dict, jid: str):
         ch = Child(["_bare", str(port), str(tmp / "job.json"), loop], tmp / f"bare-{loop}.log", pin=pin_srv)
         cleanup.append(ch.kill)
 
-        def up():
+        def up(port=port):
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             return True
         wait_until(up, 20, "bare endpoint")
@@ -880,10 +881,10 @@ def main():
         clean_up(cleanup, tmp, args.keep)
 
     import platform
+    from importlib.metadata import version
 
     import starlette
     import uvicorn
-    from importlib.metadata import version
     out = {
         "command": "python3 " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
         "env": {"python": platform.python_version(), "pysyncobj": version("pysyncobj"),
@@ -891,7 +892,9 @@ def main():
                 "cpus": os.cpu_count()},
         "duration_s": args.duration, "read_duration_s": args.read_duration, "clients": args.clients,
         "wrk_connections": args.conns, "raw_payload": args.raw_payload,
-        "raw_payload_bytes": len(job_body()) if args.raw_payload == "body" else len(caravan_entries(1)[0]), "pinned_reads": not args.no_pin,
+        "raw_payload_bytes": (len(job_body()) if args.raw_payload == "body"
+                              else len(caravan_entries(1)[0])),
+        "pinned_reads": not args.no_pin,
         "job_request_bytes": res.get("job_request_bytes"), "job_json_bytes": res.get("job_json_bytes"),
         "wall_s": round(time.monotonic() - t_start, 1), "tree": tree_state(),
         "whatif": whatif or None,

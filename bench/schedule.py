@@ -459,7 +459,7 @@ async def measure(leader_url: str, follower_urls: list[str], bodies: list[bytes]
     regs = [asyncio.ensure_future(register(c, b)) for c, b in zip(reg_conns, bodies)]
     try:
         await asyncio.wait_for(done.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     counted = done.is_set()
     if not counted:

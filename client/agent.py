@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import msgspec
+from msgspec.structs import replace
 
 from caravan.client import fingerprint
 from caravan.client.alloc_runner import AllocRunner
@@ -30,7 +31,6 @@ from caravan.client.state import ProcessRecord, node_identity
 from caravan.client.task_runner import event
 from caravan.fsm.entries import AllocClientState
 from caravan.fsm.structs import Allocation
-from msgspec.structs import replace
 from caravan.proto import node_pb2 as pb
 
 log = logging.getLogger("caravan.client")

@@ -1,6 +1,7 @@
 """One allocation on this node: its task runners, the order of their lifecycle hooks
-(``client.lifecycle``), its client status, its deployment health, and its stop. Every change is handed to ``report`` as an ``AllocClientState``
-(the agent batches them to the servers)."""
+(``client.lifecycle``), its client status, its deployment health, and its stop. Every
+change is handed to ``report`` as an ``AllocClientState`` (the agent batches them to
+the servers)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,17 +9,15 @@ import logging
 import os
 import shutil
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from caravan.client.checks import PASSING, CheckRunner, checks_for
 from caravan.client.clock import rfc3339
 from caravan.client.drivers.base import TaskDirs
-from caravan.client.lifecycle import (POSTSTOP, STAGES, Coordinator, health_states, is_sidecar,
-                              stage_of)
+from caravan.client.lifecycle import POSTSTOP, STAGES, Coordinator, health_states, is_sidecar, stage_of
 from caravan.client.task_runner import TaskRunner, event
 from caravan.fsm.entries import AllocClientState
-from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, TaskEvent, TaskGroup,
-                         UpdateStrategy)
+from caravan.fsm.structs import Allocation, AllocDeploymentStatus, TaskEvent, TaskGroup, UpdateStrategy
 
 log = logging.getLogger("caravan.client.alloc")
 

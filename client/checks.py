@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 
@@ -69,7 +69,7 @@ class CheckRunner:
         while True:
             try:
                 status, output = await asyncio.wait_for(self.once(), self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 status, output = CRITICAL, f"timed out after {self.timeout:g}s"
             if (status, output) != (self.status, self.output):
                 self.status, self.output = status, output

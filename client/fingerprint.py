@@ -11,10 +11,19 @@ import shutil
 import signal
 import socket
 
-from caravan.fsm.structs import (ClientHostVolumeConfig, DriverInfo, NetworkResource, Node,
-                         NodeCpuResources, NodeDiskResources, NodeMemoryResources,
-                         NodeReservedNetworkResources, NodeReservedResources, NodeResources)
 from caravan.client.clock import rfc3339
+from caravan.fsm.structs import (
+    ClientHostVolumeConfig,
+    DriverInfo,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeDiskResources,
+    NodeMemoryResources,
+    NodeReservedNetworkResources,
+    NodeReservedResources,
+    NodeResources,
+)
 
 log = logging.getLogger("caravan.client.fingerprint")
 

@@ -12,7 +12,7 @@ import tarfile
 import urllib.parse
 import zipfile
 
-from caravan.fsm.structs import Template, TaskArtifact
+from caravan.fsm.structs import TaskArtifact, Template
 
 
 class PrestartError(Exception):

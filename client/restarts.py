@@ -4,8 +4,8 @@ after what delay, and why not when not."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from caravan.fsm.structs import RestartPolicy
 from caravan.server.jobspec.validate import go_duration

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal as signals
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from msgspec.structs import replace
 
@@ -158,7 +158,7 @@ class TaskRunner:
                        LastRestart=rfc3339())
             try:
                 await asyncio.wait_for(self._kill_requested.wait(), delay / 1e9)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if not await self._wait_gate():
                 break

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from caravan.fsm.structs import (Allocation, NetworkResource, Node, Port, Service, ServiceCheck, Task,
-                         TaskGroup)
+from caravan.fsm.structs import Allocation, NetworkResource, Node, Port, Service, ServiceCheck, Task, TaskGroup
 
 if TYPE_CHECKING:
     from caravan.client.drivers.base import TaskDirs

@@ -10,13 +10,12 @@ pysyncobj replicated method wedges the whole cluster.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from msgspec.structs import replace
 
-from caravan.fsm import allocs, deployments, gc, nodes
+from caravan.fsm import allocs, deployments, gc, jobs, nodes, scaling
 from caravan.fsm import entries as e
-from caravan.fsm import jobs, scaling
 from caravan.fsm import schema as t
 from caravan.fsm.jobs import Rejected
 from caravan.fsm.store import State, Txn

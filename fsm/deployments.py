@@ -16,7 +16,7 @@ from caravan.fsm import jobs
 from caravan.fsm import schema as t
 from caravan.fsm.jobs import Rejected
 from caravan.fsm.store import Txn
-from caravan.fsm.structs import AllocDeploymentStatus, Allocation, Deployment, DeploymentState
+from caravan.fsm.structs import Allocation, AllocDeploymentStatus, Deployment, DeploymentState
 from caravan.fsm.times import ZERO_TIME, format_rfc3339, parse_rfc3339
 
 # Nomad's status descriptions (nomad/structs/deployment.go), exactly.

@@ -12,8 +12,18 @@ from enum import IntEnum
 
 import msgspec
 
-from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, DesiredTransition,
-                         DrainStrategy, Evaluation, Job, Node, ScalingEvent, TaskState)
+from caravan.fsm.structs import (
+    Allocation,
+    AllocDeploymentStatus,
+    Deployment,
+    DesiredTransition,
+    DrainStrategy,
+    Evaluation,
+    Job,
+    Node,
+    ScalingEvent,
+    TaskState,
+)
 from caravan.fsm.wire import to_compact
 
 

@@ -40,8 +40,7 @@ from caravan.fsm import jobs
 from caravan.fsm import reschedule as rs
 from caravan.fsm import schema as t
 from caravan.fsm.store import Txn
-from caravan.fsm.structs import (Allocation, CollectedAllocs, Evaluation, GCWitness, Job,
-                         TaskGroupSummary)
+from caravan.fsm.structs import Allocation, CollectedAllocs, Evaluation, GCWitness, Job, TaskGroupSummary
 
 CLIENT_TERMINAL = ("complete", "failed", "lost")
 WITNESS_SAMPLES = 256

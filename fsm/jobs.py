@@ -13,8 +13,7 @@ from msgspec.structs import replace
 from caravan.fsm import scaling
 from caravan.fsm import schema as t
 from caravan.fsm.store import Txn
-from caravan.fsm.structs import (Evaluation, Job, JobChildrenSummary, JobSummary, PeriodicLaunch,
-                         TaskGroupSummary)
+from caravan.fsm.structs import Evaluation, Job, JobChildrenSummary, JobSummary, PeriodicLaunch, TaskGroupSummary
 
 EVAL_TERMINAL = ("complete", "failed", "canceled", "cancelled")
 

@@ -9,8 +9,7 @@ never); none of them reads a clock here.
 """
 from __future__ import annotations
 
-from caravan.fsm.structs import (Allocation, RescheduleEvent, ReschedulePolicy, RescheduleTracker,
-                         TaskGroup)
+from caravan.fsm.structs import Allocation, RescheduleEvent, ReschedulePolicy, RescheduleTracker, TaskGroup
 from caravan.fsm.times import parse_rfc3339
 
 DELAY_FUNCTIONS = ("constant", "exponential", "fibonacci")

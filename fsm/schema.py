@@ -7,8 +7,9 @@ primary keys, so they need no index of their own.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable
+from typing import Any
 
 from caravan.fsm import structs as s
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from typing import Any, Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
+from typing import Any
 
 import immutables
 import msgspec
@@ -52,7 +53,7 @@ class State:
         self.last_index = last_index
 
     @classmethod
-    def empty(cls) -> "State":
+    def empty(cls) -> State:
         return cls({name: _empty_table(t) for name, t in SCHEMA.items()}, 0)
 
     # --- reads ---------------------------------------------------------------------

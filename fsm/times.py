@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def format_rfc3339(ns: int) -> str:
     if ns <= 0:
         return ZERO_TIME
-    dt = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.timezone.utc)
+    dt = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
 
 

@@ -16,7 +16,7 @@ import typing
 import msgspec
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compact(cls: type) -> type:
     hints = typing.get_type_hints(cls)
     fields = []
@@ -41,7 +41,7 @@ def _remap(tp):
     remapped = tuple(_remap(a) for a in args)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        return typing.Union[remapped]
+        return typing.Union[remapped]  # noqa: UP007  (built from a tuple of types)
     return origin[remapped]
 
 

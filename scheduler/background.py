@@ -35,7 +35,7 @@ class LeaderLoop(abc.ABC):
     def running(self) -> bool:
         return self._task is not None
 
-    def _reset(self) -> None:
+    def _reset(self) -> None:  # noqa: B027  (optional: a loop with state overrides it)
         """Called before each start."""
 
     @abc.abstractmethod
@@ -62,7 +62,7 @@ class WrittenKeys:
         else:
             self._keys.extend(keys.get(self._table, ()))
 
-    def __enter__(self) -> "WrittenKeys":
+    def __enter__(self) -> WrittenKeys:
         self._listeners.append(self._heard)
         return self
 

@@ -23,8 +23,8 @@ import collections
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from caravan.fsm.structs import Evaluation
 from caravan.fsm.times import parse_rfc3339
@@ -134,7 +134,7 @@ class EvalBroker:
             self._waiters.append(fut)
             try:
                 await asyncio.wait_for(fut, remaining)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 # woken and timed out at once: an eval may be ready; take it rather
                 # than leave it to a worker that is not waiting
                 if not self._ready:

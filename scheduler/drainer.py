@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from caravan.fsm import entries as e
 from caravan.fsm import node_events

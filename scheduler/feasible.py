@@ -19,7 +19,7 @@ from functools import lru_cache
 from itertools import zip_longest
 from typing import NamedTuple
 
-from caravan.fsm.structs import AllocMetric, Allocation, Constraint, Job, Node, TaskGroup
+from caravan.fsm.structs import Allocation, AllocMetric, Constraint, Job, Node, TaskGroup
 
 FILTER_DRIVERS = "missing drivers"
 FILTER_NETWORK = "missing network"

@@ -21,14 +21,19 @@ from caravan.fsm import schema as t
 from caravan.fsm.entries import AllocStop
 from caravan.fsm.ids import uuid4_from
 from caravan.fsm.store import State
+from caravan.fsm.structs import Allocation, AllocDeploymentStatus, AllocMetric, Deployment, Evaluation, Job, Node
 from caravan.fsm.times import format_rfc3339
-from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, AllocMetric, Deployment,
-                         Evaluation, Job, Node)
 from caravan.scheduler.plan import Plan
 from caravan.scheduler.preemption import preemption_enabled
 from caravan.scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
-from caravan.scheduler.reconcile import (ALLOC_RESCHEDULED, ALLOC_UPDATING, PlaceRequest,
-                                 ReconcileResult, reconcile, reconcile_system)
+from caravan.scheduler.reconcile import (
+    ALLOC_RESCHEDULED,
+    ALLOC_UPDATING,
+    PlaceRequest,
+    ReconcileResult,
+    reconcile,
+    reconcile_system,
+)
 from caravan.scheduler.stack import Stack, count_job_allocs
 
 BLOCKED_DESCRIPTION = "created to place remaining allocations"

@@ -7,7 +7,8 @@ derived values (capacity, base network index) are computed once, not at every vi
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class IdentityMemo:

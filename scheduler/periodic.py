@@ -21,7 +21,7 @@ its launch record is written after the child, so it can double or skip one).
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from msgspec.structs import replace
-from typing import Awaitable, Callable
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t

@@ -93,7 +93,7 @@ class NetworkIndex:
         self.max_dynamic_port = base.max_dynamic_port
         return None
 
-    def copy(self) -> "NetworkIndex":
+    def copy(self) -> NetworkIndex:
         """An index that can take more ports without changing this one (the node's
         networks and bandwidth are never changed after indexing, so they are shared)."""
         out = NetworkIndex.__new__(NetworkIndex)
@@ -294,7 +294,7 @@ def _static_clash(static: list[Port], used: set[int]) -> str | None:
     return None
 
 
-def _base_index(node: Node) -> "NetworkIndex | str":
+def _base_index(node: Node) -> NetworkIndex | str:
     idx = NetworkIndex()
     err = idx._index_node(node)
     return err if err is not None else idx

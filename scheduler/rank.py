@@ -21,8 +21,7 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 
 from caravan.fsm.schema import ALLOCS
-from caravan.fsm.structs import (AllocMetric, Allocation, Job, Node, NodeScoreMeta, Resources,
-                         TaskGroup)
+from caravan.fsm.structs import Allocation, AllocMetric, Job, Node, NodeScoreMeta, Resources, TaskGroup
 from caravan.scheduler.memo import IdentityMemo
 from caravan.scheduler.ports import ERR_BANDWIDTH, NetworkIndex, alloc_networks, node_networks
 

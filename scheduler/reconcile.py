@@ -38,8 +38,7 @@ from typing import Any
 
 from caravan.fsm import reschedule as rs
 from caravan.fsm.entries import DeploymentStatusUpdate
-from caravan.fsm.structs import (Allocation, Deployment, Job, NetworkResource, Node, Resources, Task,
-                         TaskGroup)
+from caravan.fsm.structs import Allocation, Deployment, Job, NetworkResource, Node, Resources, Task, TaskGroup
 from caravan.scheduler import reconcile_deploy as rd
 from caravan.scheduler.names import NameIndex, alloc_name, by_index, removal_order
 

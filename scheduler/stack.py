@@ -18,17 +18,40 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from caravan.fsm.structs import AllocMetric, Allocation, Job, Node, Resources, TaskGroup
-from caravan.scheduler.feasible import (DISTINCT_PROPERTY, FILTER_CLASS_INELIGIBLE, Checker,
-                                PropertySet, computed_class, constraint_checker,
-                                distinct_hosts, distinct_property, driver_checker, escapes,
-                                filter_node, group_constraints, host_volume_checker,
-                                in_datacenters, in_pool, network_checker,
-                                per_alloc_volumes)
+from caravan.fsm.structs import Allocation, AllocMetric, Job, Node, Resources, TaskGroup
 from caravan.scheduler.affinity import group_affinities, node_affinity
+from caravan.scheduler.feasible import (
+    DISTINCT_PROPERTY,
+    FILTER_CLASS_INELIGIBLE,
+    Checker,
+    PropertySet,
+    computed_class,
+    constraint_checker,
+    distinct_hosts,
+    distinct_property,
+    driver_checker,
+    escapes,
+    filter_node,
+    group_constraints,
+    host_volume_checker,
+    in_datacenters,
+    in_pool,
+    network_checker,
+    per_alloc_volumes,
+)
 from caravan.scheduler.preemption import Preemptor, preemption_scores
-from caravan.scheduler.rank import (ScoreBoard, Usage, binpack, job_anti_affinity, limit, live_allocs,
-                            max_score, node_reschedule_penalty, normalize_scores, sum_usage)
+from caravan.scheduler.rank import (
+    ScoreBoard,
+    Usage,
+    binpack,
+    job_anti_affinity,
+    limit,
+    live_allocs,
+    max_score,
+    node_reschedule_penalty,
+    normalize_scores,
+    sum_usage,
+)
 from caravan.scheduler.spread import SpreadScorer, allocation_spread
 
 

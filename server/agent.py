@@ -24,8 +24,8 @@ from caravan.scheduler.drainer import NodeDrainer
 from caravan.scheduler.periodic import PeriodicDispatcher
 from caravan.server import ids
 from caravan.server.config import Config, ServerConfig
-from caravan.server.http.app import build_app
 from caravan.server.heartbeats import HeartbeatTracker
+from caravan.server.http.app import build_app
 from caravan.server.jobspec.periodic import launch_due
 from caravan.server.leader import ClientWrites, LeaderServices, begin_leadership
 from caravan.server.metrics import count_collected

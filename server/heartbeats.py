@@ -29,7 +29,7 @@ import logging
 import os
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
@@ -248,5 +248,5 @@ class HeartbeatTracker(LeaderLoop):
                 delay = 1.0
             try:
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.01))
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 pass

@@ -20,7 +20,7 @@ def uuid4_str() -> str:
 
 
 def short_hex(n_bytes: int = 4) -> str:
-    return "%0*x" % (2 * n_bytes, _rng.getrandbits(8 * n_bytes))
+    return f"{_rng.getrandbits(8 * n_bytes):0{2 * n_bytes}x}"
 
 
 # Request ids only need to be unique across the cluster's servers: a random per-process

@@ -348,7 +348,7 @@ _PSO_HEADER = 40            # name (24) + version (8) + format (4) + end offset 
 def convert_pysyncobj_journal(old_path: str, new_path: str) -> int:
     """Rewrite a pysyncobj ``FileJournal`` (and its ``.meta``) as a ``DurableJournal``,
     then rename the old files aside (``.converted``). Returns the entries converted."""
-    import pickle   # pysyncobj's meta is a pickled dict written by this very node
+    import pickle  # pysyncobj's meta is a pickled dict written by this very node
 
     with open(old_path, "rb") as f:
         data = f.read()

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from msgspec.structs import replace
 
@@ -204,7 +204,7 @@ def _terminal_count(state) -> int:
     return len(state.tables[t.ALLOCS].indexes["terminal"].get(True, ()))
 
 
-async def begin_leadership(raft, services: "LeaderServices") -> bool:
+async def begin_leadership(raft, services: LeaderServices) -> bool:
     """What a server does on becoming leader: commit its first entry, LEADER_EPOCH (a
     barrier: everything committed before its term is then applied here, and its index
     fences the plans of earlier leaders), then start the leader-only services with that

@@ -5,9 +5,10 @@ workers, plan applier, heartbeats) and the agent's leadership switch only ever:
 
 - ``submit(blob, body=None)``: replicate one encoded entry and return the FSM's answer
   once it is applied on this server (``body``: the object ``blob`` was encoded from,
-  which this server may apply instead of decoding the bytes: ``FSM.hold_decoded``). Raises ``NoLeaderError`` when nothing was applied, and
-  ``ApplyTimeout`` when the outcome is unknown (a retry of the same bytes is answered by
-  the FSM from the first application, by request id);
+  which this server may apply instead of decoding the bytes: ``FSM.hold_decoded``).
+  Raises ``NoLeaderError`` when nothing was applied, and ``ApplyTimeout`` when the
+  outcome is unknown (a retry of the same bytes is answered by the FSM from the first
+  application, by request id);
 - ``read_barrier()``: wait until this server has applied every write acknowledged
   before the call;
 - ``is_leader`` / ``leader()`` / ``on_leadership``: who leads, and a hook called on the
@@ -21,7 +22,8 @@ structurally; neither inherits from it.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from caravan.fsm.apply import FSM
 

@@ -54,13 +54,24 @@ import msgspec
 from caravan.client.clock import rfc3339
 from caravan.client.conn import CALL_TIMEOUT, ServerConn
 from caravan.fsm.entries import AllocClientState
-from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, ClientHostVolumeConfig,
-                         DriverInfo, NetworkResource,
-                         Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
-                         NodeReservedNetworkResources, NodeReservedResources, NodeResources,
-                         TaskEvent, TaskState)
-from caravan.server.config import ConfigError, parse_host_volume_flag
+from caravan.fsm.structs import (
+    Allocation,
+    AllocDeploymentStatus,
+    ClientHostVolumeConfig,
+    DriverInfo,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeDiskResources,
+    NodeMemoryResources,
+    NodeReservedNetworkResources,
+    NodeReservedResources,
+    NodeResources,
+    TaskEvent,
+    TaskState,
+)
 from caravan.proto import node_pb2 as pb
+from caravan.server.config import ConfigError, parse_host_volume_flag
 
 log = logging.getLogger("caravan.nodesim")
 

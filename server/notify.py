@@ -47,7 +47,7 @@ class Notifier:
         """Wait until a write touches the watched tables or ``timeout`` passes."""
         try:
             await asyncio.wait_for(asyncio.shield(watch.future), timeout)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             pass
 
     def unwatch(self, watch: Watch) -> None:

@@ -50,8 +50,7 @@ from caravan.fsm import entries
 from caravan.fsm.apply import FSM
 from caravan.fsm.store import decode_state, encode_state
 from caravan.server.group_commit import GroupCommit
-from caravan.server.journal import (DurableJournal, StorageDamaged, convert_pysyncobj_journal,
-                            fsync_dir)
+from caravan.server.journal import DurableJournal, StorageDamaged, convert_pysyncobj_journal, fsync_dir
 from caravan.server.metrics import METRICS
 
 log = logging.getLogger("caravan.raft")
@@ -416,7 +415,7 @@ class RaftNode:
             remaining = deadline - loop.time()
             try:
                 result, error = await asyncio.wait_for(fut, max(remaining, 0.001))
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 raise ApplyTimeout("timed out waiting for the write to be applied; "
                                    "its outcome is unknown") from None
             if error == FAIL_REASON.SUCCESS:
@@ -516,7 +515,7 @@ class RaftNode:
                 self._acked = loop.create_future()
                 try:
                     await asyncio.wait_for(self._acked, max(0.0, deadline - loop.time()))
-                except (asyncio.TimeoutError, TimeoutError):
+                except TimeoutError:
                     pass
         finally:
             self._ack_waiters -= 1

@@ -56,7 +56,7 @@ class Server:
     def url(self) -> str:
         return f"http://{self.http}"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "caravan", "agent", *self.args],
                                      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -110,7 +110,7 @@ class Cluster:
     extra: dict = field(default_factory=dict)
     clients: list[Server] = field(default_factory=list)   # client agents (http only)
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         """Start every process and wait until each is healthy; if one never is, stop
         them all before raising, so a failed start leaves nothing running."""
         try:

@@ -88,8 +88,10 @@ def test_affinity_steers_placements_toward_and_away(cluster, tmp_path):
     assert register(agent, job("away", 5, Affinities=[away])).status_code == 200
     placed = {}
     for job_id in ("toward", "away"):
-        allocs = wait_until(lambda j=job_id: (lambda a: a if len(a) == 5 else None)(
-            running(agent, j)), 30, f"5 running allocations of {job_id}")
+        def five_running(j=job_id):
+            allocs = running(agent, j)
+            return allocs if len(allocs) == 5 else None
+        allocs = wait_until(five_running, 30, f"5 running allocations of {job_id}")
         placed[job_id] = {rack[a["NodeID"]] for a in allocs}
     assert placed == {"toward": {"r1"}, "away": {"r2"}}
     one = get(agent, f"/v1/allocation/{running(agent, 'toward')[0]['ID']}")

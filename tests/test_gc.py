@@ -100,7 +100,7 @@ def test_system_gc_collects_the_dead_and_keeps_the_living(dev_cluster):
     http.post("/v1/jobs", json=mock_job("done", type_="batch", run_for="50ms")
               ).raise_for_status()
     for job_id in children + ["done"]:
-        wait_until(lambda: job_status(http, job_id) == "dead", 30, f"{job_id} to finish")
+        wait_until(lambda j=job_id: job_status(http, j) == "dead", 30, f"{job_id} to finish")
     assert http.get("/v1/job/p/summary").json()["Children"] == \
         {"Pending": 0, "Running": 0, "Dead": 2}
     web_summary = http.get("/v1/job/web/summary").json()["Summary"]

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from tests.procs import dev_server, wait_until
-from tests.test_client import (FAST_RESTARTS, allocs_of, event_types, full_alloc, job,
-                               processes_with, shell, wait_allocs)
+from tests.test_client import FAST_RESTARTS, allocs_of, event_types, full_alloc, job, processes_with, shell, wait_allocs
 
 SEC = 1_000_000_000
 

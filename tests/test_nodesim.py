@@ -27,16 +27,27 @@ import pytest
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.apply import FSM
-from caravan.fsm.structs import (Allocation, Job, Node, NodeCpuResources, NodeMemoryResources,
-                         NodeReservedNetworkResources, NodeReservedResources, NodeResources,
-                         NetworkResource, Task, TaskGroup, UpdateStrategy)
+from caravan.fsm.structs import (
+    Allocation,
+    Job,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeMemoryResources,
+    NodeReservedNetworkResources,
+    NodeReservedResources,
+    NodeResources,
+    Task,
+    TaskGroup,
+    UpdateStrategy,
+)
+from caravan.proto import node_pb2 as pb
+from caravan.proto import node_pb2_grpc as pb_grpc
+from caravan.proto import status_pb2_grpc as status_grpc
 from caravan.server.heartbeats import HeartbeatTracker
 from caravan.server.notify import Notifier
 from caravan.server.rpc.node import register_node_service
-from caravan.proto import node_pb2 as pb
-from caravan.proto import node_pb2_grpc as pb_grpc
 from caravan.server.rpc.status import StatusService
-from caravan.proto import status_pb2_grpc as status_grpc
 from tests.procs import ROOT, dev_server, wait_until
 
 TTL, GRACE = 0.6, 1.0
@@ -80,7 +91,7 @@ class InProcessServer:
     def peer_rpcs(self) -> list[str]:
         return [self.rpc]
 
-    def start(self) -> "InProcessServer":
+    def start(self) -> InProcessServer:
         self._thread.start()
         self.run(self._start())
         return self

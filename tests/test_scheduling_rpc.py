@@ -11,11 +11,11 @@ import msgspec
 import pytest
 
 from caravan.fsm.structs import Allocation, Evaluation
+from caravan.proto import scheduling_pb2 as pb
+from caravan.proto import scheduling_pb2_grpc as pb_grpc
 from caravan.scheduler.broker import EvalBroker
 from caravan.scheduler.plan import Plan, PlanResult
 from caravan.server.rpc import scheduling as sched
-from caravan.proto import scheduling_pb2 as pb
-from caravan.proto import scheduling_pb2_grpc as pb_grpc
 
 
 class FakeApplier:

@@ -67,7 +67,7 @@ if _knobs and "caravan" in _argv:
         import collections
         import threading
         import time as _time
-        import caravan.server.raft as _raft
+
         _counts = collections.Counter()
         # counted where they leave: below _Transport.send, which may hold some back
         from pysyncobj.transport import TCPTransport as _TCP

@@ -9,8 +9,9 @@ forces the task down, returning once it is gone.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from caravan.fsm.structs import Allocation, Task
 

@@ -74,7 +74,7 @@ class DockerHandle:
         body = resp.json() if resp.status_code == 200 else {}
         try:
             await asyncio.wait_for(self._logs, 5)
-        except (asyncio.TimeoutError, httpx.HTTPError):
+        except (TimeoutError, httpx.HTTPError):
             self._logs.cancel()
         await self.client.delete(f"/{API}/containers/{self.container}", params={"force": "1"})
         err = (body.get("Error") or {}).get("Message", "") if isinstance(body, dict) else ""
@@ -90,7 +90,7 @@ class DockerHandle:
         await self.client.post(url, params={"signal": signals.Signals(signal).name})
         try:
             await asyncio.wait_for(asyncio.shield(self.wait()), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.client.post(url, params={"signal": "SIGKILL"})
             await self.wait()
 

@@ -75,7 +75,7 @@ class MockHandle:
                 await asyncio.wait_for(asyncio.shield(self._done),
                                        min(self.kill_after, timeout))
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self._runner.cancel()
         self._finish(ExitResult(exit_code=0, signal=signal if self.kill_after <= timeout

@@ -79,7 +79,7 @@ class ProcessHandle:
         kill_group(self.pid, signal)
         try:
             await asyncio.wait_for(asyncio.shield(self.wait()), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             kill_group(self.pid, signals.SIGKILL)
             await self.wait()
 

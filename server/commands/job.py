@@ -14,8 +14,15 @@ from caravan.server.commands.jobfile import load_job, with_vars
 from caravan.server.commands.monitor import monitor
 from caravan.server.commands.options import json_option, verbose_option, with_client
 from caravan.server.commands.output import emit_json, fmt_time, heading, kv, out, short, table
-from caravan.server.commands.render import (alloc_rows, children_rows, deployment_block,
-                                    failed_placements, print_lines, status_text, summary_rows)
+from caravan.server.commands.render import (
+    alloc_rows,
+    children_rows,
+    deployment_block,
+    failed_placements,
+    print_lines,
+    status_text,
+    summary_rows,
+)
 
 
 @click.group(name="job")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -68,7 +69,7 @@ def fmt_time(value: Any) -> str:
     elif not value:
         return "<none>"
     else:
-        dt = datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
+        dt = datetime.fromtimestamp(value / 1e9, tz=UTC)
     return dt.astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
 
 

@@ -17,8 +17,15 @@ from starlette.requests import Request
 
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
-from caravan.server.http.common import (ApiError, blocking_read, check_method, parse_bool, query_bool,
-                                query_options, read_row)
+from caravan.server.http.common import (
+    ApiError,
+    blocking_read,
+    check_method,
+    parse_bool,
+    query_bool,
+    query_options,
+    read_row,
+)
 from caravan.server.http.job_reads import alloc_stub
 
 GET = ("GET",)

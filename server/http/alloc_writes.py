@@ -11,8 +11,7 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.structs import DesiredTransition, Evaluation
 from caravan.server import ids
-from caravan.server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
-                                query_bool)
+from caravan.server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, query_bool
 from caravan.server.http.job_writes import submit, write_reply
 
 

@@ -16,12 +16,22 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from caravan.server.http import (alloc_reads, alloc_writes, client_fs, deployment_reads,
-                         deployment_writes, eval_reads, node_reads, node_writes, scale)
+from caravan.server.http import (
+    alloc_reads,
+    alloc_writes,
+    client_fs,
+    deployment_reads,
+    deployment_writes,
+    eval_reads,
+    job_parse,
+    node_reads,
+    node_writes,
+    scale,
+    status,
+    system,
+)
 from caravan.server.http import job_reads as r
 from caravan.server.http import job_writes as w
-from caravan.server.http import status, system
-from caravan.server.http import job_parse
 from caravan.server.http.common import WRITE_METHODS, ApiError, check_method
 from caravan.server.raft import ApplyTimeout, NoLeaderError
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
 
 from caravan.fsm.structs import Record
 from caravan.server.http.nulls import without_nulls
 from caravan.server.jobspec.duration import parse_go_duration
-from starlette.datastructures import QueryParams
-from starlette.requests import Request
-from starlette.responses import Response
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_WAIT = 300.0

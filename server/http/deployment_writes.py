@@ -19,8 +19,7 @@ from caravan.fsm.structs import Deployment
 from caravan.fsm.times import format_rfc3339
 from caravan.scheduler.deployment_watcher import deployment_eval, failure
 from caravan.server import ids
-from caravan.server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
-                                go_fields, read_json)
+from caravan.server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, go_fields, read_json
 from caravan.server.http.job_writes import _bool_option, submit, write_reply
 
 

@@ -13,8 +13,7 @@ from starlette.requests import Request
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.server.http.alloc_reads import GET, by_creation, listed, require_uuid, stub
-from caravan.server.http.common import (ApiError, blocking_read, check_method, query_bool,
-                                query_options, read_json)
+from caravan.server.http.common import ApiError, blocking_read, check_method, query_bool, query_options, read_json
 
 # Nomad's structs.MaxUUIDsPerWriteRequest
 MAX_IDS_PER_WRITE = 7281

@@ -10,8 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from caravan.fsm.structs import Job
-from caravan.server.http.common import (ApiError, agent, body_value, check_method, convert,
-                                json_response, read_json)
+from caravan.server.http.common import ApiError, agent, body_value, check_method, convert, json_response, read_json
 from caravan.server.jobspec.canonicalize import canonicalize, inherit_job_migrate
 from caravan.server.jobspec.hcl import JobFileError, parse_job
 

@@ -24,11 +24,20 @@ from caravan.fsm import schema as t
 from caravan.fsm.jobs import dispatch_rejection
 from caravan.fsm.scaling import with_policy_ids
 from caravan.fsm.structs import Evaluation, Job
-from caravan.server import ids
-from caravan.server.http.common import (ApiError, agent, body_value, consistent_state, convert,
-                                json_response, parse_bool, query_bool, read_json)
-from caravan.server.http.job_reads import alloc_stub, require_job
 from caravan.scheduler.dry_run import dry_run
+from caravan.server import ids
+from caravan.server.http.common import (
+    ApiError,
+    agent,
+    body_value,
+    consistent_state,
+    convert,
+    json_response,
+    parse_bool,
+    query_bool,
+    read_json,
+)
+from caravan.server.http.job_reads import alloc_stub, require_job
 from caravan.server.jobspec.canonicalize import canonicalize, inherit_job_migrate
 from caravan.server.jobspec.diff import job_diff
 from caravan.server.jobspec.periodic import next_launch_rfc3339

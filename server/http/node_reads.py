@@ -12,8 +12,7 @@ from starlette.requests import Request
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.server.http.alloc_reads import GET, by_creation, full_alloc, require_uuid
-from caravan.server.http.common import (blocking_read, check_method, query_bool, query_options,
-                                read_row)
+from caravan.server.http.common import blocking_read, check_method, query_bool, query_options, read_row
 
 
 def http_host(addr: str) -> str:

@@ -19,8 +19,7 @@ from caravan.fsm.store import State
 from caravan.fsm.structs import DrainStrategy, Node
 from caravan.server.heartbeats import node_update_evals
 from caravan.server.http.alloc_reads import require_uuid
-from caravan.server.http.common import (WRITE_METHODS, ApiError, check_method, consistent_state,
-                                convert, read_json)
+from caravan.server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, convert, read_json
 from caravan.server.http.job_writes import submit, write_reply
 
 

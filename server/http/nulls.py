@@ -43,7 +43,7 @@ def without_nulls(value: Any, typ: type) -> Any:
     return _walk(value, _type_info(typ))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _type_info(typ: type) -> mi.Type:
     return mi.type_info(typ)
 
@@ -120,7 +120,7 @@ def _member_for(value: Any, t: mi.UnionType) -> mi.Type | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fields(cls: type) -> dict[str, mi.Type]:
     """A record type's fields by their JSON name."""
     return {f.encode_name: f.type for f in mi.type_info(cls).fields}

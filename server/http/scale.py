@@ -17,8 +17,16 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import ScalingEvent
-from caravan.server.http.common import (ApiError, WRITE_METHODS, agent, blocking_read, check_method,
-                                query_options, read_json, read_row)
+from caravan.server.http.common import (
+    WRITE_METHODS,
+    ApiError,
+    agent,
+    blocking_read,
+    check_method,
+    query_options,
+    read_json,
+    read_row,
+)
 from caravan.server.http.job_writes import _now_ns, new_eval, submit, write_reply
 
 GET = ("GET",)

@@ -11,7 +11,6 @@ from caravan.fsm.store import state_hash
 from caravan.server.http.common import ApiError, agent, check_method, json_response
 from caravan.server.raft import NoLeaderError
 
-
 LEADER_POLL = 0.05
 
 

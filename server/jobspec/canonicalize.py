@@ -15,7 +15,6 @@ canonicalized (a revert, a resubmitted spec) can pass through it safely.
 from __future__ import annotations
 
 import functools
-
 import posixpath
 import re
 from typing import Any
@@ -24,7 +23,6 @@ import msgspec
 import msgspec.inspect
 
 from caravan.fsm.structs import (
-    ScalingPolicy,
     Constraint,
     EphemeralDisk,
     Job,
@@ -33,6 +31,7 @@ from caravan.fsm.structs import (
     ReschedulePolicy,
     Resources,
     RestartPolicy,
+    ScalingPolicy,
     Service,
     Task,
     TaskGroup,
@@ -389,7 +388,7 @@ def _drop_empty(obj: msgspec.Struct) -> None:
             _drop_empty(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _container_fields(cls: type) -> tuple[str, ...]:
     """The fields of a struct type whose declared type is not a plain scalar."""
     scalars = (msgspec.inspect.IntType, msgspec.inspect.StrType, msgspec.inspect.BoolType,

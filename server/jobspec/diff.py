@@ -27,8 +27,9 @@ from __future__ import annotations
 import math
 import types
 import typing
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import msgspec
 

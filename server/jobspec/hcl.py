@@ -19,6 +19,7 @@ from caravan.server.jobspec.hcl_blocks import JOB, Context, Item, check_labels, 
 from caravan.server.jobspec.hcl_eval import Evaluator, HclError, error_at, position
 from caravan.server.jobspec.hcl_types import convert_variable, type_constraint
 
+
 class JobFileError(Exception):
     """A job file that cannot be turned into a job; the message names the position."""
 

@@ -5,8 +5,9 @@ the JSON field names of Nomad's API job. ``Context.decode`` walks one block with
 ``Spec``; anything not in the spec is an error that names the line and the block."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from lark import Tree
 

@@ -201,9 +201,9 @@ class Evaluator:
         lines = raw.split("\n")
         body = lines[1:-2]  # drop the <<MARKER line and the MARKER line
         if trim:
-            indents = [len(l) - len(l.lstrip(" \t")) for l in body if l.strip()]
+            indents = [len(ln) - len(ln.lstrip(" \t")) for ln in body if ln.strip()]
             cut = min(indents, default=0)
-            body = [l[cut:] for l in body]
+            body = [ln[cut:] for ln in body]
         text = "\n".join(body) + ("\n" if body else "")
         line, _ = position(node)
         return self._render_heredoc(text, line + 1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from caravan.server.jobspec.hcl_eval import as_number, children, error_at
 
 PRIMITIVES = ("string", "number", "bool", "any")

@@ -6,7 +6,7 @@ the 5, and a year, and macros such as ``@daily``. croniter's 7-field form with
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -78,4 +78,4 @@ def next_launch_rfc3339(job: Job, after_ns: int) -> str:
         return ZERO_TIME
     if when is None:
         return ZERO_TIME
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -21,9 +21,9 @@ import json
 import posixpath
 import re
 import zoneinfo
-from datetime import datetime, timezone
-from typing import Any, Iterable
-
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from caravan.fsm.structs import (
     Affinity,
@@ -31,8 +31,8 @@ from caravan.fsm.structs import (
     Job,
     LogConfig,
     NetworkResource,
-    Resources,
     ReschedulePolicy,
+    Resources,
     RestartPolicy,
     ScalingPolicy,
     Service,
@@ -954,7 +954,7 @@ def _cron_error(spec: str) -> str | None:
         return "too many fields"
     year = fields[-1] if len(fields) >= 6 else None
     try:
-        cron(spec, datetime.now(timezone.utc))
+        cron(spec, datetime.now(UTC))
     except Exception as exc:  # croniter raises several error types for bad specs
         return str(exc)
     if year is not None:

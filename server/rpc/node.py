@@ -31,7 +31,7 @@ import hmac
 import json
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 import msgspec
@@ -40,13 +40,22 @@ from msgspec.structs import replace
 from caravan.fsm import entries as e
 from caravan.fsm import reschedule
 from caravan.fsm import schema as t
-from caravan.fsm.structs import (Evaluation, NetworkResource, Node, NodeCpuResources, NodeDiskResources,
-                         NodeMemoryResources, NodeResources, Port, Resources)
-from caravan.server import ids
-from caravan.server.metrics import METRICS
-from caravan.server.heartbeats import HeartbeatTracker, node_update_evals
+from caravan.fsm.structs import (
+    Evaluation,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeDiskResources,
+    NodeMemoryResources,
+    NodeResources,
+    Port,
+    Resources,
+)
 from caravan.proto import node_pb2 as pb
 from caravan.proto import node_pb2_grpc as pb_grpc
+from caravan.server import ids
+from caravan.server.heartbeats import HeartbeatTracker, node_update_evals
+from caravan.server.metrics import METRICS
 
 log = logging.getLogger("caravan.rpc.node")
 
@@ -421,7 +430,7 @@ class NodeService(pb_grpc.NodeServicer):
             self._dispatcher = asyncio.ensure_future(self._dispatch())
         try:
             await asyncio.wait_for(fut, timeout)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             pass
         finally:
             entries = self._parked.get(node_id)

@@ -28,12 +28,12 @@ import grpc
 import msgspec
 
 from caravan.fsm.structs import Evaluation
+from caravan.proto import scheduling_pb2 as pb
+from caravan.proto import scheduling_pb2_grpc as pb_grpc
 from caravan.scheduler.plan import Plan, PlanResult
 from caravan.scheduler.worker import Worker
 from caravan.server import ids
 from caravan.server.metrics import METRICS
-from caravan.proto import scheduling_pb2 as pb
-from caravan.proto import scheduling_pb2_grpc as pb_grpc
 
 log = logging.getLogger("caravan.scheduling")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import grpc
 
-from caravan.server.rpc.node import register_node_service
-from caravan.server.rpc.scheduling import register_scheduling_service
 from caravan.proto import status_pb2 as pb
 from caravan.proto import status_pb2_grpc as pb_grpc
+from caravan.server.rpc.node import register_node_service
+from caravan.server.rpc.scheduling import register_scheduling_service
 
 
 class StatusService(pb_grpc.StatusServicer):

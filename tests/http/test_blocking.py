@@ -7,9 +7,19 @@ import time
 
 import httpx
 
+from tests.http.helpers import (
+    assert_error,
+    assert_read_headers,
+    created_by,
+    enc,
+    index_of,
+    register,
+    service_job,
+    settle,
+    the_blocked_eval,
+    uid,
+)
 from tests.procs import dev_server
-from tests.http.helpers import (assert_error, assert_read_headers, created_by, enc, index_of,
-                                register, service_job, settle, the_blocked_eval, uid)
 
 
 def later(base_url: str, delay: float, action, results: list | None = None) -> threading.Thread:

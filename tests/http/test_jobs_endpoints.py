@@ -7,12 +7,31 @@ import time
 
 import pytest
 
-from tests.http.helpers import (BLOCKED_DESCRIPTION, SECOND, UUID_RE, assert_no_nodes_outcome,
-                                assert_read_headers, assert_write_headers, batch_job,
-                                blocked_chain, created_by, enc, index_of, observe,
-                                parameterized_job, periodic_job, raw, register, service_job, task,
-                                settle, successful_description, superseded_description,
-                                the_blocked_eval, uid)
+from tests.http.helpers import (
+    BLOCKED_DESCRIPTION,
+    SECOND,
+    UUID_RE,
+    assert_no_nodes_outcome,
+    assert_read_headers,
+    assert_write_headers,
+    batch_job,
+    blocked_chain,
+    created_by,
+    enc,
+    index_of,
+    observe,
+    parameterized_job,
+    periodic_job,
+    raw,
+    register,
+    service_job,
+    settle,
+    successful_description,
+    superseded_description,
+    task,
+    the_blocked_eval,
+    uid,
+)
 
 WRITE_METHODS = ("PUT", "POST")
 

@@ -8,9 +8,20 @@ import pytest
 
 from caravan.server.http.common import MAX_BODY_BYTES
 from caravan.server.jobspec.validate import format_errors
-from tests.http.helpers import (assert_error, assert_write_headers, batch_job, enc, observe,
-                                parameterized_job, periodic_job, register, service_job, settle,
-                                task, uid)
+from tests.http.helpers import (
+    assert_error,
+    assert_write_headers,
+    batch_job,
+    enc,
+    observe,
+    parameterized_job,
+    periodic_job,
+    register,
+    service_job,
+    settle,
+    task,
+    uid,
+)
 
 WRITE_METHODS = ("PUT", "POST")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.http.helpers import (assert_write_headers, enc, parameterized_job, register,
-                                service_job, settle, task, uid)
+from tests.http.helpers import assert_write_headers, enc, parameterized_job, register, service_job, settle, task, uid
 
 # fields a job read back holds that differ between two registrations of one spec
 VOLATILE = ("ID", "Name", "SubmitTime", "CreateIndex", "ModifyIndex", "JobModifyIndex")

@@ -17,16 +17,32 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.apply import FSM
 from caravan.fsm.store import Txn
-from caravan.fsm.structs import (AllocMetric, Allocation, Deployment, DeploymentState, DriverInfo,
-                         Evaluation, Job, NetworkResource, Node, NodeCpuResources,
-                         NodeDiskResources, NodeMemoryResources, NodeReservedNetworkResources,
-                         NodeReservedResources, NodeResources, Port, Resources, Task, TaskGroup,
-                         TaskState)
+from caravan.fsm.structs import (
+    Allocation,
+    AllocMetric,
+    Deployment,
+    DeploymentState,
+    DriverInfo,
+    Evaluation,
+    Job,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeDiskResources,
+    NodeMemoryResources,
+    NodeReservedNetworkResources,
+    NodeReservedResources,
+    NodeResources,
+    Port,
+    Resources,
+    Task,
+    TaskGroup,
+    TaskState,
+)
 from caravan.server.http.app import build_app
 from caravan.server.http.job_reads import alloc_stub
 from caravan.server.notify import Notifier
-from tests.http.helpers import (assert_error, assert_read_headers, index_of, register,
-                                service_job, uid)
+from tests.http.helpers import assert_error, assert_read_headers, index_of, register, service_job, uid
 
 NODE_A = "4a1f0000-0000-4000-8000-000000000001"
 NODE_B = "4a2e0000-0000-4000-8000-000000000002"

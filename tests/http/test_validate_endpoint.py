@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 
 from caravan.server.jobspec.validate import format_errors
-from tests.http.helpers import (assert_error, assert_write_headers, enc, observe,
-                                service_job, uid)
+from tests.http.helpers import assert_error, assert_write_headers, enc, observe, service_job, uid
 
 METHODS = ("PUT", "POST")
 

@@ -90,7 +90,7 @@ class NemesisCluster:
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "NemesisCluster":
+    def start(self) -> NemesisCluster:
         for p in self.servers + self.clients:
             p.start()
         for p in self.servers + self.clients:

@@ -11,9 +11,9 @@ time the cluster took to follow a leader again (``election``).
 from __future__ import annotations
 
 import random
-from functools import partial
 import threading
 import time
+from functools import partial
 
 from tests.nemesis.cluster import NemesisCluster
 from tests.nemesis.history import History

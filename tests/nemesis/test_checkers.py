@@ -1,8 +1,14 @@
 """The checkers on hand-written histories: each must catch what it is for."""
 from __future__ import annotations
 
-from tests.nemesis.checkers import (check_dispatches, check_linearizable, check_no_overcommit,
-                                    check_versions, linearizable, merge_versions)
+from tests.nemesis.checkers import (
+    check_dispatches,
+    check_linearizable,
+    check_no_overcommit,
+    check_versions,
+    linearizable,
+    merge_versions,
+)
 from tests.nemesis.history import History, Op, load
 
 INF = float("inf")

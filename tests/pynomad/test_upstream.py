@@ -107,6 +107,7 @@ def agent(tmp_path):
     ``-acl-enabled``: Caravan has no ACLs yet), once its node is ready; and the version
     the node reports (upstream's tests read NOMAD_VERSION to skip tests)."""
     import httpx
+
     from tests.procs import wait_until
 
     http, rpc, raft = free_ports(3)

@@ -39,8 +39,8 @@ from msgspec.structs import replace
 
 from caravan.fsm import schema as t
 from caravan.fsm.allocs import summarize
-from caravan.fsm.scaling import TRACKED_EVENTS
 from caravan.fsm.node_events import MAX_NODE_EVENTS
+from caravan.fsm.scaling import TRACKED_EVENTS
 from caravan.fsm.store import State, Txn, state_hash
 from caravan.scheduler.ports import alloc_networks
 from caravan.scheduler.rank import alloc_usage, node_capacity

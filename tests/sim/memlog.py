@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from caravan.fsm import entries
 from caravan.fsm.apply import FSM
@@ -56,7 +56,7 @@ class MemRaft:
                  apply_lag: tuple[float, float] = (0.0, 0.03),
                  max_batch: int = 4, snapshot_every: tuple[int, int] = (15, 60),
                  unknown_outcome: float = 0.03,
-                 on_apply: Callable[["Replica", int], None] | None = None):
+                 on_apply: Callable[[Replica, int], None] | None = None):
         self.rng = rng
         self.trace = trace
         self.net_delay = net_delay
@@ -78,7 +78,7 @@ class MemRaft:
     def quorum(self) -> int:
         return len(self.replicas) // 2 + 1
 
-    def up(self) -> list["Replica"]:
+    def up(self) -> list[Replica]:
         return [r for r in self.replicas if r.up]
 
     def start(self) -> None:
@@ -95,7 +95,7 @@ class MemRaft:
         self.trace(f"leader s{old} steps down ({why}); term {self.term}")
         self.replicas[old].leadership_changed(False)
 
-    def elect(self, candidate: "Replica") -> bool:
+    def elect(self, candidate: Replica) -> bool:
         if self.leader_id is not None or not candidate.up or len(self.up()) < self.quorum:
             return False
         self.term += 1
@@ -139,7 +139,7 @@ class Replica:
         self.incarnation = 0
         self.snapshot: tuple[int, bytes] | None = None
         self.on_leadership: Callable[[bool], None] | None = None
-        self.on_boot: Callable[["Replica"], None] | None = None
+        self.on_boot: Callable[[Replica], None] | None = None
         self._next_snapshot = 0
         self._waiters: dict[int, list[asyncio.Future]] = {}
         self._pump: asyncio.Task | None = None

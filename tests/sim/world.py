@@ -32,11 +32,23 @@ from caravan.fsm.entries import AllocClientState
 from caravan.fsm.ids import uuid4_from
 from caravan.fsm.jobs import dispatch_rejection
 from caravan.fsm.store import state_hash
+from caravan.fsm.structs import (
+    Allocation,
+    AllocDeploymentStatus,
+    ClientHostVolumeConfig,
+    DriverInfo,
+    Job,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeDiskResources,
+    NodeMemoryResources,
+    NodeReservedNetworkResources,
+    NodeReservedResources,
+    NodeResources,
+)
 from caravan.fsm.times import format_rfc3339
-from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, ClientHostVolumeConfig,
-                         DriverInfo, Job, NetworkResource, Node, NodeCpuResources,
-                         NodeDiskResources, NodeMemoryResources, NodeReservedNetworkResources,
-                         NodeReservedResources, NodeResources)
+from caravan.proto import node_pb2 as pb
 from caravan.scheduler.core_gc import CoreGarbageCollector, Thresholds
 from caravan.scheduler.drainer import NodeDrainer
 from caravan.server import ids
@@ -46,7 +58,6 @@ from caravan.server.leader import LeaderServices, begin_leadership
 from caravan.server.notify import Notifier
 from caravan.server.raft import ApplyTimeout, NoLeaderError
 from caravan.server.rpc.node import NodeService
-from caravan.proto import node_pb2 as pb
 from tests.sim.invariants import SameStateHashes, StateChecks
 from tests.sim.memlog import InvariantViolation, MemRaft, Replica
 from tests.sim.vloop import Deadlock, VirtualTimeLoop
@@ -90,7 +101,7 @@ class SimServer:
     """What ``server.agent.Agent`` is to the services: ``fsm``, ``raft``, ``notifier``,
     ``leader_rpc()``; rebuilt from scratch on every (re)start of its replica."""
 
-    def __init__(self, world: "World", replica: Replica):
+    def __init__(self, world: World, replica: Replica):
         self.world = world
         self.raft = replica
         self.name = replica.name
@@ -177,7 +188,7 @@ class SimNode:
     running (or failed: at random, and always for a task whose config has
     ``start_error``), finished (batch) and stopped. While dead it does nothing."""
 
-    def __init__(self, world: "World", i: int):
+    def __init__(self, world: World, i: int):
         self.world = world
         self.rng = world.rng_for(f"node/{i}")
         cpu = self.rng.choice((2000, 4000, 8000))
@@ -314,7 +325,7 @@ class Client:
 
     PARENT = "batchy"
 
-    def __init__(self, world: "World", i: int):
+    def __init__(self, world: World, i: int):
         self.world = world
         self.i = i
         self.rng = world.rng_for(f"client/{i}")
@@ -422,7 +433,7 @@ class Client:
                     self.jobs[job_id]["TaskGroups"][0]["Count"] = count
                 op = ("scale", lambda s, job_id=job_id, count=count: self._scale(s, job_id, count))
             elif roll < 0.86:
-                op = ("alloc-stop", lambda s, job_id=self.rng.choice(mine): self._alloc_stop(s, job_id))
+                op = ("alloc-stop", lambda s, job_id=self.rng.choice(mine): self._alloc_stop(s, job_id))  # noqa: B008
             elif roll < 0.91:
                 op = ("dispatch", self._dispatch)
             elif roll < 0.94:

@@ -18,16 +18,30 @@ from caravan.client.alloc_runner import client_status
 from caravan.client.checks import address, checks_for
 from caravan.client.drivers.base import TaskDirs
 from caravan.client.logs import LogFiles, RotatingLog
-from caravan.client.prestart import (PrestartError, fetch_artifact, inside, render, render_template,
-                             write_payload)
+from caravan.client.prestart import PrestartError, fetch_artifact, inside, render, render_template, write_payload
 from caravan.client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
-from caravan.client.taskenv import (alloc_index, interpolate, interpolate_service, interpolate_value,
-                            port_env, task_env)
+from caravan.client.taskenv import alloc_index, interpolate, interpolate_service, interpolate_value, port_env, task_env
 from caravan.client.volumes import Mount, link_mounts, link_path, task_mounts
-from caravan.fsm.structs import (Allocation, ClientHostVolumeConfig, Job, NetworkResource, Node, Port,
-                         Resources, RestartPolicy, Service, ServiceCheck, TaskArtifact,
-                         TaskGroup, Task, TaskLifecycleConfig, TaskState, Template, VolumeMount,
-                         VolumeRequest)
+from caravan.fsm.structs import (
+    Allocation,
+    ClientHostVolumeConfig,
+    Job,
+    NetworkResource,
+    Node,
+    Port,
+    Resources,
+    RestartPolicy,
+    Service,
+    ServiceCheck,
+    Task,
+    TaskArtifact,
+    TaskGroup,
+    TaskLifecycleConfig,
+    TaskState,
+    Template,
+    VolumeMount,
+    VolumeRequest,
+)
 
 SEC = 1_000_000_000
 

@@ -7,7 +7,7 @@ import itertools
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.node_events import MAX_NODE_EVENTS
-from caravan.fsm.structs import (AllocDeploymentStatus, DrainStrategy, Job, Task, TaskGroup)
+from caravan.fsm.structs import AllocDeploymentStatus, DrainStrategy, Job, Task, TaskGroup
 from caravan.scheduler import drainer
 from tests.unit.test_fsm import Log, make_job
 from tests.unit.test_fsm_allocs import alloc, node

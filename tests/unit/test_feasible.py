@@ -5,9 +5,21 @@ import re
 
 import pytest
 
-from caravan.fsm.structs import (AllocMetric, Allocation, ClientHostVolumeConfig, Constraint,
-                         DriverInfo, Job, NetworkResource, Node, NodeResources, Port, Task,
-                         TaskGroup, VolumeRequest)
+from caravan.fsm.structs import (
+    Allocation,
+    AllocMetric,
+    ClientHostVolumeConfig,
+    Constraint,
+    DriverInfo,
+    Job,
+    NetworkResource,
+    Node,
+    NodeResources,
+    Port,
+    Task,
+    TaskGroup,
+    VolumeRequest,
+)
 from caravan.scheduler import feasible as f
 
 

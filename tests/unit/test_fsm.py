@@ -11,8 +11,7 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.apply import FSM
 from caravan.fsm.store import decode_state, encode_state, state_hash
-from caravan.fsm.structs import (Evaluation, Job, ParameterizedJobConfig, PeriodicConfig, Task,
-                         TaskGroup)
+from caravan.fsm.structs import Evaluation, Job, ParameterizedJobConfig, PeriodicConfig, Task, TaskGroup
 
 
 def make_job(job_id="web", **kw) -> Job:

@@ -7,8 +7,7 @@ from msgspec.structs import replace
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.scaling import TRACKED_EVENTS
-from caravan.fsm.structs import (Allocation, Deployment, DesiredTransition, ScalingEvent, ScalingPolicy,
-                         TaskGroup, Task)
+from caravan.fsm.structs import Allocation, Deployment, DesiredTransition, ScalingEvent, ScalingPolicy, Task, TaskGroup
 from tests.unit.test_fsm import Log, make_eval, make_job
 
 

@@ -19,7 +19,7 @@ def F(type_: str, name: str, old: str = "", new: str = "") -> dict:
     return {"Type": type_, "Name": name, "Old": old, "New": new, "Annotations": None}
 
 
-def O(type_: str, name: str, fields=None, objects=None) -> dict:
+def O(type_: str, name: str, fields=None, objects=None) -> dict:  # noqa: E743  (an Object diff)
     return {"Type": type_, "Name": name, "Fields": fields, "Objects": objects}
 
 

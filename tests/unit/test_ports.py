@@ -5,8 +5,16 @@ import random
 
 import pytest
 
-from caravan.fsm.structs import (Allocation, NetworkResource, Node, NodeReservedNetworkResources,
-                         NodeReservedResources, NodeResources, Port, Resources)
+from caravan.fsm.structs import (
+    Allocation,
+    NetworkResource,
+    Node,
+    NodeReservedNetworkResources,
+    NodeReservedResources,
+    NodeResources,
+    Port,
+    Resources,
+)
 from caravan.scheduler import ports as p
 
 
@@ -30,8 +38,8 @@ def index(node: Node, allocs=()) -> p.NetworkIndex:
 
 def ask(static=(), dynamic=(), mbits=0) -> NetworkResource:
     return NetworkResource(MBits=mbits,
-                           ReservedPorts=[Port(Label=l, Value=v) for l, v in static] or None,
-                           DynamicPorts=[Port(Label=l, To=to) for l, to in dynamic] or None)
+                           ReservedPorts=[Port(Label=lbl, Value=v) for lbl, v in static] or None,
+                           DynamicPorts=[Port(Label=lbl, To=to) for lbl, to in dynamic] or None)
 
 
 def alloc_with(ports: list[int], ip="10.0.0.1", mbits=0, **kw) -> Allocation:

@@ -7,9 +7,23 @@ import random
 import pytest
 from msgspec.structs import replace
 
-from caravan.fsm.structs import (AllocMetric, Allocation, EphemeralDisk, Job, NetworkResource, Node,
-                         NodeCpuResources, NodeDiskResources, NodeMemoryResources,
-                         NodeReservedResources, NodeResources, Port, Resources, Task, TaskGroup)
+from caravan.fsm.structs import (
+    Allocation,
+    AllocMetric,
+    EphemeralDisk,
+    Job,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeDiskResources,
+    NodeMemoryResources,
+    NodeReservedResources,
+    NodeResources,
+    Port,
+    Resources,
+    Task,
+    TaskGroup,
+)
 from caravan.scheduler import rank as r
 
 

@@ -8,19 +8,43 @@ from __future__ import annotations
 import copy
 
 import msgspec
-
 import pytest
 from msgspec.structs import replace
 
 from caravan.fsm.structs import (
-    Allocation, Constraint, DesiredTransition, DrainStrategy, EphemeralDisk, Job, LogConfig, NetworkResource, Node, Port,
-    Resources, RestartPolicy, Service, Task, TaskArtifact, TaskGroup, Template, UpdateStrategy,
+    Allocation,
+    Constraint,
+    DesiredTransition,
+    DrainStrategy,
+    EphemeralDisk,
+    Job,
+    LogConfig,
+    NetworkResource,
+    Node,
+    Port,
+    Resources,
+    RestartPolicy,
+    Service,
+    Task,
+    TaskArtifact,
+    TaskGroup,
+    Template,
+    UpdateStrategy,
     Vault,
 )
 from caravan.scheduler.names import NameIndex, alloc_index, alloc_name, removal_order
 from caravan.scheduler.reconcile import (
-    ALLOC_LOST, ALLOC_MIGRATING, ALLOC_NODE_TAINTED, ALLOC_NOT_NEEDED, DESTRUCTIVE, IGNORE,
-    INPLACE, DesiredUpdates, PlaceRequest, classify_update, reconcile, reconcile_system,
+    ALLOC_LOST,
+    ALLOC_MIGRATING,
+    ALLOC_NOT_NEEDED,
+    DESTRUCTIVE,
+    IGNORE,
+    INPLACE,
+    DesiredUpdates,
+    PlaceRequest,
+    classify_update,
+    reconcile,
+    reconcile_system,
     tasks_updated,
 )
 
@@ -551,9 +575,15 @@ def test_system_job_stop_and_replacement_links_previous_alloc():
 
 # --- rescheduling of failed allocs ---------------------------------------------------------------
 
-from caravan.fsm.structs import (AllocDeploymentStatus, Deployment, DeploymentState,  # noqa: E402
-                         DesiredTransition, RescheduleEvent, ReschedulePolicy,
-                         RescheduleTracker, TaskState)
+from caravan.fsm.structs import (  # noqa: E402
+    AllocDeploymentStatus,
+    Deployment,
+    DeploymentState,
+    RescheduleEvent,
+    ReschedulePolicy,
+    RescheduleTracker,
+    TaskState,
+)
 from caravan.fsm.times import format_rfc3339  # noqa: E402
 from caravan.scheduler.reconcile import ALLOC_RESCHEDULED, reschedule_decision  # noqa: E402
 

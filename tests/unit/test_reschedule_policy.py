@@ -15,9 +15,22 @@ from msgspec.structs import replace
 from caravan.fsm import entries as e
 from caravan.fsm import reschedule as rs
 from caravan.fsm import schema as t
-from caravan.fsm.structs import (AllocDeploymentStatus, Allocation, Deployment, DeploymentState,
-                         DesiredTransition, Evaluation, Job, Node, RescheduleEvent,
-                         ReschedulePolicy, RescheduleTracker, Task, TaskGroup, TaskState)
+from caravan.fsm.structs import (
+    Allocation,
+    AllocDeploymentStatus,
+    Deployment,
+    DeploymentState,
+    DesiredTransition,
+    Evaluation,
+    Job,
+    Node,
+    RescheduleEvent,
+    ReschedulePolicy,
+    RescheduleTracker,
+    Task,
+    TaskGroup,
+    TaskState,
+)
 from caravan.fsm.times import format_rfc3339
 from caravan.scheduler.broker import EvalBroker
 from caravan.scheduler.deployment_watcher import Action, decide, entry_for

@@ -11,8 +11,17 @@ from msgspec.structs import replace
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
-from caravan.fsm.structs import (DriverInfo, Evaluation, Job, NetworkResource, Node, NodeCpuResources,
-                         NodeDiskResources, NodeMemoryResources, NodeResources)
+from caravan.fsm.structs import (
+    DriverInfo,
+    Evaluation,
+    Job,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeDiskResources,
+    NodeMemoryResources,
+    NodeResources,
+)
 from caravan.scheduler.generic import compute_plan
 from caravan.scheduler.plan_apply import PlanApplier, results_entry
 from caravan.scheduler.ports import alloc_networks

@@ -6,12 +6,26 @@ import random
 import msgspec
 import pytest
 
-from caravan.fsm.structs import (AllocMetric, Allocation, Constraint, DriverInfo, EphemeralDisk, Job,
-                         NetworkResource, Node, NodeCpuResources, NodeDiskResources,
-                         NodeMemoryResources, NodeReservedResources, NodeResources, Port,
-                         Resources, Task, TaskGroup)
-from caravan.scheduler.feasible import (FILTER_CLASS_INELIGIBLE, FILTER_DRIVERS, computed_class,
-                                constraint_checker)
+from caravan.fsm.structs import (
+    Allocation,
+    AllocMetric,
+    Constraint,
+    DriverInfo,
+    EphemeralDisk,
+    Job,
+    NetworkResource,
+    Node,
+    NodeCpuResources,
+    NodeDiskResources,
+    NodeMemoryResources,
+    NodeReservedResources,
+    NodeResources,
+    Port,
+    Resources,
+    Task,
+    TaskGroup,
+)
+from caravan.scheduler.feasible import FILTER_CLASS_INELIGIBLE, FILTER_DRIVERS, computed_class, constraint_checker
 from caravan.scheduler.stack import Eligibility, Placement, Stack, select_limit, wrapped_checks
 
 
