@@ -7,8 +7,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from caravan.fsm.durations import go_duration
 from caravan.fsm.structs import RestartPolicy
-from caravan.server.jobspec.validate import go_duration
 
 RESTART = "restart"
 NOT_RESTARTING = "not-restarting"   # the task has failed

@@ -19,8 +19,8 @@ from caravan.client.prestart import PrestartError, fetch_artifact, render_templa
 from caravan.client.restarts import NOT_RESTARTING, RESTART, TERMINATED, RestartTracker
 from caravan.client.taskenv import interpolate_value, task_env
 from caravan.client.volumes import link_mounts, task_mounts
+from caravan.fsm.durations import go_duration
 from caravan.fsm.structs import Allocation, Node, Task, TaskEvent, TaskGroup, TaskState
-from caravan.server.jobspec.validate import go_duration
 
 log = logging.getLogger("caravan.client.task")
 

@@ -10,7 +10,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 
-from caravan.server.jobspec.duration import parse_go_duration
+from caravan.fsm.durations import parse_go_duration
 
 
 class ConfigError(Exception):

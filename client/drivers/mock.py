@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from caravan.client.drivers.base import DriverError, ExitResult, TaskContext
-from caravan.server.jobspec.duration import duration_value
+from caravan.fsm.durations import duration_value
 
 NS = 1e9
 

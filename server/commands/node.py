@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import click
 
+from caravan.fsm.durations import parse_go_duration
 from caravan.server.commands.client import Client, CommandError, find_by_prefix
 from caravan.server.commands.options import json_option, verbose_option, with_client
 from caravan.server.commands.output import emit_json, fmt_time, heading, kv, short, table
 from caravan.server.commands.render import alloc_rows, status_text
-from caravan.server.jobspec.duration import parse_go_duration
 
 
 @click.group(name="node")

@@ -20,9 +20,9 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
+from caravan.fsm.durations import parse_go_duration
 from caravan.fsm.structs import Record
 from caravan.server.http.nulls import without_nulls
-from caravan.server.jobspec.duration import parse_go_duration
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_WAIT = 300.0

@@ -11,7 +11,7 @@ from typing import Any
 
 from lark import Tree
 
-from caravan.server.jobspec.duration import parse_go_duration
+from caravan.fsm.durations import parse_go_duration
 from caravan.server.jobspec.hcl_eval import Evaluator, HclError, children, error_at
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from caravan.fsm.durations import go_duration
 from caravan.fsm.structs import (
     Affinity,
     Constraint,
@@ -1088,32 +1089,3 @@ def _go_rune(ch: str) -> str:
 def _go_list(items: list[Any]) -> str:
     """Go's %v for a []string: [a b c]."""
     return "[" + " ".join(_s(i) for i in items) + "]"
-
-
-def go_duration(ns: int) -> str:
-    """Go's time.Duration.String(): 0s, 1.5s, 5m0s, 24h0m0s, 500ms."""
-    if ns == 0:
-        return "0s"
-    sign, ns = ("-" if ns < 0 else ""), abs(ns)
-    if ns < 1000:
-        return f"{sign}{ns}ns"
-    if ns < 1_000_000:
-        return f"{sign}{_decimal(ns, 1000)}µs"
-    if ns < SECOND:
-        return f"{sign}{_decimal(ns, 1_000_000)}ms"
-    hours, rest = divmod(ns, 3600 * SECOND)
-    minutes, rest = divmod(rest, 60 * SECOND)
-    text = _decimal(rest, SECOND) + "s"
-    if hours:
-        text = f"{hours}h{minutes}m{text}"
-    elif minutes:
-        text = f"{minutes}m{text}"
-    return sign + text
-
-
-def _decimal(value: int, unit: int) -> str:
-    whole, frac = divmod(value, unit)
-    if not frac:
-        return str(whole)
-    width = len(str(unit)) - 1
-    return f"{whole}.{str(frac).rjust(width, '0').rstrip('0')}"

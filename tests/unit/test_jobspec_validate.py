@@ -8,11 +8,11 @@ import random
 import msgspec
 import pytest
 
+from caravan.fsm.durations import go_duration
 from caravan.fsm.structs import Job, Task, TaskGroup
 from caravan.server.jobspec.canonicalize import canonicalize
 from caravan.server.jobspec.validate import (
     format_errors,
-    go_duration,
     validate_job,
     validate_update,
     version_constraint_error,
