@@ -2,7 +2,8 @@
 
 Everything here is a pure function of the transaction's state and the values passed
 in (which came from the log entry), so every replica computes the same rows. The
-rules follow Nomad's state store (``reference/nomad-internals.md`` §1.4–1.7) with two
+rules follow Nomad's state store (``nomad/state/state_store.go``: ``upsertJobImpl``,
+``setJobStatus``, the job summary bookkeeping) with two
 deliberate improvements: versions sort numerically, and a job and its eval are
 written by one entry.
 """

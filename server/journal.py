@@ -234,7 +234,8 @@ class DurableJournal:
     def deleteEntriesFrom(self, entryFrom):
         """Drop the entries from ``entryFrom`` on. The file is cut lazily: pysyncobj's
         followers delete and re-append entries they already hold whenever the leader
-        re-sends a range (reference/pysyncobj.md §4.1); re-appended identical entries
+        re-sends a range (it drops its suffix after ``prevLogIdx`` without comparing terms,
+        where Raft drops only a conflicting one); re-appended identical entries
         keep their records, so only a real conflict (or a sync) cuts the file."""
         self._materialize()
         if entryFrom >= len(self._entries):

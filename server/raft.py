@@ -5,8 +5,7 @@ them with the FSM, snapshots the FSM with msgpack, and turns pysyncobj's callbac
 failure codes into awaitable results and two exceptions: ``NoLeaderError`` (nobody can
 take the write now; nothing was applied) and ``ApplyTimeout`` (the outcome is unknown).
 
-pysyncobj's sharp edges, and what this module does about each
-(``shared/reference/pysyncobj.md``):
+pysyncobj's sharp edges (as of 0.3.x), and what this module does about each:
 - an exception escaping a replicated method wedges the cluster: ``FSM.apply`` never
   raises;
 - pickle over the raft port: a password is always set and raft binds only the
@@ -21,7 +20,8 @@ pysyncobj's sharp edges, and what this module does about each
   no-op submitted after the read began is applied (a deposed leader cannot commit one);
 - under pipelining the leader pulled a follower's next index back to each acknowledged
   position and re-sent entries in flight, which the follower truncated and appended
-  again (§4.1): an answer may raise the next index, never lower it
+  again (it drops its suffix without comparing terms, logged at CRITICAL): an answer
+  may raise the next index, never lower it
   (``_Transport._keep_next_index``);
 - the file journal is never fsynced and has no checksums: it is replaced by
   ``server/journal.py``'s ``DurableJournal``; a follower fsyncs before it acknowledges
