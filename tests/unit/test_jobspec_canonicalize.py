@@ -11,18 +11,17 @@ from caravan.fsm.structs import Job
 from caravan.server.jobspec.canonicalize import canonicalize, inherit_job_migrate
 from caravan.server.jobspec.validate import validate_job
 
-SEED = Path("/work/shared/seed/jobs-http-api.txt")
+# The "Read Job" sample response of Nomad's Jobs HTTP API document (a batch job, periodic
+# and parameterized), as it appears there.
+SEED_JOB = Path(__file__).resolve().parent.parent / "fixtures" / "read-job-response.json"
 S = 1_000_000_000
 M = 60 * S
 H = 60 * M
 
 
 def seed_job_body() -> bytes:
-    """The "Read Job" sample response of the seed (a batch job, periodic and parameterized)."""
-    text = SEED.read_text()
-    start = text.index("» Read Job\n")
-    end = text.index("» List Job Versions")
-    return text[text.index("{", start):end].encode()
+    """The "Read Job" sample response (a batch job, periodic and parameterized)."""
+    return SEED_JOB.read_bytes()
 
 
 def decode(spec: dict) -> Job:
