@@ -97,8 +97,8 @@ async def raft_point(tmp: Path, fsync: bool, callers: int, n: int = 400) -> dict
     from caravan.server.raft import RaftNode, RaftSettings
     from tests.procs import free_ports
 
-    # pysyncobj logs its re-sent-range truncations at CRITICAL (reference/pysyncobj.md
-    # §4.1); they are expected under pipelined load and would drown the table
+    # pysyncobj logs its re-sent-range truncations at CRITICAL (a follower drops its
+    # suffix without comparing terms); they are expected under pipelined load and would drown the table
     logging.getLogger("pysyncobj").setLevel(logging.CRITICAL + 1)
     loop = asyncio.get_running_loop()
     addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fault-injection figures (issue 6, tier 2): real servers and client agents under a
+"""Fault-injection figures (tier 2, see docs/reliability.md): real servers and client agents under a
 seeded nemesis, concurrent clients, then the checkers of tests/nemesis.
 
     python3 bench/nemesis.py [--seconds 300] [--seed 1] [--servers 3,5] [--faults ...] [--keep]

@@ -396,8 +396,9 @@ def machine_cpu_s() -> tuple[float, float]:
 
 
 def count_truncations(paths) -> int:
-    """pysyncobj's CRITICAL 'truncating already-applied log entries' lines (shared/reference/
-    pysyncobj.md 4.1): a follower dropped entries it had applied; the leader re-sends them."""
+    """pysyncobj's CRITICAL 'truncating already-applied log entries' lines (pysyncobj
+    drops a follower's suffix without comparing terms): a follower dropped entries it had
+    applied; the leader re-sends them."""
     n = 0
     for p in paths:
         try:

@@ -1,4 +1,4 @@
-# The seed's sample job (../shared/seed/jobs-http-api.txt, "Read Job") as a job file:
+# The sample job of Nomad's Jobs HTTP API documentation ("Read Job") as a job file:
 # a redis cache in docker, with every block the sample's JSON shows.
 variable "image" {
   type        = string

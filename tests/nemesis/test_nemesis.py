@@ -1,4 +1,4 @@
-"""Tier 2 of issue 6: real servers and client agents under real faults.
+"""Fault injection, tier 2 (docs/reliability.md): real servers and client agents under real faults.
 
 - ``test_short_nemesis_run`` (default suite): 3 servers, 2 client agents, ~20 s of
   seeded faults (every kind: server kills and pauses, partitions, a bridge, client
