@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from types import SimpleNamespace
 
 import uvicorn
 
 from caravan.client.agent import ClientAgent, ClientSettings
+from caravan.client.http_api import build_client_app
 
 
 async def run_client(settings: ClientSettings) -> int:
     client = ClientAgent(settings)
-    from caravan.server.http.app import build_client_app
     host, _, port = settings.http_addr.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(
-        build_client_app(SimpleNamespace(client=client)), host=host.strip("[]"),
+        build_client_app(client), host=host.strip("[]"),
         port=int(port), log_level="warning", access_log=False, lifespan="off",
         timeout_graceful_shutdown=2))
 

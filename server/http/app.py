@@ -197,20 +197,6 @@ async def _fault(request: Request, exc: Exception):
     return _text(500, "internal server error")
 
 
-CLIENT_ROUTES = [
-    Route("/v1/client/fs/logs/{alloc_id}", _guarded(client_fs.alloc_logs), methods=["GET"]),
-    Route("/v1/agent/health", _guarded(status.client_health), methods=["GET"]),
-]
-
-
-def build_client_app(agent) -> Starlette:
-    """The HTTP API of a client-only agent: its allocations' logs and its health."""
-    app = Starlette(routes=CLIENT_ROUTES, exception_handlers={
-        ApiError: _api_error, HTTPException: _http_error, Exception: _fault})
-    app.state.agent = agent
-    return app
-
-
 def build_app(agent, lifespan=None) -> Starlette:
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
         ApiError: _api_error, HTTPException: _http_error, NoLeaderError: _no_leader,

@@ -7,8 +7,9 @@ from importlib import metadata
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from caravan.client.http_api import health_part
 from caravan.fsm.store import state_hash
-from caravan.server.http.common import ApiError, agent, check_method, json_response
+from caravan.server.http.common import agent, check_method, json_response
 from caravan.server.raft import NoLeaderError
 
 LEADER_POLL = 0.05
@@ -106,20 +107,8 @@ async def health(request: Request) -> Response:
     body = {"server": {"ok": True, "message": "ok", "leader": leader,
                        "applied_index": ag.fsm.state.last_index}}
     if getattr(ag, "client", None) is not None and ag.client.registered.is_set():
-        body["client"] = _client_part(ag.client)
+        body["client"] = health_part(ag.client)
     return json_response(body, index=ag.fsm.state.last_index, request=request)
-
-
-def _client_part(client) -> dict:
-    if not client.registered.is_set():
-        raise ApiError(500, "client: node not registered yet")
-    return {"ok": True, "message": "ok", "node_id": client.node.ID}
-
-
-async def client_health(request: Request) -> Response:
-    """A client-only agent: 200 once its node is registered with the servers."""
-    client = agent(request).client
-    return JSONResponse({"client": _client_part(client)})
 
 
 async def metrics(request: Request) -> Response:
