@@ -14,7 +14,7 @@ scored by the node-affinity and allocation-spread stages too, over at least 100 
 (Nomad's limit with affinities or spreads) instead of log2(n). For each variant:
 
 1. In-process ceiling (a child process of this file, ``_ceiling`` mode): the same 1,000
-   nodes (``server.nodesim.build_node`` + ``server.rpc.node.prepare_node``, what the
+   nodes (``client.nodesim.build_node`` + ``server.rpc.node.prepare_node``, what the
    Register RPC commits) and the same 100 jobs (``convert`` + ``canonicalize`` +
    ``new_eval``, what ``POST /v1/jobs`` commits) go into a real ``fsm.apply.FSM`` as
    encoded NodeRegister and JobRegister entries. Then, timed: for each pending eval in
@@ -144,6 +144,8 @@ def ceiling_main(argv) -> None:
     ap.add_argument("--ports", required=True)
     a = ap.parse_args(argv)
 
+    from caravan.client.nodesim import _parser as nodesim_parser
+    from caravan.client.nodesim import build_node
     from caravan.fsm import entries as e
     from caravan.fsm import schema as t
     from caravan.fsm.apply import FSM
@@ -155,8 +157,6 @@ def ceiling_main(argv) -> None:
     from caravan.server.http.common import convert
     from caravan.server.http.job_writes import new_eval
     from caravan.server.jobspec.canonicalize import canonicalize
-    from caravan.server.nodesim import _parser as nodesim_parser
-    from caravan.server.nodesim import build_node
     from caravan.server.rpc.node import prepare_node
 
     fsm = FSM()

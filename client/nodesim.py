@@ -53,6 +53,7 @@ import msgspec
 
 from caravan.client.clock import rfc3339
 from caravan.client.conn import CALL_TIMEOUT, ServerConn
+from caravan.client.volumes import HostVolumeFlagError, parse_host_volume_flag
 from caravan.fsm.entries import AllocClientState
 from caravan.fsm.structs import (
     Allocation,
@@ -71,7 +72,6 @@ from caravan.fsm.structs import (
     TaskState,
 )
 from caravan.proto import node_pb2 as pb
-from caravan.server.config import ConfigError, parse_host_volume_flag
 
 log = logging.getLogger("caravan.nodesim")
 
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         host_volumes(args.host_volume)
-    except ConfigError as exc:
+    except HostVolumeFlagError as exc:
         print(f"caravan nodesim: {exc}", file=sys.stderr)
         return 2
     try:

@@ -12,6 +12,26 @@ from caravan.client.prestart import PrestartError
 from caravan.fsm.structs import Allocation, Node, Task, TaskGroup
 
 
+class HostVolumeFlagError(ValueError):
+    """A ``-host-volume`` flag that does not read as ``name=/absolute/path[:ro]``."""
+
+
+def parse_host_volume_flag(text: str) -> tuple[str, dict]:
+    """``-host-volume name=/path[:ro]`` (the dev agent's and nodesim's spelling of a
+    ``host_volume`` table): (name, {"path", "read_only"})."""
+    name, sep, rest = text.partition("=")
+    read_only = False
+    if rest.endswith(":ro"):
+        rest, read_only = rest[:-3], True
+    elif rest.endswith(":rw"):
+        rest = rest[:-3]
+    if not sep or not name or not rest:
+        raise HostVolumeFlagError(f"-host-volume {text!r}: expected name=/absolute/path[:ro]")
+    if not os.path.isabs(rest):
+        raise HostVolumeFlagError(f"-host-volume {text!r}: {rest!r} is not an absolute path")
+    return name, {"path": rest, "read_only": read_only}
+
+
 @dataclass(frozen=True)
 class Mount:
     """One host directory mounted into a task (Nomad's ``drivers.MountConfig``)."""

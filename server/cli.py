@@ -12,7 +12,8 @@ import signal
 import sys
 import tempfile
 
-from caravan.server.config import ConfigError, dev_config, dial_address, load, parse_host_volume_flag
+from caravan.client.volumes import HostVolumeFlagError, parse_host_volume_flag
+from caravan.server.config import ConfigError, dev_config, dial_address, load
 from caravan.server.journal import StorageDamaged
 
 
@@ -69,7 +70,10 @@ def host_volume_flags(flags: list[str], base: dict | None = None) -> dict:
     client with a missing host volume does not start)."""
     volumes = dict(base or {})
     for text in flags:
-        name, volume = parse_host_volume_flag(text)
+        try:
+            name, volume = parse_host_volume_flag(text)
+        except HostVolumeFlagError as exc:
+            raise ConfigError(str(exc)) from None
         volumes[name] = volume
     for name, volume in volumes.items():
         if not os.path.isdir(volume["path"]):
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "agent":
         return agent_main(argv[1:])
     if argv[0] == "nodesim":
-        from caravan.server.nodesim import main as nodesim_main
+        from caravan.client.nodesim import main as nodesim_main
         return nodesim_main(argv[1:])
     from caravan.server.commands import NOUNS
     if argv[0] in NOUNS:

@@ -353,22 +353,6 @@ def parse_host_volumes(entries: list, where: str) -> dict:
     return volumes
 
 
-def parse_host_volume_flag(text: str) -> tuple[str, dict]:
-    """``-host-volume name=/path[:ro]`` (the dev agent's and nodesim's spelling of a
-    ``host_volume`` table): (name, {"path", "read_only"})."""
-    name, sep, rest = text.partition("=")
-    read_only = False
-    if rest.endswith(":ro"):
-        rest, read_only = rest[:-3], True
-    elif rest.endswith(":rw"):
-        rest = rest[:-3]
-    if not sep or not name or not rest:
-        raise ConfigError(f"-host-volume {text!r}: expected name=/absolute/path[:ro]")
-    if not os.path.isabs(rest):
-        raise ConfigError(f"-host-volume {text!r}: {rest!r} is not an absolute path")
-    return name, {"path": rest, "read_only": read_only}
-
-
 def dev_config(http_port: int, rpc_port: int, raft_port: int, data_dir: str,
                secret: str, *, bind: str = "127.0.0.1", region: str = "global",
                datacenter: str = "dc1") -> Config:

@@ -6,7 +6,9 @@ import tomllib
 
 import pytest
 
-from caravan.server.config import ConfigError, parse, parse_host_volume_flag
+from caravan.client.volumes import HostVolumeFlagError, parse_host_volume_flag
+from caravan.server.cli import host_volume_flags
+from caravan.server.config import ConfigError, parse
 
 SERVERS = '[[servers]]\nname = "s1"\nhttp = "127.0.0.1:1"\nrpc = "127.0.0.1:2"\nraft = "127.0.0.1:3"\n'
 
@@ -62,5 +64,8 @@ def test_host_volume_flag():
     assert parse_host_volume_flag("data=/srv/data:ro") == ("data", {"path": "/srv/data",
                                                                     "read_only": True})
     for bad in ("data", "=/x", "data=", "data=rel/path"):
-        with pytest.raises(ConfigError, match="-host-volume"):
+        with pytest.raises(HostVolumeFlagError, match="-host-volume"):
             parse_host_volume_flag(bad)
+        # the agent's flags: a config error, as before the parser moved to the client
+        with pytest.raises(ConfigError, match="-host-volume"):
+            host_volume_flags([bad])

@@ -1,8 +1,8 @@
 """How `caravan nodesim` reads the mock driver's config for deployment health."""
 from __future__ import annotations
 
+from caravan.client.nodesim import _health_reported, _health_wait_seconds, failed_update, reports_healthy, start_error
 from caravan.fsm.structs import Allocation, Job, Task, TaskGroup, UpdateStrategy
-from caravan.server.nodesim import _health_reported, _health_wait_seconds, failed_update, reports_healthy, start_error
 
 MS = 1_000_000
 
