@@ -1,4 +1,6 @@
 """``python -m caravan``: the same command line as the ``caravan`` script."""
+import sys
+
 from caravan.server.cli import main
 
-main()
+sys.exit(main())
