@@ -474,7 +474,7 @@ class Allocation(Record):
     Job: Job | None = None
     TaskGroup: str = ""
     # What the allocation reserved on its node: the sum over its tasks plus the group's
-    # disk (the seed-era view the scheduler counts with), per task, and shared.
+    # disk (the pre-0.9 view the scheduler counts with), per task, and shared.
     Resources: Resources | None = None
     TaskResources: dict[str, Resources] | None = None
     SharedResources: Resources | None = None
@@ -757,7 +757,7 @@ class Node(Record):
     Attributes: dict[str, str] | None = None
     NodeResources: NodeResources | None = None
     ReservedResources: NodeReservedResources | None = None
-    Resources: Resources | None = None      # seed-era view, derived from NodeResources
+    Resources: Resources | None = None      # pre-0.9 view, derived from NodeResources
     Reserved: Resources | None = None
     Links: dict[str, str] | None = None
     Meta: dict[str, str] | None = None

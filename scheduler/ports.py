@@ -116,7 +116,7 @@ class NetworkIndex:
         except ValueError as exc:
             return f"error parsing reserved_ports: {exc}"
         for n in (node.Reserved.Networks or []) if node.Reserved is not None else []:
-            # The seed-era view: reserved networks with explicit ports and bandwidth.
+            # The pre-0.9 view: reserved networks with explicit ports and bandwidth.
             for port in (n.ReservedPorts or []) + (n.DynamicPorts or []):
                 if not 0 <= port.Value < MAX_VALID_PORT:
                     return f"invalid port {port.Value} for reserved_ports"

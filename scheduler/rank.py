@@ -5,8 +5,8 @@ the 1.x rank stages (``scheduler/feasible/rank.go``, ``select.go``): bin-pack, j
 anti-affinity, score normalization (the average of the scores each stage appended),
 the limit with its low-score skips, and max score.
 
-Exhausted-dimension wording is 0.6's (``"cpu exhausted"``, as the seed's plan output
-shows); 1.x says just ``"cpu"``. Network failures read ``"network: <error>"`` in both.
+Exhausted-dimension wording is 0.6's (``"cpu exhausted"``, as the plan output of Nomad's
+Jobs API documentation shows); 1.x says just ``"cpu"``. Network failures read ``"network: <error>"`` in both.
 IOPS and reserved cores are not counted.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Usage(NamedTuple):
 
 def _node_capacity(node: Node) -> Usage:
     """What allocations may use: the node's resources less what it reserves for itself
-    (``NodeResources``/``ReservedResources``; the seed-era ``Resources``/``Reserved``
+    (``NodeResources``/``ReservedResources``; the pre-0.9 ``Resources``/``Reserved``
     only when ``NodeResources`` is absent)."""
     if node.NodeResources is not None:
         res, rsv = node.NodeResources, node.ReservedResources
