@@ -1,7 +1,7 @@
 """Read endpoints of the Allocations API, and the allocation shapes the node, eval and
 deployment reads share.
 
-Rows keep the seed-era resources (``Resources``, ``TaskResources``, ``SharedResources``);
+Rows keep the pre-0.9 resources (``Resources``, ``TaskResources``, ``SharedResources``);
 Nomad 1.x clients read ``AllocatedResources`` instead, so it is computed here, at the
 edge, from those fields rather than stored twice. A row that carries its own
 ``AllocatedResources`` (a later scheduler may fill it) is served as is.

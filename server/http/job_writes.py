@@ -79,8 +79,8 @@ def write_reply(request: Request, payload: dict, index: int) -> Response:
 
 
 def _job_from_body(raw, path_id: str | None) -> tuple[Job, dict]:
-    """Accept ``{"Job": {...}, ...}`` or, as the seed's ``--data @my-job.json`` does, the
-    bare job object."""
+    """Accept ``{"Job": {...}, ...}`` or, as the ``curl --data @my-job.json`` example of
+    Nomad's Jobs API documentation does, the bare job object."""
     if not isinstance(raw, dict):
         raise ApiError(400, "Request body must be a JSON object")
     if "Job" in raw:

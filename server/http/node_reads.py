@@ -1,6 +1,6 @@
 """Read endpoints of the Nodes API.
 
-Nodes register with 1.x ``NodeResources``/``ReservedResources``; seed-era clients read
+Nodes register with 1.x ``NodeResources``/``ReservedResources``; pre-0.9 clients read
 ``Resources``/``Reserved`` instead, so those are derived here when the row lacks them.
 The node's ``SecretID`` is its credential and is never served (Nomad 1.x blanks it too).
 """

@@ -6,7 +6,7 @@ protobuf ``bytes`` fields (see ``proto/node.proto`` for why). Every RPC but
 ``FAILED_PRECONDITION`` ("not the leader; leader at <addr>") with the leader's RPC
 address in the trailing metadata key ``leader``.
 
-- ``Register``: Nomad's checks and messages, ``ComputedClass``, the seed-era
+- ``Register``: Nomad's checks and messages, ``ComputedClass``, the pre-0.9
   ``Resources``/``Reserved`` views, status ``ready``; one ``NodeRegister`` entry.
 - ``Heartbeat``: resets the node's TTL (``server.heartbeats.HeartbeatTracker``); a node
   that was marked down (or never became ready) is marked ready again by one
@@ -153,7 +153,7 @@ def validate_registration(node: Node) -> str | None:
 
 def prepare_node(node: Node, now: float) -> Node:
     """What the server fills in before the node enters the log: NodeResources from a
-    seed-era client's Resources (or the reverse), driver attributes for healthy
+    pre-0.9 client's Resources (or the reverse), driver attributes for healthy
     drivers, ComputedClass, status ready."""
     nr = node.NodeResources
     if nr is None and node.Resources is not None:
