@@ -96,7 +96,7 @@ WATCH_JOB = "bench-watch-no-such-job"
 
 def job_raw(i: int, count: int, ports: str) -> dict:
     """A small service job: 1 group of ``count``, 1 mock task, CPU 100 / 64 MB, and in the
-    ``dynamic`` variant one dynamic port (task-level network, as the seed's jobs); in
+    ``dynamic`` variant one dynamic port (task-level network, as the jobs of Nomad's API documentation); in
     the ``spread`` variant an even spread over the datacenters and an affinity."""
     resources: dict = {"CPU": TASK_CPU, "MemoryMB": TASK_MEMORY_MB}
     if ports == "dynamic":

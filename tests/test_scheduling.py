@@ -14,7 +14,8 @@ from tests.procs import ROOT, wait_until
 
 
 def seed_job(count: int = 1) -> dict:
-    """The seed's sample service job (List Job Versions), as a register body."""
+    """The sample service job of Nomad's Jobs API documentation (List Job Versions), as a
+    register body."""
     return {"Job": {
         "ID": "example", "Name": "example", "Type": "service", "Datacenters": ["dc1"],
         "TaskGroups": [{

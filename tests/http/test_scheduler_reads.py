@@ -133,7 +133,7 @@ def node_a() -> Node:
 
 
 def node_b() -> Node:
-    # no port in its address, and its own seed-era resources
+    # no port in its address, and its own pre-0.9 resources
     return Node(ID=NODE_B, SecretID="s2", Datacenter="dc2", Name="beta", HTTPAddr="10.0.0.6",
                 Status="initializing", Attributes={"os.name": "debian"},
                 Resources=Resources(CPU=1000, MemoryMB=1024, DiskMB=5000, IOPS=0))

@@ -46,7 +46,7 @@ def task(job: Job, g: int = 0, t: int = 0):
     return job.TaskGroups[g].Tasks[t]
 
 
-# --- the seed sample -------------------------------------------------------------------
+# --- the Read Job sample ---------------------------------------------------------------
 
 
 def test_seed_sample_decodes_and_canonicalizes():
