@@ -124,7 +124,7 @@ def port_env(alloc: Allocation, task: Task) -> dict[str, str]:
 
 
 # Keys under these prefixes get characters an environment variable cannot hold
-# replaced by "_" once the environment is built (Nomad #2405).
+# replaced by "_" once the environment is built (hashicorp/nomad#2405).
 _CLEANED_PREFIXES = ("NOMAD_ADDR_", "NOMAD_IP_", "NOMAD_PORT_", "NOMAD_HOST_PORT_",
                      "NOMAD_META_")
 _UNCLEAN = re.compile(r"[^A-Za-z0-9_.]")
