@@ -33,8 +33,8 @@ from collections.abc import Callable
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
-from caravan.fsm.structs import Evaluation
 from caravan.scheduler.background import LeaderLoop
+from caravan.scheduler.eval_feed import node_update_evals
 from caravan.server import ids
 
 log = logging.getLogger("caravan.heartbeats")
@@ -61,33 +61,6 @@ def _env_seconds(name: str, default: float) -> float:
         log.warning("%s=%r must be positive; using %s", name, raw, default)
         return default
     return value
-
-
-def node_update_evals(state, node_id: str, now_ns: int, *,
-                      system_jobs: bool = False) -> list[Evaluation]:
-    """One pending ``node-update`` eval per job that has non-terminal allocations on the
-    node and, with ``system_jobs`` (a node that joins or comes back), per running system
-    job, which must place an allocation there; ordered by (namespace, job id). Priority
-    and type come from the job (or the alloc's copy of it when the job is gone)."""
-    jobs: dict[tuple[str, str], tuple[int, str]] = {}
-    if system_jobs:
-        for job in state.rows(t.JOBS):
-            if job.Type == "system" and not job.Stop:
-                jobs[(job.Namespace or "default", job.ID)] = (job.Priority or 50, "system")
-    for alloc in state.by_index(t.ALLOCS, "node", node_id):
-        if alloc.terminal():
-            continue
-        key = (alloc.Namespace or "default", alloc.JobID)
-        if key in jobs:
-            continue
-        job = state.get(t.JOBS, alloc.JobID) or alloc.Job
-        priority = (job.Priority if job is not None else None) or 50
-        jtype = (job.Type if job is not None else None) or "service"
-        jobs[key] = (priority, jtype)
-    return [Evaluation(ID=ids.uuid4_str(), Namespace=ns, Priority=prio, Type=jtype,
-                       TriggeredBy="node-update", JobID=job_id, NodeID=node_id,
-                       Status="pending", CreateTime=now_ns, ModifyTime=now_ns)
-            for (ns, job_id), (prio, jtype) in sorted(jobs.items())]
 
 
 class HeartbeatTracker(LeaderLoop):
@@ -216,7 +189,8 @@ class HeartbeatTracker(LeaderLoop):
             wall = self.wall_clock()
             body = e.NodeStatus(RequestID=ids.request_id(), NodeID=node_id, Status="down",
                                 UpdatedAt=int(wall),
-                                Evals=node_update_evals(state, node_id, int(wall * 1e9)) or None)
+                                Evals=node_update_evals(state, node_id, int(wall * 1e9),
+                                                        ids.uuid4_str) or None)
             try:
                 result = await self.agent.raft.submit(e.encode(body))
             except Exception as exc:

@@ -1,6 +1,6 @@
 """Services that run only on the leader: eval broker, workers, plan applier, the
-feeder that hands pending evals to the broker, the unblocker of blocked evals, and
-node heartbeats.
+feed of pending evals and the release of blocked ones (``scheduler/eval_feed.py``),
+and the services added to them (heartbeats, deployment watcher, drainer, ...).
 
 They hold no state the log lacks: each is rebuilt from the state when this server
 becomes leader and dropped when it stops being leader.
@@ -16,9 +16,8 @@ from collections.abc import Callable
 from msgspec.structs import replace
 
 from caravan.fsm import entries as e
-from caravan.fsm import schema as t
-from caravan.scheduler.background import WrittenKeys
 from caravan.scheduler.broker import EvalBroker
+from caravan.scheduler.eval_feed import feed_pending, release_blocked
 from caravan.scheduler.plan_apply import PlanApplier
 from caravan.scheduler.worker import Worker
 from caravan.server import ids
@@ -26,9 +25,6 @@ from caravan.server import ids
 log = logging.getLogger("caravan.leader")
 
 FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
-FEED_INTERVAL = 0.005     # seconds between scans of the pending evals, at least
-FEED_RESCAN = 5.0         # seconds between full re-scans
-FEED_BACKOFF = 20         # and wait at least this many times what the last scan took
 WORKERS_UNDER_WRITES = 4  # workers that keep taking evals while clients are writing
 WRITES_QUIET = 0.05       # seconds without a client write before the others take evals
 
@@ -102,9 +98,11 @@ class LeaderServices:
                                compute_plan, ag.raft.submit, ids.request_id, self.now_ns,
                                may_take=quiet if i >= WORKERS_UNDER_WRITES else None)
                         for i in range(self.n_workers)]
+        state, notifier = (lambda: ag.fsm.state), (lambda: ag.notifier)
         self._tasks = [asyncio.ensure_future(self.applier.run()),
-                       asyncio.ensure_future(self._feed()),
-                       asyncio.ensure_future(self._unblock())]
+                       asyncio.ensure_future(feed_pending(self.broker, state, notifier,
+                                                          ag.fsm.write_listeners, self.now_ns)),
+                       asyncio.ensure_future(release_blocked(self.broker, state, notifier))]
         self._tasks += [asyncio.ensure_future(w.run()) for w in self.workers]
         for service in self._extra:
             await service.start()
@@ -120,71 +118,6 @@ class LeaderServices:
             await service.stop()
         log.info("leader services stopped")
 
-    async def _feed(self) -> None:
-        """Hand every pending eval in the state to the broker: after each change to the
-        evals table, the evals the FSM reports written since the last pass
-        (``FSM.write_listeners``) that are still pending; every FEED_RESCAN, and whenever the
-        whole state was replaced, all of them (delayed follow-ups that came due, or
-        anything the broker dropped). A pass runs at most every FEED_INTERVAL, so a
-        burst of commits costs one pass, and a backlog of thousands of pending evals
-        costs nothing until the next full scan."""
-        ag = self.agent
-        handed: set[str] = set()
-        loop = asyncio.get_running_loop()
-        rescan_at = 0.0
-        scan_s = 0.0
-        with WrittenKeys(ag.fsm.write_listeners, t.EVALS) as written:
-            while True:
-                watch = ag.notifier.watch((t.EVALS,))
-                try:
-                    started = loop.time()   # the simulation's virtual clock: no backoff there
-                    changed = written.take()
-                    state = ag.fsm.state
-                    pending = state.tables[t.EVALS].indexes["status"].get("pending") or {}
-                    if loop.time() >= rescan_at or None in changed:
-                        handed.clear()
-                        rescan_at = loop.time() + FEED_RESCAN
-                        candidates = pending
-                    else:
-                        candidates = {pk: True for pk in changed if pk in pending}
-                    fresh = [state.get(t.EVALS, pk) for pk in candidates if pk not in handed]
-                    now = self.now_ns()
-                    # a job's evals reach the broker in the order they were created
-                    for ev in sorted(fresh, key=lambda x: (x.CreateIndex, x.ID)):
-                        if ev.Wait and ev.CreateTime + ev.Wait > now:
-                            continue
-                        self.broker.enqueue(ev)
-                        handed.add(ev.ID)
-                    if len(handed) > 2 * len(pending) + 1024:   # forget the finished ones
-                        handed.intersection_update(pending)
-                    scan_s = loop.time() - started
-                    await ag.notifier.wait(watch, 1.0)
-                finally:
-                    ag.notifier.unwatch(watch)
-                # A full scan walks every pending eval: with thousands pending (a burst
-                # of registrations the workers have not caught up with) passes are
-                # rationed, as the deployment watcher's are, instead of taking a share
-                # of the leader that grows with the backlog.
-                await asyncio.sleep(max(FEED_INTERVAL, FEED_BACKOFF * scan_s))
-
-    async def _unblock(self) -> None:
-        """Blocked evals go back to the broker when capacity may have appeared: a node
-        joined or changed, or allocations stopped or finished."""
-        ag = self.agent
-        seen = None
-        while True:
-            watch = ag.notifier.watch((t.NODES, t.ALLOCS))
-            try:
-                state = ag.fsm.state
-                epoch = (state.tables[t.NODES].index, _terminal_count(state))
-                if seen is not None and epoch != seen:
-                    for ev in state.by_index(t.EVALS, "status", "blocked"):
-                        self.broker.enqueue(ev)
-                seen = epoch
-                await ag.notifier.wait(watch, 5.0)
-            finally:
-                ag.notifier.unwatch(watch)
-
     def _eval_failed(self, ev) -> None:
         """Delivery limit reached: mark it failed and create a delayed follow-up."""
         now = self.now_ns()
@@ -197,11 +130,6 @@ class LeaderServices:
         # cancelled with the other services: a deposed leader's write must not be
         # resubmitted into the next leader's term, which is handling the eval itself
         self._tasks.append(asyncio.ensure_future(self.agent.raft.submit(e.encode(body))))
-
-
-def _terminal_count(state) -> int:
-    """How many allocations are terminal: grows when capacity frees up."""
-    return len(state.tables[t.ALLOCS].indexes["terminal"].get(True, ()))
 
 
 async def begin_leadership(raft, services: LeaderServices) -> bool:

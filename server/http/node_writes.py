@@ -17,7 +17,8 @@ from caravan.fsm import nodes
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import DrainStrategy, Node
-from caravan.server.heartbeats import node_update_evals
+from caravan.scheduler.eval_feed import node_update_evals
+from caravan.server import ids
 from caravan.server.http.alloc_reads import require_uuid
 from caravan.server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, convert, read_json
 from caravan.server.http.job_writes import submit, write_reply
@@ -51,7 +52,7 @@ def drain_entry(state: State, node: Node, spec: DrainSpec | None, mark_eligible:
         if spec is not None else None
     evals = None
     if node.SchedulingEligibility == nodes.INELIGIBLE and mark_eligible and strategy is None:
-        evals = node_update_evals(state, node.ID, now_ns, system_jobs=True) or None
+        evals = node_update_evals(state, node.ID, now_ns, ids.uuid4_str, system_jobs=True) or None
     return e.NodeDrain(NodeID=node.ID, DrainStrategy=strategy, MarkEligible=mark_eligible,
                        Meta=meta, Now=now_ns, Evals=evals)
 
@@ -60,7 +61,7 @@ def eligibility_entry(state: State, node: Node, eligibility: str,
                       now_ns: int) -> e.NodeEligibility:
     evals = None
     if node.SchedulingEligibility == nodes.INELIGIBLE and eligibility == nodes.ELIGIBLE:
-        evals = node_update_evals(state, node.ID, now_ns, system_jobs=True) or None
+        evals = node_update_evals(state, node.ID, now_ns, ids.uuid4_str, system_jobs=True) or None
     return e.NodeEligibility(NodeID=node.ID, Eligibility=eligibility, Now=now_ns, Evals=evals)
 
 
@@ -133,7 +134,7 @@ def _update_response(request: Request, result: dict, state: State):
 async def evaluate(request: Request):
     check_method(request, WRITE_METHODS)
     state, node = await _node(request)
-    evals = node_update_evals(state, node.ID, time.time_ns(), system_jobs=True)
+    evals = node_update_evals(state, node.ID, time.time_ns(), ids.uuid4_str, system_jobs=True)
     if not evals:
         return _update_response(request, {}, state)
     result = await submit(request, e.EvalUpdate(Evals=[
@@ -147,6 +148,6 @@ async def evaluate(request: Request):
 async def purge(request: Request):
     check_method(request, WRITE_METHODS)
     state, node = await _node(request)
-    evals = node_update_evals(state, node.ID, time.time_ns()) or None
+    evals = node_update_evals(state, node.ID, time.time_ns(), ids.uuid4_str) or None
     result = await submit(request, e.NodeDeregister(NodeID=node.ID, Evals=evals))
     return _update_response(request, result, state)

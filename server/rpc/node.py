@@ -53,8 +53,9 @@ from caravan.fsm.structs import (
 )
 from caravan.proto import node_pb2 as pb
 from caravan.proto import node_pb2_grpc as pb_grpc
+from caravan.scheduler.eval_feed import node_update_evals
 from caravan.server import ids
-from caravan.server.heartbeats import HeartbeatTracker, node_update_evals
+from caravan.server.heartbeats import HeartbeatTracker
 from caravan.server.metrics import METRICS
 
 log = logging.getLogger("caravan.rpc.node")
@@ -298,7 +299,7 @@ class NodeService(pb_grpc.NodeServicer):
         if existing is None or existing.Status != "ready":
             # a node that joins (or comes back) may owe system jobs an allocation
             evals = node_update_evals(self._agent.fsm.state, node.ID, int(now * 1e9),
-                                      system_jobs=True) or None
+                                      ids.uuid4_str, system_jobs=True) or None
         result = await self._submit(e.NodeRegister(Node=prepare_node(node, now), Evals=evals))
         ttl = self.tracker.touch(node.ID)
         return pb.RegisterResponse(heartbeat_ttl_ms=int(ttl * 1000), index=result["Index"])
@@ -318,7 +319,7 @@ class NodeService(pb_grpc.NodeServicer):
             state = self._agent.fsm.state
             result = await self._submit(e.NodeStatus(
                 NodeID=node.ID, Status="ready", UpdatedAt=int(now),
-                Evals=node_update_evals(state, node.ID, int(now * 1e9),
+                Evals=node_update_evals(state, node.ID, int(now * 1e9), ids.uuid4_str,
                                         system_jobs=True) or None))
             index = result.get("NodeModifyIndex", result["Index"])
             log.info("node %s is back: marked ready", node.ID)

@@ -9,7 +9,9 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.apply import FSM
 from caravan.fsm.structs import Allocation, Job, Node, Task, TaskGroup
-from caravan.server.heartbeats import HeartbeatTracker, node_update_evals
+from caravan.scheduler.eval_feed import node_update_evals
+from caravan.server import ids
+from caravan.server.heartbeats import HeartbeatTracker
 
 
 class FakeClock:
@@ -138,9 +140,9 @@ def test_expiry_marks_the_node_down_with_one_eval_per_live_job_in_order():
 def test_node_update_evals_skip_terminal_allocs_and_other_nodes():
     agent = FakeAgent()
     setup_cluster(agent)
-    evals = node_update_evals(agent.fsm.state, "node-2", 5)
+    evals = node_update_evals(agent.fsm.state, "node-2", 5, ids.uuid4_str)
     assert [(ev.JobID, ev.NodeID) for ev in evals] == [("other", "node-2")]
-    assert node_update_evals(agent.fsm.state, "node-3", 5) == []
+    assert node_update_evals(agent.fsm.state, "node-3", 5, ids.uuid4_str) == []
 
 
 def test_a_node_already_down_or_gone_is_not_marked_again():

@@ -3,6 +3,7 @@ wrote (``FSM.write_listeners``), without waiting for a full scan of every pendin
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 from msgspec.structs import replace
@@ -10,8 +11,8 @@ from msgspec.structs import replace
 from caravan.fsm import entries as e
 from caravan.fsm.apply import FSM
 from caravan.fsm.store import decode_state, encode_state
+from caravan.scheduler import eval_feed
 from caravan.server import leader
-from caravan.server.leader import LeaderServices
 from caravan.server.notify import Notifier
 from tests.unit.test_fsm import Log, make_eval, make_job
 
@@ -25,19 +26,19 @@ async def _until(predicate, what: str) -> None:
 
 
 def test_new_pending_evals_reach_the_broker_without_a_full_scan(monkeypatch):
-    monkeypatch.setattr(leader, "FEED_RESCAN", 1e9)   # only the first pass scans everything
+    monkeypatch.setattr(eval_feed, "FEED_RESCAN", 1e9)   # only the first pass scans everything
 
     async def scenario():
         fsm = FSM()
         log = Log(fsm)
         notifier = Notifier(asyncio.get_running_loop())
         fsm.on_commit = notifier.notify_threadsafe
-        services = LeaderServices(SimpleNamespace(fsm=fsm, notifier=notifier))
         handed: list[str] = []
-        services.broker = SimpleNamespace(enqueue=lambda ev: handed.append(ev.ID))
+        broker = SimpleNamespace(enqueue=lambda ev: handed.append(ev.ID))
 
         log.register(make_job("before"))                 # pending before the leader starts
-        task = asyncio.ensure_future(services._feed())
+        task = asyncio.ensure_future(eval_feed.feed_pending(
+            broker, lambda: fsm.state, lambda: notifier, fsm.write_listeners, time.time_ns))
         await _until(lambda: handed == ["eval-before-1"], "the first full scan")
 
         log.index += 1
@@ -50,7 +51,7 @@ def test_new_pending_evals_reach_the_broker_without_a_full_scan(monkeypatch):
         # an eval written but no longer pending, and one that is not due yet, stay out
         log.apply(e.EvalUpdate(Evals=[replace(make_eval("j0", 6), Status="complete")]))
         log.apply(e.EvalUpdate(Evals=[replace(make_eval("j1", 7), Wait=60 * 10 ** 9,
-                                              CreateTime=services.now_ns())]))
+                                              CreateTime=time.time_ns())]))
         log.register(make_job("after"))
         await _until(lambda: len(handed) == 5, "the next registration")
         assert handed[4] == f"eval-after-{log.index}"
