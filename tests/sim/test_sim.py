@@ -1,6 +1,7 @@
 """The deterministic simulation, seed by seed (``tests/sim/world.py`` says what runs).
 
-``pytest tests/sim`` runs seeds 0..199; ``--sim-seeds N`` runs 0..N-1 and
+``pytest tests/sim`` runs seeds 0..19 (the fast tier), ``pytest --full tests/sim`` seeds
+0..199; ``--sim-seeds N`` runs 0..N-1 and
 ``--sim-seed N`` exactly one (a failure prints its seed and that command line).
 """
 from __future__ import annotations
@@ -13,10 +14,10 @@ import sys
 from caravan.fsm.apply import FSM
 from caravan.server.log import ReplicatedLog
 from caravan.server.raft import RaftNode, RaftSettings
+from tests.conftest import sim_seed_count
 from tests.sim.memlog import MemRaft
 from tests.sim.world import SimConfig, run_seed
 
-DEFAULT_SEEDS = 200
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -28,8 +29,7 @@ def config_for(seed: int) -> SimConfig:
 def pytest_generate_tests(metafunc):
     if "sim_seed" in metafunc.fixturenames:
         one = metafunc.config.getoption("sim_seed")
-        count = metafunc.config.getoption("sim_seeds")
-        seeds = [one] if one is not None else range(DEFAULT_SEEDS if count is None else count)
+        seeds = [one] if one is not None else range(sim_seed_count(metafunc.config))
         metafunc.parametrize("sim_seed", seeds, ids=lambda s: f"seed={s}")
 
 
