@@ -4,7 +4,7 @@ Nomad's official Go client (``github.com/hashicorp/nomad/api``) encodes every fi
 caller left unset as ``null``: pointers, slices and maps alike. Go's ``encoding/json``
 reads a ``null`` into a pointer, slice or map as nil and leaves any other field at its
 zero value, and Nomad's ``Canonicalize`` then fills the defaults. Caravan's records
-(``fsm/structs.py``) give a field its default when it is absent, so ``without_nulls``
+(``fsm/structs/``) give a field its default when it is absent, so ``without_nulls``
 walks a decoded body along the type it is about to be converted to and drops every
 ``null`` member of an object that stands for a record: the field is then absent, and
 its default (and later canonicalization) applies, at every depth.
