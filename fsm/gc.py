@@ -23,7 +23,7 @@ eligibility functions take either a ``State`` or a ``Txn`` (``get``/``by_index``
 - A **node** may go once down with no allocation left on it (stricter than Nomad,
   which leaves terminal allocations pointing at a deleted node).
 
-Summaries are recounted from allocations (``fsm.allocs``), so the buckets of deleted
+Summaries are recounted from allocations (``fsm.summaries``), so the buckets of deleted
 allocations of a live job are kept in ``collected_allocs`` and still counted: a summary
 never changes because of a collection.
 
@@ -35,8 +35,7 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from caravan.fsm import allocs as fa
-from caravan.fsm import jobs
+from caravan.fsm import jobs, summaries
 from caravan.fsm import reschedule as rs
 from caravan.fsm import schema as t
 from caravan.fsm.store import Txn
@@ -99,7 +98,7 @@ def queued_carrier(view, job_id: str, memo: dict | None = None) -> str | None:
     """The ID of the eval that carries the job's Queued figures (it stays)."""
     if memo is not None and job_id in memo:
         return memo[job_id]
-    ev = fa.queued_eval_of(view, job_id)
+    ev = summaries.queued_eval_of(view, job_id)
     if memo is not None:
         memo[job_id] = ev.ID if ev is not None else None
     return ev.ID if ev is not None else None
@@ -218,7 +217,7 @@ def collect(txn: Txn, body) -> dict:
     for job_id in sorted(live_jobs):
         # unchanged by construction (the baseline and the Queued eval stay); recounting
         # keeps "a summary equals its recomputation" true by the same code
-        fa.refresh_summary(txn, job_id)
+        summaries.refresh_summary(txn, job_id)
     return done
 
 
@@ -239,7 +238,7 @@ def _delete_job(txn: Txn, job: Job, done: dict) -> None:
 def _delete_alloc(txn: Txn, alloc: Allocation, live_jobs: set[str]) -> None:
     """Delete ``alloc``; what it added to its job's summary moves to the baseline."""
     summary = txn.get(t.JOB_SUMMARIES, alloc.JobID)
-    bucket = fa.summary_bucket(alloc, summary) if summary is not None else None
+    bucket = summaries.summary_bucket(alloc, summary) if summary is not None else None
     if bucket is not None:
         old = txn.get(t.COLLECTED_ALLOCS, alloc.JobID)
         if old is None or old.JobCreateIndex != summary.CreateIndex:

@@ -1,5 +1,6 @@
-"""Operator changes to nodes inside a write transaction: drain, eligibility, purge
-(Nomad's ``UpdateNodeDrain``, ``UpdateNodeEligibility``, ``DeleteNode``).
+"""Nodes inside a write transaction: a node's own registration and status, and the
+operator's changes: drain, eligibility, purge (Nomad's ``UpdateNodeDrain``,
+``UpdateNodeEligibility``, ``DeleteNode``).
 
 What Nomad's RPC decides from a snapshot (the node event's message, the drain's
 start) is decided here from the state at apply time instead, so a request that raced
@@ -18,6 +19,44 @@ from caravan.fsm.times import ZERO_TIME, format_rfc3339
 
 ELIGIBLE, INELIGIBLE = "eligible", "ineligible"
 DRAIN_DRAINING, DRAIN_COMPLETE, DRAIN_CANCELED = "draining", "complete", "canceled"
+
+
+def register_node(txn: Txn, node: Node) -> Node:
+    existing = txn.get(t.NODES, node.ID)
+    at = node.StatusUpdatedAt * 1_000_000_000
+    if existing is None:
+        node = replace(node, CreateIndex=txn.index, ModifyIndex=txn.index, Events=None)
+        events = [ev_.event(ev_.REGISTERED, ev_.SUBSYSTEM_CLUSTER, at)]
+    else:
+        # drain and eligibility belong to operators, not to the node's own registration
+        node = replace(node, CreateIndex=existing.CreateIndex, ModifyIndex=txn.index,
+                       Drain=existing.Drain, DrainStrategy=existing.DrainStrategy,
+                       LastDrain=existing.LastDrain, Events=existing.Events,
+                       SchedulingEligibility=existing.SchedulingEligibility)
+        events = [ev_.event(ev_.REREGISTERED, ev_.SUBSYSTEM_CLUSTER, at)] \
+            if existing.Status == "down" and node.Status != "down" else []
+    node = ev_.append(node, events, txn.index)
+    txn.put(t.NODES, node)
+    return node
+
+
+def set_node_status(txn: Txn, node_id: str, status: str, updated_at: int) -> Node:
+    node = txn.get(t.NODES, node_id)
+    if node is None:
+        raise Rejected(404, "node not found")
+    if status not in ("initializing", "ready", "down"):
+        raise Rejected(400, "invalid status for node")
+    events = []
+    if status == "down" and node.Status != "down":
+        events.append(ev_.event(ev_.HEARTBEAT_MISSED, ev_.SUBSYSTEM_CLUSTER,
+                                updated_at * 1_000_000_000))
+    elif node.Status == "down" and status != "down":
+        events.append(ev_.event(ev_.HEARTBEAT_REREGISTERED, ev_.SUBSYSTEM_CLUSTER,
+                                updated_at * 1_000_000_000))
+    node = ev_.append(replace(node, Status=status, StatusUpdatedAt=updated_at,
+                              ModifyIndex=txn.index), events, txn.index)
+    txn.put(t.NODES, node)
+    return node
 
 
 def _node(txn: Txn, node_id: str) -> Node:

@@ -18,7 +18,7 @@ replicas that apply the same index are held identical by ``SameStateHashes``):
 - an allocation's group network (``SharedResources.Networks``, the ports its tasks
   are told) is among the networks it holds on the node (those the collision checks
   count), with each port label once;
-- every job summary equals a recomputation from the allocations (``fsm.allocs``; the
+- every job summary equals a recomputation from the allocations (``fsm.summaries``; the
   garbage collector's baseline of collected allocations included);
 - an allocation never changes node, job, group or name once created;
 - the scaling policies are exactly the scaling blocks of the current jobs (same ID,
@@ -38,10 +38,10 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from caravan.fsm import schema as t
-from caravan.fsm.allocs import summarize
 from caravan.fsm.node_events import MAX_NODE_EVENTS
 from caravan.fsm.scaling import TRACKED_EVENTS
 from caravan.fsm.store import State, Txn, state_hash
+from caravan.fsm.summaries import summarize
 from caravan.scheduler.ports import alloc_networks
 from caravan.scheduler.rank import alloc_usage, node_capacity
 from caravan.server.rpc.node import parse_port_ranges

@@ -10,10 +10,10 @@ from msgspec.structs import replace
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
-from caravan.fsm.allocs import refresh_summary
 from caravan.fsm.apply import FSM
 from caravan.fsm.store import Txn
 from caravan.fsm.structs import NetworkResource, Port
+from caravan.fsm.summaries import refresh_summary
 from tests.sim.invariants import SameStateHashes, StateChecks
 from tests.sim.memlog import InvariantViolation, MemRaft
 from tests.sim.vloop import Deadlock, VirtualTimeLoop

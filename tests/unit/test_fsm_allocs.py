@@ -7,9 +7,9 @@ import pytest
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
-from caravan.fsm.allocs import summarize
 from caravan.fsm.store import Txn
 from caravan.fsm.structs import Allocation, Evaluation, Node, Resources
+from caravan.fsm.summaries import summarize
 from tests.unit.test_fsm import Log, assert_replays_identically, make_eval, make_job
 
 

@@ -6,9 +6,9 @@ from msgspec.structs import replace
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
-from caravan.fsm.allocs import summarize
 from caravan.fsm.store import Txn
 from caravan.fsm.structs import Deployment, DeploymentState, ParameterizedJobConfig
+from caravan.fsm.summaries import summarize
 from caravan.scheduler.core_gc import FORCE, MAX_IDS, Thresholds, _pack, choose
 from tests.unit.test_fsm import Log, assert_replays_identically, make_eval, make_job
 from tests.unit.test_fsm_allocs import alloc, node
