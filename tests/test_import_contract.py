@@ -29,11 +29,13 @@ def test_rooms_keep_their_import_contract():
     result = run_import_linter(ROOT)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report
-    assert "3 kept, 0 broken" in report, report
+    assert "4 kept, 0 broken" in report, report
 
 
 def test_a_room_importing_upwards_breaks_the_contract(tmp_path):
-    """The same contract on a checkout whose fsm imports the server (which imports fsm)."""
+    """The same contract on a checkout whose fsm imports the server (which imports fsm),
+    whose scheduler imports the gRPC stubs, and whose HTTP handler reaches past
+    ``caravan.scheduler.api``."""
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     (tmp_path / "caravan").mkdir()
     (tmp_path / "caravan" / "__init__.py").write_text((ROOT / "caravan" / "__init__.py").read_text())
@@ -45,9 +47,15 @@ def test_a_room_importing_upwards_breaks_the_contract(tmp_path):
     (tmp_path / "server" / "api.py").write_text("from caravan.fsm import store\n")
     (tmp_path / "scheduler" / "plan.py").write_text("from caravan.proto import stubs\n")
     (tmp_path / "proto" / "stubs.py").write_text("")
+    (tmp_path / "server" / "http").mkdir()
+    (tmp_path / "server" / "http" / "__init__.py").write_text("")
+    (tmp_path / "server" / "http" / "system.py").write_text("from caravan.scheduler import api, core_gc\n")
+    (tmp_path / "scheduler" / "api.py").write_text("from caravan.scheduler import core_gc\n")
+    (tmp_path / "scheduler" / "core_gc.py").write_text("")
     result = run_import_linter(tmp_path)
     report = result.stdout + result.stderr
     assert result.returncode != 0, report
-    assert "0 kept, 3 broken" in report, report
+    assert "0 kept, 4 broken" in report, report
     assert "caravan.fsm.store -> caravan.server.api" in report, report
     assert "caravan.scheduler.plan -> caravan.proto.stubs" in report, report
+    assert "caravan.server.http.system -> caravan.scheduler.core_gc" in report, report

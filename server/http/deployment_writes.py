@@ -17,7 +17,7 @@ from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Deployment
 from caravan.fsm.times import format_rfc3339
-from caravan.scheduler.deployment_watcher import deployment_eval, failure
+from caravan.scheduler.api import deployment_eval, deployment_failure
 from caravan.server import ids
 from caravan.server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, go_fields, read_json
 from caravan.server.http.job_writes import _bool_option, submit, write_reply
@@ -88,7 +88,7 @@ async def fail(request: Request):
     check_method(request, WRITE_METHODS)
     deployment_id = request.path_params["deployment_id"]
     state, d = await _deployment(request, deployment_id, "can't fail terminal deployment")
-    description, revert_to = failure(state, d, dep.DESC_FAILED_BY_USER, sorted(d.TaskGroups or {}))
+    description, revert_to = deployment_failure(state, d, dep.DESC_FAILED_BY_USER, sorted(d.TaskGroups or {}))
     now = time.time_ns()
     return await _reply(request, e.DeploymentStatusChange(
         DeploymentUpdate=e.DeploymentStatusUpdate(DeploymentID=d.ID, Status="failed",
@@ -139,7 +139,7 @@ async def allocation_health(request: Request):
     update, revert_to = None, None
     if unhealthy:
         groups = sorted({state.get(t.ALLOCS, a).TaskGroup for a in unhealthy})
-        description, revert_to = failure(state, d, dep.DESC_FAILED_ALLOCS, groups)
+        description, revert_to = deployment_failure(state, d, dep.DESC_FAILED_ALLOCS, groups)
         update = e.DeploymentStatusUpdate(DeploymentID=d.ID, Status="failed",
                                           StatusDescription=description)
     return await _reply(request, e.DeploymentAllocHealth(

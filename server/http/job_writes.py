@@ -24,7 +24,7 @@ from caravan.fsm import schema as t
 from caravan.fsm.jobs import dispatch_rejection
 from caravan.fsm.scaling import with_policy_ids
 from caravan.fsm.structs import Evaluation, Job
-from caravan.scheduler.dry_run import dry_run
+from caravan.scheduler.api import dry_run
 from caravan.server import ids
 from caravan.server.http.common import (
     ApiError,

@@ -17,7 +17,7 @@ from caravan.fsm import nodes
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import DrainStrategy, Node
-from caravan.scheduler.eval_feed import node_update_evals
+from caravan.scheduler.api import node_update_evals
 from caravan.server import ids
 from caravan.server.http.alloc_reads import require_uuid
 from caravan.server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, convert, read_json
