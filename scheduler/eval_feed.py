@@ -1,6 +1,7 @@
 """How evaluations reach the leader's broker: pending evals as commits write them
 (``feed_pending``), blocked evals released when capacity may have appeared
-(``release_blocked``), and the ``node-update`` evals a node's change calls for
+(``release_blocked``), the follow-up of an eval the broker gave up on
+(``delivery_failed``), and the ``node-update`` evals a node's change calls for
 (``node_update_evals``, written by the gateway and the heartbeat tracker).
 
 The two loops run on the leader only (``server/leader.py`` starts them with its other
@@ -13,6 +14,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from msgspec.structs import replace
+
+from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation
@@ -21,6 +25,7 @@ from caravan.scheduler.background import WrittenKeys
 FEED_INTERVAL = 0.005     # seconds between scans of the pending evals, at least
 FEED_RESCAN = 5.0         # seconds between full re-scans
 FEED_BACKOFF = 20         # and wait at least this many times what the last scan took
+FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
 
 
 async def feed_pending(broker, state: Callable[[], State], notifier: Callable[[], object],
@@ -90,6 +95,18 @@ async def release_blocked(broker, state: Callable[[], State],
             await commits.wait(watch, 5.0)
         finally:
             commits.unwatch(watch)
+
+
+def delivery_failed(ev: Evaluation, now_ns: int, new_id: Callable[[], str],
+                    request_id: Callable[[], str]) -> e.EvalUpdate:
+    """The broker's delivery limit reached: the entry that marks the eval failed and
+    creates its delayed follow-up (``failed-follow-up``, due after FOLLOW_UP_WAIT_NS)."""
+    failed = replace(ev, Status="failed", ModifyTime=now_ns,
+                     StatusDescription="evaluation reached delivery limit (3)")
+    follow = replace(ev, ID=new_id(), Status="pending", TriggeredBy="failed-follow-up",
+                     PreviousEval=ev.ID, Wait=FOLLOW_UP_WAIT_NS, CreateTime=now_ns,
+                     ModifyTime=now_ns, StatusDescription="", CreateIndex=0, ModifyIndex=0)
+    return e.EvalUpdate(RequestID=request_id(), Evals=[failed, follow])
 
 
 def _terminal_count(state: State) -> int:

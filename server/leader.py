@@ -13,18 +13,15 @@ import logging
 import time
 from collections.abc import Callable
 
-from msgspec.structs import replace
-
 from caravan.fsm import entries as e
 from caravan.scheduler.broker import EvalBroker
-from caravan.scheduler.eval_feed import feed_pending, release_blocked
+from caravan.scheduler.eval_feed import delivery_failed, feed_pending, release_blocked
 from caravan.scheduler.plan_apply import PlanApplier
 from caravan.scheduler.worker import Worker
 from caravan.server import ids
 
 log = logging.getLogger("caravan.leader")
 
-FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
 WORKERS_UNDER_WRITES = 4  # workers that keep taking evals while clients are writing
 WRITES_QUIET = 0.05       # seconds without a client write before the others take evals
 
@@ -120,13 +117,7 @@ class LeaderServices:
 
     def _eval_failed(self, ev) -> None:
         """Delivery limit reached: mark it failed and create a delayed follow-up."""
-        now = self.now_ns()
-        failed = replace(ev, Status="failed", ModifyTime=now,
-                         StatusDescription="evaluation reached delivery limit (3)")
-        follow = replace(ev, ID=ids.uuid4_str(), Status="pending", TriggeredBy="failed-follow-up",
-                         PreviousEval=ev.ID, Wait=FOLLOW_UP_WAIT_NS, CreateTime=now,
-                         ModifyTime=now, StatusDescription="", CreateIndex=0, ModifyIndex=0)
-        body = e.EvalUpdate(RequestID=ids.request_id(), Evals=[failed, follow])
+        body = delivery_failed(ev, self.now_ns(), ids.uuid4_str, ids.request_id)
         # cancelled with the other services: a deposed leader's write must not be
         # resubmitted into the next leader's term, which is handling the eval itself
         self._tasks.append(asyncio.ensure_future(self.agent.raft.submit(e.encode(body))))

@@ -114,3 +114,16 @@ def test_extra_workers_take_no_eval_while_clients_write():
         assert Broker.dequeues == 1              # taking evals again
         task.cancel()
     asyncio.run(main())
+
+
+def test_an_eval_past_its_delivery_limit_fails_with_a_delayed_follow_up():
+    ev = replace(make_eval("j", 3), Status="pending", CreateIndex=3, ModifyIndex=3)
+    body = eval_feed.delivery_failed(ev, 7_000, lambda: "follow-1", lambda: "req-1")
+    failed, follow = body.Evals
+    assert body.RequestID == "req-1"
+    assert (failed.ID, failed.Status, failed.ModifyTime) == (ev.ID, "failed", 7_000)
+    assert failed.StatusDescription == "evaluation reached delivery limit (3)"
+    assert (follow.ID, follow.Status, follow.TriggeredBy, follow.PreviousEval) == (
+        "follow-1", "pending", "failed-follow-up", ev.ID)
+    assert (follow.Wait, follow.CreateTime, follow.CreateIndex) == (eval_feed.FOLLOW_UP_WAIT_NS, 7_000, 0)
+    assert follow.JobID == ev.JobID and follow.StatusDescription == ""
