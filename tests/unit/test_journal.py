@@ -216,7 +216,7 @@ def _snapshot_now(node) -> int:
 def test_background_snapshot_is_renamed_into_place_only_when_durable(tmp_path):
     from pysyncobj.config import SERIALIZER_STATE
 
-    from caravan.server.raft import _check_snapshot
+    from caravan.server.raft_snapshot import check_snapshot
 
     fsm, node = _single_node(tmp_path)
     path = tmp_path / "raft.snapshot"
@@ -227,7 +227,7 @@ def test_background_snapshot_is_renamed_into_place_only_when_durable(tmp_path):
     node._snapshot_job.join(30)
     assert not path.exists()                        # not in place before the checker says so
     assert node._snapshot_status() == SERIALIZER_STATE.SUCCESS
-    state_blob, _ = _check_snapshot(str(path))
+    state_blob, _ = check_snapshot(str(path))
     assert decode_state(state_blob).last_index == taken.last_index == 1
     assert not (tmp_path / "raft.snapshot.writing").exists()
     # a snapshot installed from the leader while ours was being written wins
@@ -242,22 +242,22 @@ def test_background_snapshot_is_renamed_into_place_only_when_durable(tmp_path):
 def test_snapshot_checksum_catches_damage(tmp_path):
     from pysyncobj.config import SERIALIZER_STATE
 
-    from caravan.server.raft import _check_snapshot
+    from caravan.server.raft_snapshot import check_snapshot
 
     fsm, node = _single_node(tmp_path)
     path = tmp_path / "raft.snapshot"
     assert _snapshot_now(node) == SERIALIZER_STATE.SUCCESS
-    state_blob, _ = _check_snapshot(str(path))
+    state_blob, _ = check_snapshot(str(path))
     assert state_blob
     whole = path.read_bytes()
     path.write_bytes(whole[:-3])
     with pytest.raises(StorageDamaged, match="truncated or corrupted"):
-        _check_snapshot(str(path))
+        check_snapshot(str(path))
     flipped = bytearray(whole)
     flipped[40] ^= 0x08
     path.write_bytes(bytes(flipped))
     with pytest.raises(StorageDamaged, match="checksum mismatch"):
-        _check_snapshot(str(path))
+        check_snapshot(str(path))
     # the server reading it on the raft thread stops instead of carrying on empty
     with pytest.raises(StorageDamaged):
         node._read_snapshot(str(path))
