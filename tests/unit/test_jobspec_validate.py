@@ -11,12 +11,8 @@ import pytest
 from caravan.fsm.durations import go_duration
 from caravan.fsm.structs import Job, Task, TaskGroup
 from caravan.server.jobspec.canonicalize import canonicalize
-from caravan.server.jobspec.validate import (
-    format_errors,
-    validate_job,
-    validate_update,
-    version_constraint_error,
-)
+from caravan.server.jobspec.validate import format_errors, validate_job, validate_update
+from caravan.server.jobspec.validate_constraints import version_constraint_error
 
 S = 1_000_000_000
 M = 60 * S
