@@ -5,9 +5,37 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, Protocol, TypeVar
+
+# The primary keys each applied entry wrote, by table (``FSM.write_listeners``); a key's
+# type is its table's (an ID, or a tuple of fields). None: the whole state was replaced.
+Written = dict[str, list[Any]] | None
+WriteListener = Callable[[Written], None]
+
+_W = TypeVar("_W")
+_K = TypeVar("_K", bound=Hashable)
 
 
-async def cancel_and_wait(task: asyncio.Task | None) -> None:
+class Commits(Protocol[_W]):
+    """Wakes a leader loop when an applied entry touches the tables it watches
+    (``server.notify.Notifier``): ``watch`` before reading the state, then ``wait``,
+    then ``unwatch``."""
+
+    def watch(self, tables: tuple[str, ...]) -> _W: ...
+
+    async def wait(self, watch: _W, timeout: float) -> None: ...
+
+    def unwatch(self, watch: _W) -> None: ...
+
+
+# The watch handle is the notifier's own business.
+AnyCommits = Commits[Any]
+# Replicates one encoded log entry and returns the state machine's answer for it.
+Submit = Callable[[bytes], Awaitable[dict[str, Any]]]
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     """Cancel ``task`` and wait until it has ended, whatever it ended with."""
     if task is None:
         return
@@ -20,7 +48,7 @@ class LeaderLoop(abc.ABC):
     (with leadership; ``_reset`` first forgets what an earlier leadership learnt) and
     ``stop()`` (cancels the task and waits for it to end). For ``LeaderServices.add``."""
 
-    _task: asyncio.Task | None = None
+    _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._task is None:
@@ -43,36 +71,37 @@ class LeaderLoop(abc.ABC):
         """The service's work, until it is cancelled."""
 
 
-class WrittenKeys:
+class WrittenKeys(Generic[_K]):
     """The keys of one table that applied entries wrote, as ``FSM.write_listeners``
     report them on the raft thread, for a leader loop to take on the event loop. A
     None among them means the whole state was replaced (a snapshot install). Use it as
-    a context manager: it listens from ``with`` until the block ends."""
+    a context manager: it listens from ``with`` until the block ends. ``_K`` is the
+    type of the table's primary key."""
 
-    def __init__(self, listeners: list, table: str):
+    def __init__(self, listeners: list[WriteListener], table: str):
         self._listeners = listeners
         self._table = table
         # a deque: append/extend and popleft are atomic, so a key reported while
         # ``take`` drains is either taken now or left for the next take, never lost
-        self._keys: deque = deque()
+        self._keys: deque[_K | None] = deque()
 
-    def _heard(self, keys: dict[str, list] | None) -> None:
+    def _heard(self, keys: Written) -> None:
         if keys is None:
             self._keys.append(None)
         else:
             self._keys.extend(keys.get(self._table, ()))
 
-    def __enter__(self) -> WrittenKeys:
+    def __enter__(self) -> WrittenKeys[_K]:
         self._listeners.append(self._heard)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._listeners.remove(self._heard)
 
-    def take(self) -> list:
+    def take(self) -> list[_K | None]:
         """Every key reported since the last take, in order (take them before reading
         the state: the state read after has every row they name)."""
-        out = []
+        out: list[_K | None] = []
         try:
             while True:
                 out.append(self._keys.popleft())

@@ -32,7 +32,7 @@ from caravan.fsm.times import parse_rfc3339
 
 @dataclass(order=True)
 class _Ready:
-    sort_key: tuple
+    sort_key: tuple[int, int, str]   # (-priority, create index, ID)
     eval: Evaluation = field(compare=False)
 
 
@@ -63,7 +63,7 @@ class EvalBroker:
         self._tokens = itertools.count(1)
         # idle workers, each waiting on a future of its own; an eval made ready wakes
         # one of them, not all (with 16 workers every eval woke 16 to find one taker)
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._enabled = True
         self._now_ns = now_ns
         # evals held until their WaitUntil: eval ID -> the timer that releases it
@@ -252,7 +252,7 @@ class EvalBroker:
         self._known.clear()
         self._wake(None)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, int]:
         return {"ready": len(self._ready), "unacked": len(self._unacked),
                 "waiting": sum(len(v) for v in self._by_job_waiting.values()),
                 "delayed": len(self._delayed)}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from caravan.fsm import entries as e
@@ -29,7 +29,8 @@ from caravan.fsm import gc
 from caravan.fsm import schema as t
 from caravan.fsm.jobs import EVAL_TERMINAL
 from caravan.fsm.store import State
-from caravan.scheduler.background import LeaderLoop
+from caravan.fsm.structs import Allocation, Evaluation
+from caravan.scheduler.background import LeaderLoop, Submit
 
 log = logging.getLogger("caravan.gc")
 
@@ -60,13 +61,14 @@ def choose(state: State, now_ns: int, th: Thresholds, deployment_index: int
         # runs ahead of this one's are not "in the future" then
         return threshold == 0 or t_ns <= now_ns - threshold
 
-    def alloc_old(a, threshold: int) -> bool:
+    def alloc_old(a: Allocation, threshold: int) -> bool:
         return old(max(a.ModifyTime, a.CreateTime), threshold)
 
-    def eval_old(ev, threshold: int) -> bool:
+    def eval_old(ev: Evaluation, threshold: int) -> bool:
         return old(ev.ModifyTime or ev.CreateTime, threshold)
 
-    picked = {"Jobs": {}, "Evals": {}, "Allocs": {}, "Deployments": {}, "Nodes": {}}
+    picked: dict[str, dict[str, int]] = {"Jobs": {}, "Evals": {}, "Allocs": {}, "Deployments": {},
+                                        "Nodes": {}}
     gone_allocs: set[str] = set()
     for job in state.rows(t.JOBS):
         if not old(job.SubmitTime, th.job_ns) or not gc.job_collectable(state, job):
@@ -110,20 +112,27 @@ def choose(state: State, now_ns: int, th: Thresholds, deployment_index: int
 
 def _pack(picked: dict[str, dict[str, int]]) -> list[e.CoreGC]:
     """Entries of at most MAX_IDS objects, in the order the FSM applies kinds."""
-    entries, current, room = [], {}, MAX_IDS
+    entries: list[e.CoreGC] = []
+    current: dict[str, dict[str, int]] = {}
+    room = MAX_IDS
     for kind in ("Jobs", "Evals", "Allocs", "Deployments", "Nodes"):
         for key in sorted(picked[kind]):
             if room == 0:
-                entries.append(e.CoreGC(**current))
+                entries.append(_entry(current))
                 current, room = {}, MAX_IDS
             current.setdefault(kind, {})[key] = picked[kind][key]
             room -= 1
     if current:
-        entries.append(e.CoreGC(**current))
+        entries.append(_entry(current))
     return entries
 
 
-async def collect(state: State, submit: Callable[[bytes], Awaitable[dict]],
+def _entry(ids: dict[str, dict[str, int]]) -> e.CoreGC:
+    return e.CoreGC(Jobs=ids.get("Jobs"), Evals=ids.get("Evals"), Allocs=ids.get("Allocs"),
+                    Deployments=ids.get("Deployments"), Nodes=ids.get("Nodes"))
+
+
+async def collect(state: State, submit: Submit,
                   request_id: Callable[[], str], now_ns: int, th: Thresholds
                   ) -> dict[str, int]:
     """Choose and submit; returns how many of each kind the FSM deleted."""
@@ -156,7 +165,7 @@ class CoreGarbageCollector(LeaderLoop):
     ``now()`` is the wall clock in ns; ``interval`` is in seconds; ``count(kind, n)``,
     if given, hears how many objects of each kind a pass deleted (metrics)."""
 
-    def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
+    def __init__(self, state: Callable[[], State], submit: Submit,
                  now: Callable[[], int], request_id: Callable[[], str], interval: float,
                  thresholds: Thresholds, count: Callable[[str, int], None] | None = None):
         self._state = state

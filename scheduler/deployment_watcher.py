@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from caravan.fsm import deployments as dep
@@ -32,10 +32,10 @@ from caravan.fsm import entries as e
 from caravan.fsm import jobs
 from caravan.fsm import reschedule as rs
 from caravan.fsm import schema as t
-from caravan.fsm.store import State
-from caravan.fsm.structs import Deployment, DesiredTransition, Evaluation, Job
+from caravan.fsm.store import State, TableState
+from caravan.fsm.structs import Deployment, DeploymentState, DesiredTransition, Evaluation, Job
 from caravan.fsm.times import parse_rfc3339
-from caravan.scheduler.background import LeaderLoop, WrittenKeys
+from caravan.scheduler.background import AnyCommits, LeaderLoop, Submit, WriteListener, WrittenKeys
 
 log = logging.getLogger("caravan.deployments")
 
@@ -61,7 +61,8 @@ def failure(state: State, d: Deployment, base: str, groups: list[str]) -> tuple[
     """The failed deployment's description and the job version to revert to (None:
     no revert). Only groups with AutoRevert revert; the target is the newest stable
     version, unless the current job already has its specification."""
-    if not any(d.TaskGroups[g].AutoRevert for g in groups if g in (d.TaskGroups or {})):
+    states = d.TaskGroups or {}
+    if not any(states[g].AutoRevert for g in groups if g in states):
         return base, None
     stable = max((v for v in state.by_index(t.JOB_VERSIONS, "job", d.JobID) if v.Stable),
                  key=lambda v: v.Version, default=None)
@@ -73,7 +74,7 @@ def failure(state: State, d: Deployment, base: str, groups: list[str]) -> tuple[
     return dep.desc_rollback(base, stable.Version), stable.Version
 
 
-def _group_done(state) -> bool:
+def _group_done(state: DeploymentState) -> bool:
     return not (state.DesiredCanaries > 0 and not state.Promoted) and \
         state.HealthyAllocs >= state.DesiredTotal
 
@@ -188,15 +189,15 @@ def entry_for(state: State, d: Deployment, action: Action, eval_id: str, now_ns:
 class DeploymentWatcher(LeaderLoop):
     """Started and stopped with leadership (``LeaderServices.add``)."""
 
-    def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
-                 notifier: Callable[[], object], now_ns: Callable[[], int],
+    def __init__(self, state: Callable[[], State], submit: Submit,
+                 notifier: Callable[[], AnyCommits], now_ns: Callable[[], int],
                  new_id: Callable[[], str], request_id: Callable[[], str],
-                 write_listeners: list):
+                 write_listeners: list[WriteListener]):
         self._state = state
         # after the first pass, a pass looks only at the deployments written since the
         # last one (``FSM.write_listeners``); after a restore, at every active one
         self._listeners = write_listeners
-        self._written: WrittenKeys | None = None
+        self._written: WrittenKeys[str] | None = None
         self._submit = submit
         self._notifier = notifier
         self._now_ns = now_ns
@@ -206,7 +207,7 @@ class DeploymentWatcher(LeaderLoop):
         self._seen: dict[str, tuple[int, int]] = {}
         # the deployments table as of the last full look, and the earliest progress
         # cutoff then pending: while both still hold, a pass has nothing to look at
-        self._looked_at = None
+        self._looked_at: TableState | None = None
         self._next_cutoff = 0
         self._scan_s = 0.0           # how long the last scan of the active ones took
         self.actions = 0
@@ -216,7 +217,7 @@ class DeploymentWatcher(LeaderLoop):
         self._looked_at = None
 
     async def _run(self) -> None:
-        with WrittenKeys(self._listeners, t.DEPLOYMENTS) as self._written:
+        with WrittenKeys[str](self._listeners, t.DEPLOYMENTS) as self._written:
             await self._loop()
 
     async def _loop(self) -> None:
@@ -240,13 +241,14 @@ class DeploymentWatcher(LeaderLoop):
     async def run_once(self) -> None:
         """Look at every active deployment that changed since the last look, or whose
         progress deadline has passed, and act on what ``decide`` says."""
+        assert self._written is not None, "a pass runs inside _run"
         written = self._written.take()   # before the state: it has every one they name
         state = self._state()
         now = self._now_ns()
         table = state.tables[t.DEPLOYMENTS]
         if not written and table is self._looked_at and now <= self._next_cutoff:
             return   # no deployment changed and no deadline passed (a table is immutable)
-        looked_at = table
+        looked_at: TableState | None = table
         started = self._now_ns()   # the injected clock: virtual in the simulation
         active = table.indexes["active"].get(True) or {}
         changed, next_cutoff = [], _NO_CUTOFF
@@ -266,7 +268,7 @@ class DeploymentWatcher(LeaderLoop):
             # only what was written since the last pass; the earliest deadline stands
             # (one that no longer applies costs a full pass when it comes, no more)
             next_cutoff = self._next_cutoff
-            for pk in dict.fromkeys(written):
+            for pk in dict.fromkeys(k for k in written if k is not None):   # (no None here)
                 if pk not in active:
                     self._seen.pop(pk, None)
                     continue

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from caravan.fsm import entries as e
@@ -35,7 +35,7 @@ from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation, DesiredTransition, Evaluation, Job, Node, TaskGroup
 from caravan.fsm.times import parse_rfc3339
-from caravan.scheduler.background import LeaderLoop
+from caravan.scheduler.background import AnyCommits, LeaderLoop, Submit
 
 log = logging.getLogger("caravan.drainer")
 
@@ -137,6 +137,7 @@ def decide(state: State, now_ns: int) -> DrainPlan:
         allocs = state.by_index(t.ALLOCS, "node", node.ID)
         if any(not a.client_terminal() and _job_type(state, a) != "system" for a in allocs):
             continue
+        assert node.DrainStrategy is not None   # active nodes are draining ones
         if not node.DrainStrategy.IgnoreSystemJobs:
             for a in sorted(allocs, key=lambda a: a.ID):
                 if not a.terminal():
@@ -166,6 +167,7 @@ def migrate_entry(state: State, allocs: list[Allocation], new_id: Callable[[], s
 
 def complete_entry(node: Node, deadlined: bool, now_ns: int, request_id: str) -> e.NodeDrain:
     details = {node_events.DRAIN_DEADLINED: "true"} if deadlined else None
+    assert node.DrainStrategy is not None, "only a draining node completes its drain"
     return e.NodeDrain(RequestID=request_id, NodeID=node.ID, Completed=True,
                        StartedAt=node.DrainStrategy.StartedAt, EventDetails=details, Now=now_ns)
 
@@ -176,8 +178,8 @@ def complete_entry(node: Node, deadlined: bool, now_ns: int, request_id: str) ->
 class NodeDrainer(LeaderLoop):
     """Started and stopped with leadership (``LeaderServices.add``)."""
 
-    def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
-                 notifier: Callable[[], object], now_ns: Callable[[], int],
+    def __init__(self, state: Callable[[], State], submit: Submit,
+                 notifier: Callable[[], AnyCommits], now_ns: Callable[[], int],
                  new_id: Callable[[], str], request_id: Callable[[], str]):
         self._state = state
         self._submit = submit

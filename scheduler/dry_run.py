@@ -19,6 +19,7 @@ from caravan.scheduler.plan import Plan
 
 def dry_run(state: State, job: Job, *, tracked_versions: int, now_ns: int,
             eval_id: str) -> tuple[Plan, Evaluation]:
+    assert job.ID is not None, "a job to plan has passed validation (it has an ID)"
     txn = Txn(state, state.last_index + 1)
     existing = txn.get(t.JOBS, job.ID)
     if existing is None or jobs.spec_changed(existing, job):

@@ -20,7 +20,8 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation
-from caravan.scheduler.background import WrittenKeys
+from caravan.scheduler.background import AnyCommits, WriteListener, WrittenKeys
+from caravan.scheduler.broker import EvalBroker
 
 FEED_INTERVAL = 0.005     # seconds between scans of the pending evals, at least
 FEED_RESCAN = 5.0         # seconds between full re-scans
@@ -28,8 +29,9 @@ FEED_BACKOFF = 20         # and wait at least this many times what the last scan
 FOLLOW_UP_WAIT_NS = 60 * 1_000_000_000
 
 
-async def feed_pending(broker, state: Callable[[], State], notifier: Callable[[], object],
-                       write_listeners: list, now_ns: Callable[[], int]) -> None:
+async def feed_pending(broker: EvalBroker, state: Callable[[], State],
+                       notifier: Callable[[], AnyCommits], write_listeners: list[WriteListener],
+                       now_ns: Callable[[], int]) -> None:
     """Hand every pending eval in the state to the broker: after each change to the
     evals table, the evals the FSM reports written since the last pass
     (``FSM.write_listeners``) that are still pending; every FEED_RESCAN, and whenever the
@@ -41,7 +43,7 @@ async def feed_pending(broker, state: Callable[[], State], notifier: Callable[[]
     loop = asyncio.get_running_loop()
     rescan_at = 0.0
     scan_s = 0.0
-    with WrittenKeys(write_listeners, t.EVALS) as written:
+    with WrittenKeys[str](write_listeners, t.EVALS) as written:
         while True:
             commits = notifier()
             watch = commits.watch((t.EVALS,))
@@ -77,8 +79,8 @@ async def feed_pending(broker, state: Callable[[], State], notifier: Callable[[]
             await asyncio.sleep(max(FEED_INTERVAL, FEED_BACKOFF * scan_s))
 
 
-async def release_blocked(broker, state: Callable[[], State],
-                          notifier: Callable[[], object]) -> None:
+async def release_blocked(broker: EvalBroker, state: Callable[[], State],
+                          notifier: Callable[[], AnyCommits]) -> None:
     """Blocked evals go back to the broker when capacity may have appeared: a node
     joined or changed, or allocations stopped or finished."""
     seen = None

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from itertools import zip_longest
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from caravan.fsm.structs import Allocation, AllocMetric, Constraint, Job, Node, TaskGroup
 
@@ -97,9 +97,11 @@ def check_constraint(op: str, lval: str | None, rval: str | None,
 
 
 _INT = re.compile(r"[+-]?[0-9]+")
-_ORDER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+# the operands are ints, floats, strings or version comparisons' ints, as the caller chose
+_Compare = Callable[[Any, Any], bool]
+_ORDER: dict[str, _Compare] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
           ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
-_EQ = {"": lambda a, b: a == b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
+_EQ: dict[str, _Compare] = {"": lambda a, b: a == b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
 
 
 def _check_order(op: str, left: str, right: str) -> bool:
@@ -133,7 +135,7 @@ def _split_set(value: str) -> set[str]:
 
 
 @lru_cache(maxsize=256)
-def _compile_regexp(pattern: str) -> re.Pattern | None:
+def _compile_regexp(pattern: str) -> re.Pattern[str] | None:
     """Go RE2 patterns compiled with Python ``re`` (same syntax for everyday patterns);
     a pattern that does not compile fails the constraint, as in Nomad."""
     try:
@@ -230,7 +232,7 @@ def _version_check(op: str, bound: Version, semver: bool) -> Callable[[Version],
 
 
 @lru_cache(maxsize=256)
-def parse_version_constraint(text: str, semver: bool = False) -> tuple | None:
+def parse_version_constraint(text: str, semver: bool = False) -> tuple[Callable[[Version], bool], ...] | None:
     """``">= 1.2, < 2.0"`` -> checks, all of which must hold; None if malformed.
     ``semver`` is Nomad's helper/constraints/semver: strict versions, no ``~>``, and
     plain Semver 2.0 ordering (no go-version prerelease restriction)."""
@@ -369,7 +371,7 @@ def in_datacenters(node: Node, datacenters: Iterable[str]) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _glob(pattern: str) -> re.Pattern:
+def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
 
 
@@ -385,7 +387,7 @@ def computed_class(node: Node) -> str:
     unlike Nomad (whose memo can then go stale), each driver's detected/healthy flags,
     the node's network modes and its host volumes (name and read-only), which the
     memoized checks also read."""
-    def shared(table):
+    def shared(table: dict[str, str] | None) -> dict[str, str]:
         return {k: v for k, v in (table or {}).items() if not k.startswith("unique.")}
     nets = node.NodeResources.Networks if node.NodeResources is not None else None
     body = {"Datacenter": node.Datacenter, "Attributes": shared(node.Attributes),
@@ -429,7 +431,9 @@ def distinct_hosts(source: Iterable[Node], job: Job, tg: TaskGroup,
     return _distinct_hosts(source, job, tg, proposed_of, metric, job_level)
 
 
-def _distinct_hosts(source, job, tg, proposed_of, metric, job_level) -> Iterator[Node]:
+def _distinct_hosts(source: Iterable[Node], job: Job, tg: TaskGroup,
+                    proposed_of: Callable[[str], list[Allocation]], metric: AllocMetric,
+                    job_level: bool) -> Iterator[Node]:
     namespace = job.Namespace or "default"
     for node in source:
         if any(a.JobID == job.ID and a.Namespace == namespace
@@ -444,6 +448,10 @@ def _distinct_hosts_on(constraints: list[Constraint] | None) -> bool:
         if c.Operand == DISTINCT_HOSTS:
             return c.RTarget == "" or parse_bool(c.RTarget) is not False
     return False
+
+
+# live allocations per property value; a node field (``${node.class}``) may be unset
+PropertyCounts = dict[str | None, int]
 
 
 class PropertySet:
@@ -461,9 +469,9 @@ class PropertySet:
                               f"strconv.ParseUint: parsing {json.dumps(c.RTarget)}: invalid syntax")
 
     def usage(self, placed: Iterable[tuple[str, Allocation]],
-              nodes: dict[str, Node]) -> dict[str, int]:
+              nodes: dict[str, Node]) -> PropertyCounts:
         """Live allocations per property value, from (node ID, allocation) pairs."""
-        counts: dict[str, int] = {}
+        counts: PropertyCounts = {}
         for node_id, alloc in placed:
             node = nodes.get(node_id)
             if node is None or (self.tg_name is not None and alloc.TaskGroup != self.tg_name):
@@ -476,7 +484,7 @@ class PropertySet:
     def _value(self, node: Node) -> tuple[str | None, bool]:
         return resolve_target(self.target, node) if self.target else (None, False)
 
-    def check(self, node: Node, counts: dict[str, int]) -> str | None:
+    def check(self, node: Node, counts: PropertyCounts) -> str | None:
         if self.error:
             return self.error
         value, found = self._value(node)
@@ -488,13 +496,14 @@ class PropertySet:
         return f"distinct_property: {self.target}={value} used by {used} allocs"
 
 
-def distinct_property(source: Iterable[Node], sets: list[tuple[PropertySet, dict[str, int]]],
+def distinct_property(source: Iterable[Node], sets: list[tuple[PropertySet, PropertyCounts]],
                       metric: AllocMetric) -> Iterable[Node]:
     """Filter by every ``distinct_property`` set; without any, the source as it is."""
     return _distinct_property(source, sets, metric) if sets else source
 
 
-def _distinct_property(source, sets, metric) -> Iterator[Node]:
+def _distinct_property(source: Iterable[Node], sets: list[tuple[PropertySet, PropertyCounts]],
+                       metric: AllocMetric) -> Iterator[Node]:
     for node in source:
         reason = next((r for ps, counts in sets if (r := ps.check(node, counts))), None)
         if reason is None:

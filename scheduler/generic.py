@@ -12,7 +12,7 @@ stays blocked.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from msgspec.structs import replace
 
@@ -105,7 +105,7 @@ def _followups(plan: Plan, result: ReconcileResult, job: Job, ev: Evaluation, st
         follow = Evaluation(
             ID=_derived_id(ev.ID, f"followup/{state.last_index}/{i}"),
             Namespace=job.Namespace or "default", Priority=ev.Priority, Type=job.Type or "",
-            TriggeredBy="alloc-failure", JobID=job.ID, JobModifyIndex=job.ModifyIndex,
+            TriggeredBy="alloc-failure", JobID=ev.JobID, JobModifyIndex=job.ModifyIndex,
             Status="pending", StatusDescription=FOLLOWUP_DESCRIPTION,
             WaitUntil=format_rfc3339(f.wait_until_ns), PreviousEval=ev.ID,
             CreateTime=now_ns, ModifyTime=now_ns)
@@ -173,8 +173,8 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
             continue
         alloc = Allocation(
             ID=uuid4_from(rng), Namespace=job.Namespace or "default", EvalID=ev.ID,
-            Name=req.name, NodeID=choice.node.ID, NodeName=choice.node.Name, JobID=job.ID,
-            TaskGroup=tg.Name, Resources=choice.resources,
+            Name=req.name, NodeID=choice.node.ID, NodeName=choice.node.Name, JobID=ev.JobID,
+            TaskGroup=req.task_group, Resources=choice.resources,
             TaskResources=choice.task_resources, SharedResources=choice.shared,
             DesiredStatus="run", ClientStatus="pending",
             PreviousAllocation=req.previous_alloc_id or "", Metrics=choice.metric,
@@ -272,7 +272,7 @@ def _eval_updates(ev: Evaluation, job: Job | None, failed: dict[str, AllocMetric
     return [done, *out]
 
 
-class _NodeAllocs(Mapping):
+class _NodeAllocs(Mapping[str, list[Allocation]]):
     """node ID -> its allocations (less those the plan stops), looked up only for the
     nodes the stack actually visits: a few per placement, not every node per eval.
     ``usage(node_id)`` is what the live ones use, from the store's running total less
@@ -296,7 +296,7 @@ class _NodeAllocs(Mapping):
             self._cache[node_id] = rows
         return rows
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._ids)
 
     def __len__(self) -> int:

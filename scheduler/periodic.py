@@ -25,8 +25,9 @@ from collections.abc import Callable
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
+from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation, Job
-from caravan.scheduler.background import LeaderLoop
+from caravan.scheduler.background import AnyCommits, LeaderLoop, Submit
 
 log = logging.getLogger("caravan.periodic")
 
@@ -43,7 +44,9 @@ class PeriodicDispatcher(LeaderLoop):
     ``server.jobspec.periodic.launch_due``; ``now()`` is the wall clock in ns;
     ``new_id()`` and ``request_id()`` make eval and request ids."""
 
-    def __init__(self, state: Callable, submit: Callable, notifier: Callable, due: Callable,
+    def __init__(self, state: Callable[[], State], submit: Submit,
+                 notifier: Callable[[], AnyCommits],
+                 due: Callable[[Job, int, int], tuple[int | None, int | None]],
                  now: Callable[[], int], new_id: Callable[[], str],
                  request_id: Callable[[], str]):
         self._state = state
@@ -103,6 +106,7 @@ class PeriodicDispatcher(LeaderLoop):
                         Priority=job.Priority or 50, Type=job.Type or "batch",
                         TriggeredBy="periodic-job", JobID=child_id, Status="pending",
                         CreateTime=now, ModifyTime=now)
+        assert job.ID is not None   # a stored job has its ID
         body = e.PeriodicLaunch(RequestID=self._request_id(), ParentID=job.ID,
                                 LaunchTime=slot, Eval=ev, SubmitTime=now)
         try:

@@ -27,7 +27,7 @@ class Plan:
     # the plan only when every node of the plan was accepted
     evals: list[Evaluation] = field(default_factory=list)
     # what a dry run (``/v1/job/:id/plan``) reports: DesiredTGUpdates per group
-    desired_tg_updates: dict[str, dict] = field(default_factory=dict)
+    desired_tg_updates: dict[str, dict[str, int]] = field(default_factory=dict)
     # a deployment the plan creates, and status changes of existing deployments
     deployment: Deployment | None = None
     deployment_updates: list[DeploymentStatusUpdate] = field(default_factory=list)

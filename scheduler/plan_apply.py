@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 
 from msgspec.structs import replace
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
+from caravan.fsm.structs import Allocation
+from caravan.scheduler.background import Submit
 from caravan.scheduler.plan import Plan, PlanResult
 from caravan.scheduler.preemption import preemptible
 from caravan.scheduler.rank import plan_fits
@@ -25,17 +27,17 @@ log = logging.getLogger("caravan.plan")
 
 
 class PlanApplier:
-    def __init__(self, state: Callable[[], State], submit: Callable[[bytes], Awaitable[dict]],
+    def __init__(self, state: Callable[[], State], submit: Submit,
                  request_id: Callable[[], str], epoch: int = 0):
         self._state = state
         self.epoch = epoch      # this leadership's LEADER_EPOCH index (fences its plans)
         self._submit = submit
         self._request_id = request_id
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Plan, asyncio.Future[PlanResult], float]] = asyncio.Queue()
         self.latencies: list[float] = []   # seconds from enqueue to commit, for benchmarks
 
     async def apply(self, plan: Plan) -> PlanResult:
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[PlanResult] = asyncio.get_running_loop().create_future()
         await self._queue.put((plan, fut, asyncio.get_running_loop().time()))
         return await fut
 
@@ -45,7 +47,7 @@ class PlanApplier:
         need not wait for their commits (Nomad's applier does the same). In-flight
         placements count as taken; in-flight stops are not counted as freed, so a plan
         whose commit fails can only have made the next check stricter, never looser."""
-        inflight: list[tuple[asyncio.Task, dict[str, list]]] = []
+        inflight: list[tuple[asyncio.Task[None], dict[str, list[Allocation]]]] = []
         try:
             while True:
                 plan, fut, queued_at = await self._queue.get()
@@ -71,9 +73,9 @@ class PlanApplier:
             for task, _ in inflight:
                 task.cancel()
 
-    async def _commit(self, plan: Plan, accepted: dict[str, list], rejected: list[str],
-                      fut: asyncio.Future, queued_at: float,
-                      earlier: list[asyncio.Task] = ()) -> None:
+    async def _commit(self, plan: Plan, accepted: dict[str, list[Allocation]], rejected: list[str],
+                      fut: asyncio.Future[PlanResult], queued_at: float,
+                      earlier: Sequence[asyncio.Task[None]] = ()) -> None:
         """Commit what was accepted and answer the worker. A plan with rejected nodes is
         answered only once the plans that were committing when it was checked are done
         (``earlier``), with an index that covers them (Nomad's RefreshIndex): their
@@ -98,7 +100,8 @@ class PlanApplier:
             fut.set_result(result)
 
     def check(self, plan: Plan, state: State,
-              pending: list[dict[str, list]] = ()) -> tuple[dict[str, list], list[str]]:
+              pending: Sequence[dict[str, list[Allocation]]] = (),
+              ) -> tuple[dict[str, list[Allocation]], list[str]]:
         """Split the plan's nodes into those that still fit and those that do not.
         ``pending`` are the accepted placements of plans still committing, by node.
         A node's preemptions are checked again: each evicted allocation must still be
@@ -110,7 +113,8 @@ class PlanApplier:
             row = state.get(t.ALLOCS, alloc_id)
             if row is not None:
                 stopping_on.setdefault(row.NodeID, []).append(alloc_id)
-        accepted, rejected = {}, []
+        accepted: dict[str, list[Allocation]] = {}
+        rejected: list[str] = []
         for node_id in sorted(plan.node_allocs):
             allocs = plan.node_allocs[node_id]
             node = state.get(t.NODES, node_id)
@@ -141,7 +145,7 @@ class PlanApplier:
     def _preemptions(plan: Plan, state: State, node_id: str) -> list[str] | None:
         """The IDs of the node's allocations the plan still evicts, or None when one
         of them may not be evicted (moved, or its job's priority raised)."""
-        out = []
+        out: list[str] = []
         for p in plan.node_preemptions.get(node_id, ()):
             row = state.get(t.ALLOCS, p.AllocID)
             if row is None or row.terminal():
@@ -152,7 +156,7 @@ class PlanApplier:
             out.append(p.AllocID)
         return out
 
-    async def _submit_checked(self, plan: Plan, accepted: dict[str, list],
+    async def _submit_checked(self, plan: Plan, accepted: dict[str, list[Allocation]],
                               rejected: list[str]) -> PlanResult:
         body = results_entry(plan, accepted, rejected, self._request_id(), self.epoch)
         if body is None:
@@ -163,7 +167,7 @@ class PlanApplier:
         return PlanResult(result["Index"], rejected, len(body.Allocs or ()))
 
 
-def results_entry(plan: Plan, accepted: dict[str, list], rejected: list[str],
+def results_entry(plan: Plan, accepted: dict[str, list[Allocation]], rejected: list[str],
                   request_id: str = "", epoch: int = 0) -> e.PlanResults | None:
     """The log entry committing what was accepted of a plan (None: nothing to commit).
     The eval's new state goes only with a plan accepted whole; evictions go with their
@@ -202,7 +206,7 @@ def results_entry(plan: Plan, accepted: dict[str, list], rejected: list[str],
                          AllocFollowups=plan.alloc_followups or None, Epoch=epoch)
 
 
-def _with_current_job(state: State, alloc):
+def _with_current_job(state: State, alloc: Allocation) -> Allocation:
     """The allocation with its job's current row (a priority may have changed)."""
     job = state.get(t.JOBS, alloc.JobID)
     return alloc if job is None else replace(alloc, Job=job)

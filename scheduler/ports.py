@@ -60,7 +60,8 @@ def alloc_networks(alloc: Allocation) -> list[NetworkResource]:
     shared networks plus each task's first network (the older layout)."""
     if alloc.Resources is not None and alloc.Resources.Networks:
         return list(alloc.Resources.Networks)
-    nets = list(alloc.SharedResources.Networks or []) if alloc.SharedResources else []
+    nets: list[NetworkResource] = \
+        list(alloc.SharedResources.Networks or []) if alloc.SharedResources else []
     for _, res in sorted((alloc.TaskResources or {}).items()):
         if res is not None and res.Networks:
             nets.append(res.Networks[0])
@@ -115,7 +116,9 @@ class NetworkIndex:
             reserved = parse_port_ranges(host_ports)
         except ValueError as exc:
             return f"error parsing reserved_ports: {exc}"
-        for n in (node.Reserved.Networks or []) if node.Reserved is not None else []:
+        reserved_nets: list[NetworkResource] = \
+            (node.Reserved.Networks or []) if node.Reserved is not None else []
+        for n in reserved_nets:
             # The pre-0.9 view: reserved networks with explicit ports and bandwidth.
             for port in (n.ReservedPorts or []) + (n.DynamicPorts or []):
                 if not 0 <= port.Value < MAX_VALID_PORT:
@@ -253,7 +256,7 @@ class NodeNetworks:
             base = hit[2]
         else:
             added = _added(hit[1], allocs) if hit is not None and hit[0] is node else None
-            if added is not None:
+            if hit is not None and added is not None:
                 base = hit[2]
                 if not isinstance(base, str):
                     base = base.copy()

@@ -39,6 +39,11 @@ def preemptible(job_priority: int, alloc: Allocation) -> bool:
     return alloc.Job is not None and job_priority - (alloc.Job.Priority or 0) >= PRIORITY_DELTA
 
 
+def _priority(alloc: Allocation) -> int:
+    """The priority of a candidate's job (``preemptible`` checked that it is known)."""
+    return (alloc.Job.Priority or 0) if alloc.Job is not None else 0
+
+
 def distance(ask: Usage, used: Usage) -> float:
     """``basicResourceDistance``: how far an allocation's resources are from the ask,
     each dimension relative to the ask (dimensions not asked for do not count)."""
@@ -48,7 +53,8 @@ def distance(ask: Usage, used: Usage) -> float:
 
 
 def _max_parallel(alloc: Allocation) -> int:
-    tg = next((g for g in alloc.Job.TaskGroups or [] if g.Name == alloc.TaskGroup), None)
+    groups = (alloc.Job.TaskGroups or []) if alloc.Job is not None else []
+    tg = next((g for g in groups if g.Name == alloc.TaskGroup), None)
     migrate = tg.Migrate if tg is not None else None
     value = migrate.get("MaxParallel") if isinstance(migrate, dict) else \
         getattr(migrate, "MaxParallel", None)
@@ -74,7 +80,7 @@ def preempt_for_group(node: Node, current: list[Allocation], ask: Usage, job_pri
     by_priority: dict[int, list[Allocation]] = {}
     for a in current:
         if preemptible(job_priority, a):
-            by_priority.setdefault(a.Job.Priority or 0, []).append(a)
+            by_priority.setdefault(_priority(a), []).append(a)
 
     chosen: list[Allocation] = []
     available, needed = remaining, ask
@@ -143,7 +149,7 @@ def preempt_for_network(live: list[Allocation], asks: list[NetworkResource], job
         candidates = sorted(
             (a for a in live if a.ID not in gone and preemptible(job_priority, a)
              and _mbits(a) > 0),
-            key=lambda a: (a.Job.Priority or 0,
+            key=lambda a: (_priority(a),
                            abs(mbits - _mbits(a)) / mbits if mbits else 0.0))
         fixed = len(victims)
         for a in candidates:

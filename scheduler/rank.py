@@ -16,12 +16,22 @@ import operator
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import msgspec
 
 from caravan.fsm.schema import ALLOCS
-from caravan.fsm.structs import Allocation, AllocMetric, Job, Node, NodeScoreMeta, Resources, TaskGroup
+from caravan.fsm.store import State
+from caravan.fsm.structs import (
+    Allocation,
+    AllocMetric,
+    Job,
+    NetworkResource,
+    Node,
+    NodeScoreMeta,
+    Resources,
+    TaskGroup,
+)
 from caravan.scheduler.memo import IdentityMemo
 from caravan.scheduler.ports import ERR_BANDWIDTH, NetworkIndex, alloc_networks, node_networks
 
@@ -78,15 +88,22 @@ def alloc_usage(alloc: Allocation) -> Usage:
     return Usage(*alloc.usage())
 
 
-def node_usage(state, node_id: str) -> Usage:
+def node_usage(state: State, node_id: str) -> Usage:
     """What the live allocations on a node use, from the store's running total (no
     visit of the rows)."""
     total = state.total(ALLOCS, "node_usage", node_id)
     return Usage(*total) if total is not None else Usage()
 
 
-# Passed as the network index when the placement asks for no network.
-_NO_NETWORK = object()
+class _NoNetwork:
+    """The network index of a placement that asks for no network (nothing to check)."""
+
+
+_NO_NETWORK = _NoNetwork()
+# What a node offers one placement: its network index with the placement's ports taken,
+# all the networks offered (the group's first), per-task resources, the group's network.
+Offer = tuple[NetworkIndex | _NoNetwork, list[NetworkResource], dict[str, Resources],
+              NetworkResource | None]
 
 
 def allocs_fit(node: Node, allocs: Iterable[Allocation],
@@ -120,7 +137,7 @@ class NodeAllocs:
         self.limit = limit
         self._by_node: dict[str, tuple[object, list[Allocation]]] = {}
 
-    def __call__(self, state, node_id: str) -> list[Allocation]:
+    def __call__(self, state: State, node_id: str) -> list[Allocation]:
         entry = state.tables[ALLOCS].indexes["node"].get(node_id)
         if entry is None:
             return []
@@ -168,19 +185,19 @@ class LiveAllocs:
 live_allocs = LiveAllocs()
 
 
-def usage_fits(node: Node, used: Usage, net_idx) -> tuple[bool, str]:
+def usage_fits(node: Node, used: Usage, net_idx: NetworkIndex | _NoNetwork) -> tuple[bool, str]:
     """Whether ``used`` fits the node's capacity (the first exhausted dimension if not)
     and, given a network index, its bandwidth."""
     cap = node_capacity(node)
     for dim, have, want in zip((DIM_CPU, DIM_MEMORY, DIM_DISK), cap, used):
         if have < want:
             return False, dim
-    if net_idx is not _NO_NETWORK and net_idx.overcommitted():
+    if not isinstance(net_idx, _NoNetwork) and net_idx.overcommitted():
         return False, ERR_BANDWIDTH
     return True, ""
 
 
-def plan_fits(state, node: Node, allocs: list[Allocation], stopping: Iterable[str],
+def plan_fits(state: State, node: Node, allocs: list[Allocation], stopping: Iterable[str],
               inflight: list[Allocation], stopped: frozenset[str] | set[str]) -> tuple[bool, str]:
     """``AllocsFit`` as the plan applier asks it: does ``node`` hold its live
     allocations in ``state``, with the versions in ``inflight`` (placements of plans
@@ -301,8 +318,8 @@ class Preempt(Protocol):
         """To free CPU, memory and disk for ``ask``; None when it cannot be done."""
 
     def for_network(self, node: Node, live: list[Allocation],
-                    try_offer: Callable[[list[Allocation]], Any],
-                    ) -> tuple[list[Allocation], Any] | None:
+                    try_offer: Callable[[list[Allocation]], Offer | str],
+                    ) -> tuple[list[Allocation], Offer] | None:
         """To free the reserved ports and bandwidth the group asks for; with the offer
         ``try_offer`` made once they are gone. None when it cannot be done."""
 
@@ -322,22 +339,25 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
     evicting some of its allocations makes room (``RankedNode.preempted``): first for
     the reserved ports and bandwidth it asks for, then for CPU, memory and disk."""
     disk = (tg.EphemeralDisk.SizeMB or 0) if tg.EphemeralDisk is not None else 0
-    fixed = None
+    fixed: tuple[dict[str, Resources], Resources, Usage, Resources] | None = None
     if not _asks_network(tg):
         task_resources = {task.Name: task.Resources if task.Resources is not None
                           else Resources() for task in tg.Tasks or []}
         combined = _combined(task_resources, disk, [])
-        fixed = (task_resources, combined, Usage(combined.CPU, combined.MemoryMB, disk),
+        fixed = (task_resources, combined, Usage(combined.CPU or 0, combined.MemoryMB or 0, disk),
                  Resources(DiskMB=disk))
     for node in source:
         victims: list[Allocation] = []
+        proposed: list[Allocation] | None
+        net_idx: NetworkIndex | _NoNetwork
         if fixed is None:
             proposed = proposed_of(node.ID)
             offer = _offer(node, tg, proposed, rng)
             if isinstance(offer, str) and preempt is not None:
+                def offer_without(rest: list[Allocation], node: Node = node) -> Offer | str:
+                    return _offer(node, tg, rest, rng)
                 found = preempt.for_network(
-                    node, [a for a in proposed if not a.terminal()],
-                    lambda rest, node=node: _offer(node, tg, rest, rng))
+                    node, [a for a in proposed if not a.terminal()], offer_without)
                 if found is not None:
                     victims, offer = found
             if isinstance(offer, str):
@@ -345,14 +365,17 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
                 continue
             net_idx, networks, task_resources, group_net = offer
             combined = _combined(task_resources, disk, networks)
-            ask = Usage(combined.CPU, combined.MemoryMB, disk)
+            ask = Usage(combined.CPU or 0, combined.MemoryMB or 0, disk)
             shared = Resources(DiskMB=disk, Networks=[group_net] if group_net else None)
         else:
             proposed = None if usage_of is not None else proposed_of(node.ID)
             net_idx = _NO_NETWORK
             task_resources, combined, ask, shared = fixed
-        used = usage_of(node.ID) if usage_of is not None else \
-            sum_usage(a for a in proposed if not a.terminal())
+        if usage_of is not None:
+            used = usage_of(node.ID)
+        else:
+            assert proposed is not None   # looked up above whenever there is no usage_of
+            used = sum_usage(a for a in proposed if not a.terminal())
         if victims:
             used = used - sum_usage(victims)
         util = used + ask
@@ -373,7 +396,8 @@ def binpack(source: Iterable[Node], tg: TaskGroup,
                          preempted=victims or None, shared=shared)
 
 
-def _combined(task_resources: dict[str, Resources], disk: int, networks: list) -> Resources:
+def _combined(task_resources: dict[str, Resources], disk: int,
+              networks: list[NetworkResource]) -> Resources:
     """The allocation's combined ``Resources``: its tasks' CPU and memory, the group's
     disk, the networks it was offered."""
     return Resources(CPU=sum(r.CPU or 0 for r in task_resources.values()),
@@ -386,7 +410,7 @@ def _asks_network(tg: TaskGroup) -> bool:
                                     for t in tg.Tasks or ())
 
 
-def _offer(node, tg, proposed, rng):
+def _offer(node: Node, tg: TaskGroup, proposed: list[Allocation], rng: random.Random) -> Offer | str:
     """The node's network index with this placement's ports taken, all its networks
     (the group's first), per-task resources and the group's own network offer (None
     without one); or the exhausted dimension when the network cannot serve it.
@@ -397,17 +421,18 @@ def _offer(node, tg, proposed, rng):
     net_idx = node_networks(node, proposed)
     if isinstance(net_idx, str):
         return f"network: {net_idx}"
-    networks = []
-    group_net = None
+    networks: list[NetworkResource] = []
+    group_net: NetworkResource | None = None
     if tg.Networks:  # only the first group network counts, as in Nomad
-        group_net = net_idx.assign(tg.Networks[0], rng)
-        if isinstance(group_net, str):
-            return f"network: {group_net}"
+        assigned = net_idx.assign(tg.Networks[0], rng)
+        if isinstance(assigned, str):
+            return f"network: {assigned}"
+        group_net = assigned
         if tg.Networks[0].Hostname:   # the group's offer is a copy of its ask
             group_net = msgspec.structs.replace(group_net, Hostname=tg.Networks[0].Hostname)
         net_idx.add_reserved(group_net)
         networks.append(group_net)
-    task_resources = {}
+    task_resources: dict[str, Resources] = {}
     for task in tg.Tasks or []:
         res = task.Resources if task.Resources is not None else Resources()
         task_nets = None
@@ -435,6 +460,7 @@ def job_anti_affinity(source: Iterable[RankedNode], job: Job, tg: TaskGroup,
         if collisions_of is not None:
             collisions = collisions_of(option.node.ID)
         else:
+            assert option.proposed is not None   # binpack looks them up without usage_of
             collisions = sum(1 for a in option.proposed
                              if a.JobID == job.ID and a.TaskGroup == tg.Name)
         penalty = -(collisions + 1) / desired if collisions else 0.0

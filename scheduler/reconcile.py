@@ -33,12 +33,23 @@ DestructiveUpdate, a migration only as Migrate, a lost alloc as a Stop plus a Pl
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from caravan.fsm import reschedule as rs
 from caravan.fsm.entries import DeploymentStatusUpdate
-from caravan.fsm.structs import Allocation, Deployment, Job, NetworkResource, Node, Resources, Task, TaskGroup
+from caravan.fsm.structs import (
+    Affinity,
+    Allocation,
+    Deployment,
+    Job,
+    NetworkResource,
+    Node,
+    Resources,
+    Task,
+    TaskGroup,
+)
 from caravan.scheduler import reconcile_deploy as rd
 from caravan.scheduler.names import NameIndex, alloc_name, by_index, removal_order
 
@@ -176,9 +187,9 @@ def tasks_updated(old: Job, new: Job, group: str) -> str | None:
         bt = next((t for t in b.Tasks or [] if t.Name == at.Name), None)
         if bt is None:
             return "task deleted"
-        label = _task_updated(old, a, at, new, b, bt)
-        if label is not None:
-            return f"task {at.Name}: {label}"
+        task_label = _task_updated(old, a, at, new, b, bt)
+        if task_label is not None:
+            return f"task {at.Name}: {task_label}"
     return None
 
 
@@ -205,7 +216,7 @@ def _norm(value: Any) -> Any:
     return None if value in (None, {}, []) else value
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     return list(value) if value else []
 
 
@@ -218,15 +229,15 @@ def _meta(job: Job, tg: TaskGroup, task: Task) -> dict[str, str]:
     return {**(job.Meta or {}), **(tg.Meta or {}), **(task.Meta or {})}
 
 
-def _affinities(job: Job, tg: TaskGroup) -> list:
+def _affinities(job: Job, tg: TaskGroup) -> list[Affinity]:
     return _list(job.Affinities) + _list(tg.Affinities) + \
         [x for t in tg.Tasks or [] for x in _list(t.Affinities)]
 
 
-def _networks(nets: list[NetworkResource] | None) -> list:
+def _networks(nets: list[NetworkResource] | None) -> list[tuple[object, ...]]:
     """What may not change in place: mode, bandwidth, DNS and the port map, where a
     dynamic port's value is whatever the node offered, so only its label counts."""
-    def key(n: NetworkResource) -> tuple:
+    def key(n: NetworkResource) -> tuple[object, ...]:
         static = sorted((p.Label, p.Value, p.To, p.HostNetwork) for p in n.ReservedPorts or [])
         dynamic = sorted((p.Label, -1, p.To, p.HostNetwork) for p in n.DynamicPorts or [])
         return (n.Mode, n.MBits or 0, _norm(n.DNS), static + dynamic)
@@ -238,7 +249,10 @@ def _networks(nets: list[NetworkResource] | None) -> list:
 
 def _node_lost(node_id: str, tainted: dict[str, Node | None]) -> bool:
     """Lost: the node is gone (None) or down. Other tainted nodes are being drained."""
-    return node_id in tainted and (tainted[node_id] is None or tainted[node_id].Status == "down")
+    if node_id not in tainted:
+        return False
+    node = tainted[node_id]
+    return node is None or node.Status == "down"
 
 
 def _migrating(alloc: Allocation, tainted: dict[str, Node | None]) -> bool:
@@ -296,7 +310,7 @@ def _pace(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, place
     else:
         now = destructive
     later = destructive[len(now):]
-    moving, waiting = migrate, []
+    moving, waiting = migrate, list[Allocation]()
     result.destructive_update.extend(UpdateRequest(a) for a in now)
     for alloc in moving:
         result.stop.append(StopRequest(alloc, ALLOC_MIGRATING))
@@ -331,8 +345,8 @@ def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
     for group in _group_names(job, existing):
         updates = result.desired_tg_updates[group] = DesiredUpdates()
         allocs = [a for a in existing if a.TaskGroup == group]
-        tg = _group(job, group) if running else None
-        if tg is None:              # job stopped or purged, or group removed
+        tg = _group(job, group) if job is not None and running else None
+        if tg is None or job is None:   # job stopped or purged, or group removed
             live = sorted((a for a in allocs if not a.terminal()), key=by_index)
             for alloc in live:
                 _stop(result, alloc, tainted_nodes)
@@ -380,9 +394,9 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
         return _node_lost(a.NodeID, tainted) or _migrating(a, tainted)
 
     for alloc in (a for a in live if a.ID in current and moved(a)):
-        lost = _node_lost(alloc.NodeID, tainted)
-        result.stop.append(StopRequest(alloc, ALLOC_LOST if lost else ALLOC_MIGRATING,
-                                       "lost" if lost else None))
+        on_lost_node = _node_lost(alloc.NodeID, tainted)
+        result.stop.append(StopRequest(alloc, ALLOC_LOST if on_lost_node else ALLOC_MIGRATING,
+                                       "lost" if on_lost_node else None))
     live = [a for a in live if a.ID not in stale and not (a.ID in current and moved(a))]
     canaries = [a for a in live if a.ID in current]
 
@@ -418,14 +432,13 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     if canarying:
         untainted = [a for a in untainted if a.ID not in current]
 
-    update = tg.Update
-    needs_canaries = update is not None and bool(destructive) and \
-        len(canaries) < (update.Canary or 0) and not state.Promoted
+    wanted_canaries = (tg.Update.Canary or 0) if tg.Update is not None else 0
+    needs_canaries = bool(destructive) and len(canaries) < wanted_canaries and not state.Promoted
     if needs_canaries:
         if not existing_state:
-            state.DesiredCanaries = update.Canary
+            state.DesiredCanaries = wanted_canaries
         if not ctx.paused and not ctx.failed:
-            n = update.Canary - len(canaries)
+            n = wanted_canaries - len(canaries)
             updates.Canary += n
             result.place.extend(PlaceRequest(name, group, canary=True)
                                 for name in rd.next_canaries(names, n, canaries, destructive))
@@ -445,7 +458,7 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
         _pace(result, updates, tg, len(place), destructive, migrate, budget)
     else:   # the rollout waits: only lost and failed allocations are replaced
         # ...except failed ones of the deployment that failed (Nomad's computeReplacements)
-        failed_deployment = ctx.current.ID if ctx.failed else None
+        failed_deployment = ctx.current.ID if ctx.failed and ctx.current is not None else None
         replacing = [p for p in place if p.reschedule and (
             failed_deployment is None or _deployment_of(now, p) != failed_deployment)]
         replacing += [p for p in place if not p.reschedule][:len(lost)]
@@ -506,10 +519,13 @@ def reschedule_decision(alloc: Allocation, now_ns: int, eval_id: str,
     return forced, eligible and not forced and not alloc.FollowupEvalID, when
 
 
-def _by_reschedulable(failed: list[Allocation], clock: _Clock, deployment: Deployment | None):
+def _by_reschedulable(failed: list[Allocation], clock: _Clock, deployment: Deployment | None,
+                      ) -> tuple[list[Allocation], list[tuple[int, Allocation]], list[Allocation]]:
     """Split failed allocs into (due now, [(when, alloc)] due later, held): the later
     ones are held too; held ones keep their names and count toward ``Count``."""
-    now, later, held = [], [], []
+    now: list[Allocation] = []
+    later: list[tuple[int, Allocation]] = []
+    held: list[Allocation] = []
     for alloc in failed:
         is_now, is_later, when = reschedule_decision(alloc, clock.now_ns, clock.eval_id,
                                                      deployment)
@@ -555,7 +571,7 @@ def _stop_rescheduled(result: ReconcileResult, updates: DesiredUpdates,
 
 def _surplus(count: int, untainted: list[Allocation], kept: list[Allocation],
              migrate: list[Allocation], canaries: list[Allocation],
-             canarying: bool, failed: list[Allocation] = ()) -> list[Allocation]:
+             canarying: bool, failed: Sequence[Allocation] = ()) -> list[Allocation]:
     """Allocs beyond ``count``: failed ones waiting to be rescheduled first (they run
     nothing); once canaries are promoted, the old allocs that share a canary's name;
     then migrating ones before healthy ones, each highest index first. Canaries
@@ -577,7 +593,7 @@ def _surplus(count: int, untainted: list[Allocation], kept: list[Allocation],
 
 
 def _placements(group: str, count: int, names: NameIndex, existing: int,
-                lost: list[Allocation], now: list[Allocation] = ()) -> list[PlaceRequest]:
+                lost: list[Allocation], now: Sequence[Allocation] = ()) -> list[PlaceRequest]:
     """Replace failed allocs due now and lost allocs under their own names, then fill
     up to ``count`` with the lowest free names. Lost allocs beyond ``count`` (a
     scale-down) are not replaced."""
@@ -625,6 +641,8 @@ def reconcile_system(job: Job | None, job_id: str, existing: list[Allocation],
                         not_ready)
     _system_placements(result, required, eligible_nodes, tainted_nodes, kept, existing)
     ready = {n.ID for n in eligible_nodes}
+    if job is None:   # (then there are no groups)
+        return result
     for group, tg in groups.items():
         updates = result.desired_tg_updates[group]
         mine = [a for a in kept.values() if a.TaskGroup == group]

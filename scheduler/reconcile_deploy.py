@@ -48,6 +48,11 @@ def strategy_empty(update: UpdateStrategy | None) -> bool:
     return update is None or not update.MaxParallel
 
 
+def max_parallel(update: UpdateStrategy | None) -> int:
+    """The strategy's MaxParallel; 0 exactly when the strategy is empty."""
+    return (update.MaxParallel or 0) if update is not None else 0
+
+
 def cancel_unneeded(job: Job | None, latest: Deployment | None, new_id: str,
                     updates: list[DeploymentStatusUpdate]) -> DeploymentContext:
     """Cancel an active deployment of a stopped job or of another job version; a
@@ -71,7 +76,7 @@ def cancel_unneeded(job: Job | None, latest: Deployment | None, new_id: str,
 
 def initial_state(tg: TaskGroup) -> DeploymentState:
     u = tg.Update
-    if strategy_empty(u):
+    if u is None or strategy_empty(u):
         return DeploymentState()
     return DeploymentState(AutoRevert=bool(u.AutoRevert), AutoPromote=bool(u.AutoPromote),
                            ProgressDeadline=u.ProgressDeadline or 0)
@@ -102,10 +107,10 @@ def under_provisioned_by(tg: TaskGroup, ctx: DeploymentContext, untainted: list[
     if strategy_empty(tg.Update) or destructive + migrate == 0:
         return tg.Count or 0
     if ctx.current is None:
-        return tg.Update.MaxParallel
+        return max_parallel(tg.Update)
     if ctx.paused or ctx.failed or canarying:
         return 0
-    budget = tg.Update.MaxParallel
+    budget = max_parallel(tg.Update)
     for alloc in untainted:
         if alloc.DeploymentID != ctx.current.ID:
             continue
@@ -123,7 +128,7 @@ def next_canaries(names: NameIndex, n: int, canaries: list[Allocation],
     canary takes over the name), then the lowest free ones (``NextCanaries``)."""
     taken = {a.Name for a in canaries}
     out: list[str] = []
-    for index in sorted({alloc_index(a.Name) for a in destructive} - {None}):
+    for index in sorted({i for a in destructive if (i := alloc_index(a.Name)) is not None}):
         name = names.name(index)
         if len(out) < n and index < names.count and name not in taken:
             out.append(name)
@@ -148,6 +153,7 @@ def attach_group(ctx: DeploymentContext, job: Job, group: str, state: Deployment
             JobVersion=job.Version, JobModifyIndex=job.ModifyIndex,
             JobSpecModifyIndex=job.JobModifyIndex, JobCreateIndex=job.CreateIndex,
             TaskGroups={}, Status="running", StatusDescription=dep.DESC_RUNNING)
+    assert ctx.current.TaskGroups is not None   # the deployment this pass created
     ctx.current.TaskGroups[group] = state
 
 

@@ -98,7 +98,7 @@ class SpreadScorer:
         self._node_of = node_of
         self._values: dict[tuple[str, str], tuple[str, bool]] = {}   # (attribute, node ID)
         self._existing = [self._use_by_value(s, existing) for s in self.sets]
-        self._proposed_seen: dict[str, tuple[int, list[tuple[str, bool, int]]]] = {}
+        self._proposed_seen: dict[str, tuple[int, int]] = {}   # node ID -> (plan allocs, count)
 
     def active(self) -> bool:
         return bool(self.sets)
@@ -189,7 +189,8 @@ def allocation_spread(source: Iterable[RankedNode], scorer: SpreadScorer | None,
     return _spread(source, scorer, scorer.use_maps(proposed), board)
 
 
-def _spread(source, scorer: SpreadScorer, use_maps, board: ScoreBoard) -> Iterator[RankedNode]:
+def _spread(source: Iterable[RankedNode], scorer: SpreadScorer, use_maps: list[dict[str, int]],
+            board: ScoreBoard) -> Iterator[RankedNode]:
     for option in source:
         score = scorer.score(option.node, use_maps)
         if score != 0.0:

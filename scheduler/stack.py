@@ -24,6 +24,7 @@ from caravan.scheduler.feasible import (
     DISTINCT_PROPERTY,
     FILTER_CLASS_INELIGIBLE,
     Checker,
+    PropertyCounts,
     PropertySet,
     computed_class,
     constraint_checker,
@@ -41,6 +42,7 @@ from caravan.scheduler.feasible import (
 )
 from caravan.scheduler.preemption import Preemptor, preemption_scores
 from caravan.scheduler.rank import (
+    RankedNode,
     ScoreBoard,
     Usage,
     binpack,
@@ -95,7 +97,8 @@ def wrapped_checks(source: Iterable[Node], job_memo: dict[str, bool] | None,
             yield node
 
 
-def _passes(node, cls, memo, checks, metric) -> bool:
+def _passes(node: Node, cls: str, memo: dict[str, bool] | None, checks: list[Checker],
+            metric: AllocMetric) -> bool:
     known = memo.get(cls) if memo is not None else None
     if known is False:
         filter_node(metric, node, FILTER_CLASS_INELIGIBLE)
@@ -124,10 +127,13 @@ def count_job_allocs(job_allocs: Iterable[Allocation]) -> dict[tuple[str, str], 
     return counts
 
 
-_CANDIDATES: dict[tuple, tuple] = {}
+# (pool, datacenters, node count) -> (the node rows, their candidates, count per datacenter)
+_CANDIDATES: dict[tuple[str | None, tuple[str, ...], int],
+                  tuple[list[Node], tuple[Node, ...], dict[str, int]]] = {}
 
 
-def _candidates(nodes: list[Node], pool: str, datacenters: list[str]):
+def _candidates(nodes: list[Node], pool: str | None,
+                datacenters: list[str]) -> tuple[tuple[Node, ...], dict[str, int]]:
     """The ready nodes of the pool and datacenters, sorted by ID, and how many per
     datacenter. The answer is kept for the very same node rows (the same objects in
     the same order), so evaluations between two node changes reuse it."""
@@ -193,8 +199,8 @@ class Stack:
         # Candidates are ready nodes of the job's pool and datacenters (Nomad's
         # readyNodesInDCsAndPool); the others are never evaluated nor counted as
         # filtered. Sorted first, so the shuffle depends on the seed alone.
-        candidates, self._by_dc = _candidates(nodes, job.NodePool, job.Datacenters or ["*"])
-        candidates = list(candidates)
+        ready, self._by_dc = _candidates(nodes, job.NodePool, job.Datacenters or ["*"])
+        candidates = list(ready)
         rng.shuffle(candidates)
         self._candidates = candidates
         self._offset = 0
@@ -206,7 +212,7 @@ class Stack:
         self._collisions = job_counts if job_counts is not None else count_job_allocs(
             a for rows in allocs_by_node.values() for a in rows if a.JobID == job.ID)
         # node ID -> (key of the plan's list for it, (live allocations, their usage))
-        self._views: dict[str, tuple] = {}
+        self._views: dict[str, tuple[tuple[int, int] | None, tuple[list[Allocation], Usage]]] = {}
         self._eligibility = Eligibility(job)
         self._job_checks = [constraint_checker(job.Constraints or [])]
         self._limit = select_limit(len(candidates), job.Type == "batch")
@@ -237,7 +243,7 @@ class Stack:
         # the limit decides how many nodes are evaluated at all.
         # 1. Source: the shuffled candidates, resuming where the last select stopped;
         #    the random order spreads load and keeps concurrent schedulers apart.
-        nodes = self._source(metric)
+        nodes: Iterable[Node] = self._source(metric)
         # 2. Per-class feasibility (job constraints, then group drivers/constraints/
         #    network): answers that depend only on the node, so they are memoized.
         nodes = wrapped_checks(nodes, self._eligibility.job, self._eligibility.group(tg),
@@ -249,7 +255,7 @@ class Stack:
         # 4. Bin-pack: the costly stage (ports, capacity), run on feasible nodes only.
         #    A node that fits only by evicting lower priorities is an option when
         #    the stack may preempt; bin-pack is where the fit is known.
-        ranked = binpack(nodes, tg, allocs_on, self.rng, metric, board, usage_of,
+        ranked: Iterable[RankedNode] = binpack(nodes, tg, allocs_on, self.rng, metric, board, usage_of,
                          self._preempter(tg) if self._preempt else None)
         # 5. Job anti-affinity, after bin-pack so it only adjusts nodes that fit.
         ranked = job_anti_affinity(ranked, self.job, tg, board, collisions_of)
@@ -319,7 +325,8 @@ class Stack:
             self._classes[node.ID] = node.ComputedClass or computed_class(node)
         return self._classes[node.ID]
 
-    def _proposed_view(self, proposed: dict[str, list[Allocation]], tg: TaskGroup):
+    def _proposed_view(self, proposed: dict[str, list[Allocation]], tg: TaskGroup) -> tuple[
+            Callable[[str], list[Allocation]], Callable[[str], Usage], Callable[[str], int]]:
         """(allocs_on, usage_of, collisions_of): node ID -> live allocations there
         (existing ones overridden by this plan's of the same ID, terminal ones dropped:
         ``ProposedAllocs``), what they use, and how many of them are this job's of
@@ -353,7 +360,7 @@ class Stack:
         def usage_of(node_id: str) -> Usage:
             return view(node_id)[1] if node_id in proposed else self._usage_of(node_id)
 
-        job_id, group = self.job.ID, tg.Name
+        job_id, group = self.job.ID, tg.Name or ""
         counts = self._collisions
 
         def collisions_of(node_id: str) -> int:
@@ -363,7 +370,8 @@ class Stack:
 
         return (lambda node_id: view(node_id)[0]), usage_of, collisions_of
 
-    def _property_sets(self, tg: TaskGroup, allocs_on, proposed) -> list:
+    def _property_sets(self, tg: TaskGroup, allocs_on: Callable[[str], list[Allocation]],
+                       proposed: Mapping[str, list[Allocation]]) -> list[tuple[PropertySet, PropertyCounts]]:
         sets = [PropertySet(c, None) for c in self.job.Constraints or []
                 if c.Operand == DISTINCT_PROPERTY]
         sets += [PropertySet(c, tg.Name) for c in tg.Constraints or []

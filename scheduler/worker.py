@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from msgspec.structs import replace
 
 from caravan.fsm import entries as e
 from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation
+from caravan.scheduler.background import Submit
 from caravan.scheduler.broker import EvalBroker
 from caravan.scheduler.plan import Plan
 from caravan.scheduler.plan_apply import PlanApplier
@@ -41,7 +42,7 @@ def eval_rng(ev: Evaluation, state: State) -> random.Random:
 class Worker:
     def __init__(self, name: str, broker: EvalBroker, applier: PlanApplier,
                  state: Callable[[], State], schedule: Schedule,
-                 submit: Callable[[bytes], Awaitable[dict]], request_id: Callable[[], str],
+                 submit: Submit, request_id: Callable[[], str],
                  now_ns: Callable[[], int], max_attempts: int = 5,
                  may_take: Callable[[], bool] | None = None):
         self.name = name
