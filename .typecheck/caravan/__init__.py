@@ -1,0 +1,1 @@
+../../caravan/__init__.py

@@ -1,0 +1,1 @@
+../../caravan/__main__.py
