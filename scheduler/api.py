@@ -16,10 +16,11 @@ submitted.
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from caravan.fsm.store import State
 from caravan.fsm.structs import Deployment
+from caravan.scheduler.background import Submit
 from caravan.scheduler.core_gc import FORCE, collect
 from caravan.scheduler.deployment_watcher import deployment_eval, failure
 from caravan.scheduler.dry_run import dry_run
@@ -28,7 +29,7 @@ from caravan.scheduler.eval_feed import node_update_evals
 __all__ = ["deployment_eval", "deployment_failure", "dry_run", "force_gc", "node_update_evals"]
 
 
-async def force_gc(state: State, submit: Callable[[bytes], Awaitable[dict]],
+async def force_gc(state: State, submit: Submit,
                    request_id: Callable[[], str], now_ns: int) -> dict[str, int]:
     """Collect everything eligible in ``state`` regardless of age; how many of each kind
     (Jobs, Evals, Allocs, Deployments, Nodes) the FSM deleted."""
