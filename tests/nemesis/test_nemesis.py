@@ -1,6 +1,6 @@
 """Fault injection, tier 2 (docs/reliability.md): real servers and client agents under real faults.
 
-- ``test_short_nemesis_run`` (default suite): 3 servers, 2 client agents, ~20 s of
+- ``test_short_nemesis_run`` (full tier): 3 servers, 2 client agents, ~20 s of
   seeded faults (every kind: server kills and pauses, partitions, a bridge, client
   kills) under concurrent clients; every checker must pass.
 - ``test_long_nemesis_run`` (``-m slow``): every fault, 3 and 5 servers; duration and
