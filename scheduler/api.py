@@ -1,5 +1,5 @@
 """What the server's request handlers may ask of the scheduler, and nothing more: the
-HTTP gateway calls these, never the leader loops' internals (``[tool.importlinter]``
+HTTP gateway and the node service call these, never the scheduler's internals (``[tool.importlinter]``
 in pyproject.toml holds it to that).
 
 - ``force_gc``: Nomad's ``/v1/system/gc``, a collection of everything eligible,
@@ -9,7 +9,9 @@ in pyproject.toml holds it to that).
   the deployment watcher decides them;
 - ``dry_run``: the plan a job would get (``/v1/job/:id/plan``), on a private copy of the
   state;
-- ``node_update_evals``: the ``node-update`` evals a node's change calls for.
+- ``node_update_evals``: the ``node-update`` evals a node's change calls for;
+- ``computed_class``: a registering node's ``ComputedClass``, the key the feasibility
+  checks are memoized by.
 
 All take the state (and any id or time) from the caller, decided before the entry is
 submitted.
@@ -25,8 +27,10 @@ from caravan.scheduler.core_gc import FORCE, collect
 from caravan.scheduler.deployment_watcher import deployment_eval, failure
 from caravan.scheduler.dry_run import dry_run
 from caravan.scheduler.eval_feed import node_update_evals
+from caravan.scheduler.feasible import computed_class
 
-__all__ = ["deployment_eval", "deployment_failure", "dry_run", "force_gc", "node_update_evals"]
+__all__ = ["computed_class", "deployment_eval", "deployment_failure", "dry_run", "force_gc",
+           "node_update_evals"]
 
 
 async def force_gc(state: State, submit: Submit,

@@ -26,9 +26,7 @@ has none yet.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -53,7 +51,7 @@ from caravan.fsm.structs import (
 )
 from caravan.proto import node_pb2 as pb
 from caravan.proto import node_pb2_grpc as pb_grpc
-from caravan.scheduler.eval_feed import node_update_evals
+from caravan.scheduler.api import computed_class, node_update_evals
 from caravan.server import ids
 from caravan.server.heartbeats import HeartbeatTracker
 from caravan.server.metrics import METRICS
@@ -77,36 +75,6 @@ class _Abort(Exception):
 
 
 # --- ComputedClass -------------------------------------------------------------------------
-
-_computed_class_fn = None
-
-
-def computed_class(node: Node) -> str:
-    """``scheduler.feasible.computed_class`` when that module is importable, else the
-    same hash computed here (so both spellings agree)."""
-    global _computed_class_fn
-    if _computed_class_fn is None:
-        try:
-            from caravan.scheduler.feasible import computed_class as fn
-        except Exception:   # scheduler not built (or broken): keep registrations working
-            fn = _local_computed_class
-        _computed_class_fn = fn
-    return _computed_class_fn(node)
-
-
-def _local_computed_class(node: Node) -> str:
-    """A stable hash over what makes nodes interchangeable for feasibility: datacenter,
-    node class and pool, attributes and meta without ``unique.*`` keys, each driver's
-    detected/healthy flags and the host volumes."""
-    def shared(table):
-        return {k: v for k, v in (table or {}).items() if not k.startswith("unique.")}
-    body = {"Datacenter": node.Datacenter, "Attributes": shared(node.Attributes),
-            "Meta": shared(node.Meta), "NodeClass": node.NodeClass, "NodePool": node.NodePool,
-            "Drivers": {k: [d.Detected, d.Healthy] for k, d in (node.Drivers or {}).items()},
-            "HostVolumes": {k: bool(v.ReadOnly) for k, v in (node.HostVolumes or {}).items()}}
-    digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=8).digest()
-    return f"v1:{int.from_bytes(digest, 'big')}"
-
 
 # --- registration checks and derived views --------------------------------------------------
 
