@@ -46,8 +46,8 @@ PROCESS_STARTERS = frozenset({
     "tests.procs.make_cluster", "tests.test_scheduling.NodeSim",
     "tests.nemesis.cluster.NemesisCluster", "tests.nemesis.run.run",
 })
-# Modules that start `python3 -m caravan ...` themselves.
-FULL_TIER_MODULES = frozenset({"tests.test_agent_cli"})
+# Modules that start caravan processes themselves (`python3 -m caravan`, an installed one).
+FULL_TIER_MODULES = frozenset({"tests.test_agent_cli", "tests.test_install"})
 
 
 def starts_processes(item) -> bool:
