@@ -14,7 +14,7 @@ scored by the node-affinity and allocation-spread stages too, over at least 100 
 (Nomad's limit with affinities or spreads) instead of log2(n). For each variant:
 
 1. In-process ceiling (a child process of this file, ``_ceiling`` mode): the same 1,000
-   nodes (``client.nodesim.build_node`` + ``server.rpc.node.prepare_node``, what the
+   nodes (``client.nodesim.build_node`` + ``server.rpc.node_registration.prepare_node``, what the
    Register RPC commits) and the same 100 jobs (``convert`` + ``canonicalize`` +
    ``new_eval``, what ``POST /v1/jobs`` commits) go into a real ``fsm.apply.FSM`` as
    encoded NodeRegister and JobRegister entries. Then, timed: for each pending eval in
@@ -157,7 +157,7 @@ def ceiling_main(argv) -> None:
     from caravan.server.http.common import convert
     from caravan.server.http.job_writes import new_eval
     from caravan.server.jobspec.canonicalize import canonicalize
-    from caravan.server.rpc.node import prepare_node
+    from caravan.server.rpc.node_registration import prepare_node
 
     fsm = FSM()
     index = 0

@@ -44,7 +44,7 @@ from caravan.fsm.store import State, Txn, state_hash
 from caravan.fsm.summaries import summarize
 from caravan.scheduler.ports import alloc_networks
 from caravan.scheduler.rank import alloc_usage, node_capacity
-from caravan.server.rpc.node import parse_port_ranges
+from caravan.server.rpc.node_registration import parse_port_ranges
 from tests.sim.memlog import InvariantViolation
 
 
