@@ -54,6 +54,7 @@ def test_a_room_importing_upwards_breaks_the_contract(tmp_path):
     (tmp_path / "server" / "rpc").mkdir()
     (tmp_path / "server" / "rpc" / "__init__.py").write_text("")
     (tmp_path / "server" / "rpc" / "node.py").write_text("from caravan.scheduler import api\n")
+    (tmp_path / "server" / "rpc" / "node_registration.py").write_text("from caravan.scheduler import api\n")
     (tmp_path / "scheduler" / "core_gc.py").write_text("")
     result = run_import_linter(tmp_path)
     report = result.stdout + result.stderr
