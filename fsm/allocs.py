@@ -5,20 +5,24 @@ deployments it touched.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from msgspec.structs import replace
 
 from caravan.fsm import deployments, jobs
 from caravan.fsm import reschedule as rs
 from caravan.fsm import schema as t
+from caravan.fsm.entries import AllocClientState, AllocPreempt, AllocStop, DeploymentStatusUpdate
 from caravan.fsm.evals import upsert_evals
 from caravan.fsm.store import Txn
-from caravan.fsm.structs import Allocation, DesiredTransition, Evaluation
+from caravan.fsm.structs import Allocation, Deployment, DesiredTransition, Evaluation, Job
 from caravan.fsm.summaries import refresh_summary
 
 
 def apply_plan(txn: Txn, job_id: str, job_version: int, allocs: list[Allocation],
-               stops, evals: list[Evaluation], deployment=None, deployment_updates=(),
-               preemptions=(), followup_evals=(),
+               stops: list[AllocStop], evals: list[Evaluation], deployment: Deployment | None = None,
+               deployment_updates: Sequence[DeploymentStatusUpdate] = (),
+               preemptions: Sequence[AllocPreempt] = (), followup_evals: Sequence[Evaluation] = (),
                alloc_followups: dict[str, str] | None = None) -> None:
     """One plan, in Nomad's order: the new deployment, status changes of deployments
     (skipping any that became terminal meanwhile), allocations (a replacement links
@@ -102,7 +106,7 @@ def set_desired_transitions(txn: Txn, transitions: dict[str, DesiredTransition])
                                   ModifyIndex=txn.index))
 
 
-def force_reschedule(txn: Txn, job) -> None:
+def force_reschedule(txn: Txn, job: Job) -> None:
     """``EvalOptions.ForceReschedule``: every failed allocation of the job not yet
     replaced, in a group with a reschedule policy, is to be rescheduled now."""
     groups = {tg.Name: tg for tg in job.TaskGroups or ()}
@@ -121,7 +125,7 @@ def force_reschedule(txn: Txn, job) -> None:
 _FINISHED = ("complete", "failed")
 
 
-def client_update(txn: Txn, updates) -> None:
+def client_update(txn: Txn, updates: list[AllocClientState]) -> None:
     touched_jobs, touched_deployments = set(), set()
     for u in updates:
         old = txn.get(t.ALLOCS, u.AllocID)

@@ -14,11 +14,13 @@ bodies and the remembered answers of resubmitted requests.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from functools import partial
+from typing import Any
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
+from caravan.fsm.appliers import Result
 from caravan.fsm.appliers import allocs as alloc_appliers
 from caravan.fsm.appliers import deployments as deployment_appliers
 from caravan.fsm.appliers import jobs as job_appliers
@@ -45,7 +47,7 @@ class FSM:
         # while a batch entry applies: its members' state so far, and what they touched
         self._staged: State | None = None
         self._staged_touched: set[str] | None = None
-        self._staged_written: dict[str, list] | None = None
+        self._staged_written: dict[str, list[Hashable]] | None = None
         # Called after each applied entry with (tables touched, index); the server uses
         # it to wake blocking queries. It must not raise and must be quick.
         self.on_commit: Callable[[frozenset[str], int], None] | None = None
@@ -53,17 +55,20 @@ class FSM:
         # tables (``Txn.written``: table -> keys), before ``on_commit``, or with None
         # when the whole state was replaced. The leader's broker feed and deployment
         # watcher use them. Same rules as ``on_commit``.
-        self.write_listeners: list[Callable[[dict[str, list] | None], None]] = []
+        # (a key is its table's primary key: an ID, or a tuple of fields)
+        self.write_listeners: list[Callable[[dict[str, list[Any]] | None], None]] = []
         # entry bytes -> the body they were encoded from (``hold_decoded``)
         self._held: dict[bytes, e.Request] = {}
         # Set when an entry of an unknown type arrives: this binary is older than the
         # log, and the node must stop rather than skip it.
         self.fatal: str | None = None
 
-        def versioned(applier):   # appliers that write job versions keep this many
-            return partial(applier, tracked_versions=tracked_versions)
+        def versioned(applier: Callable[..., Result]) -> Callable[[Txn, Any], Result]:
+            return partial(applier, tracked_versions=tracked_versions)   # they keep this many
 
-        self._appliers: dict[e.EntryType, Callable[[Txn, e.Request], dict]] = {
+        # Each applier takes its own entry's body (the table pairs them; ``e.decode``
+        # gives the body of the type its first byte names), hence Any for the body.
+        self._appliers: dict[e.EntryType, Callable[[Txn, Any], Result]] = {
             e.EntryType.NOOP: system_appliers.noop,
             e.EntryType.JOB_REGISTER: versioned(job_appliers.job_register),
             e.EntryType.JOB_DEREGISTER: versioned(job_appliers.job_deregister),
@@ -96,12 +101,12 @@ class FSM:
 
     # --- the entry point ----------------------------------------------------------------
 
-    def apply(self, index: int, blob: bytes) -> dict:
+    def apply(self, index: int, blob: bytes) -> Result:
         if blob[:1] == bytes([e.EntryType.BATCH]):
             return self._apply_batch(index, blob)
         return self._apply_one(index, blob)
 
-    def _apply_batch(self, index: int, blob: bytes) -> dict:
+    def _apply_batch(self, index: int, blob: bytes) -> Result:
         """Each entry of a batch in order, at the batch's index; the answers in order."""
         try:
             _, batch = e.decode(blob)
@@ -114,6 +119,7 @@ class FSM:
         # never learn of the rest (a blocking query would not wake for it, and a
         # follower's worker that waited for the index planned on a state without a
         # plan committed in the same batch, placing its allocations twice).
+        assert isinstance(batch, e.Batch)   # its first byte said so
         results = []
         self._staged, self._staged_touched, self._staged_written = self.state, set(), {}
         try:
@@ -147,7 +153,7 @@ class FSM:
             held.clear()   # writes that never reached the log (no leader, a timeout)
         held[blob] = body
 
-    def _apply_one(self, index: int, blob: bytes) -> dict:
+    def _apply_one(self, index: int, blob: bytes) -> Result:
         body = self._held.pop(blob, None) if self._held else None
         try:
             if body is not None:
@@ -191,9 +197,10 @@ class FSM:
         if self.on_commit is not None:
             self.on_commit(frozenset(t.SCHEMA), state.last_index)
 
-    def _publish(self, txn: Txn, result: dict) -> dict:
+    def _publish(self, txn: Txn, result: Result) -> Result:
         result.setdefault("Index", txn.index)
         if self._staged is not None:            # in a batch: published at its end
+            assert self._staged_touched is not None and self._staged_written is not None
             self._staged = txn.commit()
             self._staged_touched.update(txn.touched)
             for table, keys in txn.written.items():
@@ -203,7 +210,7 @@ class FSM:
         return result
 
     def _set_state(self, state: State, touched: frozenset[str], index: int,
-                   written: dict[str, list]) -> None:
+                   written: dict[str, list[Hashable]]) -> None:
         self.state = state
         if written:
             for listener in list(self.write_listeners):

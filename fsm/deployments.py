@@ -57,7 +57,7 @@ def upsert(txn: Txn, deployment: Deployment) -> Deployment:
 
 
 def require_active(txn: Txn, deployment_id: str) -> Deployment:
-    d = txn.get(t.DEPLOYMENTS, deployment_id)
+    d: Deployment | None = txn.get(t.DEPLOYMENTS, deployment_id)
     if d is None:
         raise Rejected(404, "deployment not found")
     if not d.active():
@@ -104,7 +104,8 @@ def _recount(state: DeploymentState, allocs: list[Allocation]) -> DeploymentStat
         candidates = [parse_rfc3339(progress_by)]
         if progress_by == ZERO_TIME:
             candidates.append(min(a.ModifyTime or a.CreateTime for a in allocs) + deadline)
-        candidates += [parse_rfc3339(a.DeploymentStatus.Timestamp) + deadline for a in healthy]
+        candidates += [parse_rfc3339(a.DeploymentStatus.Timestamp) + deadline for a in healthy
+                       if a.DeploymentStatus is not None]   # (healthy ones have a status)
         progress_by = format_rfc3339(max(candidates))
     return replace(
         state, PlacedAllocs=len(allocs), HealthyAllocs=len(healthy),
@@ -177,7 +178,8 @@ def set_alloc_health(txn: Txn, deployment_id: str, healthy: list[str], unhealthy
             txn.put(t.ALLOCS, replace(alloc, ModifyIndex=txn.index, DeploymentStatus=replace(
                 status, Healthy=flag, Timestamp=timestamp, ModifyIndex=txn.index)))
     refresh(txn, d.ID)
-    return txn.get(t.DEPLOYMENTS, d.ID)
+    updated: Deployment = txn.get(t.DEPLOYMENTS, d.ID)
+    return updated
 
 
 def _multierror(errors: list[str]) -> str:

@@ -39,7 +39,7 @@ def parse_go_duration(text: str) -> int:
     return sign * total
 
 
-def duration_value(value) -> int:
+def duration_value(value: int | float | str) -> int:
     """A duration given as nanoseconds (int) or as a Go duration string."""
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}")

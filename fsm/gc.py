@@ -38,8 +38,18 @@ from msgspec.structs import replace
 from caravan.fsm import jobs, summaries
 from caravan.fsm import reschedule as rs
 from caravan.fsm import schema as t
-from caravan.fsm.store import Txn
-from caravan.fsm.structs import Allocation, CollectedAllocs, Evaluation, GCWitness, Job, TaskGroupSummary
+from caravan.fsm.entries import CoreGC
+from caravan.fsm.store import Txn, View
+from caravan.fsm.structs import (
+    Allocation,
+    CollectedAllocs,
+    Deployment,
+    Evaluation,
+    GCWitness,
+    Job,
+    Node,
+    TaskGroupSummary,
+)
 
 CLIENT_TERMINAL = ("complete", "failed", "lost")
 WITNESS_SAMPLES = 256
@@ -48,7 +58,7 @@ WITNESS_SAMPLES = 256
 # --- eligibility (leader and FSM) ---------------------------------------------------------
 
 
-def alloc_collectable(view, alloc: Allocation) -> bool:
+def alloc_collectable(view: View, alloc: Allocation) -> bool:
     if not alloc.terminal() or alloc.ClientStatus not in CLIENT_TERMINAL:
         return False
     if awaits_reschedule(view, alloc):
@@ -61,7 +71,7 @@ def alloc_collectable(view, alloc: Allocation) -> bool:
     return True
 
 
-def awaits_reschedule(view, alloc: Allocation) -> bool:
+def awaits_reschedule(view: View, alloc: Allocation) -> bool:
     """A failed allocation that its live job may still reschedule (not replaced yet,
     its policy not exhausted) stays: its replacement carries its tracker on (Nomad's
     ``allocGCEligible``)."""
@@ -82,7 +92,7 @@ def batch_held(job: Job | None, eval_type: str = "") -> bool:
         not (job.Status == "dead" and job.Stop)
 
 
-def eval_collectable(view, ev: Evaluation, carriers: dict | None = None) -> bool:
+def eval_collectable(view: View, ev: Evaluation, carriers: dict[str, str | None] | None = None) -> bool:
     """``carriers`` (job ID -> its Queued eval's ID) memoizes across calls."""
     if ev.Status not in jobs.EVAL_TERMINAL:
         return False
@@ -94,7 +104,7 @@ def eval_collectable(view, ev: Evaluation, carriers: dict | None = None) -> bool
     return all(alloc_collectable(view, a) for a in view.by_index(t.ALLOCS, "eval", ev.ID))
 
 
-def queued_carrier(view, job_id: str, memo: dict | None = None) -> str | None:
+def queued_carrier(view: View, job_id: str, memo: dict[str, str | None] | None = None) -> str | None:
     """The ID of the eval that carries the job's Queued figures (it stays)."""
     if memo is not None and job_id in memo:
         return memo[job_id]
@@ -104,7 +114,7 @@ def queued_carrier(view, job_id: str, memo: dict | None = None) -> str | None:
     return ev.ID if ev is not None else None
 
 
-def alloc_alone_collectable(view, alloc: Allocation) -> bool:
+def alloc_alone_collectable(view: View, alloc: Allocation) -> bool:
     """An allocation collected without its eval (whose other allocations stay)."""
     return alloc_collectable(view, alloc) and not batch_held(view.get(t.JOBS, alloc.JobID))
 
@@ -118,7 +128,7 @@ def job_gcable(job: Job) -> bool:
     return job.Stop or job.Type == "batch"
 
 
-def job_collectable(view, job: Job) -> bool:
+def job_collectable(view: View, job: Job) -> bool:
     if not job_gcable(job):
         return False
     if any(ev.Status not in jobs.EVAL_TERMINAL for ev in view.by_index(t.EVALS, "job", job.ID)):
@@ -127,19 +137,19 @@ def job_collectable(view, job: Job) -> bool:
                for a in view.by_index(t.ALLOCS, "job", job.ID))
 
 
-def deployment_collectable(view, d) -> bool:
+def deployment_collectable(view: View, d: Deployment) -> bool:
     return not d.active() and all(a.terminal() for a in
                                   view.by_index(t.ALLOCS, "deployment", d.ID))
 
 
-def node_collectable(view, node) -> bool:
+def node_collectable(view: View, node: Node) -> bool:
     return node.Status == "down" and not view.by_index(t.ALLOCS, "node", node.ID)
 
 
 # --- the time table ---------------------------------------------------------------------------
 
 
-def applied_by(view, t_ns: int) -> int:
+def applied_by(view: View, t_ns: int) -> int:
     """The highest log index known to have been applied by unix time ``t_ns`` (0 if
     none): an object last changed at or below it is at least that old."""
     w = view.get(t.GC_WITNESS, "gc")
@@ -153,7 +163,7 @@ def applied_by(view, t_ns: int) -> int:
     return best
 
 
-def witness_covers(view, index: int) -> bool:
+def witness_covers(view: View, index: int) -> bool:
     """Whether a sample already says when ``index`` was applied."""
     w = view.get(t.GC_WITNESS, "gc")
     return w is not None and bool(w.Applied) and w.Applied[-1] >= index
@@ -177,7 +187,7 @@ def _record_witness(txn: Txn, applied: int, now_ns: int) -> None:
 # --- deleting ------------------------------------------------------------------------------
 
 
-def collect(txn: Txn, body) -> dict:
+def collect(txn: Txn, body: CoreGC) -> dict[str, int]:
     """Apply a ``CoreGC`` entry; answers how many of each kind were deleted."""
     done = {"Jobs": 0, "Evals": 0, "Allocs": 0, "Deployments": 0, "Nodes": 0}
     if body.Now and body.Applied:
@@ -221,7 +231,7 @@ def collect(txn: Txn, body) -> dict:
     return done
 
 
-def _delete_job(txn: Txn, job: Job, done: dict) -> None:
+def _delete_job(txn: Txn, job: Job, done: dict[str, int]) -> None:
     for ev in txn.by_index(t.EVALS, "job", job.ID):
         txn.delete(t.EVALS, ev.ID)
         done["Evals"] += 1

@@ -80,7 +80,9 @@ def upsert_job(txn: Txn, job: Job, *, tracked_versions: int) -> Job:
     """Insert a new job or a new version of an existing one (the caller decided that
     the spec changed). Returns the stored row."""
     index = txn.index
-    existing = txn.get(t.JOBS, job.ID)
+    job_id = job.ID
+    assert job_id is not None, "a job is validated (it has an ID) before it is written"
+    existing = txn.get(t.JOBS, job_id)
     if existing is None:
         job = replace(job, CreateIndex=index, ModifyIndex=index, JobModifyIndex=index,
                       Version=0, Stable=False)
@@ -90,7 +92,7 @@ def upsert_job(txn: Txn, job: Job, *, tracked_versions: int) -> Job:
     job = replace(job, Status=job_status(txn, job))
     _write_job_row(txn, job)
     txn.put(t.JOB_VERSIONS, job)
-    _prune_versions(txn, job.ID, tracked_versions)
+    _prune_versions(txn, job_id, tracked_versions)
     _ensure_summary(txn, job)
     scaling.sync_policies(txn, job)
     if job.ParentID:
@@ -98,12 +100,12 @@ def upsert_job(txn: Txn, job: Job, *, tracked_versions: int) -> Job:
     return job
 
 
-def set_stability(txn: Txn, job_id: str, version: int, stable: bool) -> Job:
+def set_stability(txn: Txn, job_id: str, version: int, stable: bool) -> Job | None:
     row = txn.get(t.JOB_VERSIONS, (job_id, version))
     if row is None:
         raise Rejected(404, f'job "{job_id}" in namespace "default" at version {version} not found')
     txn.put(t.JOB_VERSIONS, replace(row, Stable=stable))
-    current = txn.get(t.JOBS, job_id)
+    current: Job | None = txn.get(t.JOBS, job_id)
     # Only the current version's flag lives on the job row too; flipping an older
     # version must not make the old spec current (a Nomad bug, see the reference §2.1).
     if current is not None and current.Version == version:
@@ -113,6 +115,7 @@ def set_stability(txn: Txn, job_id: str, version: int, stable: bool) -> Job:
 
 
 def purge_job(txn: Txn, job: Job) -> None:
+    assert job.ID is not None, "a stored job has its ID"
     # A blocked eval must not outlive its job: a new job with the same ID would
     # inherit it and never get its own.
     for ev in txn.by_index(t.EVALS, "job", job.ID):
@@ -178,8 +181,9 @@ def _prune_versions(txn: Txn, job_id: str, keep: int) -> None:
 
 def _ensure_summary(txn: Txn, job: Job) -> None:
     """A job upsert adds missing task groups to the summary; it never removes one."""
+    assert job.ID is not None, "a stored job has its ID"
     summary = txn.get(t.JOB_SUMMARIES, job.ID)
-    groups = [tg.Name for tg in job.TaskGroups or ()]
+    groups = [tg.Name or "" for tg in job.TaskGroups or ()]
     if summary is None:
         txn.put(t.JOB_SUMMARIES, JobSummary(
             JobID=job.ID, Summary={g: TaskGroupSummary() for g in groups},
@@ -226,6 +230,7 @@ def dispatch_rejection(parent: Job | None, parent_id: str, meta: dict[str, str] 
     if parent.Stop:
         return Rejected(400, f'Specified job "{parent_id}" is stopped')
     cfg = parent.ParameterizedJob
+    assert cfg is not None   # is_parameterized()
     if cfg.Payload == "required" and not payload:
         return Rejected(400, "Payload is not provided but required by parameterized job")
     if cfg.Payload == "forbidden" and payload:

@@ -60,7 +60,7 @@ def set_node_status(txn: Txn, node_id: str, status: str, updated_at: int) -> Nod
 
 
 def _node(txn: Txn, node_id: str) -> Node:
-    node = txn.get(t.NODES, node_id)
+    node: Node | None = txn.get(t.NODES, node_id)
     if node is None:
         raise Rejected(404, "node not found")
     return node

@@ -9,6 +9,8 @@ never); none of them reads a clock here.
 """
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from caravan.fsm.structs import Allocation, RescheduleEvent, ReschedulePolicy, RescheduleTracker, TaskGroup
 from caravan.fsm.times import parse_rfc3339
 
@@ -16,7 +18,7 @@ DELAY_FUNCTIONS = ("constant", "exponential", "fibonacci")
 MAX_PAST_EVENTS = 5     # an unlimited policy's tracker keeps this many past events
 
 
-def enabled(policy: ReschedulePolicy | None) -> bool:
+def enabled(policy: ReschedulePolicy | None) -> TypeGuard[ReschedulePolicy]:
     """``ReschedulePolicy.Enabled``: some attempts, or unlimited."""
     return policy is not None and ((policy.Attempts or 0) > 0 or bool(policy.Unlimited))
 

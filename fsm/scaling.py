@@ -77,6 +77,7 @@ def sync_policies(txn: Txn, job: Job) -> None:
 
 
 def add_event(txn: Txn, job: Job, group: str, event: ScalingEvent) -> None:
+    assert job.ID is not None, "a stored job has its ID"
     row = txn.get(t.SCALING_EVENTS, job.ID)
     events = dict(row.ScalingEvents) if row is not None else {}
     events[group] = [replace(event, CreateIndex=txn.index),

@@ -11,14 +11,18 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Hashable, Iterable, Iterator
+from types import GenericAlias
 from typing import Any
 
 import immutables
 import msgspec
 
-from caravan.fsm.schema import DEPLOYMENTS, EVALS, SCHEMA, Table
+from caravan.fsm.schema import DEPLOYMENTS, EVALS, SCHEMA, Table, Total
 
-_EMPTY = immutables.Map()
+# A table's rows by primary key, or an index's entries: what a key and a row are depends
+# on the table (``fsm.schema``), so they are Any here and typed where a table is read.
+Rows = immutables.Map[Any, Any]
+_EMPTY: Rows = immutables.Map()
 TRACKED = (EVALS, DEPLOYMENTS)   # tables whose written keys a Txn records
 
 
@@ -27,20 +31,21 @@ class TableState:
 
     __slots__ = ("rows", "indexes", "index", "_sorted")
 
-    def __init__(self, rows: immutables.Map, indexes: dict[str, immutables.Map], index: int):
+    def __init__(self, rows: Rows, indexes: dict[str, Rows], index: int):
         self.rows = rows
         self.indexes = indexes
         self.index = index
-        self._sorted: list | None = None
+        self._sorted: list[Any] | None = None
 
-    def sorted_keys(self) -> list:
+    def sorted_keys(self) -> list[Any]:
         if self._sorted is None:
             self._sorted = sorted(self.rows.keys())
         return self._sorted
 
 
 def _empty_table(table: Table) -> TableState:
-    return TableState(_EMPTY, {x.name: _EMPTY for x in (*table.indexes, *table.totals)}, 0)
+    names = [x.name for x in table.indexes] + [x.name for x in table.totals]
+    return TableState(_EMPTY, {name: _EMPTY for name in names}, 0)
 
 
 class State:
@@ -119,7 +124,7 @@ class Txn:
         # the keys written (put or deleted) in the tables that leader services follow
         # key by key (``TRACKED``): the pending evals for the broker, the deployments
         # for the watcher, without scanning a whole table after each commit
-        self.written: dict[str, list] = {}
+        self.written: dict[str, list[Hashable]] = {}
 
     # reads (same API as State for the calls appliers need)
     def get(self, table: str, key: Hashable) -> Any:
@@ -190,7 +195,7 @@ class Txn:
         return State(self._tables, self.index)
 
 
-def _retotal(indexes: dict, tot, old: Any, new: Any) -> None:
+def _retotal(indexes: dict[str, Rows], tot: Total, old: Any, new: Any) -> None:
     """Move a row's share of ``tot`` from what ``old`` counted to what ``new`` counts
     (either may be None: a row put for the first time, or deleted)."""
     old_key = tot.key(old) if old is not None else None
@@ -200,15 +205,21 @@ def _retotal(indexes: dict, tot, old: Any, new: Any) -> None:
     if old_key == new_key and old_val == new_val:
         return
     m = indexes[tot.name]
-    add = _add_nested if tot.nested else _add_to
-    if old_val is not None:
-        m = add(m, old_key, old_val, -1)
-    if new_val is not None:
-        m = add(m, new_key, new_val, 1)
+    if old_key is not None and old_val is not None:   # (a value is only taken with a key)
+        m = _add(tot, m, old_key, old_val, -1)
+    if new_key is not None and new_val is not None:
+        m = _add(tot, m, new_key, new_val, 1)
     indexes[tot.name] = m
 
 
-def _add_nested(m: immutables.Map, key: tuple, value: tuple, sign: int) -> immutables.Map:
+def _add(tot: Total, m: Rows, key: Hashable, value: tuple[int, ...], sign: int) -> Rows:
+    if tot.nested:
+        assert isinstance(key, tuple), f"{tot.name}: a nested total's key is (outer, inner)"
+        return _add_nested(m, key, value, sign)
+    return _add_to(m, key, value, sign)
+
+
+def _add_nested(m: Rows, key: tuple[Hashable, Hashable], value: tuple[int, ...], sign: int) -> Rows:
     outer, inner = key
     have = m.get(outer)
     sums = _add_to(have if have is not None else _EMPTY, inner, value, sign)
@@ -217,7 +228,7 @@ def _add_nested(m: immutables.Map, key: tuple, value: tuple, sign: int) -> immut
     return m.delete(outer) if have is not None else m
 
 
-def _add_to(m: immutables.Map, key: Hashable, value: tuple, sign: int) -> immutables.Map:
+def _add_to(m: Rows, key: Hashable, value: tuple[int, ...], sign: int) -> Rows:
     have = m.get(key)
     summed = tuple(h + sign * v for h, v in zip(have, value)) if have is not None \
         else tuple(sign * v for v in value)
@@ -226,7 +237,7 @@ def _add_to(m: immutables.Map, key: Hashable, value: tuple, sign: int) -> immuta
     return m.delete(key) if have is not None else m
 
 
-def _index_remove(m: immutables.Map, key: Hashable, pk: Hashable) -> immutables.Map:
+def _index_remove(m: Rows, key: Hashable, pk: Hashable) -> Rows:
     pks = m.get(key)
     if pks is None or pk not in pks:
         return m
@@ -250,7 +261,7 @@ class _Snapshot(msgspec.Struct):
 def encode_state(state: State) -> bytes:
     """Encode every table, rows in primary-key order, with deterministic map order:
     two replicas that applied the same log encode to the same bytes."""
-    tables = {}
+    tables: dict[str, bytes] = {}
     for name in sorted(SCHEMA):
         tables[name] = _encode_list(list(state.rows(name)))
     snap = _Snapshot(SNAPSHOT_FORMAT, state.last_index,
@@ -261,7 +272,7 @@ def encode_state(state: State) -> bytes:
 _CHUNK_ROWS = 256
 
 
-def _encode_list(rows: list) -> bytes:
+def _encode_list(rows: list[Any]) -> bytes:
     """The msgpack array of ``rows``, byte for byte what encoding the list at once gives,
     encoded a chunk of rows at a time: a snapshot written by a background thread then
     never holds the GIL for a whole table."""
@@ -287,9 +298,10 @@ def decode_state(blob: bytes) -> State:
     snap = msgspec.msgpack.decode(blob, type=_Snapshot)
     if snap.Format != SNAPSHOT_FORMAT:
         raise ValueError(f"unknown snapshot format {snap.Format}")
-    tables = {}
+    tables: dict[str, TableState] = {}
     for name, spec in SCHEMA.items():
-        rows = msgspec.msgpack.decode(snap.Tables.get(name, b"\x90"), type=list[spec.row_type])
+        row_list = GenericAlias(list, (spec.row_type,))   # list[<the table's row struct>]
+        rows = msgspec.msgpack.decode(snap.Tables.get(name, b"\x90"), type=row_list)
         txn = Txn(State({name: _empty_table(spec)}, 0), snap.TableIndexes.get(name, 0))
         for row in rows:
             txn.put(name, row)
@@ -300,3 +312,7 @@ def decode_state(blob: bytes) -> State:
 
 def state_hash(state: State) -> str:
     return hashlib.sha256(encode_state(state)).hexdigest()
+
+
+# What a reader takes: a published snapshot, or a transaction's view of its writes.
+View = State | Txn

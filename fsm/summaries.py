@@ -13,13 +13,13 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from caravan.fsm import schema as t
-from caravan.fsm.store import Txn
-from caravan.fsm.structs import Allocation, Evaluation, TaskGroupSummary
+from caravan.fsm.store import Txn, View
+from caravan.fsm.structs import Allocation, Evaluation, JobSummary, TaskGroupSummary
 
 _BUCKETS = t.SUMMARY_BUCKETS
 
 
-def summarize(txn: Txn, job_id: str, summary) -> dict[str, TaskGroupSummary]:
+def summarize(txn: Txn, job_id: str, summary: JobSummary) -> dict[str, TaskGroupSummary]:
     """Per-group counts recomputed from the job's allocations of this incarnation,
     Queued from the newest eval that reported queued allocations."""
     counts: dict[str, dict[str, int]] = {g: {} for g in summary.Summary}
@@ -41,19 +41,19 @@ def summarize(txn: Txn, job_id: str, summary) -> dict[str, TaskGroupSummary]:
                 if getattr(base, bucket):
                     group[bucket] = group.get(bucket, 0) + getattr(base, bucket)
     queued_eval = queued_eval_of(txn, job_id)
-    queued = queued_eval.QueuedAllocations if queued_eval is not None else {}
+    queued = (queued_eval.QueuedAllocations or {}) if queued_eval is not None else {}
     return {g: TaskGroupSummary(Queued=max(0, queued.get(g, 0)), **c)
             for g, c in sorted(counts.items())}
 
 
-def queued_eval_of(txn: Txn, job_id: str) -> Evaluation | None:
+def queued_eval_of(txn: View, job_id: str) -> Evaluation | None:
     """The job's newest eval that reported queued allocations: its Queued figures."""
     return max((e for e in txn.by_index(t.EVALS, "job", job_id)
                 if e.QueuedAllocations is not None),
                key=lambda e: (e.ModifyIndex, e.ID), default=None)
 
 
-def summary_bucket(alloc: Allocation, summary) -> str | None:
+def summary_bucket(alloc: Allocation, summary: JobSummary) -> str | None:
     """The summary counter ``alloc`` adds to (``Running``...), or None when it counts
     nowhere: a status without a bucket, or an earlier job that had the same ID."""
     if alloc.Job is not None and alloc.Job.CreateIndex != summary.CreateIndex:

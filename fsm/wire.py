@@ -19,7 +19,7 @@ import msgspec
 @functools.cache
 def compact(cls: type) -> type:
     hints = typing.get_type_hints(cls)
-    fields = []
+    fields: list[tuple[str, typing.Any] | tuple[str, typing.Any, typing.Any]] = []   # (name, type[, default])
     for f in msgspec.structs.fields(cls):
         default = f.default if f.default is not msgspec.NODEFAULT else (
             msgspec.field(default_factory=f.default_factory)
@@ -32,14 +32,15 @@ def compact(cls: type) -> type:
                              gc=False)
 
 
-def _remap(tp):
+def _remap(tp: typing.Any) -> typing.Any:
+    """``tp`` (a type expression) with every struct in it replaced by its compact twin."""
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         return compact(tp)
     args = typing.get_args(tp)
     if not args:
         return tp
     remapped = tuple(_remap(a) for a in args)
-    origin = typing.get_origin(tp)
+    origin: typing.Any = typing.get_origin(tp)   # list, dict, a Union, ...: indexable
     if origin in (typing.Union, types.UnionType):
         return typing.Union[remapped]  # noqa: UP007  (built from a tuple of types)
     return origin[remapped]

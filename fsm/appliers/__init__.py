@@ -6,3 +6,7 @@ refuses raises ``Rejected`` and changes nothing. ``caravan.fsm.apply`` maps each
 type to its applier. Appliers that write job versions also take the number of versions
 to keep (``tracked_versions``).
 """
+from typing import Any
+
+# What an applier answers the submitter (``Index``, ``Error`` and ``Code``, IDs...).
+Result = dict[str, Any]

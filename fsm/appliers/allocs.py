@@ -5,12 +5,13 @@ from __future__ import annotations
 from caravan.fsm import allocs
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
+from caravan.fsm.appliers import Result
 from caravan.fsm.evals import upsert_evals
 from caravan.fsm.jobs import Rejected
 from caravan.fsm.store import Txn
 
 
-def plan_results(txn: Txn, body: e.PlanResults) -> dict:
+def plan_results(txn: Txn, body: e.PlanResults) -> Result:
     # A deposed leader's applier may still have a plan in flight (the submit retries
     # across leader changes); it was checked against that leader's state, not the
     # new leader's, so it must not land after the new leader began.
@@ -25,20 +26,20 @@ def plan_results(txn: Txn, body: e.PlanResults) -> dict:
     return {"AllocIndex": txn.index}
 
 
-def alloc_client_update(txn: Txn, body: e.AllocClientUpdate) -> dict:
+def alloc_client_update(txn: Txn, body: e.AllocClientUpdate) -> Result:
     allocs.client_update(txn, body.Updates)
     if body.Evals:
         upsert_evals(txn, body.Evals)
     return {}
 
 
-def alloc_desired_transition(txn: Txn, body: e.AllocDesiredTransition) -> dict:
+def alloc_desired_transition(txn: Txn, body: e.AllocDesiredTransition) -> Result:
     allocs.set_desired_transitions(txn, body.Allocs)
     if body.Evals:
         upsert_evals(txn, body.Evals)
     return {"EvalIDs": [ev.ID for ev in body.Evals or ()]}
 
 
-def eval_update(txn: Txn, body: e.EvalUpdate) -> dict:
+def eval_update(txn: Txn, body: e.EvalUpdate) -> Result:
     upsert_evals(txn, body.Evals)
     return {}

@@ -7,22 +7,24 @@ from msgspec.structs import replace
 from caravan.fsm import deployments, jobs
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
+from caravan.fsm.appliers import Result
 from caravan.fsm.appliers.jobs import register
 from caravan.fsm.store import Txn
+from caravan.fsm.structs import Deployment, Evaluation
 
 
-def deployment_status(txn: Txn, body: e.DeploymentStatusChange, *, tracked_versions: int) -> dict:
+def deployment_status(txn: Txn, body: e.DeploymentStatusChange, *, tracked_versions: int) -> Result:
     u = body.DeploymentUpdate
     d = deployments.set_status(txn, u.DeploymentID, u.Status, u.StatusDescription)
     return _followup(txn, d, body.RevertToVersion, body.Eval, body.SubmitTime, tracked_versions)
 
 
-def deployment_promote(txn: Txn, body: e.DeploymentPromote, *, tracked_versions: int) -> dict:
+def deployment_promote(txn: Txn, body: e.DeploymentPromote, *, tracked_versions: int) -> Result:
     d = deployments.promote(txn, body.DeploymentID, body.All, body.Groups, body.Now)
     return _followup(txn, d, None, body.Eval, 0, tracked_versions)
 
 
-def deployment_alloc_health(txn: Txn, body: e.DeploymentAllocHealth, *, tracked_versions: int) -> dict:
+def deployment_alloc_health(txn: Txn, body: e.DeploymentAllocHealth, *, tracked_versions: int) -> Result:
     d = deployments.set_alloc_health(txn, body.DeploymentID, body.HealthyAllocationIDs or [],
                                      body.UnhealthyAllocationIDs or [], body.Timestamp)
     u = body.DeploymentUpdate
@@ -31,8 +33,8 @@ def deployment_alloc_health(txn: Txn, body: e.DeploymentAllocHealth, *, tracked_
     return _followup(txn, d, body.RevertToVersion, body.Eval, body.SubmitTime, tracked_versions)
 
 
-def _followup(txn: Txn, d, revert_to: int | None, ev, submit_time: int,
-              tracked_versions: int) -> dict:
+def _followup(txn: Txn, d: Deployment, revert_to: int | None, ev: Evaluation | None, submit_time: int,
+              tracked_versions: int) -> Result:
     """After a deployment change: register the stable version again (auto-revert),
     which carries the eval, or else just insert the eval. Answers Nomad's
     DeploymentUpdateResponse."""

@@ -7,11 +7,13 @@ from msgspec.structs import replace
 from caravan.fsm import allocs, jobs, scaling
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
+from caravan.fsm.appliers import Result
 from caravan.fsm.jobs import Rejected
 from caravan.fsm.store import Txn
+from caravan.fsm.structs import Evaluation, Job
 
 
-def job_register(txn: Txn, body: e.JobRegister, *, tracked_versions: int) -> dict:
+def job_register(txn: Txn, body: e.JobRegister, *, tracked_versions: int) -> Result:
     job = body.Job
     existing = txn.get(t.JOBS, job.ID)
     if body.EnforceIndex:
@@ -25,7 +27,8 @@ def job_register(txn: Txn, body: e.JobRegister, *, tracked_versions: int) -> dic
                     tracked_versions=tracked_versions)
 
 
-def register(txn: Txn, job, existing, ev, submit_time: int, *, tracked_versions: int) -> dict:
+def register(txn: Txn, job: Job, existing: Job | None, ev: Evaluation | None, submit_time: int, *,
+             tracked_versions: int) -> Result:
     """Shared by register, revert, dispatch and periodic launches: write a new
     version if the spec changed, then the eval (if any) in the same transaction."""
     job = scaling.with_policy_ids(job, existing, txn.index)
@@ -34,8 +37,9 @@ def register(txn: Txn, job, existing, ev, submit_time: int, *, tracked_versions:
                                  tracked_versions=tracked_versions)
     else:
         stored = existing
-    result = {"JobModifyIndex": stored.JobModifyIndex, "EvalID": "", "EvalCreateIndex": 0,
-              "JobCreateIndex": stored.CreateIndex}
+    assert stored.ID is not None, "a stored job has its ID"
+    result: Result = {"JobModifyIndex": stored.JobModifyIndex, "EvalID": "", "EvalCreateIndex": 0,
+                      "JobCreateIndex": stored.CreateIndex}
     if ev is not None:
         ev = jobs.insert_eval(txn, replace(ev, JobModifyIndex=stored.JobModifyIndex))
         jobs.refresh_status(txn, stored.ID)
@@ -49,7 +53,7 @@ def register(txn: Txn, job, existing, ev, submit_time: int, *, tracked_versions:
     return result
 
 
-def job_deregister(txn: Txn, body: e.JobDeregister, *, tracked_versions: int) -> dict:
+def job_deregister(txn: Txn, body: e.JobDeregister, *, tracked_versions: int) -> Result:
     job = txn.get(t.JOBS, body.JobID)
     if job is None:
         # Nomad 1.x: deregistering an unknown job succeeds and creates nothing.
@@ -72,14 +76,14 @@ def job_deregister(txn: Txn, body: e.JobDeregister, *, tracked_versions: int) ->
     return result
 
 
-def job_stability(txn: Txn, body: e.JobStability) -> dict:
+def job_stability(txn: Txn, body: e.JobStability) -> Result:
     if txn.get(t.JOBS, body.JobID) is None:
         raise Rejected(404, "job not found")
     job = jobs.set_stability(txn, body.JobID, body.JobVersion, body.Stable)
     return {"JobModifyIndex": job.JobModifyIndex if job else 0}
 
 
-def job_revert(txn: Txn, body: e.JobRevert, *, tracked_versions: int) -> dict:
+def job_revert(txn: Txn, body: e.JobRevert, *, tracked_versions: int) -> Result:
     current = txn.get(t.JOBS, body.JobID)
     if current is None:
         raise Rejected(404, f'job "{body.JobID}" not found')
@@ -95,7 +99,7 @@ def job_revert(txn: Txn, body: e.JobRevert, *, tracked_versions: int) -> dict:
     return register(txn, target, current, ev, body.SubmitTime, tracked_versions=tracked_versions)
 
 
-def job_dispatch(txn: Txn, body: e.JobDispatch, *, tracked_versions: int) -> dict:
+def job_dispatch(txn: Txn, body: e.JobDispatch, *, tracked_versions: int) -> Result:
     parent = txn.get(t.JOBS, body.ParentID)
     rej = jobs.dispatch_rejection(parent, body.ParentID, body.Meta, body.Payload)
     if rej is not None:
@@ -114,7 +118,7 @@ def job_dispatch(txn: Txn, body: e.JobDispatch, *, tracked_versions: int) -> dic
     return result
 
 
-def periodic_force(txn: Txn, body: e.PeriodicForce, *, tracked_versions: int) -> dict:
+def periodic_force(txn: Txn, body: e.PeriodicForce, *, tracked_versions: int) -> Result:
     parent = txn.get(t.JOBS, body.ParentID)
     if parent is None:
         raise Rejected(404, "job not found")
@@ -132,7 +136,7 @@ def periodic_force(txn: Txn, body: e.PeriodicForce, *, tracked_versions: int) ->
     return result
 
 
-def periodic_launch(txn: Txn, body: e.PeriodicLaunch, *, tracked_versions: int) -> dict:
+def periodic_launch(txn: Txn, body: e.PeriodicLaunch, *, tracked_versions: int) -> Result:
     parent = txn.get(t.JOBS, body.ParentID)
     if parent is None:
         raise Rejected(404, "job not found")
@@ -158,7 +162,7 @@ def periodic_launch(txn: Txn, body: e.PeriodicLaunch, *, tracked_versions: int) 
     return result
 
 
-def job_evaluate(txn: Txn, body: e.JobEvaluate) -> dict:
+def job_evaluate(txn: Txn, body: e.JobEvaluate) -> Result:
     job = txn.get(t.JOBS, body.JobID)
     if job is None:
         raise Rejected(404, "job not found")
@@ -176,7 +180,7 @@ def job_evaluate(txn: Txn, body: e.JobEvaluate) -> dict:
             "JobModifyIndex": job.JobModifyIndex}
 
 
-def job_scale(txn: Txn, body: e.JobScale, *, tracked_versions: int) -> dict:
+def job_scale(txn: Txn, body: e.JobScale, *, tracked_versions: int) -> Result:
     """Nomad's ``Job.Scale``, in one entry: the checks, a new job version with the
     group's new count and its eval, and the scaling event."""
     job = txn.get(t.JOBS, body.JobID)
@@ -223,7 +227,7 @@ def job_scale(txn: Txn, body: e.JobScale, *, tracked_versions: int) -> dict:
     return result
 
 
-def _enforce_index(existing, want: int) -> None:
+def _enforce_index(existing: Job | None, want: int) -> None:
     prefix = f"Enforcing job modify index {want}"
     if existing is None:
         if want != 0:

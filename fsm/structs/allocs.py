@@ -6,6 +6,9 @@ from typing import Any
 from caravan.fsm.structs.base import Record
 from caravan.fsm.structs.jobspec import AllocatedPortMapping, Job, Resources
 
+# Allocation has a field named Resources: its later annotations name the type by this alias.
+_Resources = Resources
+
 
 class TaskEvent(Record):
     Type: str = ""
@@ -88,8 +91,8 @@ class Allocation(Record):
     # What the allocation reserved on its node: the sum over its tasks plus the group's
     # disk (the pre-0.9 view the scheduler counts with), per task, and shared.
     Resources: Resources | None = None
-    TaskResources: dict[str, Resources] | None = None
-    SharedResources: Resources | None = None
+    TaskResources: dict[str, _Resources] | None = None
+    SharedResources: _Resources | None = None
     AllocatedResources: Any = None
     DesiredStatus: str = ""
     DesiredDescription: str = ""

@@ -43,5 +43,6 @@ class Deployment(Record):
 
     def has_auto_promote(self) -> bool:
         """Running, and every group with canaries promotes itself."""
-        return self.Status == "running" and bool(self.TaskGroups) and all(
-            s.AutoPromote for s in self.TaskGroups.values() if s.DesiredCanaries > 0)
+        groups = self.TaskGroups or {}
+        return self.Status == "running" and bool(groups) and all(
+            s.AutoPromote for s in groups.values() if s.DesiredCanaries > 0)

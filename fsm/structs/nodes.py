@@ -6,6 +6,9 @@ import msgspec
 from caravan.fsm.structs.base import Record
 from caravan.fsm.structs.jobspec import NetworkResource, Resources
 
+# Node has a field named Resources: its later annotations name the type by this alias.
+_Resources = Resources
+
 
 class NodeCpuResources(Record):
     CpuShares: int = 0          # total MHz (cores x MHz)
@@ -96,7 +99,7 @@ class Node(Record):
     NodeResources: NodeResources | None = None
     ReservedResources: NodeReservedResources | None = None
     Resources: Resources | None = None      # pre-0.9 view, derived from NodeResources
-    Reserved: Resources | None = None
+    Reserved: _Resources | None = None
     Links: dict[str, str] | None = None
     Meta: dict[str, str] | None = None
     NodeClass: str = ""
