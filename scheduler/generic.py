@@ -26,14 +26,9 @@ from caravan.fsm.times import format_rfc3339
 from caravan.scheduler.plan import Plan
 from caravan.scheduler.preemption import preemption_enabled
 from caravan.scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
-from caravan.scheduler.reconcile import (
-    ALLOC_RESCHEDULED,
-    ALLOC_UPDATING,
-    PlaceRequest,
-    ReconcileResult,
-    reconcile,
-    reconcile_system,
-)
+from caravan.scheduler.reconcile import reconcile
+from caravan.scheduler.reconcile_results import ALLOC_RESCHEDULED, ALLOC_UPDATING, PlaceRequest, ReconcileResult
+from caravan.scheduler.reconcile_system import reconcile_system
 from caravan.scheduler.stack import Stack, count_job_allocs
 
 BLOCKED_DESCRIPTION = "created to place remaining allocations"

@@ -5,7 +5,9 @@ store or clock, draws no random numbers and mutates no input. It says *what* to 
 stop and update; the placement stack says *where*, and the worker makes the plan.
 Follows Nomad 1.x ``scheduler/reconcile.go``; the deployment rules (create, cancel,
 canaries, pacing by health, success) live in ``reconcile_deploy``, the reschedule
-policy arithmetic in ``fsm.reschedule``. Per task group:
+policy arithmetic in ``fsm.reschedule``, the result types in ``reconcile_results``, the
+in-place/destructive choice in ``task_updates`` and system jobs in ``reconcile_system``.
+Per task group:
 
 - terminal allocs are dropped, except completed batch allocs, which keep their name
   and count toward ``Count`` (never re-run), and failed allocs still meant to run and
@@ -34,220 +36,31 @@ DestructiveUpdate, a migration only as Migrate, a lost alloc as a Stop plus a Pl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from caravan.fsm import reschedule as rs
-from caravan.fsm.entries import DeploymentStatusUpdate
-from caravan.fsm.structs import (
-    Affinity,
-    Allocation,
-    Deployment,
-    Job,
-    NetworkResource,
-    Node,
-    Resources,
-    Task,
-    TaskGroup,
-)
+from caravan.fsm.structs import Allocation, Deployment, Job, Node, TaskGroup
 from caravan.scheduler import reconcile_deploy as rd
-from caravan.scheduler.names import NameIndex, alloc_name, by_index, removal_order
-
-ALLOC_NOT_NEEDED = "alloc not needed due to job update"
-ALLOC_LOST = "alloc is lost since its node is down"
-ALLOC_UPDATING = "alloc is being updated due to job update"
-ALLOC_MIGRATING = "alloc is being migrated"
-ALLOC_NODE_TAINTED = "alloc not needed as node is tainted"
-ALLOC_RESCHEDULED = "alloc was rescheduled because it failed"
+from caravan.scheduler.names import NameIndex, by_index, removal_order
+from caravan.scheduler.reconcile_results import (
+    ALLOC_LOST,
+    ALLOC_MIGRATING,
+    ALLOC_NOT_NEEDED,
+    ALLOC_RESCHEDULED,
+    DesiredUpdates,
+    Followup,
+    PlaceRequest,
+    ReconcileResult,
+    StopRequest,
+    UpdateRequest,
+)
+from caravan.scheduler.task_updates import DESTRUCTIVE, IGNORE, INPLACE, classify_update, group_of
 
 RESCHEDULE_WINDOW_NS = 1_000_000_000          # due within this: rescheduled now
 FOLLOWUP_BATCH_WINDOW_NS = 5_000_000_000      # failures this close share a follow-up eval
 
-IGNORE, INPLACE, DESTRUCTIVE = "ignore", "inplace", "destructive"
 
-
-# --- results ------------------------------------------------------------------------------
-
-
-@dataclass
-class DesiredUpdates:
-    """Per-group counters, exactly ``Annotations.DesiredTGUpdates[group]`` of a plan."""
-    Ignore: int = 0
-    Place: int = 0
-    Migrate: int = 0
-    Stop: int = 0
-    InPlaceUpdate: int = 0
-    DestructiveUpdate: int = 0
-    Canary: int = 0
-    Preemptions: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class PlaceRequest:
-    """A new allocation to place. ``node_id`` is set only by the system reconciler."""
-    name: str
-    task_group: str
-    previous_alloc_id: str | None = None
-    canary: bool = False
-    node_id: str | None = None
-    reschedule: bool = False        # replaces a failed alloc: tracker, node penalty
-
-
-@dataclass(frozen=True)
-class StopRequest:
-    """Set ``alloc`` to DesiredStatus stop, with this description (and ClientStatus)."""
-    alloc: Allocation
-    description: str
-    client_status: str | None = None
-
-
-@dataclass(frozen=True)
-class UpdateRequest:
-    """An alloc to update. In-place: the worker re-checks the fit on the alloc's node
-    and falls back to a destructive update if it no longer fits. Destructive: stop it
-    (``ALLOC_UPDATING``) and place ``alloc.Name`` anew, atomically, with it as previous."""
-    alloc: Allocation
-
-
-@dataclass(frozen=True)
-class Followup:
-    """A follow-up eval to create for failed allocs that may be rescheduled at
-    ``wait_until_ns`` (they get its id as ``FollowupEvalID``)."""
-    task_group: str
-    wait_until_ns: int
-    alloc_ids: tuple[str, ...]
-
-
-@dataclass
-class ReconcileResult:
-    place: list[PlaceRequest] = field(default_factory=list)
-    stop: list[StopRequest] = field(default_factory=list)
-    inplace_update: list[UpdateRequest] = field(default_factory=list)
-    destructive_update: list[UpdateRequest] = field(default_factory=list)
-    ignore: list[Allocation] = field(default_factory=list)
-    # Desired-stop allocs still running on a down node: ClientStatus becomes lost. Not
-    # part of the annotations (Nomad's scheduler does this beside the reconciler).
-    mark_lost: list[StopRequest] = field(default_factory=list)
-    desired_tg_updates: dict[str, DesiredUpdates] = field(default_factory=dict)
-    # a deployment this pass creates (whole), status changes of existing ones, and the
-    # deployment new and replacement allocations join ("" for none)
-    deployment: Deployment | None = None
-    deployment_updates: list[DeploymentStatusUpdate] = field(default_factory=list)
-    deployment_id: str = ""
-    all_at_once: bool = False       # the plan must be committed whole or not at all
-    followup: bool = False          # MaxParallel held work back: evaluate again later
-    followup_wait_ns: int = 0       # the largest Update.Stagger among those groups
-    followups: list[Followup] = field(default_factory=list)
-
-
-# --- in-place or destructive ------------------------------------------------------------------
-
-
-def classify_update(alloc: Allocation, job: Job, group: str) -> str:
-    """IGNORE, INPLACE or DESTRUCTIVE for ``alloc`` against ``job`` (genericAllocUpdateFn)."""
-    old = alloc.Job
-    if old is None:                 # cannot prove what it runs: replace it
-        return DESTRUCTIVE
-    if old.JobModifyIndex == job.JobModifyIndex:
-        return IGNORE
-    if tasks_updated(old, job, group) is not None:
-        return DESTRUCTIVE
-    # A finished batch alloc needs nothing from an in-place change: it no longer runs.
-    return IGNORE if alloc.terminal() else INPLACE
-
-
-def tasks_updated(old: Job, new: Job, group: str) -> str | None:
-    """The first change that needs a new allocation, as a label; None if there is none.
-
-    Follows Nomad 1.x ``tasksUpdated``, over the fields Caravan models: task set,
-    ephemeral disk, group and task networks (static ports, not dynamic values),
-    affinities, spreads, volumes; per task driver, user, config, env, artifacts, vault,
-    templates, volume mounts, meta merged job < group < task, CPU, cores, memory,
-    memory max, devices.
-    Everything else (count, constraints, update, restart, services, kill timeout, log
-    config...) is in place; constraints are re-checked by the worker's in-place fit."""
-    a, b = _group(old, group), _group(new, group)
-    if a is None or b is None:
-        return "task group"
-    if len(a.Tasks or []) != len(b.Tasks or []):
-        return "number of tasks"
-    checks = (("ephemeral disk", a.EphemeralDisk, b.EphemeralDisk),
-              ("network", _networks(a.Networks), _networks(b.Networks)),
-              ("affinities", _affinities(old, a), _affinities(new, b)),
-              ("spreads", _list(old.Spreads) + _list(a.Spreads),
-               _list(new.Spreads) + _list(b.Spreads)),
-              ("volumes", _norm(a.Volumes), _norm(b.Volumes)))
-    for label, before, after in checks:
-        if before != after:
-            return label
-    for at in a.Tasks or []:
-        bt = next((t for t in b.Tasks or [] if t.Name == at.Name), None)
-        if bt is None:
-            return "task deleted"
-        task_label = _task_updated(old, a, at, new, b, bt)
-        if task_label is not None:
-            return f"task {at.Name}: {task_label}"
-    return None
-
-
-def _task_updated(old: Job, ga: TaskGroup, a: Task, new: Job, gb: TaskGroup, b: Task) -> str | None:
-    ra, rb = a.Resources or Resources(), b.Resources or Resources()
-    checks = (("driver", a.Driver, b.Driver), ("user", a.User, b.User),
-              ("config", _norm(a.Config), _norm(b.Config)), ("env", _norm(a.Env), _norm(b.Env)),
-              ("artifacts", _norm(a.Artifacts), _norm(b.Artifacts)), ("vault", a.Vault, b.Vault),
-              ("templates", _norm(a.Templates), _norm(b.Templates)),
-              ("volume mounts", _norm(a.VolumeMounts), _norm(b.VolumeMounts)),
-              ("meta", _meta(old, ga, a), _meta(new, gb, b)),
-              ("network", _networks(ra.Networks), _networks(rb.Networks)),
-              ("cpu", ra.CPU, rb.CPU), ("cores", ra.Cores, rb.Cores),
-              ("memory", ra.MemoryMB, rb.MemoryMB), ("memory max", ra.MemoryMaxMB, rb.MemoryMaxMB),
-              ("devices", _norm(ra.Devices), _norm(rb.Devices)))
-    for label, before, after in checks:
-        if before != after:
-            return label
-    return None
-
-
-def _norm(value: Any) -> Any:
-    """Nil and empty collections compare equal, as Go's ``maps.Equal`` on nil maps."""
-    return None if value in (None, {}, []) else value
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if value else []
-
-
-def _group(job: Job, name: str) -> TaskGroup | None:
-    return next((tg for tg in job.TaskGroups or [] if tg.Name == name), None)
-
-
-def _meta(job: Job, tg: TaskGroup, task: Task) -> dict[str, str]:
-    """``Job.CombinedTaskMeta``: task meta over group meta over job meta."""
-    return {**(job.Meta or {}), **(tg.Meta or {}), **(task.Meta or {})}
-
-
-def _affinities(job: Job, tg: TaskGroup) -> list[Affinity]:
-    return _list(job.Affinities) + _list(tg.Affinities) + \
-        [x for t in tg.Tasks or [] for x in _list(t.Affinities)]
-
-
-def _networks(nets: list[NetworkResource] | None) -> list[tuple[object, ...]]:
-    """What may not change in place: mode, bandwidth, DNS and the port map, where a
-    dynamic port's value is whatever the node offered, so only its label counts."""
-    def key(n: NetworkResource) -> tuple[object, ...]:
-        static = sorted((p.Label, p.Value, p.To, p.HostNetwork) for p in n.ReservedPorts or [])
-        dynamic = sorted((p.Label, -1, p.To, p.HostNetwork) for p in n.DynamicPorts or [])
-        return (n.Mode, n.MBits or 0, _norm(n.DNS), static + dynamic)
-    return [key(n) for n in nets or []]
-
-
-# --- shared helpers ------------------------------------------------------------------------------
-
-
-def _node_lost(node_id: str, tainted: dict[str, Node | None]) -> bool:
+def node_lost(node_id: str, tainted: dict[str, Node | None]) -> bool:
     """Lost: the node is gone (None) or down. Other tainted nodes are being drained."""
     if node_id not in tainted:
         return False
@@ -258,31 +71,31 @@ def _node_lost(node_id: str, tainted: dict[str, Node | None]) -> bool:
 def _migrating(alloc: Allocation, tainted: dict[str, Node | None]) -> bool:
     """Marked for migration by the drainer (Nomad's filterByTainted: a marked alloc
     migrates wherever it runs, unless its node is lost)."""
-    return alloc.should_migrate() and not _node_lost(alloc.NodeID, tainted)
+    return alloc.should_migrate() and not node_lost(alloc.NodeID, tainted)
 
 
-def _mark_lost(existing: list[Allocation], tainted: dict[str, Node | None]) -> list[StopRequest]:
+def lost_stops(existing: list[Allocation], tainted: dict[str, Node | None]) -> list[StopRequest]:
     """Allocs already told to stop, whose down node can no longer report them finished."""
     return [StopRequest(a, ALLOC_LOST, "lost") for a in sorted(existing, key=by_index)
             if a.DesiredStatus in ("stop", "evict") and a.ClientStatus in ("pending", "running")
-            and _node_lost(a.NodeID, tainted)]
+            and node_lost(a.NodeID, tainted)]
 
 
-def _stop(result: ReconcileResult, alloc: Allocation, tainted: dict[str, Node | None],
+def stop_alloc(result: ReconcileResult, alloc: Allocation, tainted: dict[str, Node | None],
           description: str = ALLOC_NOT_NEEDED) -> None:
     """Stop an alloc; one on a down node is lost whatever the reason for stopping it."""
-    lost = _node_lost(alloc.NodeID, tainted)
+    lost = node_lost(alloc.NodeID, tainted)
     result.stop.append(StopRequest(alloc, ALLOC_LOST, "lost") if lost else StopRequest(alloc, description))
 
 
-def _group_names(job: Job | None, existing: list[Allocation]) -> list[str]:
+def group_names(job: Job | None, existing: list[Allocation]) -> list[str]:
     """The job's groups in job order (reported even when empty, as Nomad's alloc
     matrix does), then groups only old allocations still belong to."""
     names = [tg.Name or "" for tg in (job.TaskGroups or [])] if job is not None else []
     return names + sorted({a.TaskGroup for a in existing} - set(names))
 
 
-def _classify(result: ReconcileResult, updates: DesiredUpdates, job: Job, group: str,
+def classify_existing(result: ReconcileResult, updates: DesiredUpdates, job: Job, group: str,
               allocs: list[Allocation]) -> list[Allocation]:
     """Record ignored and in-place allocs; return the destructive ones, in name order."""
     buckets: dict[str, list[Allocation]] = {IGNORE: [], INPLACE: [], DESTRUCTIVE: []}
@@ -295,7 +108,7 @@ def _classify(result: ReconcileResult, updates: DesiredUpdates, job: Job, group:
     return buckets[DESTRUCTIVE]
 
 
-def _pace(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, placed: int,
+def pace_updates(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, placed: int,
           destructive: list[Allocation], migrate: list[Allocation],
           limit: int | None = None) -> None:
     """Do every destructive update, unless ``Update.MaxParallel`` is set: then
@@ -325,9 +138,6 @@ def _pace(result: ReconcileResult, updates: DesiredUpdates, tg: TaskGroup, place
         result.followup_wait_ns = max(result.followup_wait_ns, stagger)
 
 
-# --- service and batch jobs -----------------------------------------------------------------------
-
-
 def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
               tainted_nodes: dict[str, Node | None], now_ns: int,
               deployment: Deployment | None = None,
@@ -337,19 +147,19 @@ def reconcile(job: Job | None, job_id: str, existing: list[Allocation],
     ``new_deployment_id``. ``now_ns`` and ``eval_id`` (the eval being processed)
     decide which failed allocs are rescheduled now."""
     result = ReconcileResult(all_at_once=bool(job is not None and job.AllAtOnce),
-                             mark_lost=_mark_lost(existing, tainted_nodes))
+                             mark_lost=lost_stops(existing, tainted_nodes))
     ctx = rd.cancel_unneeded(job, deployment, new_deployment_id, result.deployment_updates)
     running = job is not None and not job.Stop
     batch = job is not None and job.Type == "batch"
     complete = True
-    for group in _group_names(job, existing):
+    for group in group_names(job, existing):
         updates = result.desired_tg_updates[group] = DesiredUpdates()
         allocs = [a for a in existing if a.TaskGroup == group]
-        tg = _group(job, group) if job is not None and running else None
+        tg = group_of(job, group) if job is not None and running else None
         if tg is None or job is None:   # job stopped or purged, or group removed
             live = sorted((a for a in allocs if not a.terminal()), key=by_index)
             for alloc in live:
-                _stop(result, alloc, tainted_nodes)
+                stop_alloc(result, alloc, tainted_nodes)
             updates.Stop = len(live)
         else:
             complete &= _reconcile_group(result, updates, job, job_id, tg, allocs,
@@ -386,21 +196,21 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     # canaries of a replaced or failed deployment go; the current ones on bad nodes too
     stale = rd.stale_canaries(ctx)
     for alloc in (a for a in live if a.ID in stale):
-        _stop(result, alloc, tainted)
+        stop_alloc(result, alloc, tainted)
         updates.Stop += 1
     current = rd.current_canaries(ctx)
 
     def moved(a: Allocation) -> bool:
-        return _node_lost(a.NodeID, tainted) or _migrating(a, tainted)
+        return node_lost(a.NodeID, tainted) or _migrating(a, tainted)
 
     for alloc in (a for a in live if a.ID in current and moved(a)):
-        on_lost_node = _node_lost(alloc.NodeID, tainted)
+        on_lost_node = node_lost(alloc.NodeID, tainted)
         result.stop.append(StopRequest(alloc, ALLOC_LOST if on_lost_node else ALLOC_MIGRATING,
                                        "lost" if on_lost_node else None))
     live = [a for a in live if a.ID not in stale and not (a.ID in current and moved(a))]
     canaries = [a for a in live if a.ID in current]
 
-    lost = [a for a in live if _node_lost(a.NodeID, tainted)]
+    lost = [a for a in live if node_lost(a.NodeID, tainted)]
     migrate = [a for a in live if _migrating(a, tainted)]
     untainted = [a for a in live if not moved(a)]
     kept, failed = _kept_terminal(allocs, batch)
@@ -425,7 +235,7 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
     kept = sorted(kept + held, key=by_index)
 
     inplace_before = len(result.inplace_update)
-    destructive = _classify(result, updates, job, group, sorted(untainted + kept, key=by_index))
+    destructive = classify_existing(result, updates, job, group, sorted(untainted + kept, key=by_index))
     inplace = len(result.inplace_update) - inplace_before
     if not existing_state:
         state.DesiredTotal += len(destructive) + inplace
@@ -455,7 +265,7 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
         result.place.extend(place)
         updates.Place += len(place)
         _stop_rescheduled(result, updates, place, now)
-        _pace(result, updates, tg, len(place), destructive, migrate, budget)
+        pace_updates(result, updates, tg, len(place), destructive, migrate, budget)
     else:   # the rollout waits: only lost and failed allocations are replaced
         # ...except failed ones of the deployment that failed (Nomad's computeReplacements)
         failed_deployment = ctx.current.ID if ctx.failed and ctx.current is not None else None
@@ -467,7 +277,7 @@ def _reconcile_group(result: ReconcileResult, updates: DesiredUpdates, job: Job,
         _stop_rescheduled(result, updates, replacing, now)
         result.ignore.extend(destructive)
         updates.Ignore += len(destructive)
-        _pace(result, updates, tg, len(replacing), [], migrate, budget)
+        pace_updates(result, updates, tg, len(replacing), [], migrate, budget)
 
     had_running = any(a.Job is not None and a.Job.Version == job.Version and
                       a.Job.CreateIndex == job.CreateIndex for a in allocs)
@@ -610,98 +420,3 @@ def _placements(group: str, count: int, names: NameIndex, existing: int,
         existing += 1
     place.extend(PlaceRequest(name, group) for name in names.next(max(0, count - existing)))
     return place
-
-
-# --- system jobs -----------------------------------------------------------------------------------
-
-
-def reconcile_system(job: Job | None, job_id: str, existing: list[Allocation],
-                     eligible_nodes: list[Node], tainted_nodes: dict[str, Node | None],
-                     now_ns: int, not_ready: frozenset[str] = frozenset()) -> ReconcileResult:
-    """One alloc of each group on every eligible node (Nomad's diffSystemAllocs).
-
-    The caller has already filtered ``eligible_nodes`` for readiness, datacenter and
-    feasibility. Names are ``<job name>.<group>[i]`` for i < Count (1 for system jobs),
-    the same on every node, as Nomad names them. Allocs on a down node are stopped as
-    lost and not replaced (the node is gone); marked for migration by the drainer, they
-    are stopped; on a node that is not ready (``not_ready``: ineligible, or draining)
-    they are left alone; on any other node no longer eligible they are stopped; missing
-    ones are placed with ``node_id`` set. Updates follow the generic rules, paced per
-    group by ``Update.MaxParallel``."""
-    result = ReconcileResult(all_at_once=bool(job is not None and job.AllAtOnce),
-                             mark_lost=_mark_lost(existing, tainted_nodes))
-    groups = {tg.Name or "": tg for tg in (job.TaskGroups or [])} \
-        if job is not None and not job.Stop else {}
-    prefix = (job.Name or job_id) if job is not None else job_id
-    required = {alloc_name(prefix, g, i): g for g, tg in groups.items() for i in range(tg.Count or 0)}
-    for group in _group_names(job, existing):
-        result.desired_tg_updates[group] = DesiredUpdates()
-
-    kept = _system_keep(result, existing, required, {n.ID for n in eligible_nodes}, tainted_nodes,
-                        not_ready)
-    _system_placements(result, required, eligible_nodes, tainted_nodes, kept, existing)
-    ready = {n.ID for n in eligible_nodes}
-    if job is None:   # (then there are no groups)
-        return result
-    for group, tg in groups.items():
-        updates = result.desired_tg_updates[group]
-        mine = [a for a in kept.values() if a.TaskGroup == group]
-        # on a node not ready, an alloc is left as it is (Nomad: IGNORE), never updated
-        idle = [a for a in mine if a.NodeID not in ready]
-        result.ignore.extend(idle)
-        updates.Ignore += len(idle)
-        mine = [a for a in mine if a.NodeID in ready]
-        destructive = _classify(result, updates, job, group, mine)
-        _pace(result, updates, tg, 0, destructive, [])
-    return result
-
-
-def _system_keep(result: ReconcileResult, existing: list[Allocation], required: dict[str, str],
-                 eligible: set[str], tainted: dict[str, Node | None],
-                 not_ready: frozenset[str] = frozenset(),
-                 ) -> dict[tuple[str, str], Allocation]:
-    """Stop every live alloc that no longer belongs where it runs (name not required,
-    duplicate on its node, lost node, marked for migration, node no longer eligible
-    but ready); return the rest by (node, name), those on nodes not ready included."""
-    kept: dict[tuple[str, str], Allocation] = {}
-    live = [a for a in existing if not a.terminal()]
-    for alloc in sorted(live, key=lambda a: (a.NodeID, by_index(a))):
-        key = (alloc.NodeID, alloc.Name)
-        belongs = required.get(alloc.Name) == alloc.TaskGroup and key not in kept \
-            and not _node_lost(alloc.NodeID, tainted)
-        ready_here = alloc.NodeID in eligible and alloc.NodeID not in tainted
-        # on a node not ready (ineligible, or draining and not yet marked) it stays
-        idle_here = alloc.NodeID in not_ready or alloc.NodeID in tainted
-        if belongs and (ready_here or idle_here) and not alloc.should_migrate():
-            kept[key] = alloc
-            continue
-        if belongs and alloc.should_migrate():
-            # marked to migrate (alloc stop, or the drainer): stopped, and placed again
-            # there only if its node is still eligible
-            result.stop.append(StopRequest(alloc, ALLOC_MIGRATING))
-            result.desired_tg_updates[alloc.TaskGroup].Migrate += 1
-            continue
-        reason = ALLOC_NODE_TAINTED if alloc.NodeID in tainted else ALLOC_NOT_NEEDED
-        _stop(result, alloc, tainted, reason)
-        result.desired_tg_updates[alloc.TaskGroup].Stop += 1
-    return kept
-
-
-def _system_placements(result: ReconcileResult, required: dict[str, str], nodes: list[Node],
-                       tainted: dict[str, Node | None], kept: dict[tuple[str, str], Allocation],
-                       existing: list[Allocation]) -> None:
-    """Place every required name missing on an eligible node, linking the newest
-    terminal (or now stopped) alloc of that name on that node as the previous one."""
-    previous: dict[tuple[str, str], Allocation] = {}
-    stopping = {s.alloc.ID for s in result.stop}
-    for alloc in sorted(existing, key=lambda a: (a.CreateIndex, a.ID)):
-        if (alloc.terminal() or alloc.ID in stopping) and not alloc.NextAllocation:
-            previous[(alloc.NodeID, alloc.Name)] = alloc
-    for node in sorted(nodes, key=lambda n: n.ID):
-        for name, group in required.items():
-            if node.ID in tainted or (node.ID, name) in kept:
-                continue
-            prev = previous.get((node.ID, name))
-            result.place.append(PlaceRequest(name, group, prev.ID if prev else None, node_id=node.ID))
-            if prev is None or prev.ID not in stopping:   # a migration counts as Migrate
-                result.desired_tg_updates[group].Place += 1

@@ -33,18 +33,20 @@ from caravan.fsm.structs import (
     Vault,
 )
 from caravan.scheduler.names import NameIndex, alloc_index, alloc_name, removal_order
-from caravan.scheduler.reconcile import (
+from caravan.scheduler.reconcile import reconcile
+from caravan.scheduler.reconcile_results import (
     ALLOC_LOST,
     ALLOC_MIGRATING,
     ALLOC_NOT_NEEDED,
+    DesiredUpdates,
+    PlaceRequest,
+)
+from caravan.scheduler.reconcile_system import reconcile_system
+from caravan.scheduler.task_updates import (
     DESTRUCTIVE,
     IGNORE,
     INPLACE,
-    DesiredUpdates,
-    PlaceRequest,
     classify_update,
-    reconcile,
-    reconcile_system,
     tasks_updated,
 )
 
@@ -585,7 +587,8 @@ from caravan.fsm.structs import (  # noqa: E402
     TaskState,
 )
 from caravan.fsm.times import format_rfc3339  # noqa: E402
-from caravan.scheduler.reconcile import ALLOC_RESCHEDULED, reschedule_decision  # noqa: E402
+from caravan.scheduler.reconcile import reschedule_decision  # noqa: E402
+from caravan.scheduler.reconcile_results import ALLOC_RESCHEDULED  # noqa: E402
 
 UNLIMITED = ReschedulePolicy(Attempts=0, Interval=0, Delay=5 * SECOND,
                              DelayFunction="exponential", MaxDelay=60 * SECOND, Unlimited=True)

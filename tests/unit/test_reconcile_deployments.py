@@ -7,7 +7,8 @@ from msgspec.structs import replace
 
 from caravan.fsm import deployments as dep
 from caravan.fsm.structs import AllocDeploymentStatus, Deployment, DeploymentState, UpdateStrategy
-from caravan.scheduler.reconcile import ALLOC_NOT_NEEDED, reconcile
+from caravan.scheduler.reconcile import reconcile
+from caravan.scheduler.reconcile_results import ALLOC_NOT_NEEDED
 from tests.unit.test_reconcile import EDITS, NOW, SECOND, allocs_for, changed, counts, make_alloc, make_job, names, node
 
 DID = "new-deployment"
