@@ -1,7 +1,7 @@
 """Feasibility: which nodes may run a task group at all, before any resource is counted.
 
 Reproduces Nomad 1.x ``scheduler/feasible/feasible.go`` (checked against v1.11 and the
-0.6-era file): constraint targets and operands (with a small go-version parser), the
+0.6-era file): constraint targets and operands (versions compared by ``scheduler/versions.py``), the
 driver, network and constraint checkers, the computed node class, and the
 ``distinct_hosts`` / ``distinct_property`` stages. A checker is a plain function of the
 node that returns why it is filtered (the exact ``ConstraintFiltered`` key Nomad uses)
@@ -16,10 +16,9 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
-from itertools import zip_longest
-from typing import Any, NamedTuple
 
 from caravan.fsm.structs import Allocation, AllocMetric, Constraint, Job, Node, TaskGroup
+from caravan.scheduler.versions import INTEGER, ORDERINGS, parse_version, parse_version_constraint
 
 FILTER_DRIVERS = "missing drivers"
 FILTER_NETWORK = "missing network"
@@ -28,11 +27,7 @@ DEFAULT_HOST_NETWORK = "default"   # the alias of a node's own address
 FILTER_CLASS_INELIGIBLE = "computed class ineligible"
 DISTINCT_HOSTS = "distinct_hosts"
 DISTINCT_PROPERTY = "distinct_property"
-
 Checker = Callable[[Node], "str | None"]  # None = feasible, else the filter reason
-
-# --- targets ---------------------------------------------------------------------------
-
 _NODE_TARGETS = {"${node.unique.id}": "ID", "${node.datacenter}": "Datacenter",
                  "${node.unique.name}": "Name", "${node.class}": "NodeClass",
                  "${node.pool}": "NodePool"}
@@ -57,8 +52,6 @@ def constraint_string(c: Constraint) -> str:
     """``Constraint.String()``: the ConstraintFiltered key, e.g. ``${attr.kernel.name} = linux``."""
     return f"{c.LTarget} {c.Operand} {c.RTarget}"
 
-
-# --- operands (1.x checkConstraint: a missing side only passes !=, not and is_not_set) --
 
 def check_constraint(op: str, lval: str | None, rval: str | None,
                      lfound: bool, rfound: bool) -> bool:
@@ -96,25 +89,17 @@ def check_constraint(op: str, lval: str | None, rval: str | None,
     return False
 
 
-_INT = re.compile(r"[+-]?[0-9]+")
-# the operands are ints, floats, strings or version comparisons' ints, as the caller chose
-_Compare = Callable[[Any, Any], bool]
-_ORDER: dict[str, _Compare] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-          ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
-_EQ: dict[str, _Compare] = {"": lambda a, b: a == b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
-
-
 def _check_order(op: str, left: str, right: str) -> bool:
     """1.x ``checkOrder``: as int64 when both parse, else as floats, else lexically
     (Go compares bytes; code-point order is the same for UTF-8)."""
-    if _INT.fullmatch(left) and _INT.fullmatch(right):
+    if INTEGER.fullmatch(left) and INTEGER.fullmatch(right):
         lint, rint = int(left), int(right)
         if all(-2**63 <= v < 2**63 for v in (lint, rint)):
-            return _ORDER[op](lint, rint)
+            return ORDERINGS[op](lint, rint)
     lfloat, rfloat = _go_float(left), _go_float(right)
     if lfloat is not None and rfloat is not None:
-        return _ORDER[op](lfloat, rfloat)
-    return _ORDER[op](left, right)
+        return ORDERINGS[op](lfloat, rfloat)
+    return ORDERINGS[op](left, right)
 
 
 def _go_float(text: str) -> float | None:
@@ -143,113 +128,6 @@ def _compile_regexp(pattern: str) -> re.Pattern[str] | None:
     except re.error:
         return None
 
-
-# --- versions: hashicorp/go-version NewVersion / NewConstraint, and Nomad's semver -----
-
-_PART = r"[0-9A-Za-z\-~]"
-_VERSION = (rf"v?([0-9]+(\.[0-9]+)*?)(-([0-9]+{_PART}*(\.{_PART}+)*)|(-?([A-Za-z\-~]+{_PART}*"
-            rf"(\.{_PART}+)*)))?(\+({_PART}+(\.{_PART}+)*))?")
-_SEMVER = _VERSION.replace("|(-?(", "|(-(")  # semver wants a '-' before a prerelease
-_WS = r"[ \t\n\f\r]*"
-_OPS = r"(~>|>=|<=|!=|=|>|<|)"
-
-
-class Version(NamedTuple):
-    """Segments (padded to 3; ``si`` = how many were written) and a prerelease."""
-    segments: list[int]
-    si: int
-    pre: str
-
-    def compare(self, other: Version) -> int:
-        if self.segments == other.segments:
-            if self.pre == other.pre:
-                return 0
-            if not self.pre or not other.pre:
-                return 1 if not self.pre else -1
-            return _compare_prereleases(self.pre, other.pre)
-        a, b = self.segments, other.segments
-        width = max(len(a), len(b))
-        a, b = a + [0] * (width - len(a)), b + [0] * (width - len(b))
-        return (a > b) - (a < b)
-
-
-def _compare_prereleases(a: str, b: str) -> int:
-    parts = zip_longest(a.split("."), b.split("."), fillvalue="")
-    return next((r for r in (_compare_part(x, y) for x, y in parts) if r), 0)
-
-
-def _compare_part(a: str, b: str) -> int:
-    """go-version ``comparePart``, quirks included (numeric < alphanumeric)."""
-    if a == b:
-        return 0
-    a_num, b_num = bool(_INT.fullmatch(a)), bool(_INT.fullmatch(b))
-    if a == "":
-        return -1 if b_num else 1
-    if b == "":
-        return 1 if a_num else -1
-    if a_num != b_num:
-        return -1 if a_num else 1
-    if not a_num:
-        return 1 if a > b else -1
-    return 1 if int(a) > int(b) else -1
-
-
-@lru_cache(maxsize=1024)
-def parse_version(text: str, semver: bool = False) -> Version | None:
-    match = re.fullmatch(_SEMVER if semver else _VERSION, text)
-    if match is None:
-        return None
-    written = [int(s) for s in match.group(1).split(".")]
-    if any(s >= 2**63 for s in written):
-        return None
-    return Version(written + [0] * (3 - len(written)), len(written),
-                   match.group(7) or match.group(4) or "")  # build metadata is ignored
-
-
-def _pre_ok(v: Version, c: Version) -> bool:
-    """go-version ``prereleaseCheck``: a prerelease only satisfies an ordering against
-    a prerelease bound with the same segments."""
-    if c.pre and v.pre:
-        return v.segments == c.segments
-    return not (v.pre and not c.pre)
-
-
-def _pessimistic(v: Version, c: Version) -> bool:
-    if not _pre_ok(v, c) or (c.pre and not v.pre) or v.compare(c) < 0:
-        return False
-    n = len(c.segments)
-    if n > len(v.segments) or v.segments[:c.si - 1] != c.segments[:c.si - 1]:
-        return False
-    return c.segments[n - 1] <= v.segments[n - 1]
-
-
-def _version_check(op: str, bound: Version, semver: bool) -> Callable[[Version], bool]:
-    if op == "~>":
-        return lambda v: _pessimistic(v, bound)
-    compare = {**_ORDER, **_EQ}[op]
-    guarded = op in _ORDER and not semver
-    return lambda v: (not guarded or _pre_ok(v, bound)) and compare(v.compare(bound), 0)
-
-
-@lru_cache(maxsize=256)
-def parse_version_constraint(text: str, semver: bool = False) -> tuple[Callable[[Version], bool], ...] | None:
-    """``">= 1.2, < 2.0"`` -> checks, all of which must hold; None if malformed.
-    ``semver`` is Nomad's helper/constraints/semver: strict versions, no ``~>``, and
-    plain Semver 2.0 ordering (no go-version prerelease restriction)."""
-    checks = []
-    for single in text.split(","):
-        match = re.fullmatch(_WS + _OPS + _WS + f"({_SEMVER if semver else _VERSION})" + _WS,
-                             single)
-        if match is None or (semver and match.group(1) == "~>"):
-            return None
-        bound = parse_version(match.group(2), semver)
-        if bound is None:
-            return None
-        checks.append(_version_check(match.group(1), bound, semver))
-    return tuple(checks)
-
-
-# --- checkers --------------------------------------------------------------------------
 
 _BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
           **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
@@ -379,8 +257,6 @@ def in_pool(node: Node, pool: str | None) -> bool:
     return pool in (None, "", "all") or node.NodePool == pool
 
 
-# --- computed class --------------------------------------------------------------------
-
 def computed_class(node: Node) -> str:
     """``v1:<uint64>`` over what makes nodes interchangeable for feasibility: datacenter,
     attributes and meta without ``unique.*`` keys, node class and pool, as Nomad; plus,
@@ -416,8 +292,6 @@ def filter_node(metric: AllocMetric, node: Node, reason: str) -> None:
         metric.ConstraintFiltered = metric.ConstraintFiltered or {}
         metric.ConstraintFiltered[reason] = metric.ConstraintFiltered.get(reason, 0) + 1
 
-
-# --- distinct_hosts and distinct_property (need existing + proposed allocations) ------
 
 def distinct_hosts(source: Iterable[Node], job: Job, tg: TaskGroup,
                    proposed_of: Callable[[str], list[Allocation]],

@@ -21,6 +21,7 @@ from caravan.fsm.structs import (
     VolumeRequest,
 )
 from caravan.scheduler import feasible as f
+from caravan.scheduler import versions
 
 
 def make_node(**kw) -> Node:
@@ -186,10 +187,10 @@ def test_version_needs_both_sides():
 
 
 def test_version_constraints_are_cached():
-    f.parse_version_constraint.cache_clear()
+    versions.parse_version_constraint.cache_clear()
     for _ in range(3):
         ok("version", "1.2.3", ">= 1.0, < 2")
-    info = f.parse_version_constraint.cache_info()
+    info = versions.parse_version_constraint.cache_info()
     assert info.misses == 1 and info.hits == 2
 
 
