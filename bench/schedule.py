@@ -190,7 +190,7 @@ def ceiling_main(argv) -> None:
     gc.collect()
     gc.freeze()
 
-    applier = PlanApplier(lambda: fsm.state, None, ids.request_id)
+    applier = PlanApplier(lambda: fsm.state, None)
     pending = sorted(fsm.state.by_index(t.EVALS, "status", "pending"),
                      key=lambda x: (x.CreateIndex, x.ID))
     t_plan = t_check = t_apply = 0.0

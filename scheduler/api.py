@@ -18,11 +18,9 @@ submitted.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from caravan.fsm.store import State
 from caravan.fsm.structs import Deployment
-from caravan.scheduler.background import Submit
+from caravan.fsm.submit import Submit
 from caravan.scheduler.core_gc import FORCE, collect
 from caravan.scheduler.deployment_watcher import deployment_eval, failure
 from caravan.scheduler.dry_run import dry_run
@@ -33,11 +31,10 @@ __all__ = ["computed_class", "deployment_eval", "deployment_failure", "dry_run",
            "node_update_evals"]
 
 
-async def force_gc(state: State, submit: Submit,
-                   request_id: Callable[[], str], now_ns: int) -> dict[str, int]:
+async def force_gc(state: State, submit: Submit, now_ns: int) -> dict[str, int]:
     """Collect everything eligible in ``state`` regardless of age; how many of each kind
     (Jobs, Evals, Allocs, Deployments, Nodes) the FSM deleted."""
-    return await collect(state, submit, request_id, now_ns, FORCE)
+    return await collect(state, submit, now_ns, FORCE)
 
 
 def deployment_failure(state: State, d: Deployment, base: str,

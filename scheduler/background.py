@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, Protocol, TypeVar
 
 # The primary keys each applied entry wrote, by table (``FSM.write_listeners``); a key's
@@ -31,8 +31,6 @@ class Commits(Protocol[_W]):
 
 # The watch handle is the notifier's own business.
 AnyCommits = Commits[Any]
-# Replicates one encoded log entry and returns the state machine's answer for it.
-Submit = Callable[[bytes], Awaitable[dict[str, Any]]]
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:

@@ -30,7 +30,8 @@ from caravan.fsm import schema as t
 from caravan.fsm.jobs import EVAL_TERMINAL
 from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation, Evaluation
-from caravan.scheduler.background import LeaderLoop, Submit
+from caravan.fsm.submit import EntryRejected, Submit
+from caravan.scheduler.background import LeaderLoop
 
 log = logging.getLogger("caravan.gc")
 
@@ -132,8 +133,7 @@ def _entry(ids: dict[str, dict[str, int]]) -> e.CoreGC:
                     Deployments=ids.get("Deployments"), Nodes=ids.get("Nodes"))
 
 
-async def collect(state: State, submit: Submit,
-                  request_id: Callable[[], str], now_ns: int, th: Thresholds
+async def collect(state: State, submit: Submit, now_ns: int, th: Thresholds
                   ) -> dict[str, int]:
     """Choose and submit; returns how many of each kind the FSM deleted."""
     total = {"Jobs": 0, "Evals": 0, "Allocs": 0, "Deployments": 0, "Nodes": 0}
@@ -145,8 +145,11 @@ async def collect(state: State, submit: Submit,
     if bodies:
         bodies[0].Now, bodies[0].Applied = now_ns, state.last_index
     for body in bodies:
-        body.RequestID = request_id()
-        result = await submit(e.encode(body))
+        try:
+            result = await submit(body)
+        except EntryRejected as rej:
+            log.info("garbage collection entry refused: %s", rej.message)
+            continue
         for kind in total:
             total[kind] += result.get(kind, 0)
     return total
@@ -161,17 +164,17 @@ def _unsampled_deployment(state: State) -> bool:
 class CoreGarbageCollector(LeaderLoop):
     """The leader-only service: ``async start()/stop()`` for ``LeaderServices.add``.
 
-    ``state()`` returns the current snapshot, ``submit(blob)`` replicates an entry,
+    ``state()`` returns the current snapshot, ``submit(body)`` replicates an entry
+    (``caravan.fsm.submit.Submit``),
     ``now()`` is the wall clock in ns; ``interval`` is in seconds; ``count(kind, n)``,
     if given, hears how many objects of each kind a pass deleted (metrics)."""
 
     def __init__(self, state: Callable[[], State], submit: Submit,
-                 now: Callable[[], int], request_id: Callable[[], str], interval: float,
+                 now: Callable[[], int], interval: float,
                  thresholds: Thresholds, count: Callable[[str, int], None] | None = None):
         self._state = state
         self._submit = submit
         self._now = now
-        self._request_id = request_id
         self.interval = interval
         self.thresholds = thresholds
         self._count = count
@@ -189,7 +192,7 @@ class CoreGarbageCollector(LeaderLoop):
 
     async def run_once(self) -> dict[str, int]:
         state, now = self._state(), self._now()   # the state first: see Applied
-        done = await collect(state, self._submit, self._request_id, now, self.thresholds)
+        done = await collect(state, self._submit, now, self.thresholds)
         for kind, n in done.items():
             self.collected[kind] += n
             if n and self._count is not None:

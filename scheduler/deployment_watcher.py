@@ -34,8 +34,9 @@ from caravan.fsm import reschedule as rs
 from caravan.fsm import schema as t
 from caravan.fsm.store import State, TableState
 from caravan.fsm.structs import Deployment, DeploymentState, DesiredTransition, Evaluation, Job
+from caravan.fsm.submit import EntryRejected, Submit
 from caravan.fsm.times import parse_rfc3339
-from caravan.scheduler.background import AnyCommits, LeaderLoop, Submit, WriteListener, WrittenKeys
+from caravan.scheduler.background import AnyCommits, LeaderLoop, WriteListener, WrittenKeys
 
 log = logging.getLogger("caravan.deployments")
 
@@ -165,22 +166,22 @@ def deployment_eval(job: Job | None, d: Deployment, eval_id: str, now_ns: int) -
                       CreateTime=now_ns, ModifyTime=now_ns)
 
 
-def entry_for(state: State, d: Deployment, action: Action, eval_id: str, now_ns: int,
-              request_id: str) -> e.Request:
+def entry_for(state: State, d: Deployment, action: Action, eval_id: str, now_ns: int
+              ) -> e.Request:
     ev = deployment_eval(state.get(t.JOBS, d.JobID), d, eval_id, now_ns)
     if action.kind == "fail":
         return e.DeploymentStatusChange(
-            RequestID=request_id, DeploymentUpdate=e.DeploymentStatusUpdate(
+            DeploymentUpdate=e.DeploymentStatusUpdate(
                 DeploymentID=d.ID, Status="failed", StatusDescription=action.description),
             RevertToVersion=action.revert_to, Eval=ev, SubmitTime=now_ns)
     if action.kind == "allow":
         return e.AllocDesiredTransition(
-            RequestID=request_id, Evals=[ev],
+            Evals=[ev],
             Allocs={a: DesiredTransition(Reschedule=True) for a in action.allocs})
     if action.kind == "promote":
-        return e.DeploymentPromote(RequestID=request_id, DeploymentID=d.ID, All=True, Eval=ev,
+        return e.DeploymentPromote(DeploymentID=d.ID, All=True, Eval=ev,
                                    Now=now_ns)
-    return e.EvalUpdate(RequestID=request_id, Evals=[ev])
+    return e.EvalUpdate(Evals=[ev])
 
 
 # --- the leader-only service ---------------------------------------------------------------------
@@ -191,8 +192,7 @@ class DeploymentWatcher(LeaderLoop):
 
     def __init__(self, state: Callable[[], State], submit: Submit,
                  notifier: Callable[[], AnyCommits], now_ns: Callable[[], int],
-                 new_id: Callable[[], str], request_id: Callable[[], str],
-                 write_listeners: list[WriteListener]):
+                 new_id: Callable[[], str], write_listeners: list[WriteListener]):
         self._state = state
         # after the first pass, a pass looks only at the deployments written since the
         # last one (``FSM.write_listeners``); after a restore, at every active one
@@ -202,7 +202,6 @@ class DeploymentWatcher(LeaderLoop):
         self._notifier = notifier
         self._now_ns = now_ns
         self._new_id = new_id
-        self._request_id = request_id
         # deployment id -> (ModifyIndex looked at, its progress cutoff then)
         self._seen: dict[str, tuple[int, int]] = {}
         # the deployments table as of the last full look, and the earliest progress
@@ -285,13 +284,15 @@ class DeploymentWatcher(LeaderLoop):
                 next_cutoff = min(next_cutoff, cutoff)
             if action is None:
                 continue
-            body = entry_for(state, d, action, self._new_id(), now, self._request_id())
-            result = await self._submit(e.encode(body))
-            self.actions += 1
-            if "Error" in result:   # e.g. an operator finished it meanwhile
-                log.info("deployment %s: %s refused: %s", d.ID, action.kind, result["Error"])
+            body = entry_for(state, d, action, self._new_id(), now)
+            try:
+                await self._submit(body)
+            except EntryRejected as rej:   # e.g. an operator finished it meanwhile
+                self.actions += 1
+                log.info("deployment %s: %s refused: %s", d.ID, action.kind, rej.message)
                 self._seen.pop(d.ID, None)
                 looked_at = None   # look at it again next pass
             else:
+                self.actions += 1
                 log.info("deployment %s: %s %s", d.ID, action.kind, action.description)
         self._looked_at, self._next_cutoff = looked_at, next_cutoff

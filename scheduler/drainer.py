@@ -34,8 +34,9 @@ from caravan.fsm import node_events
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation, DesiredTransition, Evaluation, Job, Node, TaskGroup
+from caravan.fsm.submit import EntryRejected, Submit
 from caravan.fsm.times import parse_rfc3339
-from caravan.scheduler.background import AnyCommits, LeaderLoop, Submit
+from caravan.scheduler.background import AnyCommits, LeaderLoop
 
 log = logging.getLogger("caravan.drainer")
 
@@ -147,7 +148,7 @@ def decide(state: State, now_ns: int) -> DrainPlan:
 
 
 def migrate_entry(state: State, allocs: list[Allocation], new_id: Callable[[], str],
-                  now_ns: int, request_id: str) -> e.AllocDesiredTransition:
+                  now_ns: int) -> e.AllocDesiredTransition:
     """Mark ``allocs`` and ask for one eval per job (Nomad's ``drainAllocs``)."""
     jobs: dict[str, Allocation] = {}
     for a in allocs:
@@ -161,14 +162,14 @@ def migrate_entry(state: State, allocs: list[Allocation], new_id: Callable[[], s
             Type=(job.Type if job else "") or "service", TriggeredBy=TRIGGER, JobID=job_id,
             Status="pending", CreateTime=now_ns, ModifyTime=now_ns))
     return e.AllocDesiredTransition(
-        RequestID=request_id, Allocs={a.ID: DesiredTransition(Migrate=True) for a in allocs},
+        Allocs={a.ID: DesiredTransition(Migrate=True) for a in allocs},
         Evals=evals)
 
 
-def complete_entry(node: Node, deadlined: bool, now_ns: int, request_id: str) -> e.NodeDrain:
+def complete_entry(node: Node, deadlined: bool, now_ns: int) -> e.NodeDrain:
     details = {node_events.DRAIN_DEADLINED: "true"} if deadlined else None
     assert node.DrainStrategy is not None, "only a draining node completes its drain"
-    return e.NodeDrain(RequestID=request_id, NodeID=node.ID, Completed=True,
+    return e.NodeDrain(NodeID=node.ID, Completed=True,
                        StartedAt=node.DrainStrategy.StartedAt, EventDetails=details, Now=now_ns)
 
 
@@ -180,13 +181,12 @@ class NodeDrainer(LeaderLoop):
 
     def __init__(self, state: Callable[[], State], submit: Submit,
                  notifier: Callable[[], AnyCommits], now_ns: Callable[[], int],
-                 new_id: Callable[[], str], request_id: Callable[[], str]):
+                 new_id: Callable[[], str]):
         self._state = state
         self._submit = submit
         self._notifier = notifier
         self._now_ns = now_ns
         self._new_id = new_id
-        self._request_id = request_id
         self.marked = 0
         self.completed = 0
 
@@ -211,19 +211,19 @@ class NodeDrainer(LeaderLoop):
         now = self._now_ns()
         plan = decide(state, now)
         if plan.migrate:
-            body = migrate_entry(state, plan.migrate, self._new_id, now, self._request_id())
-            result = await self._submit(e.encode(body))
-            if "Error" in result:
+            try:
+                await self._submit(migrate_entry(state, plan.migrate, self._new_id, now))
+            except EntryRejected as rej:
                 log.warning("marking %d allocations for migration refused: %s",
-                            len(plan.migrate), result["Error"])
+                            len(plan.migrate), rej.message)
                 return
             self.marked += len(plan.migrate)
             log.info("drain: %d allocations marked for migration", len(plan.migrate))
         for node, deadlined in plan.complete:
-            result = await self._submit(e.encode(complete_entry(node, deadlined, now,
-                                                                self._request_id())))
-            if "Error" in result:
-                log.info("drain of node %s not completed: %s", node.ID, result["Error"])
+            try:
+                await self._submit(complete_entry(node, deadlined, now))
+            except EntryRejected as rej:
+                log.info("drain of node %s not completed: %s", node.ID, rej.message)
                 continue
             self.completed += 1
             log.info("node %s drain complete%s", node.ID, " (deadline)" if deadlined else "")

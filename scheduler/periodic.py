@@ -27,7 +27,8 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation, Job
-from caravan.scheduler.background import AnyCommits, LeaderLoop, Submit
+from caravan.fsm.submit import EntryRejected, Submit
+from caravan.scheduler.background import AnyCommits, LeaderLoop
 
 log = logging.getLogger("caravan.periodic")
 
@@ -38,24 +39,22 @@ _RETRY_AFTER = 0.5    # after a failed submission (no leader for a moment)
 class PeriodicDispatcher(LeaderLoop):
     """``async start()/stop()`` for ``LeaderServices.add``.
 
-    ``state()`` returns the current state snapshot; ``submit(blob)`` replicates an
-    entry and returns the FSM's answer; ``notifier()`` returns the agent's notifier
+    ``state()`` returns the current state snapshot; ``submit(body)`` replicates an
+    entry (``caravan.fsm.submit.Submit``); ``notifier()`` returns the agent's notifier
     (watch/wait/unwatch); ``due(job, last_ns, now_ns)`` is
     ``server.jobspec.periodic.launch_due``; ``now()`` is the wall clock in ns;
-    ``new_id()`` and ``request_id()`` make eval and request ids."""
+    ``new_id()`` makes eval ids."""
 
     def __init__(self, state: Callable[[], State], submit: Submit,
                  notifier: Callable[[], AnyCommits],
                  due: Callable[[Job, int, int], tuple[int | None, int | None]],
-                 now: Callable[[], int], new_id: Callable[[], str],
-                 request_id: Callable[[], str]):
+                 now: Callable[[], int], new_id: Callable[[], str]):
         self._state = state
         self._submit = submit
         self._notifier = notifier
         self._due = due
         self._now = now
         self._new_id = new_id
-        self._request_id = request_id
         self._bad_specs: set[tuple[str, int]] = set()   # logged once per job version
         self.launched = 0   # children created by this dispatcher (for logs and tests)
         self.skipped = 0    # slots skipped for ProhibitOverlap
@@ -107,18 +106,18 @@ class PeriodicDispatcher(LeaderLoop):
                         TriggeredBy="periodic-job", JobID=child_id, Status="pending",
                         CreateTime=now, ModifyTime=now)
         assert job.ID is not None   # a stored job has its ID
-        body = e.PeriodicLaunch(RequestID=self._request_id(), ParentID=job.ID,
-                                LaunchTime=slot, Eval=ev, SubmitTime=now)
+        body = e.PeriodicLaunch(ParentID=job.ID, LaunchTime=slot, Eval=ev, SubmitTime=now)
         try:
-            result = await self._submit(e.encode(body))
+            result = await self._submit(body)
+        except EntryRejected as rej:
+            # 409: this slot (or a later one) was launched already, e.g. by the previous
+            # leader; 400/404: the parent was stopped, disabled or purged meanwhile.
+            log.info("periodic launch of %r at %d refused: %s", job.ID, slot, rej.message)
+            return True
         except Exception as exc:   # no leader / outcome unknown: the slot is retried
             log.warning("periodic launch of %r at %d not committed: %s", job.ID, slot, exc)
             return False
-        if result.get("Error"):
-            # 409: this slot (or a later one) was launched already, e.g. by the previous
-            # leader; 400/404: the parent was stopped, disabled or purged meanwhile.
-            log.info("periodic launch of %r at %d refused: %s", job.ID, slot, result["Error"])
-        elif result.get("Skipped"):
+        if result.get("Skipped"):
             self.skipped += 1
             log.info("periodic launch of %r at %d skipped: %s", job.ID, slot, result["Skipped"])
         else:

@@ -18,7 +18,7 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation
-from caravan.scheduler.background import Submit
+from caravan.fsm.submit import EntryRejected, Submit
 from caravan.scheduler.plan import Plan, PlanResult
 from caravan.scheduler.preemption import preemptible
 from caravan.scheduler.rank import plan_fits
@@ -27,12 +27,10 @@ log = logging.getLogger("caravan.plan")
 
 
 class PlanApplier:
-    def __init__(self, state: Callable[[], State], submit: Submit,
-                 request_id: Callable[[], str], epoch: int = 0):
+    def __init__(self, state: Callable[[], State], submit: Submit, epoch: int = 0):
         self._state = state
         self.epoch = epoch      # this leadership's LEADER_EPOCH index (fences its plans)
         self._submit = submit
-        self._request_id = request_id
         self._queue: asyncio.Queue[tuple[Plan, asyncio.Future[PlanResult], float]] = asyncio.Queue()
         self.latencies: list[float] = []   # seconds from enqueue to commit, for benchmarks
 
@@ -158,17 +156,18 @@ class PlanApplier:
 
     async def _submit_checked(self, plan: Plan, accepted: dict[str, list[Allocation]],
                               rejected: list[str]) -> PlanResult:
-        body = results_entry(plan, accepted, rejected, self._request_id(), self.epoch)
+        body = results_entry(plan, accepted, rejected, epoch=self.epoch)
         if body is None:
             return PlanResult(0, rejected)
-        result = await self._submit(e.encode(body))
-        if "Error" in result:
-            raise RuntimeError(f"plan for eval {plan.eval_id} was refused: {result['Error']}")
-        return PlanResult(result["Index"], rejected, len(body.Allocs or ()))
+        try:
+            result = await self._submit(body)
+        except EntryRejected as rej:
+            raise RuntimeError(f"plan for eval {plan.eval_id} was refused: {rej.message}") from None
+        return PlanResult(result.index, rejected, len(body.Allocs or ()))
 
 
 def results_entry(plan: Plan, accepted: dict[str, list[Allocation]], rejected: list[str],
-                  request_id: str = "", epoch: int = 0) -> e.PlanResults | None:
+                  epoch: int = 0) -> e.PlanResults | None:
     """The log entry committing what was accepted of a plan (None: nothing to commit).
     The eval's new state goes only with a plan accepted whole; evictions go with their
     node's placements, and the evals of the jobs they hit with them."""
@@ -197,7 +196,7 @@ def results_entry(plan: Plan, accepted: dict[str, list[Allocation]], rejected: l
             and not plan.followup_evals:
         return None
     # follow-up evals of failed allocs (and their FollowupEvalID) go whatever commits
-    return e.PlanResults(RequestID=request_id, JobID=plan.job_id,
+    return e.PlanResults(JobID=plan.job_id,
                          JobVersion=plan.job_version, Allocs=allocs or None,
                          Stops=stops or None, Evals=evals or None,
                          Deployment=deployment, DeploymentUpdates=updates or None,

@@ -17,7 +17,7 @@ from msgspec.structs import replace
 from caravan.fsm import entries as e
 from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation
-from caravan.scheduler.background import Submit
+from caravan.fsm.submit import EntryRejected, Submit
 from caravan.scheduler.broker import EvalBroker
 from caravan.scheduler.plan import Plan
 from caravan.scheduler.plan_apply import PlanApplier
@@ -42,7 +42,7 @@ def eval_rng(ev: Evaluation, state: State) -> random.Random:
 class Worker:
     def __init__(self, name: str, broker: EvalBroker, applier: PlanApplier,
                  state: Callable[[], State], schedule: Schedule,
-                 submit: Submit, request_id: Callable[[], str],
+                 submit: Submit,
                  now_ns: Callable[[], int], max_attempts: int = 5,
                  may_take: Callable[[], bool] | None = None):
         self.name = name
@@ -51,7 +51,6 @@ class Worker:
         self._state = state
         self._schedule = schedule
         self._submit = submit
-        self._request_id = request_id
         self._now_ns = now_ns
         self.max_attempts = max_attempts
         # when given, a new eval is taken only while it answers True (the leader pauses
@@ -107,4 +106,7 @@ class Worker:
             await self._caught_up(result.index)
         failed = replace(ev, Status="failed", ModifyTime=self._now_ns(),
                          StatusDescription=f"maximum attempts reached ({self.max_attempts})")
-        await self._submit(e.encode(e.EvalUpdate(RequestID=self._request_id(), Evals=[failed])))
+        try:
+            await self._submit(e.EvalUpdate(Evals=[failed]))
+        except EntryRejected as rej:
+            log.warning("marking eval %s failed was refused: %s", ev.ID, rej.message)

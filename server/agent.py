@@ -18,6 +18,7 @@ import time
 import uvicorn
 
 from caravan.fsm.apply import FSM
+from caravan.fsm.submit import Submitter
 from caravan.scheduler.core_gc import CoreGarbageCollector, Thresholds
 from caravan.scheduler.deployment_watcher import DeploymentWatcher
 from caravan.scheduler.drainer import NodeDrainer
@@ -67,6 +68,8 @@ class Agent:
             # acknowledged write could then be lost to a power failure
             fsync=os.environ.get("CARAVAN_RAFT_FSYNC", "1").strip() != "0",
             repair_journal=repair_journal), self.fsm)
+        # every write of this server's services: request id, replication, typed answer
+        self.submit = Submitter(self.raft.submit, ids.request_id)
         self.notifier: Notifier | None = None
         n = config.cluster.scheduler_workers
         # With follower_scheduler_workers, every server schedules, as in Nomad: the
@@ -83,21 +86,20 @@ class Agent:
         self.heartbeats = HeartbeatTracker(self)   # TTLs from CARAVAN_HEARTBEAT_* if set
         self.leader_services.add(self.heartbeats)
         self.deployment_watcher = DeploymentWatcher(
-            lambda: self.fsm.state, self.raft.submit, lambda: self.notifier, time.time_ns,
-            ids.uuid4_str, ids.request_id, write_listeners=self.fsm.write_listeners)
+            lambda: self.fsm.state, self.submit, lambda: self.notifier, time.time_ns,
+            ids.uuid4_str, write_listeners=self.fsm.write_listeners)
         self.leader_services.add(self.deployment_watcher)
-        self.drainer = NodeDrainer(lambda: self.fsm.state, self.raft.submit,
-                                   lambda: self.notifier, time.time_ns, ids.uuid4_str,
-                                   ids.request_id)
+        self.drainer = NodeDrainer(lambda: self.fsm.state, self.submit,
+                                   lambda: self.notifier, time.time_ns, ids.uuid4_str)
         self.leader_services.add(self.drainer)
         self.periodic = PeriodicDispatcher(
-            state=lambda: self.fsm.state, submit=self.raft.submit,
+            state=lambda: self.fsm.state, submit=self.submit,
             notifier=lambda: self.notifier, due=launch_due, now=time.time_ns,
-            new_id=ids.uuid4_str, request_id=ids.request_id)
+            new_id=ids.uuid4_str)
         self.leader_services.add(self.periodic)
         cc = config.cluster
         self.core_gc = CoreGarbageCollector(
-            lambda: self.fsm.state, self.raft.submit, time.time_ns, ids.request_id,
+            lambda: self.fsm.state, self.submit, time.time_ns,
             interval=cc.duration_ns("gc_interval") / 1e9,
             thresholds=Thresholds(eval_ns=cc.duration_ns("eval_gc_threshold"),
                                   job_ns=cc.duration_ns("job_gc_threshold"),
@@ -122,7 +124,7 @@ class Agent:
             except Exception:
                 pass
         if leading:
-            await begin_leadership(self.raft, self.leader_services)
+            await begin_leadership(self.raft, self.submit, self.leader_services)
         else:
             await self.leader_services.stop()
 

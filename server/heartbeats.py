@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
+from caravan.fsm.submit import EntryRejected
 from caravan.scheduler.background import LeaderLoop
 from caravan.scheduler.eval_feed import node_update_evals
 from caravan.server import ids
@@ -187,19 +188,19 @@ class HeartbeatTracker(LeaderLoop):
         try:
             state = self.agent.fsm.state
             wall = self.wall_clock()
-            body = e.NodeStatus(RequestID=ids.request_id(), NodeID=node_id, Status="down",
+            body = e.NodeStatus(NodeID=node_id, Status="down",
                                 UpdatedAt=int(wall),
                                 Evals=node_update_evals(state, node_id, int(wall * 1e9),
                                                         ids.uuid4_str) or None)
             try:
-                result = await self.agent.raft.submit(e.encode(body))
+                await self.agent.submit(body)
+            except EntryRejected as rej:
+                log.warning("marking node %s down was refused: %s", node_id, rej.message)
+                return False
             except Exception as exc:
                 log.warning("could not mark node %s down (%s); retrying", node_id, exc)
                 if self._task is not None and node_id not in self._deadlines:
                     self._arm(node_id, self.clock() + _RETRY_AFTER)
-                return False
-            if "Error" in result:
-                log.warning("marking node %s down was refused: %s", node_id, result["Error"])
                 return False
             self.expired_total += 1
             log.info("node %s missed its heartbeats: marked down with %d evals", node_id,

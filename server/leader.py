@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from caravan.fsm import entries as e
+from caravan.fsm.submit import EntryRejected, Submit
 from caravan.scheduler.broker import EvalBroker
 from caravan.scheduler.eval_feed import delivery_failed, feed_pending, release_blocked
 from caravan.scheduler.plan_apply import PlanApplier
@@ -88,11 +89,10 @@ class LeaderServices:
         ag = self.agent
         self.broker = EvalBroker(on_failed=self._eval_failed, token_prefix=f"e{epoch}-",
                                  now_ns=self.now_ns)
-        self.applier = PlanApplier(lambda: ag.fsm.state, ag.raft.submit, ids.request_id,
-                                   epoch=epoch)
+        self.applier = PlanApplier(lambda: ag.fsm.state, ag.submit, epoch=epoch)
         quiet = self.client_writes.quiet if self.client_writes is not None else None
         self.workers = [Worker(f"w{i}", self.broker, self.applier, lambda: ag.fsm.state,
-                               compute_plan, ag.raft.submit, ids.request_id, self.now_ns,
+                               compute_plan, ag.submit, self.now_ns,
                                may_take=quiet if i >= WORKERS_UNDER_WRITES else None)
                         for i in range(self.n_workers)]
         state, notifier = (lambda: ag.fsm.state), (lambda: ag.notifier)
@@ -120,17 +120,23 @@ class LeaderServices:
         body = delivery_failed(ev, self.now_ns(), ids.uuid4_str, ids.request_id)
         # cancelled with the other services: a deposed leader's write must not be
         # resubmitted into the next leader's term, which is handling the eval itself
-        self._tasks.append(asyncio.ensure_future(self.agent.raft.submit(e.encode(body))))
+        self._tasks.append(asyncio.ensure_future(self._submit_quietly(body)))
+
+    async def _submit_quietly(self, body: e.Request) -> None:
+        try:
+            await self.agent.submit(body)
+        except EntryRejected as rej:
+            log.warning("%s refused: %s", type(body).__name__, rej.message)
 
 
-async def begin_leadership(raft, services: LeaderServices) -> bool:
+async def begin_leadership(raft, submit: Submit, services: LeaderServices) -> bool:
     """What a server does on becoming leader: commit its first entry, LEADER_EPOCH (a
     barrier: everything committed before its term is then applied here, and its index
     fences the plans of earlier leaders), then start the leader-only services with that
     epoch. False when the entry could not be committed or leadership was lost meanwhile
     (the services are not started)."""
     try:
-        result = await raft.submit(e.encode(e.LeaderEpochStart(RequestID=ids.request_id())))
+        result = await submit(e.LeaderEpochStart())
     except Exception as exc:
         log.warning("became leader but could not commit its first entry (%s); not starting "
                     "leader services", type(exc).__name__)

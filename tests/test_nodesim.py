@@ -41,6 +41,7 @@ from caravan.fsm.structs import (
     TaskGroup,
     UpdateStrategy,
 )
+from caravan.fsm.submit import Submitter
 from caravan.proto import node_pb2 as pb
 from caravan.proto import node_pb2_grpc as pb_grpc
 from caravan.proto import status_pb2_grpc as status_grpc
@@ -76,6 +77,7 @@ class InProcessServer:
         self.with_status = with_status
         self.fsm = FSM()
         self.raft = ApplyingRaft(self.fsm)
+        self.submit = Submitter(self.raft.submit, lambda: f"test-{time.monotonic_ns()}")
         self.notifier: Notifier | None = None
         self.rpc = ""
         self.leader_addr = ""

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from caravan.fsm.submit import EntryRejected
 from caravan.server.http import (
     alloc_reads,
     alloc_writes,
@@ -117,7 +118,7 @@ def _guarded(handler):
     async def endpoint(request: Request):
         try:
             return await handler(request)
-        except (ApiError, HTTPException, NoLeaderError, ApplyTimeout):
+        except (ApiError, EntryRejected, HTTPException, NoLeaderError, ApplyTimeout):
             raise
         except Exception as exc:
             return await _fault(request, exc)
@@ -184,6 +185,10 @@ async def _http_error(request: Request, exc: HTTPException):
     return _text(exc.status_code, exc.detail or "")
 
 
+async def _rejected(request: Request, exc: EntryRejected):
+    return _text(exc.code, exc.message)
+
+
 async def _no_leader(request: Request, exc: NoLeaderError):
     return _text(500, "No cluster leader")
 
@@ -199,7 +204,7 @@ async def _fault(request: Request, exc: Exception):
 
 def build_app(agent, lifespan=None) -> Starlette:
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
-        ApiError: _api_error, HTTPException: _http_error, NoLeaderError: _no_leader,
-        ApplyTimeout: _timeout, Exception: _fault})
+        ApiError: _api_error, EntryRejected: _rejected, HTTPException: _http_error,
+        NoLeaderError: _no_leader, ApplyTimeout: _timeout, Exception: _fault})
     app.state.agent = agent
     return app

@@ -24,6 +24,7 @@ from caravan.fsm import schema as t
 from caravan.fsm.jobs import dispatch_rejection
 from caravan.fsm.scaling import with_policy_ids
 from caravan.fsm.structs import Evaluation, Job
+from caravan.fsm.submit import Applied
 from caravan.scheduler.api import dry_run
 from caravan.server import ids
 from caravan.server.http.common import (
@@ -60,15 +61,12 @@ def new_eval(job: Job, triggered_by: str, priority: int | None = None,
                       CreateTime=now, ModifyTime=now)
 
 
-async def submit(request: Request, body: e.Request) -> dict:
-    """Apply one entry and return its answer; a rejection becomes the HTTP error."""
-    body.RequestID = ids.request_id()
+async def submit(request: Request, body: e.Request) -> Applied:
+    """Apply one entry and return its answer; a refusal raises ``EntryRejected``,
+    which the app answers with its status (``server.http.app``)."""
     ag = agent(request)
     with ag.client_writes.writing():   # the leader's extra workers wait meanwhile
-        result = await ag.raft.submit(e.encode(body), body)
-    if "Error" in result:
-        raise ApiError(result.get("Code", 500), result["Error"])
-    return result
+        return await ag.submit(body, hold=True)
 
 
 def write_reply(request: Request, payload: dict, index: int) -> Response:

@@ -7,7 +7,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caravan.scheduler.api import force_gc
-from caravan.server import ids
 from caravan.server.http.common import WRITE_METHODS, agent, check_method, consistent_state
 from caravan.server.metrics import count_collected
 
@@ -19,7 +18,7 @@ async def garbage_collect(request: Request) -> Response:
     check_method(request, WRITE_METHODS)
     ag = agent(request)
     state = await consistent_state(request)
-    done = await force_gc(state, ag.raft.submit, ids.request_id, time.time_ns())
+    done = await force_gc(state, ag.submit, time.time_ns())
     for kind, n in done.items():
         if n:
             count_collected(kind, n)

@@ -39,6 +39,7 @@ from caravan.fsm import entries as e
 from caravan.fsm import reschedule
 from caravan.fsm import schema as t
 from caravan.fsm.structs import Evaluation, Node
+from caravan.fsm.submit import Applied, EntryRejected
 from caravan.proto import node_pb2 as pb
 from caravan.proto import node_pb2_grpc as pb_grpc
 from caravan.scheduler.api import node_update_evals
@@ -128,17 +129,15 @@ class NodeService(pb_grpc.NodeServicer):
             raise _Abort(grpc.StatusCode.PERMISSION_DENIED, "node secret ID does not match")
         return node
 
-    async def _submit(self, body: e.Request) -> dict:
-        body.RequestID = ids.request_id()
+    async def _submit(self, body: e.Request) -> Applied:
         try:
-            result = await self._agent.raft.submit(e.encode(body))
+            return await self._agent.submit(body)
+        except EntryRejected as rej:
+            code = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
+                    409: grpc.StatusCode.ABORTED}.get(rej.code, grpc.StatusCode.INTERNAL)
+            raise _Abort(code, rej.message) from None
         except Exception as exc:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, str(exc) or type(exc).__name__) from None
-        if "Error" in result:
-            code = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
-                    409: grpc.StatusCode.ABORTED}.get(result.get("Code"), grpc.StatusCode.INTERNAL)
-            raise _Abort(code, result["Error"])
-        return result
 
     # --- Register --------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from caravan.proto import scheduling_pb2 as pb
 from caravan.proto import scheduling_pb2_grpc as pb_grpc
 from caravan.scheduler.plan import Plan, PlanResult
 from caravan.scheduler.worker import Worker
-from caravan.server import ids
 from caravan.server.metrics import METRICS
 
 log = logging.getLogger("caravan.scheduling")
@@ -248,7 +247,7 @@ class FollowerWorkers:
             broker = RemoteBroker(self._leader, f"{agent.me.name}/f{i}")
             self.workers.append(Worker(
                 f"f{i}", broker, RemoteApplier(self._leader, broker), lambda: agent.fsm.state,
-                compute_plan, agent.raft.submit, ids.request_id, time.time_ns))
+                compute_plan, agent.submit, time.time_ns))
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:

@@ -47,6 +47,7 @@ from caravan.fsm.structs import (
     NodeReservedResources,
     NodeResources,
 )
+from caravan.fsm.submit import Applied, EntryRejected, Submitter
 from caravan.fsm.times import format_rfc3339
 from caravan.proto import node_pb2 as pb
 from caravan.scheduler.core_gc import CoreGarbageCollector, Thresholds
@@ -104,6 +105,7 @@ class SimServer:
     def __init__(self, world: World, replica: Replica):
         self.world = world
         self.raft = replica
+        self.submit = Submitter(replica.submit, ids.request_id)
         self.name = replica.name
         self.notifier: Notifier | None = None
         self.leader_services: LeaderServices | None = None
@@ -135,10 +137,10 @@ class SimServer:
             wall_clock=w.now, rng=w.rng_for(f"heartbeats/{self.name}/{replica.incarnation}"))
         self.leader_services.add(self.heartbeats)
         self.leader_services.add(NodeDrainer(
-            lambda: replica.fsm.state, replica.submit, lambda: self.notifier, w.now_ns,
-            ids.uuid4_str, ids.request_id))
+            lambda: replica.fsm.state, self.submit, lambda: self.notifier, w.now_ns,
+            ids.uuid4_str))
         self.leader_services.add(CoreGarbageCollector(
-            lambda: replica.fsm.state, replica.submit, w.now_ns, ids.request_id,
+            lambda: replica.fsm.state, self.submit, w.now_ns,
             interval=GC_INTERVAL, thresholds=GC_THRESHOLDS))
         self.node_service = NodeService(self, self.heartbeats, clock=w.now)
         self._leadership_task = None
@@ -156,7 +158,7 @@ class SimServer:
         if leading:
             if services is not self.leader_services:
                 return
-            if await begin_leadership(self.raft, services):
+            if await begin_leadership(self.raft, self.submit, services):
                 self.world.trace(f"{self.name} leader services started")
             else:
                 self.world.trace(f"{self.name} leader epoch not committed")
@@ -452,7 +454,7 @@ class Client:
             return
         try:
             detail = await call(server)
-        except job_writes.ApiError as exc:
+        except (job_writes.ApiError, EntryRejected) as exc:
             outcome, detail = f"rejected {exc.code}", exc.message[:60]
         except Exception as exc:
             outcome, detail = f"failed {type(exc).__name__}", ""
@@ -461,12 +463,8 @@ class Client:
         self.ops[f"{what} {outcome.split(' ')[0]}"] += 1
         w.trace(f"client {self.i} {what} via {server.name}: {outcome} {detail}")
 
-    async def _submit(self, server: SimServer, body: e.Request) -> dict:
-        body.RequestID = ids.request_id()        # as job_writes.submit does
-        result = await server.raft.submit(e.encode(body), body)
-        if "Error" in result:
-            raise job_writes.ApiError(result.get("Code", 500), result["Error"])
-        return result
+    async def _submit(self, server: SimServer, body: e.Request) -> Applied:
+        return await server.submit(body, hold=True)      # as job_writes.submit does
 
     async def _register_parent(self, server: SimServer) -> str:
         spec = self._spec(self.PARENT)

@@ -48,9 +48,9 @@ def act(log: Log, now: int = NOW) -> drainer.DrainPlan:
     plan = drainer.decide(state, now)
     ids = (f"ev-{i}" for i in itertools.count(log.index))
     if plan.migrate:
-        log.apply(drainer.migrate_entry(state, plan.migrate, lambda: next(ids), now, ""))
+        log.apply(drainer.migrate_entry(state, plan.migrate, lambda: next(ids), now))
     for n, deadlined in plan.complete:
-        log.apply(drainer.complete_entry(n, deadlined, now, ""))
+        log.apply(drainer.complete_entry(n, deadlined, now))
     return plan
 
 

@@ -164,6 +164,7 @@ def test_watcher_service_acts_on_the_deployments_written_since_its_last_pass(mon
     import itertools
 
     from caravan.fsm.store import decode_state, encode_state
+    from caravan.fsm.submit import Submitter
     from caravan.scheduler import deployment_watcher as dw
     from caravan.scheduler.background import WrittenKeys
 
@@ -175,8 +176,9 @@ def test_watcher_service_acts_on_the_deployments_written_since_its_last_pass(mon
         log.index += 1
         return log.fsm.apply(log.index, blob)
 
-    watcher = dw.DeploymentWatcher(lambda: log.fsm.state, submit, lambda: None, lambda: T0,
-                                   lambda: f"id-{next(counter)}", lambda: f"rq-{next(counter)}",
+    watcher = dw.DeploymentWatcher(lambda: log.fsm.state,
+                                   Submitter(submit, lambda: f"rq-{next(counter)}"),
+                                   lambda: None, lambda: T0, lambda: f"id-{next(counter)}",
                                    write_listeners=log.fsm.write_listeners)
     looked = []
     monkeypatch.setattr(dw, "decide", lambda state, d, now: looked.append(d.ID) or decide(

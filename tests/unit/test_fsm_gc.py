@@ -8,6 +8,7 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.store import Txn
 from caravan.fsm.structs import Deployment, DeploymentState, ParameterizedJobConfig
+from caravan.fsm.submit import Submitter
 from caravan.fsm.summaries import summarize
 from caravan.scheduler.core_gc import FORCE, MAX_IDS, Thresholds, _pack, choose
 from tests.unit.test_fsm import Log, assert_replays_identically, make_eval, make_job
@@ -305,7 +306,7 @@ def test_deployments_age_by_the_replicated_time_table():
         return log.apply(body)
 
     def run(now: int) -> dict:
-        return asyncio.run(collect(log.fsm.state, submit, lambda: "", now, th))
+        return asyncio.run(collect(log.fsm.state, Submitter(submit, lambda: ""), now, th))
 
     assert applied_by(log.fsm.state, NOW) == 0
     d_index = log.fsm.state.get(t.DEPLOYMENTS, "d1").ModifyIndex

@@ -3,12 +3,14 @@ fake clock: TTL scaling, expiry into one NodeStatus entry with node-update evals
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.apply import FSM
 from caravan.fsm.structs import Allocation, Job, Node, Task, TaskGroup
+from caravan.fsm.submit import Submitter
 from caravan.scheduler.eval_feed import node_update_evals
 from caravan.server import ids
 from caravan.server.heartbeats import HeartbeatTracker
@@ -49,6 +51,9 @@ class FakeAgent:
     def __init__(self):
         self.fsm = FSM()
         self.raft = FakeRaft(self.fsm)
+        requests = itertools.count(1)
+        # through self.raft at call time: a test may swap its submit
+        self.submit = Submitter(lambda *a: self.raft.submit(*a), lambda: f"hb-{next(requests)}")
 
 
 def job(job_id: str, jtype="service", priority=50) -> Job:

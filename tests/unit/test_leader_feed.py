@@ -104,7 +104,7 @@ def test_extra_workers_take_no_eval_while_clients_write():
 
     async def main():
         with writes.writing():
-            w = Worker("w9", Broker(), None, None, None, None, None, None,
+            w = Worker("w9", Broker(), None, None, None, None, None,
                        may_take=writes.quiet)
             task = asyncio.ensure_future(w.run())
             await asyncio.sleep(0.12)

@@ -12,6 +12,7 @@ from msgspec.structs import replace
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.structs import PeriodicConfig
+from caravan.fsm.submit import Submitter
 from caravan.scheduler.periodic import PeriodicDispatcher
 from caravan.server.jobspec.periodic import launch_due
 from tests.unit.test_fsm import Log, make_eval, make_job
@@ -166,9 +167,10 @@ def test_dispatcher_launches_due_slots_once_and_sleeps_until_the_next():
         return log.fsm.apply(log.index, blob)
 
     ids = iter(range(1000))
-    d = PeriodicDispatcher(state=lambda: log.fsm.state, submit=submit, notifier=None,
+    d = PeriodicDispatcher(state=lambda: log.fsm.state,
+                           submit=Submitter(submit, lambda: f"rq-{next(ids)}"), notifier=None,
                            due=launch_due, now=lambda: clock[0],
-                           new_id=lambda: f"ev-{next(ids)}", request_id=lambda: f"rq-{next(ids)}")
+                           new_id=lambda: f"ev-{next(ids)}")
     sleep = asyncio.run(d.run_once())
     # cron: slots 5 and 10 fell due, one catch-up of 10; seven (T0 is hh:13:20,
     # slots at :21 and :28): one of :28. Both next fire at :35.

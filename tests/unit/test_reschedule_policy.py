@@ -318,7 +318,7 @@ def test_watcher_allows_replacing_an_unhealthy_alloc_while_its_policy_may():
     d = state.get(t.DEPLOYMENTS, "d1")
     action = decide(state, d, T0)
     assert action == Action("allow", allocs=("web-alloc-0",))
-    body = entry_for(state, d, action, "ev-allow", T0, "req")
+    body = entry_for(state, d, action, "ev-allow", T0)
     assert body.Allocs == {"web-alloc-0": DesiredTransition(Reschedule=True)}
     log.apply(body)
     assert decide(log.fsm.state, log.fsm.state.get(t.DEPLOYMENTS, "d1"), T0) is None

@@ -22,6 +22,7 @@ from caravan.fsm.structs import (
     NodeMemoryResources,
     NodeResources,
 )
+from caravan.fsm.submit import Submitter
 from caravan.scheduler.generic import compute_plan
 from caravan.scheduler.plan_apply import PlanApplier, results_entry
 from caravan.scheduler.ports import alloc_networks
@@ -60,7 +61,7 @@ class Harness:
 
     def __init__(self):
         self.log = Log()
-        self.applier = PlanApplier(lambda: self.log.fsm.state, None, lambda: "")
+        self.applier = PlanApplier(lambda: self.log.fsm.state, None)
         self.n = 0
 
     @property
@@ -391,7 +392,7 @@ def test_pipelined_applier_counts_placements_still_committing():
             h.log.index += 1
             return h.log.fsm.apply(h.log.index, blob)
 
-        applier = PlanApplier(lambda: h.state, slow_submit, lambda: "r")
+        applier = PlanApplier(lambda: h.state, Submitter(slow_submit, lambda: "r"))
         runner = asyncio.ensure_future(applier.run())
         try:
             fa = asyncio.ensure_future(applier.apply(plan_a))
