@@ -213,7 +213,7 @@ def caravan_entries(n: int) -> list[bytes]:
     sys.path.insert(0, str(ROOT))
     from caravan.fsm import entries as e
     from caravan.fsm.structs import Job
-    from caravan.server.http.job_writes import new_eval
+    from caravan.server.entries.jobs import new_eval
     from caravan.server.jobspec.canonicalize import canonicalize
     bodies, out = Bodies(), []
     for i in range(n):

@@ -154,8 +154,8 @@ def ceiling_main(argv) -> None:
     from caravan.scheduler.plan_apply import PlanApplier
     from caravan.scheduler.worker import eval_rng
     from caravan.server import ids
+    from caravan.server.entries.jobs import new_eval
     from caravan.server.http.common import convert
-    from caravan.server.http.job_writes import new_eval
     from caravan.server.jobspec.canonicalize import canonicalize
     from caravan.server.rpc.node_registration import prepare_node
 

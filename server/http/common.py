@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from caravan.fsm.durations import parse_go_duration
 from caravan.fsm.structs import Record
+from caravan.server.errors import ApiError
 from caravan.server.http.nulls import without_nulls
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -31,13 +32,6 @@ WRITE_METHODS = ("PUT", "POST")
 
 _json = msgspec.json.Encoder()
 _msgpack = msgspec.msgpack.Encoder()
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def agent(request: Request):

@@ -5,16 +5,15 @@ function of the state (ids, times, the eval to create), builds the entry and wai
 it to be applied here. Checks that need the state at apply time (check-and-set, the
 parent of a dispatch) are made again by the FSM, which answers with a rejection.
 
-The checks and the entry builders (``check_job``, ``register_entry``,
-``deregister_entry``, ``dispatch_entry``) take no request and accept the time, so the
-deterministic simulation (``tests/sim``) builds its writes exactly as the gateway does.
+The checks and the entry builders live in ``server.entries.jobs`` (no request, the
+time accepted), so the deterministic simulation (``tests/sim``) builds its writes
+exactly as the gateway does.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-import time
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,10 +22,18 @@ from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.jobs import dispatch_rejection
 from caravan.fsm.scaling import with_policy_ids
-from caravan.fsm.structs import Evaluation, Job
+from caravan.fsm.structs import Job
 from caravan.fsm.submit import Applied
 from caravan.scheduler.api import dry_run
 from caravan.server import ids
+from caravan.server.entries.jobs import (
+    check_job,
+    deregister_entry,
+    dispatch_entry,
+    new_eval,
+    register_entry,
+    wall_clock_ns,
+)
 from caravan.server.http.common import (
     ApiError,
     agent,
@@ -42,23 +49,9 @@ from caravan.server.http.job_reads import alloc_stub, require_job
 from caravan.server.jobspec.canonicalize import canonicalize, inherit_job_migrate
 from caravan.server.jobspec.diff import job_diff
 from caravan.server.jobspec.periodic import next_launch_rfc3339
-from caravan.server.jobspec.validate import format_errors, validate_job, validate_update
+from caravan.server.jobspec.validate import format_errors, validate_job
 
 DISPATCH_PAYLOAD_LIMIT = 16 * 1024
-
-
-
-def _now_ns() -> int:
-    return time.time_ns()
-
-
-def new_eval(job: Job, triggered_by: str, priority: int | None = None,
-             job_id: str | None = None, now_ns: int | None = None) -> Evaluation:
-    now = _now_ns() if now_ns is None else now_ns
-    return Evaluation(ID=ids.uuid4_str(), Namespace=job.Namespace or "default",
-                      Priority=priority or job.Priority or 50, Type=job.Type or "service",
-                      TriggeredBy=triggered_by, JobID=job_id or job.ID, Status="pending",
-                      CreateTime=now, ModifyTime=now)
 
 
 async def submit(request: Request, body: e.Request) -> Applied:
@@ -110,51 +103,6 @@ def _check_job(request: Request, job: Job) -> tuple[Job | None, list[str]]:
     """Canonicalize and validate; returns the stored job (if any) and the warnings."""
     existing = agent(request).fsm.state.get(t.JOBS, job.ID)
     return existing, check_job(job, agent(request).config.cluster.region, existing)
-
-
-def check_job(job: Job, region: str, existing: Job | None) -> list[str]:
-    """Canonicalize ``job`` in place and validate it (against the stored job, if any);
-    returns the warnings, raises ``ApiError`` 400 naming every problem."""
-    canonicalize(job, region=region)
-    errors, warnings = validate_job(job)
-    # also for a new job: it must not claim to be a dispatched child
-    errors += validate_update(existing, job)
-    if errors:
-        raise ApiError(400, format_errors(errors))
-    return warnings
-
-
-def register_entry(job: Job, *, enforce: bool = False, modify_index: int = 0,
-                   preserve_counts: bool = False, eval_priority: int | None = None,
-                   now_ns: int | None = None) -> e.JobRegister:
-    """The entry a checked registration becomes: the job and, unless it is periodic or
-    parameterized, its ``job-register`` eval."""
-    now = _now_ns() if now_ns is None else now_ns
-    ev = None
-    if not job.is_periodic() and not job.is_parameterized():
-        ev = new_eval(job, "job-register", eval_priority, now_ns=now)
-    return e.JobRegister(Job=job, Eval=ev, EnforceIndex=enforce, JobModifyIndex=modify_index,
-                         PreserveCounts=preserve_counts, SubmitTime=now)
-
-
-def deregister_entry(job: Job, purge: bool, eval_priority: int | None = None,
-                     now_ns: int | None = None) -> e.JobDeregister:
-    now = _now_ns() if now_ns is None else now_ns
-    return e.JobDeregister(JobID=job.ID, Purge=purge,
-                           Eval=new_eval(job, "job-deregister", eval_priority, now_ns=now),
-                           SubmitTime=now)
-
-
-def dispatch_entry(parent: Job, meta: dict[str, str] | None, payload: bytes | None,
-                   token: str = "", prefix: str = "",
-                   now_ns: int | None = None) -> e.JobDispatch:
-    """A dispatch of a checked parameterized ``parent``: the child's id and eval."""
-    now = _now_ns() if now_ns is None else now_ns
-    child_id = _dispatch_id(parent.ID, prefix, now)
-    return e.JobDispatch(ParentID=parent.ID, DispatchedJobID=child_id, Meta=meta,
-                         Payload=payload, IdempotencyToken=token,
-                         Eval=new_eval(parent, "job-register", job_id=child_id, now_ns=now),
-                         SubmitTime=now)
 
 
 def _enforce_index(opts: dict) -> tuple[bool, int]:
@@ -316,7 +264,7 @@ async def revert(request: Request, job_id: str):
         ev = new_eval(target, "job-register")
     result = await submit(request, e.JobRevert(JobID=job_id, JobVersion=version,
                                                EnforcePriorVersion=prior, Eval=ev,
-                                               SubmitTime=_now_ns()))
+                                               SubmitTime=wall_clock_ns()))
     return write_reply(request, {
         "EvalID": result["EvalID"], "EvalCreateIndex": result["EvalCreateIndex"],
         "JobModifyIndex": result["JobModifyIndex"], "Warnings": "", "Index": result["Index"],
@@ -324,11 +272,6 @@ async def revert(request: Request, job_id: str):
 
 
 # --- dispatch and periodic force -----------------------------------------------------------------
-
-
-def _dispatch_id(parent_id: str, prefix: str, now_ns: int) -> str:
-    middle = f"{prefix}-" if prefix else ""
-    return f"{parent_id}/dispatch-{middle}{now_ns // 1_000_000_000}-{ids.short_hex(4)}"
 
 
 async def dispatch(request: Request, job_id: str):
@@ -374,7 +317,7 @@ async def dispatch(request: Request, job_id: str):
 
 async def periodic_force(request: Request, job_id: str):
     parent = require_job(await consistent_state(request), job_id)
-    launch = _now_ns()
+    launch = wall_clock_ns()
     result = await submit(request, e.PeriodicForce(
         ParentID=job_id, LaunchTime=launch, Eval=new_eval(parent, "periodic-job")))
     return write_reply(request, {"EvalID": result["EvalID"],
@@ -406,7 +349,7 @@ async def plan(request: Request, job_id: str):
     ag = agent(request)
     result, ev = dry_run(await consistent_state(request), job,
                          tracked_versions=ag.config.cluster.job_tracked_versions,
-                         now_ns=_now_ns(), eval_id=ids.uuid4_str())
+                         now_ns=wall_clock_ns(), eval_id=ids.uuid4_str())
     done = next((x for x in result.evals if x.ID == ev.ID), None)
     created = [x for x in result.evals if x.ID != ev.ID]   # e.g. the blocked eval
     return write_reply(request, {
@@ -416,7 +359,7 @@ async def plan(request: Request, job_id: str):
                         or None},
         "FailedTGAllocs": done.FailedTGAllocs if done is not None else None,
         "CreatedEvals": created or None,
-        "NextPeriodicLaunch": next_launch_rfc3339(job, _now_ns()),
+        "NextPeriodicLaunch": next_launch_rfc3339(job, wall_clock_ns()),
         "Warnings": "\n".join(warnings)}, modify_index)
 
 

@@ -3,8 +3,7 @@
 What is real: the FSM and its store, the leader services (eval feeder, broker, workers
 planning with ``scheduler.generic.compute_plan``, plan applier, blocked-eval unblocker,
 heartbeat tracker), the node RPC service's register / heartbeat / watch / update
-handlers, and the gateway's job checks and entry builders (``server.http.job_writes``,
-``scale``, ``alloc_writes``).
+handlers, and the gateway's checks and entry builders (``server.entries``).
 What is simulated: the log below them (``tests.sim.memlog``), the client agents
 (``SimNode``: start, run, finish and stop allocations, and die for a while), the HTTP
 clients (``Client``: register, update, stop, scale, alloc stop, dispatch), and a nemesis
@@ -53,8 +52,12 @@ from caravan.proto import node_pb2 as pb
 from caravan.scheduler.core_gc import CoreGarbageCollector, Thresholds
 from caravan.scheduler.drainer import NodeDrainer
 from caravan.server import ids
+from caravan.server.entries import allocs as alloc_entries
+from caravan.server.entries import jobs as job_entries
+from caravan.server.entries import nodes as node_entries
+from caravan.server.entries import scale as scale_entries
+from caravan.server.errors import ApiError
 from caravan.server.heartbeats import HeartbeatTracker
-from caravan.server.http import alloc_writes, job_writes, node_writes, scale
 from caravan.server.leader import LeaderServices, begin_leadership
 from caravan.server.notify import Notifier
 from caravan.server.raft import ApplyTimeout, NoLeaderError
@@ -454,7 +457,7 @@ class Client:
             return
         try:
             detail = await call(server)
-        except (job_writes.ApiError, EntryRejected) as exc:
+        except (ApiError, EntryRejected) as exc:
             outcome, detail = f"rejected {exc.code}", exc.message[:60]
         except Exception as exc:
             outcome, detail = f"failed {type(exc).__name__}", ""
@@ -464,7 +467,7 @@ class Client:
         w.trace(f"client {self.i} {what} via {server.name}: {outcome} {detail}")
 
     async def _submit(self, server: SimServer, body: e.Request) -> Applied:
-        return await server.submit(body, hold=True)      # as job_writes.submit does
+        return await server.submit(body, hold=True)   # as server.http.job_writes.submit does
 
     async def _register_parent(self, server: SimServer) -> str:
         spec = self._spec(self.PARENT)
@@ -473,17 +476,17 @@ class Client:
 
     async def _register(self, server: SimServer, spec: dict) -> str:
         job = msgspec.convert(spec, Job)
-        job_writes.check_job(job, "global", server.fsm.state.get(t.JOBS, job.ID))
-        result = await self._submit(server, job_writes.register_entry(
+        job_entries.check_job(job, "global", server.fsm.state.get(t.JOBS, job.ID))
+        result = await self._submit(server, job_entries.register_entry(
             job, now_ns=self.world.now_ns()))
         return f"{job.ID} at {result['Index']}"
 
     async def _stop(self, server: SimServer, job_id: str) -> str:
-        await server.raft.read_barrier()          # job_writes.deregister reads consistently
+        await server.raft.read_barrier()          # server.http.job_writes.deregister reads consistently
         job = server.fsm.state.get(t.JOBS, job_id)
         if job is None:
             return f"{job_id} unknown"
-        result = await self._submit(server, job_writes.deregister_entry(
+        result = await self._submit(server, job_entries.deregister_entry(
             job, purge=False, now_ns=self.world.now_ns()))
         return f"{job_id} at {result['Index']}"
 
@@ -493,12 +496,12 @@ class Client:
             body["Error"] = True
         else:
             body["Count"] = count
-        req = scale.parse_scale_request(body, job_id)         # as the gateway does
+        req = scale_entries.parse_scale_request(body, job_id)         # as the gateway does
         await server.raft.read_barrier()
         job = server.fsm.state.get(t.JOBS, job_id)
         if job is None:
             return f"{job_id} unknown"
-        result = await self._submit(server, scale.scale_entry(job, req, now_ns=self.world.now_ns()))
+        result = await self._submit(server, scale_entries.scale_entry(job, req, now_ns=self.world.now_ns()))
         return f"{job_id} to {count} at {result['Index']}"
 
     async def _alloc_stop(self, server: SimServer, job_id: str) -> str:
@@ -508,7 +511,7 @@ class Client:
         if not live:
             return f"{job_id} has no live allocation"
         alloc = self.rng.choice(live)
-        result = await self._submit(server, alloc_writes.stop_entry(
+        result = await self._submit(server, alloc_entries.stop_entry(
             alloc, False, now_ns=self.world.now_ns()))
         return f"{alloc.ID} at {result['Index']}"
 
@@ -522,15 +525,15 @@ class Client:
             return "no nodes"
         node = state.get(t.NODES, self.rng.choice(nodes))
         if self.rng.random() < 0.3:
-            node_writes.check_eligibility(node, "ineligible")
+            node_entries.check_eligibility(node, "ineligible")
             if node.SchedulingEligibility == "ineligible":
                 return f"{node.Name} already ineligible"
-            body = node_writes.eligibility_entry(state, node, "ineligible", self.world.now_ns())
+            body = node_entries.eligibility_entry(state, node, "ineligible", self.world.now_ns())
         else:
             deadline = self.rng.choice((0, 5_000_000_000, 30_000_000_000, -1))
-            spec = node_writes.DrainSpec(Deadline=deadline,
+            spec = node_entries.DrainSpec(Deadline=deadline,
                                          IgnoreSystemJobs=self.rng.random() < 0.3)
-            body = node_writes.drain_entry(state, node, spec, False, {"by": f"client {self.i}"},
+            body = node_entries.drain_entry(state, node, spec, False, {"by": f"client {self.i}"},
                                            self.world.now_ns())
         result = await self._submit(server, body)
         return f"{node.Name} at {result['Index']}"
@@ -545,10 +548,10 @@ class Client:
             return "all eligible"
         node = state.get(t.NODES, self.rng.choice(nodes))
         if node.DrainStrategy is not None:
-            body = node_writes.drain_entry(state, node, None, True, None, self.world.now_ns())
+            body = node_entries.drain_entry(state, node, None, True, None, self.world.now_ns())
         else:
-            node_writes.check_eligibility(node, "eligible")
-            body = node_writes.eligibility_entry(state, node, "eligible", self.world.now_ns())
+            node_entries.check_eligibility(node, "eligible")
+            body = node_entries.eligibility_entry(state, node, "eligible", self.world.now_ns())
         result = await self._submit(server, body)
         return f"{node.Name} at {result['Index']}"
 
@@ -557,8 +560,8 @@ class Client:
         parent = server.fsm.state.get(t.JOBS, self.PARENT)
         rejection = dispatch_rejection(parent, self.PARENT, None, None)   # as the gateway
         if rejection is not None:
-            raise job_writes.ApiError(rejection.code, rejection.message)
-        result = await self._submit(server, job_writes.dispatch_entry(
+            raise ApiError(rejection.code, rejection.message)
+        result = await self._submit(server, job_entries.dispatch_entry(
             parent, None, None, now_ns=self.world.now_ns()))
         return f"{result['DispatchedJobID']} at {result['Index']}"
 
