@@ -23,9 +23,9 @@ from caravan.fsm.ids import uuid4_from
 from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation, AllocDeploymentStatus, AllocMetric, Deployment, Evaluation, Job, Node
 from caravan.fsm.times import format_rfc3339
+from caravan.scheduler.fit import Usage, alloc_usage, node_allocs, node_usage
 from caravan.scheduler.plan import Plan
 from caravan.scheduler.preemption import preemption_enabled
-from caravan.scheduler.rank import Usage, alloc_usage, node_allocs, node_usage
 from caravan.scheduler.reconcile import reconcile
 from caravan.scheduler.reconcile_results import ALLOC_RESCHEDULED, ALLOC_UPDATING, PlaceRequest, ReconcileResult
 from caravan.scheduler.reconcile_system import reconcile_system

@@ -19,9 +19,9 @@ from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation
 from caravan.fsm.submit import EntryRejected, Submit
+from caravan.scheduler.fit import plan_fits
 from caravan.scheduler.plan import Plan, PlanResult
 from caravan.scheduler.preemption import preemptible
-from caravan.scheduler.rank import plan_fits
 
 log = logging.getLogger("caravan.plan")
 

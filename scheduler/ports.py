@@ -239,7 +239,7 @@ class NodeNetworks:
     and theirs, or why there is none: ``"invalid node"`` (the node's own network
     configuration is broken) or ``"port collision"`` (two of the allocations hold the
     same port). Rows are immutable, and the scheduler hands out the same list object
-    for a node while nothing on it changed (``rank.LiveAllocs``), so while the node
+    for a node while nothing on it changed (``fit.LiveAllocs``), so while the node
     row and the list are the very objects seen last time, the index built then is
     copied instead of counting every allocation's ports again; when the new list holds
     every allocation of the old one (a placement was added), only the added ones are

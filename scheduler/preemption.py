@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from caravan.fsm.structs import Allocation, NetworkResource, Node, TaskGroup
+from caravan.scheduler.fit import Usage, alloc_usage, node_capacity
 from caravan.scheduler.ports import ERR_BANDWIDTH, alloc_networks
-from caravan.scheduler.rank import RankedNode, ScoreBoard, Usage, alloc_usage, node_capacity
+from caravan.scheduler.rank import RankedNode, ScoreBoard
 
 PRIORITY_DELTA = 10
 MAX_PARALLEL_PENALTY = 50.0

@@ -40,19 +40,17 @@ from caravan.scheduler.feasible import (
     network_checker,
     per_alloc_volumes,
 )
+from caravan.scheduler.fit import Usage, live_allocs, sum_usage
 from caravan.scheduler.preemption import Preemptor, preemption_scores
 from caravan.scheduler.rank import (
     RankedNode,
     ScoreBoard,
-    Usage,
     binpack,
     job_anti_affinity,
     limit,
-    live_allocs,
     max_score,
     node_reschedule_penalty,
     normalize_scores,
-    sum_usage,
 )
 from caravan.scheduler.spread import SpreadScorer, allocation_spread
 

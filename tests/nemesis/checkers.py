@@ -11,7 +11,7 @@ from collections import defaultdict
 import msgspec
 
 from caravan.fsm.structs import Allocation, Node
-from caravan.scheduler.rank import alloc_usage, node_capacity
+from caravan.scheduler.fit import alloc_usage, node_capacity
 from tests.nemesis.history import Op
 
 # --- the model: one job ID as a register of (Version, Meta.w, Stop), or None --------------

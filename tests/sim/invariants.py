@@ -42,8 +42,8 @@ from caravan.fsm.node_events import MAX_NODE_EVENTS
 from caravan.fsm.scaling import TRACKED_EVENTS
 from caravan.fsm.store import State, Txn, state_hash
 from caravan.fsm.summaries import summarize
+from caravan.scheduler.fit import alloc_usage, node_capacity
 from caravan.scheduler.ports import alloc_networks
-from caravan.scheduler.rank import alloc_usage, node_capacity
 from caravan.server.rpc.node_registration import parse_port_ranges
 from tests.sim.memlog import InvariantViolation
 

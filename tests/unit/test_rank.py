@@ -24,6 +24,7 @@ from caravan.fsm.structs import (
     Task,
     TaskGroup,
 )
+from caravan.scheduler import fit
 from caravan.scheduler import rank as r
 
 
@@ -50,34 +51,34 @@ def nomad_score(free_cpu, free_mem):
 
 
 @pytest.mark.parametrize("util,expected", [
-    (r.Usage(0, 0), 0.0),                                  # empty node
-    (r.Usage(2048, 4096), 13.675444679663241),             # half used: 20 - 2*10^0.5
-    (r.Usage(1024, 2048), 8.753173496193018),              # quarter used: 20 - 2*10^0.75
-    (r.Usage(4096, 8192), 18.0),                           # perfectly full
-    (r.Usage(8192, 16384), 18.0),                          # over: clamped
-    (r.Usage(4096, 0), 9.0),                               # 20 - (10^0 + 10^1)
+    (fit.Usage(0, 0), 0.0),                                  # empty node
+    (fit.Usage(2048, 4096), 13.675444679663241),             # half used: 20 - 2*10^0.5
+    (fit.Usage(1024, 2048), 8.753173496193018),              # quarter used: 20 - 2*10^0.75
+    (fit.Usage(4096, 8192), 18.0),                           # perfectly full
+    (fit.Usage(8192, 16384), 18.0),                          # over: clamped
+    (fit.Usage(4096, 0), 9.0),                               # 20 - (10^0 + 10^1)
 ])
 def test_score_fit_matches_nomads_formula(util, expected):
     node = make_node()
-    assert r.score_fit(node, util) == pytest.approx(expected)
-    assert r.score_fit(node, util) == pytest.approx(
+    assert fit.score_fit(node, util) == pytest.approx(expected)
+    assert fit.score_fit(node, util) == pytest.approx(
         nomad_score(1 - util.cpu / 4096, 1 - util.memory_mb / 8192))
 
 
 def test_score_fit_uses_capacity_after_reserved():
     node = make_node(cpu=5096, mem=9216, rcpu=1000, rmem=1024)
-    assert r.score_fit(node, r.Usage(2048, 4096)) == pytest.approx(20 - 2 * math.sqrt(10))
+    assert fit.score_fit(node, fit.Usage(2048, 4096)) == pytest.approx(20 - 2 * math.sqrt(10))
 
 
 def test_score_fit_without_capacity_counts_as_full():
     node = make_node(cpu=0, mem=0)
-    assert r.score_fit(node, r.Usage(0, 0)) == 18.0
+    assert fit.score_fit(node, fit.Usage(0, 0)) == 18.0
 
 
 def test_seed_era_node_resources():
     node = Node(ID="old", Resources=Resources(CPU=2000, MemoryMB=1000, DiskMB=500),
                 Reserved=Resources(CPU=1000, MemoryMB=0, DiskMB=0))
-    assert r.node_capacity(node) == r.Usage(1000, 1000, 500)
+    assert fit.node_capacity(node) == fit.Usage(1000, 1000, 500)
 
 
 # --- AllocsFit -------------------------------------------------------------------------
@@ -94,14 +95,14 @@ def test_seed_era_node_resources():
     ([used(3000, 0, 0), used(2000, 0, 0, ID="b", DesiredStatus="stop")], True, ""),
 ])
 def test_allocs_fit(allocs, fits, dim):
-    ok, why, _ = r.allocs_fit(make_node(), allocs)
+    ok, why, _ = fit.allocs_fit(make_node(), allocs)
     assert (ok, why) == (fits, dim)
 
 
 def test_allocs_fit_counts_reserved_and_reports_usage():
     node = make_node(cpu=2000, rcpu=1500)
-    assert r.allocs_fit(node, [used(600)]) == (False, "cpu exhausted", r.Usage(600, 0, 0))
-    assert r.allocs_fit(node, [used(500)])[:2] == (True, "")
+    assert fit.allocs_fit(node, [used(600)]) == (False, "cpu exhausted", fit.Usage(600, 0, 0))
+    assert fit.allocs_fit(node, [used(500)])[:2] == (True, "")
 
 
 def test_allocs_fit_network_checks():
@@ -109,9 +110,9 @@ def test_allocs_fit_network_checks():
                           ReservedPorts=[Port(Label="a", Value=80)])
     a = Allocation(ID="a", Resources=Resources(CPU=1, Networks=[net]))
     b = Allocation(ID="b", Resources=Resources(CPU=1, Networks=[net]))
-    assert r.allocs_fit(make_node(), [a, b])[:2] == (False, "reserved port collision")
+    assert fit.allocs_fit(make_node(), [a, b])[:2] == (False, "reserved port collision")
     wide = NetworkResource(Device="eth0", IP="10.0.0.1", MBits=1001)
-    assert r.allocs_fit(make_node(), [Allocation(Resources=Resources(Networks=[wide]))])[:2] == \
+    assert fit.allocs_fit(make_node(), [Allocation(Resources=Resources(Networks=[wide]))])[:2] == \
         (False, "bandwidth exceeded")
 
 
@@ -119,7 +120,7 @@ def test_alloc_usage_from_task_resources():
     alloc = Allocation(TaskResources={"a": Resources(CPU=100, MemoryMB=64, DiskMB=999),
                                       "b": Resources(CPU=50, MemoryMB=32)},
                        SharedResources=Resources(DiskMB=300))
-    assert r.alloc_usage(alloc) == r.Usage(150, 96, 300)
+    assert fit.alloc_usage(alloc) == fit.Usage(150, 96, 300)
 
 
 # --- stages ----------------------------------------------------------------------------
@@ -204,8 +205,8 @@ def test_group_static_port_is_reserved_once_per_node():
     assert out == []
     assert metric.DimensionExhausted == {"network: reserved port collision admin=9100": 1}
     # the plan applier's re-check refuses the same placement twice on the node
-    assert r.allocs_fit(node, [placed, replace(placed, ID="q")])[:2] == (
-        False, r.DIM_PORT_COLLISION)
+    assert fit.allocs_fit(node, [placed, replace(placed, ID="q")])[:2] == (
+        False, fit.DIM_PORT_COLLISION)
 
 
 def test_binpack_exhaustion_dimensions():
@@ -316,10 +317,10 @@ def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
     a2 = Allocation(ID="a2", NodeID="n1", JobID="j", Resources=Resources(CPU=200, MemoryMB=20))
     b1 = Allocation(ID="b1", NodeID="n2", JobID="j", Resources=Resources(CPU=50, MemoryMB=5))
     s1 = commit(State.empty(), 1, a2, a1, b1)
-    cache, live = r.NodeAllocs(), r.LiveAllocs()
+    cache, live = fit.NodeAllocs(), fit.LiveAllocs()
     rows = cache(s1, "n1")
     assert [a.ID for a in rows] == ["a1", "a2"] and cache(s1, "nope") == []
-    assert live("n1", rows) == rows and r.node_usage(s1, "n1") == r.Usage(300, 30, 0)
+    assert live("n1", rows) == rows and fit.node_usage(s1, "n1") == fit.Usage(300, 30, 0)
 
     s2 = commit(s1, 2, replace(b1, ClientStatus="running"))     # another node's row
     assert cache(s2, "n1") is rows
@@ -330,12 +331,12 @@ def test_node_allocs_follow_the_rows_index_and_hand_back_the_same_list():
     assert fresh is not rows and fresh[1].ClientStatus == "complete"
     assert s3.by_index(t.ALLOCS, "node", "n1") == fresh
     assert [a.ID for a in live("n1", fresh)] == ["a1"]
-    assert r.node_usage(s3, "n1") == r.Usage(100, 10, 0)
+    assert fit.node_usage(s3, "n1") == fit.Usage(100, 10, 0)
 
     s4 = commit(s3, 4, replace(a1, NodeID="n2"))                # moved: both keys change
     assert [a.ID for a in cache(s4, "n1")] == ["a2"]
     assert [a.ID for a in cache(s4, "n2")] == ["a1", "b1"]
-    assert r.node_usage(s4, "n1") == r.Usage() and r.node_usage(s4, "n2") == r.Usage(150, 15, 0)
+    assert fit.node_usage(s4, "n1") == fit.Usage() and fit.node_usage(s4, "n2") == fit.Usage(150, 15, 0)
 
 
 # --- node affinity, spread, preemption (scheduler/affinity.py, spread.py, preemption.py) --
@@ -466,25 +467,25 @@ def test_preempt_takes_lowest_priorities_first_and_only_what_is_needed():
     node = make_node(cpu=4000, mem=4000, disk=10_000)
     current = [prio_alloc("low-big", 20, 2000, 2000), prio_alloc("low-small", 20, 1000, 1000),
                prio_alloc("mid", 40, 1000, 1000)]
-    victims = pre.preempt_for_group(node, current, r.Usage(1000, 1000, 0), job_priority=100)
+    victims = pre.preempt_for_group(node, current, fit.Usage(1000, 1000, 0), job_priority=100)
     assert [a.ID for a in victims] == ["low-small"]     # the closest to the ask
-    victims = pre.preempt_for_group(node, current, r.Usage(2500, 2500, 0), job_priority=100)
+    victims = pre.preempt_for_group(node, current, fit.Usage(2500, 2500, 0), job_priority=100)
     assert [a.ID for a in victims] == ["low-small", "low-big"]   # farthest from the ask first
     # priorities within 10 of the job's are never candidates
-    assert pre.preempt_for_group(node, current, r.Usage(1000, 1000, 0), job_priority=25) is None
+    assert pre.preempt_for_group(node, current, fit.Usage(1000, 1000, 0), job_priority=25) is None
 
 
 def test_preempt_none_when_evicting_everything_would_not_do():
     node = make_node(cpu=4000, mem=4000, disk=10_000)
     current = [prio_alloc("low", 20, 1000, 1000), prio_alloc("high", 95, 3000, 3000)]
-    assert pre.preempt_for_group(node, current, r.Usage(2000, 2000, 0), job_priority=100) is None
+    assert pre.preempt_for_group(node, current, fit.Usage(2000, 2000, 0), job_priority=100) is None
 
 
 def test_preempt_penalizes_groups_past_their_migrate_max_parallel():
     node = make_node(cpu=3000, mem=3000, disk=10_000)
     current = [prio_alloc("a", 20, 1000, 1000, job="ja", migrate={"MaxParallel": 1}),
                prio_alloc("b", 20, 1200, 1200, job="jb")]
-    ask = r.Usage(1000, 1000, 0)
+    ask = fit.Usage(1000, 1000, 0)
     assert [v.ID for v in pre.preempt_for_group(node, current, ask, 100)] == ["a"]
     taken = {("default", "ja", "g"): 1}
     assert [v.ID for v in pre.preempt_for_group(node, current, ask, 100, taken)] == ["b"]

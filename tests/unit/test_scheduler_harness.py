@@ -23,10 +23,10 @@ from caravan.fsm.structs import (
     NodeResources,
 )
 from caravan.fsm.submit import Submitter
+from caravan.scheduler.fit import alloc_usage, node_capacity
 from caravan.scheduler.generic import compute_plan
 from caravan.scheduler.plan_apply import PlanApplier, results_entry
 from caravan.scheduler.ports import alloc_networks
-from caravan.scheduler.rank import alloc_usage, node_capacity
 from caravan.server.jobspec.canonicalize import canonicalize
 from tests.unit.test_fsm import Log
 
