@@ -16,7 +16,8 @@ from lark import Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from caravan.server.jobspec.hcl_blocks import JOB, Context, Item, check_labels, read_body
-from caravan.server.jobspec.hcl_eval import Evaluator, HclError, error_at, position
+from caravan.server.jobspec.hcl_eval import Evaluator
+from caravan.server.jobspec.hcl_tree import HclError, error_at, position
 from caravan.server.jobspec.hcl_types import convert_variable, type_constraint
 
 

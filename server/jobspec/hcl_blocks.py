@@ -12,7 +12,8 @@ from typing import Any
 from lark import Tree
 
 from caravan.fsm.durations import parse_go_duration
-from caravan.server.jobspec.hcl_eval import Evaluator, HclError, children, error_at
+from caravan.server.jobspec.hcl_eval import Evaluator
+from caravan.server.jobspec.hcl_tree import HclError, children, error_at
 
 
 @dataclass

@@ -11,7 +11,8 @@ A reference whose root is not ``var`` or ``local`` (``${attr.kernel.name}``,
 run time, so, like Nomad, we keep it as written: inside a template it renders as
 ``${...}`` again, and a bare one becomes that string.
 
-Every error is an ``HclError`` with the line and column of the offending expression.
+Every error is an ``HclError`` (``hcl_tree``) with the line and column of the offending
+expression; value conversions and ``Deferred`` references are in ``hcl_values``.
 """
 from __future__ import annotations
 
@@ -22,48 +23,8 @@ from typing import Any
 from lark import Token, Tree
 
 from caravan.server.jobspec.hcl_functions import FUNCTIONS, to_string
-
-
-class HclError(Exception):
-    """A problem in the job file, at ``line``/``column`` (1-based)."""
-
-    def __init__(self, line: int, column: int, summary: str, detail: str = ""):
-        super().__init__(f"{line},{column}: {summary}" + (f"; {detail}" if detail else ""))
-        self.line, self.column, self.summary, self.detail = line, column, summary, detail
-
-    def render(self, filename: str) -> str:
-        text = f"{filename}:{self.line},{self.column}: {self.summary}"
-        return text + (f"; {self.detail}" if self.detail else "")
-
-
-def position(node) -> tuple[int, int]:
-    if isinstance(node, Token):
-        return node.line or 1, node.column or 1
-    meta = getattr(node, "meta", None)
-    if meta is not None and not getattr(meta, "empty", True):
-        return meta.line, meta.column
-    for child in getattr(node, "children", ()):
-        if isinstance(child, (Token, Tree)):
-            return position(child)
-    return 1, 1
-
-
-def error_at(node, summary: str, detail: str = "") -> HclError:
-    line, column = position(node)
-    return HclError(line, column, summary, detail)
-
-
-class Deferred:
-    """A reference resolved at run time by the client (``attr.``, ``node.``, ...)."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __str__(self) -> str:
-        return "${" + self.text + "}"
-
+from caravan.server.jobspec.hcl_tree import HclError, children, error_at, position
+from caravan.server.jobspec.hcl_values import Deferred, bool_value, finish_value, index_value, number_value, type_name
 
 RUNTIME_ROOTS = ("var", "local")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
@@ -80,12 +41,6 @@ def _unescape(node, text: str) -> str:
         raise error_at(node, "Invalid escape sequence",
                        f'the escape "\\{seq}" is not valid in a quoted string')
     return _ESCAPE.sub(one, text)
-
-
-def children(node: Tree) -> list:
-    """Children that carry meaning (not punctuation tokens or comments/newlines)."""
-    return [c for c in node.children
-            if isinstance(c, Tree) and c.data != "new_line_or_comment"]
 
 
 class Evaluator:
@@ -108,7 +63,7 @@ class Evaluator:
     def value(self, node) -> Any:
         """The value of an expression; a runtime reference comes back as its text."""
         v = self.eval(node)
-        return _finish(v)
+        return finish_value(v)
 
     def eval(self, node) -> Any:
         kind = node.data if isinstance(node, Tree) else node.type
@@ -281,7 +236,7 @@ class Evaluator:
                                f'this object does not have an attribute named "{name}"')
             return base[name]
         raise error_at(attr, "Unsupported attribute",
-                       f'cannot read attribute "{name}" of a {_type_name(base)}')
+                       f'cannot read attribute "{name}" of a {type_name(base)}')
 
     def _root_ref(self, root: str, name: str, node):
         if root == "var":
@@ -313,7 +268,7 @@ class Evaluator:
             key: Any = int(str(index.children[-1]))
         else:
             key = self.eval(children(index)[0])
-        return _index(index, base, key)
+        return index_value(index, base, key)
 
     def _attr_splat_expr_term(self, node):
         return self._splat(node)
@@ -332,11 +287,11 @@ class Evaluator:
             for step in children(splat):
                 if step.data == "get_attr":
                     name = str(children(step)[0].children[0])
-                    item = _index(step, item, name)
+                    item = index_value(step, item, name)
                 elif step.data == "short_index":
-                    item = _index(step, item, int(str(step.children[-1])))
+                    item = index_value(step, item, int(str(step.children[-1])))
                 else:
-                    item = _index(step, item, self.eval(children(step)[0]))
+                    item = index_value(step, item, self.eval(children(step)[0]))
             out.append(item)
         return out
 
@@ -346,26 +301,26 @@ class Evaluator:
         op = str(node.children[0])
         value = self._concrete(node, self.eval(children(node)[0]))
         if op == "-":
-            return -_number(node, value)
-        return not _boolean(node, value)
+            return -number_value(node, value)
+        return not bool_value(node, value)
 
     def _binary_op(self, node):
         left_node, term = children(node)[:2]
         op = str(children(term)[0].children[0])
         right_node = children(term)[1]
         left = self._concrete(left_node, self.eval(left_node))
-        if op == "&&" and not _boolean(left_node, left):
+        if op == "&&" and not bool_value(left_node, left):
             return False
-        if op == "||" and _boolean(left_node, left):
+        if op == "||" and bool_value(left_node, left):
             return True
         right = self._concrete(right_node, self.eval(right_node))
         if op in ("&&", "||"):
-            return _boolean(right_node, right)
+            return bool_value(right_node, right)
         if op == "==":
             return left == right
         if op == "!=":
             return left != right
-        a, b = _number(left_node, left), _number(right_node, right)
+        a, b = number_value(left_node, left), number_value(right_node, right)
         if op in ("<", ">", "<=", ">="):
             return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
         if op in ("/", "%") and b == 0:
@@ -376,7 +331,7 @@ class Evaluator:
 
     def _conditional(self, node):
         cond, yes, no = children(node)
-        test = _boolean(cond, self._concrete(cond, self.eval(cond)))
+        test = bool_value(cond, self._concrete(cond, self.eval(cond)))
         return self.eval(yes if test else no)
 
     def _concrete(self, node, value):
@@ -414,14 +369,14 @@ class Evaluator:
         else:
             raise error_at(coll_node, "Iteration over non-iterable value",
                            f"a for expression needs a list or an object, not a "
-                           f"{_type_name(coll)}")
+                           f"{type_name(coll)}")
         for key, value in pairs:
             scope = {names[-1]: value}
             if len(names) == 2:
                 scope[names[0]] = key
             if cond is not None:
                 test = self._scoped(scope, children(cond)[0])
-                if not _boolean(cond, self._concrete(cond, test)):
+                if not bool_value(cond, self._concrete(cond, test)):
                     continue
             yield scope
 
@@ -450,16 +405,6 @@ class Evaluator:
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise error_at(node, "Error in function call",
                            f'call to function "{name}" failed: {exc}') from None
-
-
-def _finish(value):
-    if isinstance(value, Deferred):
-        return str(value)
-    if isinstance(value, list):
-        return [_finish(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finish(v) for k, v in value.items()}
-    return value
 
 
 def _closing_brace(text: str, start: int) -> int:
@@ -497,64 +442,3 @@ def _parse_expression(text: str, line: int) -> Tree:
         raise HclError(line, 1, "Invalid template interpolation",
                        f"cannot parse ${{{text.strip()}}} as an expression")
     return nodes[1]
-
-
-def _type_name(value) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return "null" if value is None else type(value).__name__
-
-
-def as_number(value):
-    """HCL's conversion to number: numbers as they are, numeric strings parsed; None
-    for anything else (bools included)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        for parse in (int, float):
-            try:
-                return parse(value)
-            except ValueError:
-                pass
-    return None
-
-
-def _number(node, value):
-    number = as_number(value)
-    if number is None:
-        raise error_at(node, "Invalid operand", f"a number is required, not {_type_name(value)}")
-    return number
-
-
-def _boolean(node, value) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value in ("true", "false"):
-        return value == "true"
-    raise error_at(node, "Invalid operand", f"a bool is required, not {_type_name(value)}")
-
-
-def _index(node, base, key):
-    if isinstance(base, list):
-        if isinstance(key, str) and key.isdigit():
-            key = int(key)
-        if not isinstance(key, int) or isinstance(key, bool) or not 0 <= key < len(base):
-            raise error_at(node, "Invalid index",
-                           f"index {key!r} is out of range for a list of {len(base)}")
-        return base[key]
-    if isinstance(base, dict):
-        key = to_string(key)
-        if key not in base:
-            raise error_at(node, "Invalid index", f'the object has no element "{key}"')
-        return base[key]
-    raise error_at(node, "Invalid index", f"cannot index a {_type_name(base)}")

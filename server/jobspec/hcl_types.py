@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from caravan.server.jobspec.hcl_eval import as_number, children, error_at
+from caravan.server.jobspec.hcl_tree import children, error_at
+from caravan.server.jobspec.hcl_values import as_number
 
 PRIMITIVES = ("string", "number", "bool", "any")
 COLLECTIONS = ("list", "set", "map")
