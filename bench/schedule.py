@@ -191,7 +191,7 @@ def ceiling_main(argv) -> None:
     gc.freeze()
 
     applier = PlanApplier(lambda: fsm.state, None)
-    pending = sorted(fsm.state.by_index(t.EVALS, "status", "pending"),
+    pending = sorted(fsm.state.by_index(t.EVALS, t.BY_STATUS, "pending"),
                      key=lambda x: (x.CreateIndex, x.ID))
     t_plan = t_check = t_apply = 0.0
     placed = plans = rejected_nodes = 0

@@ -111,7 +111,7 @@ def force_reschedule(txn: Txn, job: Job) -> None:
     replaced, in a group with a reschedule policy, is to be rescheduled now."""
     groups = {tg.Name: tg for tg in job.TaskGroups or ()}
     chosen = {}
-    for alloc in txn.by_index(t.ALLOCS, "job", job.ID):
+    for alloc in txn.by_index(t.ALLOCS, t.BY_JOB, job.ID):
         tg = groups.get(alloc.TaskGroup)
         if tg is None or not rs.enabled(tg.ReschedulePolicy):
             continue

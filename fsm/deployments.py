@@ -84,7 +84,7 @@ def refresh(txn: Txn, deployment_id: str) -> None:
     d = txn.get(t.DEPLOYMENTS, deployment_id)
     if d is None or not d.TaskGroups:
         return
-    allocs = sorted(txn.by_index(t.ALLOCS, "deployment", deployment_id),
+    allocs = sorted(txn.by_index(t.ALLOCS, t.BY_DEPLOYMENT, deployment_id),
                     key=lambda a: (a.CreateIndex, a.ID))
     groups = {name: _recount(state, [a for a in allocs if a.TaskGroup == name])
               for name, state in d.TaskGroups.items()}
@@ -137,7 +137,7 @@ def promote(txn: Txn, deployment_id: str, all_groups: bool, groups: list[str] | 
     wanted = set(groups or ())
     canaries = {c for s in (d.TaskGroups or {}).values() for c in s.PlacedCanaries or ()}
     unhealthy, have = [], False
-    for alloc in txn.by_index(t.ALLOCS, "deployment", d.ID):
+    for alloc in txn.by_index(t.ALLOCS, t.BY_DEPLOYMENT, d.ID):
         if alloc.ID not in canaries or (not all_groups and alloc.TaskGroup not in wanted):
             continue
         if _health(alloc) is not True:

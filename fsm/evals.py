@@ -31,7 +31,7 @@ def upsert_evals(txn: Txn, evals: list[Evaluation]) -> None:
 
 def _cancel_blocked(txn: Txn, by: Evaluation, description: str) -> None:
     """Cancel the job's other blocked evals (Nomad spells it "canceled")."""
-    for ev in txn.by_index(t.EVALS, "job", by.JobID):
+    for ev in txn.by_index(t.EVALS, t.BY_JOB, by.JobID):
         if ev.Status == "blocked" and ev.ID != by.ID:
             txn.put(t.EVALS, replace(ev, Status="canceled", ModifyIndex=txn.index,
                                      StatusDescription=description))

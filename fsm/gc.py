@@ -101,7 +101,7 @@ def eval_collectable(view: View, ev: Evaluation, carriers: dict[str, str | None]
         return False
     if job is not None and queued_carrier(view, job.ID, carriers) == ev.ID:
         return False
-    return all(alloc_collectable(view, a) for a in view.by_index(t.ALLOCS, "eval", ev.ID))
+    return all(alloc_collectable(view, a) for a in view.by_index(t.ALLOCS, t.BY_EVAL, ev.ID))
 
 
 def queued_carrier(view: View, job_id: str, memo: dict[str, str | None] | None = None) -> str | None:
@@ -131,19 +131,19 @@ def job_gcable(job: Job) -> bool:
 def job_collectable(view: View, job: Job) -> bool:
     if not job_gcable(job):
         return False
-    if any(ev.Status not in jobs.EVAL_TERMINAL for ev in view.by_index(t.EVALS, "job", job.ID)):
+    if any(ev.Status not in jobs.EVAL_TERMINAL for ev in view.by_index(t.EVALS, t.BY_JOB, job.ID)):
         return False
     return all(a.terminal() and a.ClientStatus in CLIENT_TERMINAL
-               for a in view.by_index(t.ALLOCS, "job", job.ID))
+               for a in view.by_index(t.ALLOCS, t.BY_JOB, job.ID))
 
 
 def deployment_collectable(view: View, d: Deployment) -> bool:
     return not d.active() and all(a.terminal() for a in
-                                  view.by_index(t.ALLOCS, "deployment", d.ID))
+                                  view.by_index(t.ALLOCS, t.BY_DEPLOYMENT, d.ID))
 
 
 def node_collectable(view: View, node: Node) -> bool:
-    return node.Status == "down" and not view.by_index(t.ALLOCS, "node", node.ID)
+    return node.Status == "down" and not view.by_index(t.ALLOCS, t.BY_NODE, node.ID)
 
 
 # --- the time table ---------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def collect(txn: Txn, body: CoreGC) -> dict[str, int]:
         ev = txn.get(t.EVALS, eval_id)
         if ev is None or ev.ModifyIndex != index or not eval_collectable(txn, ev, carriers):
             continue
-        for alloc in txn.by_index(t.ALLOCS, "eval", ev.ID):
+        for alloc in txn.by_index(t.ALLOCS, t.BY_EVAL, ev.ID):
             _delete_alloc(txn, alloc, live_jobs)
             done["Allocs"] += 1
         txn.delete(t.EVALS, ev.ID)
@@ -232,13 +232,13 @@ def collect(txn: Txn, body: CoreGC) -> dict[str, int]:
 
 
 def _delete_job(txn: Txn, job: Job, done: dict[str, int]) -> None:
-    for ev in txn.by_index(t.EVALS, "job", job.ID):
+    for ev in txn.by_index(t.EVALS, t.BY_JOB, job.ID):
         txn.delete(t.EVALS, ev.ID)
         done["Evals"] += 1
-    for alloc in txn.by_index(t.ALLOCS, "job", job.ID):
+    for alloc in txn.by_index(t.ALLOCS, t.BY_JOB, job.ID):
         txn.delete(t.ALLOCS, alloc.ID)
         done["Allocs"] += 1
-    for d in txn.by_index(t.DEPLOYMENTS, "job", job.ID):
+    for d in txn.by_index(t.DEPLOYMENTS, t.BY_JOB, job.ID):
         txn.delete(t.DEPLOYMENTS, d.ID)
         done["Deployments"] += 1
     jobs.purge_job(txn, job)   # versions, summary, launches, baseline; the parent's counters

@@ -47,7 +47,7 @@ def job_status(txn: Txn, job: Job) -> str:
     counts = (txn.total(t.ALLOCS, "job_counts", job.ID) or {}).values()
     if any(c[1] for c in counts):
         return "running"
-    evals = txn.by_index(t.EVALS, "job", job.ID)
+    evals = txn.by_index(t.EVALS, t.BY_JOB, job.ID)
     if any(e.Status not in EVAL_TERMINAL for e in evals):
         return "pending"
     if job.Type == "system":
@@ -118,12 +118,12 @@ def purge_job(txn: Txn, job: Job) -> None:
     assert job.ID is not None, "a stored job has its ID"
     # A blocked eval must not outlive its job: a new job with the same ID would
     # inherit it and never get its own.
-    for ev in txn.by_index(t.EVALS, "job", job.ID):
+    for ev in txn.by_index(t.EVALS, t.BY_JOB, job.ID):
         if ev.Status == "blocked":
             txn.put(t.EVALS, replace(ev, Status="canceled", ModifyIndex=txn.index,
                                      StatusDescription="job purged"))
     txn.delete(t.JOBS, job.ID)
-    for v in txn.by_index(t.JOB_VERSIONS, "job", job.ID):
+    for v in txn.by_index(t.JOB_VERSIONS, t.BY_JOB, job.ID):
         txn.delete(t.JOB_VERSIONS, (v.ID, v.Version))
     txn.delete(t.JOB_SUMMARIES, job.ID)
     txn.delete(t.COLLECTED_ALLOCS, job.ID)
@@ -153,7 +153,7 @@ def record_launch(txn: Txn, parent_id: str, launch_ns: int) -> None:
 
 def unfinished_children(txn: Txn, parent_id: str) -> list[Job]:
     """The parent's children that still have work pending or running, by ID."""
-    return sorted((c for c in txn.by_index(t.JOBS, "parent", parent_id)
+    return sorted((c for c in txn.by_index(t.JOBS, t.BY_PARENT, parent_id)
                    if c.Status in ("pending", "running")), key=lambda c: c.ID)
 
 
@@ -166,7 +166,7 @@ def _write_job_row(txn: Txn, job: Job) -> None:
 
 def _prune_versions(txn: Txn, job_id: str, keep: int) -> None:
     """Keep the newest ``keep`` versions, never dropping the newest stable one."""
-    versions = sorted(txn.by_index(t.JOB_VERSIONS, "job", job_id),
+    versions = sorted(txn.by_index(t.JOB_VERSIONS, t.BY_JOB, job_id),
                       key=lambda j: j.Version, reverse=True)
     if len(versions) <= keep:
         return

@@ -63,7 +63,7 @@ def sync_policies(txn: Txn, job: Job) -> None:
             wanted[tg.Scaling.ID] = replace(
                 tg.Scaling, Enabled=bool(tg.Scaling.Enabled) and not job.Stop,
                 CreateIndex=0, ModifyIndex=0)
-    for old in txn.by_index(t.SCALING_POLICIES, "job", job.ID):
+    for old in txn.by_index(t.SCALING_POLICIES, t.BY_JOB, job.ID):
         if old.ID not in wanted:
             txn.delete(t.SCALING_POLICIES, old.ID)
     for policy_id in sorted(wanted):
@@ -89,6 +89,6 @@ def add_event(txn: Txn, job: Job, group: str, event: ScalingEvent) -> None:
 
 def purge(txn: Txn, job_id: str) -> None:
     """Everything scaling of a job that is being deleted."""
-    for policy in txn.by_index(t.SCALING_POLICIES, "job", job_id):
+    for policy in txn.by_index(t.SCALING_POLICIES, t.BY_JOB, job_id):
         txn.delete(t.SCALING_POLICIES, policy.ID)
     txn.delete(t.SCALING_EVENTS, job_id)

@@ -92,41 +92,57 @@ GC_WITNESS = "gc_witness"
 SCALING_POLICIES = "scaling_policies"
 SCALING_EVENTS = "scaling_events"
 
+# Secondary index and total names: what ``State.by_index``, ``State.index_members``,
+# ``State.index_size``, ``State.total`` and ``State.totals`` take as ``index``/``total``.
+BY_JOB = "job"                  # jobs' versions, evals, allocs, deployments, scaling policies
+BY_PARENT = "parent"            # jobs: a dispatched or periodic child's parent
+PERIODIC = "periodic"           # jobs: True for an active periodic parent
+BY_STATUS = "status"            # evals
+BY_NODE = "node"                # allocs (holds the rows: an entry is new when one changes)
+BY_EVAL = "eval"                # allocs
+BY_DEPLOYMENT = "deployment"    # allocs
+TERMINAL = "terminal"           # allocs: True for a terminal one
+ACTIVE = "active"               # deployments: True for a running or paused one
+BY_CLASS = "class"              # nodes: computed class
+DRAINING = "draining"           # nodes: True while a drain strategy is set
+NODE_USAGE = "node_usage"       # allocs total: node id -> (CPU MHz, MemoryMB, DiskMB) in use
+JOB_COUNTS = "job_counts"       # allocs total: job id -> (CreateIndex, group) -> counts
+
 SCHEMA: dict[str, Table] = _declare(
     Table(JOBS, s.Job, primary=lambda j: j.ID,
-          indexes=(Index("parent", lambda j: j.ParentID or None),
+          indexes=(Index(BY_PARENT, lambda j: j.ParentID or None),
                    # the parents the periodic dispatcher launches children of
-                   Index("periodic", lambda j: True if j.is_periodic_active() else None))),
+                   Index(PERIODIC, lambda j: True if j.is_periodic_active() else None))),
     Table(JOB_VERSIONS, s.Job, primary=lambda j: (j.ID, j.Version),
-          indexes=(Index("job", lambda j: j.ID),)),
+          indexes=(Index(BY_JOB, lambda j: j.ID),)),
     Table(JOB_SUMMARIES, s.JobSummary, primary=lambda x: x.JobID),
     Table(EVALS, s.Evaluation, primary=lambda e: e.ID,
-          indexes=(Index("job", lambda e: e.JobID),
-                   Index("status", lambda e: e.Status))),
+          indexes=(Index(BY_JOB, lambda e: e.JobID),
+                   Index(BY_STATUS, lambda e: e.Status))),
     Table(ALLOCS, s.Allocation, primary=lambda a: a.ID,
-          indexes=(Index("job", lambda a: a.JobID),
-                   Index("node", lambda a: a.NodeID or None, rows=True),
-                   Index("eval", lambda a: a.EvalID or None),
-                   Index("deployment", lambda a: a.DeploymentID or None),
+          indexes=(Index(BY_JOB, lambda a: a.JobID),
+                   Index(BY_NODE, lambda a: a.NodeID or None, rows=True),
+                   Index(BY_EVAL, lambda a: a.EvalID or None),
+                   Index(BY_DEPLOYMENT, lambda a: a.DeploymentID or None),
                    # the terminal ones: their count grows when capacity frees up
-                   Index("terminal", lambda a: True if a.terminal() else None)),
+                   Index(TERMINAL, lambda a: True if a.terminal() else None)),
           # what the live allocations on each node reserve: (CPU MHz, MemoryMB, DiskMB)
-          totals=(Total("node_usage", lambda a: a.NodeID or None,
+          totals=(Total(NODE_USAGE, lambda a: a.NodeID or None,
                         lambda a: None if a.terminal() else a.usage()),
                   # job ID -> (the incarnation's CreateIndex or None, group) -> counts:
                   # job summaries and status without visiting the job's allocations
-                  Total("job_counts", lambda a: (a.JobID, (
+                  Total(JOB_COUNTS, lambda a: (a.JobID, (
                       a.Job.CreateIndex if a.Job is not None else None, a.TaskGroup)),
                       _job_alloc_counts, nested=True))),
     Table(DEPLOYMENTS, s.Deployment, primary=lambda d: d.ID,
-          indexes=(Index("job", lambda d: d.JobID),
+          indexes=(Index(BY_JOB, lambda d: d.JobID),
                    # running or paused: what the deployment watcher looks after
-                   Index("active", lambda d: True if d.active() else None))),
+                   Index(ACTIVE, lambda d: True if d.active() else None))),
     Table(PERIODIC_LAUNCHES, s.PeriodicLaunch, primary=lambda p: p.ID),
     Table(NODES, s.Node, primary=lambda n: n.ID,
-          indexes=(Index("class", lambda n: n.ComputedClass or None),
+          indexes=(Index(BY_CLASS, lambda n: n.ComputedClass or None),
                    # what the leader's drainer looks after
-                   Index("draining", lambda n: True if n.DrainStrategy is not None else None))),
+                   Index(DRAINING, lambda n: True if n.DrainStrategy is not None else None))),
     # Answers of recently applied requests, by request id: a retried submission whose
     # first attempt was applied after all gets the first answer (exactly-once writes).
     Table(REQUESTS, s.RequestResult, primary=lambda r: r.RequestID),
@@ -138,7 +154,7 @@ SCHEMA: dict[str, Table] = _declare(
     Table(GC_WITNESS, s.GCWitness, primary=lambda r: r.ID),
     # The scaling blocks of current jobs, one per target (``fsm.scaling``).
     Table(SCALING_POLICIES, s.ScalingPolicy, primary=lambda p: p.ID,
-          indexes=(Index("job", lambda p: (p.Target or {}).get("Job") or None),)),
+          indexes=(Index(BY_JOB, lambda p: (p.Target or {}).get("Job") or None),)),
     # Each job's recent scaling events, per group.
     Table(SCALING_EVENTS, s.JobScalingEvents, primary=lambda r: r.JobID),
 )

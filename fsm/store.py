@@ -90,6 +90,18 @@ class State:
         """Rows whose ``index`` key equals ``key``, in primary-key order."""
         return _lookup(self.tables[table], index, key)
 
+    def index_members(self, table: str, index: str, key: Hashable) -> Rows:
+        """The primary keys under ``key`` in ``index`` (for an index that holds its
+        rows, ``fsm.schema`` ``Index.rows``: primary key -> row), empty if none. The
+        store's own map: the same object for as long as none of its rows changes, so a
+        caller may cache what it derived from it by identity."""
+        members: Rows | None = self.tables[table].indexes[index].get(key)
+        return members if members is not None else _EMPTY
+
+    def index_size(self, table: str, index: str, key: Hashable) -> int:
+        """How many rows ``index`` holds under ``key``."""
+        return len(self.tables[table].indexes[index].get(key) or ())
+
     def count(self, table: str) -> int:
         return len(self.tables[table].rows)
 
@@ -97,6 +109,16 @@ class State:
         """The running sum ``total`` (``fsm.schema.Total``) under ``key``; None when no
         row there counts. For a nested total: the map of inner key -> sum."""
         return self.tables[table].indexes[total].get(key)
+
+    def totals(self, table: str, total: str) -> Rows:
+        """Every key of the running sum ``total`` and its value (for a nested total,
+        the map of inner key -> sum)."""
+        return self.tables[table].indexes[total]
+
+    def table_version(self, table: str) -> TableState:
+        """An immutable token of ``table``: the same object until one of its rows
+        changes (or the state is replaced), a new one after."""
+        return self.tables[table]
 
     def table_index(self, *tables: str) -> int:
         """The highest log index that changed any of ``tables``: 0 for tables never

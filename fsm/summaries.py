@@ -48,7 +48,7 @@ def summarize(txn: Txn, job_id: str, summary: JobSummary) -> dict[str, TaskGroup
 
 def queued_eval_of(txn: View, job_id: str) -> Evaluation | None:
     """The job's newest eval that reported queued allocations: its Queued figures."""
-    return max((e for e in txn.by_index(t.EVALS, "job", job_id)
+    return max((e for e in txn.by_index(t.EVALS, t.BY_JOB, job_id)
                 if e.QueuedAllocations is not None),
                key=lambda e: (e.ModifyIndex, e.ID), default=None)
 

@@ -74,8 +74,8 @@ def choose(state: State, now_ns: int, th: Thresholds, deployment_index: int
     for job in state.rows(t.JOBS):
         if not old(job.SubmitTime, th.job_ns) or not gc.job_collectable(state, job):
             continue
-        evals = state.by_index(t.EVALS, "job", job.ID)
-        allocs = state.by_index(t.ALLOCS, "job", job.ID)
+        evals = state.by_index(t.EVALS, t.BY_JOB, job.ID)
+        allocs = state.by_index(t.ALLOCS, t.BY_JOB, job.ID)
         if all(eval_old(ev, th.job_ns) for ev in evals) and \
                 all(alloc_old(a, th.job_ns) for a in allocs):
             picked["Jobs"][job.ID] = job.ModifyIndex
@@ -84,12 +84,12 @@ def choose(state: State, now_ns: int, th: Thresholds, deployment_index: int
         if ev.JobID in picked["Jobs"] or ev.Status not in EVAL_TERMINAL or \
                 not eval_old(ev, th.eval_ns):
             continue
-        allocs = state.by_index(t.ALLOCS, "eval", ev.ID)
+        allocs = state.by_index(t.ALLOCS, t.BY_EVAL, ev.ID)
         if all(alloc_old(a, th.eval_ns) for a in allocs) and \
                 gc.eval_collectable(state, ev, carriers):
             picked["Evals"][ev.ID] = ev.ModifyIndex
             gone_allocs.update(a.ID for a in allocs)
-    terminal = state.tables[t.ALLOCS].indexes["terminal"].get(True) or ()
+    terminal = state.index_members(t.ALLOCS, t.TERMINAL, True)
     for alloc_id in sorted(terminal):
         a = state.get(t.ALLOCS, alloc_id)
         if a.ID in gone_allocs or not alloc_old(a, th.eval_ns):
@@ -106,7 +106,7 @@ def choose(state: State, now_ns: int, th: Thresholds, deployment_index: int
         # no longer hold the node
         if node.Status == "down" and old(node.StatusUpdatedAt * 10**9, th.node_ns) \
                 and all(a.ID in gone_allocs
-                        for a in state.by_index(t.ALLOCS, "node", node.ID)):
+                        for a in state.by_index(t.ALLOCS, t.BY_NODE, node.ID)):
             picked["Nodes"][node.ID] = node.ModifyIndex
     return _pack(picked)
 

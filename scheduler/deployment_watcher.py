@@ -65,7 +65,7 @@ def failure(state: State, d: Deployment, base: str, groups: list[str]) -> tuple[
     states = d.TaskGroups or {}
     if not any(states[g].AutoRevert for g in groups if g in states):
         return base, None
-    stable = max((v for v in state.by_index(t.JOB_VERSIONS, "job", d.JobID) if v.Stable),
+    stable = max((v for v in state.by_index(t.JOB_VERSIONS, t.BY_JOB, d.JobID) if v.Stable),
                  key=lambda v: v.Version, default=None)
     if stable is None:
         return dep.desc_no_rollback_target(base), None
@@ -107,13 +107,13 @@ def ready_to_auto_promote(state: State, d: Deployment) -> bool:
 def latest_eval_index(state: State, job_id: str) -> int:
     """What the scheduler last looked at for the job (Nomad's ``latestEvalIndex``)."""
     return max((ev.SnapshotIndex or ev.CreateIndex
-                for ev in state.by_index(t.EVALS, "job", job_id)), default=0)
+                for ev in state.by_index(t.EVALS, t.BY_JOB, job_id)), default=0)
 
 
 def health_changed_since_eval(state: State, d: Deployment) -> bool:
     since = latest_eval_index(state, d.JobID)
     return any(a.DeploymentStatus is not None and a.DeploymentStatus.ModifyIndex > since
-               for a in state.by_index(t.ALLOCS, "deployment", d.ID))
+               for a in state.by_index(t.ALLOCS, t.BY_DEPLOYMENT, d.ID))
 
 
 def unhealthy_allocs(state: State, d: Deployment, now_ns: int) -> tuple[list[str], list[str]]:
@@ -123,7 +123,7 @@ def unhealthy_allocs(state: State, d: Deployment, now_ns: int) -> tuple[list[str
     job = state.get(t.JOBS, d.JobID)
     groups = {tg.Name: tg for tg in (job.TaskGroups or ())} if job is not None else {}
     failing, allow = set(), []
-    for alloc in sorted(state.by_index(t.ALLOCS, "deployment", d.ID), key=lambda a: a.ID):
+    for alloc in sorted(state.by_index(t.ALLOCS, t.BY_DEPLOYMENT, d.ID), key=lambda a: a.ID):
         status = alloc.DeploymentStatus
         dstate = (d.TaskGroups or {}).get(alloc.TaskGroup)
         if status is None or status.Healthy is not False or dstate is None:
@@ -244,12 +244,12 @@ class DeploymentWatcher(LeaderLoop):
         written = self._written.take()   # before the state: it has every one they name
         state = self._state()
         now = self._now_ns()
-        table = state.tables[t.DEPLOYMENTS]
+        table = state.table_version(t.DEPLOYMENTS)
         if not written and table is self._looked_at and now <= self._next_cutoff:
             return   # no deployment changed and no deadline passed (a table is immutable)
         looked_at: TableState | None = table
         started = self._now_ns()   # the injected clock: virtual in the simulation
-        active = table.indexes["active"].get(True) or {}
+        active = state.index_members(t.DEPLOYMENTS, t.ACTIVE, True)
         changed, next_cutoff = [], _NO_CUTOFF
         if self._looked_at is None or None in written or now > self._next_cutoff:
             # everything: the first pass, after a restore, or when a deadline passed

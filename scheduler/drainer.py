@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from caravan.fsm import entries as e
 from caravan.fsm import node_events
 from caravan.fsm import schema as t
-from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation, DesiredTransition, Evaluation, Job, Node, TaskGroup
 from caravan.fsm.submit import EntryRejected, Submit
 from caravan.fsm.times import parse_rfc3339
 from caravan.scheduler.background import AnyCommits, LeaderLoop
+from caravan.scheduler.state import SchedulerState as State
 
 log = logging.getLogger("caravan.drainer")
 
@@ -100,7 +100,7 @@ def _group_drain(allocs: list[Allocation], tg: TaskGroup, draining: set[str]) ->
 
 def decide(state: State, now_ns: int) -> DrainPlan:
     plan = DrainPlan()
-    draining = sorted(state.by_index(t.NODES, "draining", True), key=lambda n: n.ID)
+    draining = sorted(state.by_index(t.NODES, t.DRAINING, True), key=lambda n: n.ID)
     if not draining:
         return plan
     marked: set[str] = set()
@@ -114,7 +114,7 @@ def decide(state: State, now_ns: int) -> DrainPlan:
     for node in draining:
         if deadline_reached(node, now_ns):
             skip_system = node.DrainStrategy.IgnoreSystemJobs
-            for a in state.by_index(t.ALLOCS, "node", node.ID):
+            for a in state.by_index(t.ALLOCS, t.BY_NODE, node.ID):
                 if not a.terminal() and not (skip_system and _job_type(state, a) == "system"):
                     mark(a)
             plan.complete.append((node, True))
@@ -122,20 +122,20 @@ def decide(state: State, now_ns: int) -> DrainPlan:
             active.append(node)
     active_ids = {n.ID for n in active}
 
-    job_ids = sorted({a.JobID for n in active for a in state.by_index(t.ALLOCS, "node", n.ID)
+    job_ids = sorted({a.JobID for n in active for a in state.by_index(t.ALLOCS, t.BY_NODE, n.ID)
                       if not a.client_terminal() and not a.terminal()})
     for job_id in job_ids:
         job: Job | None = state.get(t.JOBS, job_id)
         if job is None or job.Stop or job.Type != "service":
             continue   # batch waits for the deadline; system goes last; stopped ones stop
-        allocs = [a for a in state.by_index(t.ALLOCS, "job", job_id)
+        allocs = [a for a in state.by_index(t.ALLOCS, t.BY_JOB, job_id)
                   if a.Job is None or a.Job.CreateIndex == job.CreateIndex]
         for tg in job.TaskGroups or ():
             for a in _group_drain([a for a in allocs if a.TaskGroup == tg.Name], tg, active_ids):
                 mark(a)
 
     for node in active:
-        allocs = state.by_index(t.ALLOCS, "node", node.ID)
+        allocs = state.by_index(t.ALLOCS, t.BY_NODE, node.ID)
         if any(not a.client_terminal() and _job_type(state, a) != "system" for a in allocs):
             continue
         assert node.DrainStrategy is not None   # active nodes are draining ones

@@ -12,16 +12,16 @@ listeners, the broker and the wall clock (the simulation's virtual one there).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from msgspec.structs import replace
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
-from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation
 from caravan.scheduler.background import AnyCommits, WriteListener, WrittenKeys
 from caravan.scheduler.broker import EvalBroker
+from caravan.scheduler.state import SchedulerState as State
 
 FEED_INTERVAL = 0.005     # seconds between scans of the pending evals, at least
 FEED_RESCAN = 5.0         # seconds between full re-scans
@@ -51,13 +51,13 @@ async def feed_pending(broker: EvalBroker, state: Callable[[], State],
                 started = loop.time()   # the simulation's virtual clock: no backoff there
                 changed = written.take()
                 current = state()
-                pending = current.tables[t.EVALS].indexes["status"].get("pending") or {}
+                pending = current.index_members(t.EVALS, t.BY_STATUS, "pending")
                 if loop.time() >= rescan_at or None in changed:
                     handed.clear()
                     rescan_at = loop.time() + FEED_RESCAN
-                    candidates = pending
+                    candidates: Iterable[str | None] = pending
                 else:
-                    candidates = {pk: True for pk in changed if pk in pending}
+                    candidates = [pk for pk in changed if pk in pending]
                 fresh = [current.get(t.EVALS, pk) for pk in candidates if pk not in handed]
                 now = now_ns()
                 # a job's evals reach the broker in the order they were created
@@ -89,9 +89,9 @@ async def release_blocked(broker: EvalBroker, state: Callable[[], State],
         watch = commits.watch((t.NODES, t.ALLOCS))
         try:
             current = state()
-            epoch = (current.tables[t.NODES].index, _terminal_count(current))
+            epoch = (current.table_index(t.NODES), _terminal_count(current))
             if seen is not None and epoch != seen:
-                for ev in current.by_index(t.EVALS, "status", "blocked"):
+                for ev in current.by_index(t.EVALS, t.BY_STATUS, "blocked"):
                     broker.enqueue(ev)
             seen = epoch
             await commits.wait(watch, 5.0)
@@ -113,7 +113,7 @@ def delivery_failed(ev: Evaluation, now_ns: int, new_id: Callable[[], str],
 
 def _terminal_count(state: State) -> int:
     """How many allocations are terminal: grows when capacity frees up."""
-    return len(state.tables[t.ALLOCS].indexes["terminal"].get(True, ()))
+    return state.index_size(t.ALLOCS, t.TERMINAL, True)
 
 
 def node_update_evals(state: State, node_id: str, now_ns: int, new_id: Callable[[], str], *,
@@ -128,7 +128,7 @@ def node_update_evals(state: State, node_id: str, now_ns: int, new_id: Callable[
         for job in state.rows(t.JOBS):
             if job.Type == "system" and not job.Stop:
                 jobs[(job.Namespace or "default", job.ID)] = (job.Priority or 50, "system")
-    for alloc in state.by_index(t.ALLOCS, "node", node_id):
+    for alloc in state.by_index(t.ALLOCS, t.BY_NODE, node_id):
         if alloc.terminal():
             continue
         key = (alloc.Namespace or "default", alloc.JobID)

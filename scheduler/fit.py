@@ -12,11 +12,11 @@ import operator
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from caravan.fsm.schema import ALLOCS
-from caravan.fsm.store import State
+from caravan.fsm.schema import ALLOCS, BY_NODE
 from caravan.fsm.structs import Allocation, NetworkResource, Node, Resources
 from caravan.scheduler.memo import IdentityMemo
 from caravan.scheduler.ports import ERR_BANDWIDTH, NetworkIndex, alloc_networks, node_networks
+from caravan.scheduler.state import SchedulerState as State
 
 DIM_CPU = "cpu exhausted"
 DIM_MEMORY = "memory exhausted"
@@ -118,8 +118,8 @@ class NodeAllocs:
         self._by_node: dict[str, tuple[object, list[Allocation]]] = {}
 
     def __call__(self, state: State, node_id: str) -> list[Allocation]:
-        entry = state.tables[ALLOCS].indexes["node"].get(node_id)
-        if entry is None:
+        entry = state.index_members(ALLOCS, BY_NODE, node_id)
+        if not entry:
             return []
         hit = self._by_node.get(node_id)
         if hit is not None and hit[0] is entry:
@@ -201,7 +201,7 @@ def plan_fits(state: State, node: Node, allocs: list[Allocation], stopping: Iter
     joining = [a for a in counted + allocs if not a.terminal()]
     networked = any(map(alloc_networks, joining))
     if networked and replaced:
-        current = {a.ID: a for a in state.by_index(ALLOCS, "node", node.ID)}
+        current = {a.ID: a for a in state.by_index(ALLOCS, BY_NODE, node.ID)}
         current.update(latest)       # the in-flight version wins
         others = [a for a in current.values()
                   if not a.terminal() and a.ID not in stopped and a.ID not in updating]

@@ -20,7 +20,6 @@ from caravan.fsm import reschedule as rs
 from caravan.fsm import schema as t
 from caravan.fsm.entries import AllocStop
 from caravan.fsm.ids import uuid4_from
-from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation, AllocDeploymentStatus, AllocMetric, Deployment, Evaluation, Job, Node
 from caravan.fsm.times import format_rfc3339
 from caravan.scheduler.fit import Usage, alloc_usage, node_allocs, node_usage
@@ -30,6 +29,7 @@ from caravan.scheduler.reconcile import reconcile
 from caravan.scheduler.reconcile_results import ALLOC_RESCHEDULED, ALLOC_UPDATING, PlaceRequest, ReconcileResult
 from caravan.scheduler.reconcile_system import reconcile_system
 from caravan.scheduler.stack import Stack, count_job_allocs
+from caravan.scheduler.state import SchedulerState as State
 
 BLOCKED_DESCRIPTION = "created to place remaining allocations"
 FOLLOWUP_DESCRIPTION = "created for delayed rescheduling"
@@ -39,7 +39,7 @@ def compute_plan(state: State, ev: Evaluation, rng: random.Random, now_ns: int) 
     job: Job | None = state.get(t.JOBS, ev.JobID)
     if job is not None and (job.is_periodic() or job.is_parameterized()):
         job = None  # a periodic or parameterized parent runs nothing itself
-    existing = state.by_index(t.ALLOCS, "job", ev.JobID)
+    existing = state.by_index(t.ALLOCS, t.BY_JOB, ev.JobID)
     deployment_id = ""
     if job is not None:
         # allocations of an earlier job with the same ID are not this job's
@@ -130,7 +130,7 @@ def _place(plan: Plan, state: State, job: Job, ev: Evaluation, nodes: list[Node]
     # Allocations this plan stops no longer hold their resources.
     allocs_by_node = _NodeAllocs(state, [n.ID for n in nodes],
                                  {s.AllocID for s in plan.stops})
-    job_counts = count_job_allocs(a for a in state.by_index(t.ALLOCS, "job", job.ID)
+    job_counts = count_job_allocs(a for a in state.by_index(t.ALLOCS, t.BY_JOB, job.ID)
                                   if a.ID not in allocs_by_node.stopping)
     stacks: dict[str | None, Stack] = {}
     proposed: dict[str, list[Allocation]] = {}
@@ -310,7 +310,7 @@ def _derived_id(eval_id: str, salt: str) -> str:
 
 def latest_deployment(state: State, job_id: str) -> Deployment | None:
     """The job's newest deployment (Nomad's ``LatestDeploymentByJobID``)."""
-    return max(state.by_index(t.DEPLOYMENTS, "job", job_id),
+    return max(state.by_index(t.DEPLOYMENTS, t.BY_JOB, job_id),
                key=lambda d: (d.CreateIndex, d.ID), default=None)
 
 

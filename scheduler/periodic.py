@@ -25,10 +25,10 @@ from collections.abc import Callable
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
-from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation, Job
 from caravan.fsm.submit import EntryRejected, Submit
 from caravan.scheduler.background import AnyCommits, LeaderLoop
+from caravan.scheduler.state import SchedulerState as State
 
 log = logging.getLogger("caravan.periodic")
 
@@ -78,7 +78,7 @@ class PeriodicDispatcher(LeaderLoop):
         state = self._state()
         now = self._now()
         wake: int | None = None
-        for job in state.by_index(t.JOBS, "periodic", True):
+        for job in state.by_index(t.JOBS, t.PERIODIC, True):
             launch = state.get(t.PERIODIC_LAUNCHES, job.ID)
             last = launch.Launch if launch is not None else job.SubmitTime
             try:

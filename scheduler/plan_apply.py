@@ -16,12 +16,12 @@ from msgspec.structs import replace
 
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
-from caravan.fsm.store import State
 from caravan.fsm.structs import Allocation
 from caravan.fsm.submit import EntryRejected, Submit
 from caravan.scheduler.fit import plan_fits
 from caravan.scheduler.plan import Plan, PlanResult
 from caravan.scheduler.preemption import preemptible
+from caravan.scheduler.state import SchedulerState as State
 
 log = logging.getLogger("caravan.plan")
 

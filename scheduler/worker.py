@@ -15,12 +15,12 @@ from collections.abc import Callable
 from msgspec.structs import replace
 
 from caravan.fsm import entries as e
-from caravan.fsm.store import State
 from caravan.fsm.structs import Evaluation
 from caravan.fsm.submit import EntryRejected, Submit
 from caravan.scheduler.broker import EvalBroker
 from caravan.scheduler.plan import Plan
 from caravan.scheduler.plan_apply import PlanApplier
+from caravan.scheduler.state import SchedulerState as State
 
 log = logging.getLogger("caravan.worker")
 

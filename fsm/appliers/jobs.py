@@ -105,7 +105,7 @@ def job_dispatch(txn: Txn, body: e.JobDispatch, *, tracked_versions: int) -> Res
     if rej is not None:
         raise rej
     if body.IdempotencyToken:
-        for child in txn.by_index(t.JOBS, "parent", parent.ID):
+        for child in txn.by_index(t.JOBS, t.BY_PARENT, parent.ID):
             if child.Dispatched and child.DispatchIdempotencyToken == body.IdempotencyToken:
                 return {"DispatchedJobID": child.ID, "EvalID": "", "EvalCreateIndex": 0,
                         "JobCreateIndex": child.CreateIndex}
@@ -205,7 +205,7 @@ def job_scale(txn: Txn, body: e.JobScale, *, tracked_versions: int) -> Result:
             if high < body.Count:
                 raise Rejected(400, f"group count was greater than scaling policy maximum: "
                                     f"{body.Count} > {high}")
-        latest = max(txn.by_index(t.DEPLOYMENTS, "job", job.ID),
+        latest = max(txn.by_index(t.DEPLOYMENTS, t.BY_JOB, job.ID),
                      key=lambda d: (d.CreateIndex, d.ID), default=None)
         if latest is not None and latest.active() and latest.JobCreateIndex == job.CreateIndex:
             raise Rejected(400, "job scaling blocked due to active deployment")

@@ -33,7 +33,7 @@ async def deployment_allocations(request: Request):
     deployment_id = request.path_params["deployment_id"]
 
     def query(state: State):
-        allocs = by_creation(state.by_index(t.ALLOCS, "deployment", deployment_id))
+        allocs = by_creation(state.by_index(t.ALLOCS, t.BY_DEPLOYMENT, deployment_id))
         return state.table_index(t.ALLOCS), [stub(a) for a in allocs]
 
     return await blocking_read(request, (t.ALLOCS,), query)

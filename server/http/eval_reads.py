@@ -21,7 +21,7 @@ MAX_IDS_PER_WRITE = 7281
 
 def _evals(state: State, prefix: str, status: str, job: str) -> list:
     if status and not prefix:
-        rows = by_creation(state.by_index(t.EVALS, "status", status))  # the index, not a scan
+        rows = by_creation(state.by_index(t.EVALS, t.BY_STATUS, status))  # the index, not a scan
     else:
         rows = listed(state, t.EVALS, prefix)
     return [e for e in rows if (not status or e.Status == status) and (not job or e.JobID == job)]
@@ -123,7 +123,7 @@ async def eval_allocations(request: Request):
     eval_id = request.path_params["eval_id"]
 
     def query(state: State):
-        allocs = by_creation(state.by_index(t.ALLOCS, "eval", eval_id))
+        allocs = by_creation(state.by_index(t.ALLOCS, t.BY_EVAL, eval_id))
         return state.table_index(t.ALLOCS), [stub(a) for a in allocs]
 
     return await blocking_read(request, (t.ALLOCS,), query)

@@ -59,7 +59,7 @@ async def job_versions(request: Request, job_id: str):
     diffs = query_bool(request, "diffs")
 
     def query(state: State):
-        versions = sorted(state.by_index(t.JOB_VERSIONS, "job", job_id),
+        versions = sorted(state.by_index(t.JOB_VERSIONS, t.BY_JOB, job_id),
                           key=lambda j: j.Version, reverse=True)
         if not versions:
             return state.table_index(t.JOB_VERSIONS), None
@@ -74,7 +74,7 @@ async def job_allocations(request: Request, job_id: str):
     show_all = query_bool(request, "all")
 
     def query(state: State):
-        allocs = state.by_index(t.ALLOCS, "job", job_id)
+        allocs = state.by_index(t.ALLOCS, t.BY_JOB, job_id)
         if not show_all:
             # hide allocations of an earlier job that had the same ID
             job = state.get(t.JOBS, job_id)
@@ -87,7 +87,7 @@ async def job_allocations(request: Request, job_id: str):
 
 async def job_evaluations(request: Request, job_id: str):
     def query(state: State):
-        evals = sorted(state.by_index(t.EVALS, "job", job_id),
+        evals = sorted(state.by_index(t.EVALS, t.BY_JOB, job_id),
                        key=lambda e: e.CreateIndex, reverse=True)
         return state.table_index(t.EVALS), evals
 
@@ -95,7 +95,7 @@ async def job_evaluations(request: Request, job_id: str):
 
 
 def _deployments(state: State, job_id: str) -> list:
-    return sorted(state.by_index(t.DEPLOYMENTS, "job", job_id),
+    return sorted(state.by_index(t.DEPLOYMENTS, t.BY_JOB, job_id),
                   key=lambda d: d.CreateIndex, reverse=True)
 
 

@@ -130,7 +130,7 @@ async def node_allocations(request: Request):
     node_id = request.path_params["node_id"]
 
     def query(state: State):
-        allocs = by_creation(state.by_index(t.ALLOCS, "node", node_id))
+        allocs = by_creation(state.by_index(t.ALLOCS, t.BY_NODE, node_id))
         return state.table_index(t.ALLOCS), [full_alloc(a) for a in allocs]
 
     return await blocking_read(request, (t.ALLOCS,), query)

@@ -54,7 +54,7 @@ def scale_status_of(state: State, job_id: str) -> tuple[int, dict | None]:
         groups[tg.Name] = {"Desired": tg.Count or 0, "Placed": 0, "Running": 0, "Healthy": 0,
                            "Unhealthy": 0, "Events": by_group.get(tg.Name)}
     index = max(job.ModifyIndex, events.ModifyIndex if events is not None else 0)
-    for a in state.by_index(t.ALLOCS, "job", job_id):
+    for a in state.by_index(t.ALLOCS, t.BY_JOB, job_id):
         if a.Job is not None and a.Job.CreateIndex != job.CreateIndex:
             continue          # an earlier job with the same ID
         ds = a.DeploymentStatus
@@ -107,7 +107,7 @@ def policy_stub(p) -> dict:
 
 def policies(state: State, job: str, kind: str, prefix: str = "") -> list:
     """Nomad's list: by ID, filtered by ID prefix, job (exact) and type (prefix)."""
-    rows = state.by_index(t.SCALING_POLICIES, "job", job) if job else \
+    rows = state.by_index(t.SCALING_POLICIES, t.BY_JOB, job) if job else \
         state.rows(t.SCALING_POLICIES)
     return sorted((p for p in rows if (not kind or (p.Type or "").startswith(kind))
                    and p.ID.startswith(prefix)), key=lambda p: p.ID)

@@ -207,12 +207,12 @@ class NodeService(pb_grpc.NodeServicer):
         while the node row and that entry are the very objects seen last time, the
         answer is the one computed then. The dispatcher asks for every parked node
         after every write to the allocations, and most of them did not change."""
-        entry = state.tables[t.ALLOCS].indexes["node"].get(node.ID)
+        entry = state.index_members(t.ALLOCS, t.BY_NODE, node.ID)
         hit = self._indexes.get(node.ID)
         if hit is not None and hit[0] is node and hit[1] is entry:
             return hit[2]
         index = node.CreateIndex
-        for a in (entry or {}).values():
+        for a in entry.values():
             i = a.AllocModifyIndex or a.ModifyIndex
             if i > index:
                 index = i
@@ -255,7 +255,7 @@ class NodeService(pb_grpc.NodeServicer):
             index = self._node_index(state, node)
             remaining = deadline - loop.time()
             if index > since or (remaining <= 0 and not stream):
-                allocs = state.by_index(t.ALLOCS, "node", node.ID)
+                allocs = state.by_index(t.ALLOCS, t.BY_NODE, node.ID)
                 changed = [a for a in allocs if (a.AllocModifyIndex or a.ModifyIndex) > since]
                 yield pb.AllocationsResponse(index=index, allocs_json=_json.encode(changed),
                                              alloc_ids=[a.ID for a in allocs])

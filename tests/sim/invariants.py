@@ -261,14 +261,14 @@ def recount_totals(state: State) -> tuple[dict, dict]:
 def _check_totals(state: State, live: dict) -> None:
     at = state.last_index
     usage, counts = recount_totals(state)
-    kept_usage = dict(state.tables[t.ALLOCS].indexes["node_usage"].items())
+    kept_usage = dict(state.totals(t.ALLOCS, t.NODE_USAGE).items())
     for node_id in sorted({*usage, *kept_usage}):
         if kept_usage.get(node_id) != usage.get(node_id):
             raise InvariantViolation(
                 f"index {at}: node {node_id} usage total {kept_usage.get(node_id)} but its "
                 f"live allocations use {usage.get(node_id)}")
     kept_counts = {job: dict(m.items())
-                   for job, m in state.tables[t.ALLOCS].indexes["job_counts"].items()}
+                   for job, m in state.totals(t.ALLOCS, t.JOB_COUNTS).items()}
     for job_id in sorted({*counts, *kept_counts}):
         if kept_counts.get(job_id) != counts.get(job_id):
             raise InvariantViolation(

@@ -50,7 +50,7 @@ def test_plan_results_attach_the_job_and_drive_summary_and_status():
     log = Log()
     log.register(make_job())
     log.apply(e.NodeRegister(Node=node(1)))
-    ev = log.fsm.state.by_index(t.EVALS, "job", "web")[0]
+    ev = log.fsm.state.by_index(t.EVALS, t.BY_JOB, "web")[0]
     done = Evaluation(**{**{f: getattr(ev, f) for f in ev.__struct_fields__},
                          "Status": "complete", "QueuedAllocations": {"g": 0}})
     log.apply(e.PlanResults(JobID="web", JobVersion=0, Allocs=[alloc("web", 0)], Evals=[done]))
@@ -144,9 +144,8 @@ def test_alloc_entries_are_deterministic_and_snapshot_safe(seed):
 
 
 def _kept_totals(state) -> tuple[dict, dict]:
-    ix = state.tables[t.ALLOCS].indexes
-    return (dict(ix["node_usage"].items()),
-            {job: dict(m.items()) for job, m in ix["job_counts"].items()})
+    return (dict(state.totals(t.ALLOCS, t.NODE_USAGE).items()),
+            {job: dict(m.items()) for job, m in state.totals(t.ALLOCS, t.JOB_COUNTS).items()})
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -183,7 +182,7 @@ def test_purging_a_job_cancels_its_blocked_eval():
     # a new job with the same ID starts without an inherited blocked eval
     log.register(make_job())
     assert log.fsm.state.get(t.JOBS, "web").Status == "pending"
-    assert not [x for x in log.fsm.state.by_index(t.EVALS, "job", "web") if x.Status == "blocked"]
+    assert not [x for x in log.fsm.state.by_index(t.EVALS, t.BY_JOB, "web") if x.Status == "blocked"]
 
 
 @pytest.mark.parametrize("final", ["complete", "failed", "lost"])
