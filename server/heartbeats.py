@@ -37,6 +37,7 @@ from caravan.fsm.submit import EntryRejected
 from caravan.scheduler.background import LeaderLoop
 from caravan.scheduler.eval_feed import node_update_evals
 from caravan.server import ids
+from caravan.server.context import ServiceContext
 
 log = logging.getLogger("caravan.heartbeats")
 
@@ -69,7 +70,7 @@ class HeartbeatTracker(LeaderLoop):
     and ``stop`` with leadership (it has ``async start()/stop()`` for
     ``LeaderServices.add``)."""
 
-    def __init__(self, agent, ttl: float | None = None, grace: float | None = None,
+    def __init__(self, agent: ServiceContext, ttl: float | None = None, grace: float | None = None,
                  clock: Callable[[], float] = time.monotonic, *,
                  max_per_second: float | None = None, stagger: bool = True,
                  wall_clock: Callable[[], float] = time.time,

@@ -20,6 +20,7 @@ from caravan.scheduler.eval_feed import delivery_failed, feed_pending, release_b
 from caravan.scheduler.plan_apply import PlanApplier
 from caravan.scheduler.worker import Worker
 from caravan.server import ids
+from caravan.server.context import ServiceContext
 
 log = logging.getLogger("caravan.leader")
 
@@ -60,7 +61,7 @@ class LeaderServices:
     """``now_ns`` is the wall clock stamped on evals (injected by the simulation; the
     timers themselves run on the event loop's clock)."""
 
-    def __init__(self, agent, workers: int = 2, *,
+    def __init__(self, agent: ServiceContext, workers: int = 2, *,
                  now_ns: Callable[[], int] = time.time_ns,
                  client_writes: ClientWrites | None = None):
         self.agent = agent

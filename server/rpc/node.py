@@ -44,6 +44,7 @@ from caravan.proto import node_pb2 as pb
 from caravan.proto import node_pb2_grpc as pb_grpc
 from caravan.scheduler.api import node_update_evals
 from caravan.server import ids
+from caravan.server.context import ServiceContext
 from caravan.server.heartbeats import HeartbeatTracker
 from caravan.server.metrics import METRICS
 from caravan.server.rpc.node_registration import prepare_node, validate_registration
@@ -91,7 +92,7 @@ def failure_eval(state, alloc, update: e.AllocClientState, now_ns: int) -> Evalu
 
 
 class NodeService(pb_grpc.NodeServicer):
-    def __init__(self, agent, tracker: HeartbeatTracker | None = None,
+    def __init__(self, agent: ServiceContext, tracker: HeartbeatTracker | None = None,
                  batch_interval: float = BATCH_INTERVAL,
                  clock: Callable[[], float] = time.time):
         self._agent = agent

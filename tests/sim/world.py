@@ -102,8 +102,9 @@ class SimFailure(Exception):
 
 
 class SimServer:
-    """What ``server.agent.Agent`` is to the services: ``fsm``, ``raft``, ``notifier``,
-    ``leader_rpc()``; rebuilt from scratch on every (re)start of its replica."""
+    """What ``server.agent.Agent`` is to the services: a ``server.context.ServiceContext``
+    (``fsm``, ``raft``, ``submit``, ``notifier``, ``leader_rpc()``); rebuilt from scratch
+    on every (re)start of its replica."""
 
     def __init__(self, world: World, replica: Replica):
         self.world = world
