@@ -11,14 +11,17 @@ import time
 
 from starlette.requests import Request
 
-from caravan.fsm import deployments as dep
 from caravan.fsm import entries as e
 from caravan.fsm import schema as t
 from caravan.fsm.store import State
 from caravan.fsm.structs import Deployment
-from caravan.fsm.times import format_rfc3339
-from caravan.scheduler.api import deployment_eval, deployment_failure
-from caravan.server import ids
+from caravan.server.entries.deployments import (
+    alloc_health_entry,
+    check_alloc_health,
+    fail_entry,
+    pause_entry,
+    promote_entry,
+)
 from caravan.server.http.common import WRITE_METHODS, ApiError, check_method, consistent_state, go_fields, read_json
 from caravan.server.http.job_writes import _bool_option, submit, write_reply
 
@@ -59,10 +62,6 @@ async def _deployment(request: Request, deployment_id: str, terminal_msg: str
     return state, d
 
 
-def _eval(state: State, d: Deployment, now: int):
-    return deployment_eval(state.get(t.JOBS, d.JobID), d, ids.uuid4_str(), now)
-
-
 async def _reply(request: Request, body: e.Request):
     result = await submit(request, body)
     return write_reply(request, {
@@ -78,22 +77,14 @@ async def promote(request: Request):
     body = await _body(request, deployment_id, ("All", "Groups"))
     all_groups, groups = _bool_option(body, "All"), _strings(body, "Groups")
     state, d = await _deployment(request, deployment_id, "can't promote terminal deployment")
-    now = time.time_ns()
-    return await _reply(request, e.DeploymentPromote(
-        DeploymentID=d.ID, All=all_groups, Groups=groups or None, Eval=_eval(state, d, now),
-        Now=now))
+    return await _reply(request, promote_entry(state, d, all_groups, groups, time.time_ns()))
 
 
 async def fail(request: Request):
     check_method(request, WRITE_METHODS)
     deployment_id = request.path_params["deployment_id"]
     state, d = await _deployment(request, deployment_id, "can't fail terminal deployment")
-    description, revert_to = deployment_failure(state, d, dep.DESC_FAILED_BY_USER, sorted(d.TaskGroups or {}))
-    now = time.time_ns()
-    return await _reply(request, e.DeploymentStatusChange(
-        DeploymentUpdate=e.DeploymentStatusUpdate(DeploymentID=d.ID, Status="failed",
-                                                  StatusDescription=description),
-        RevertToVersion=revert_to, Eval=_eval(state, d, now), SubmitTime=now))
+    return await _reply(request, fail_entry(state, d, time.time_ns()))
 
 
 async def pause(request: Request):
@@ -103,19 +94,7 @@ async def pause(request: Request):
     pausing = _bool_option(body, "Pause")
     verb = "pause" if pausing else "resume"
     state, d = await _deployment(request, deployment_id, f"can't {verb} terminal deployment")
-    now = time.time_ns()
-    if pausing:
-        status, description, ev = "paused", dep.DESC_PAUSED, None
-    else:
-        status, description, ev = "running", dep.DESC_RUNNING, _eval(state, d, now)
-        resumed = Deployment(Status="running", TaskGroups=d.TaskGroups)
-        if resumed.requires_promotion():
-            description = dep.DESC_AUTO_PROMOTION if resumed.has_auto_promote() \
-                else dep.DESC_NEEDS_PROMOTION
-    return await _reply(request, e.DeploymentStatusChange(
-        DeploymentUpdate=e.DeploymentStatusUpdate(DeploymentID=d.ID, Status=status,
-                                                  StatusDescription=description),
-        Eval=ev, SubmitTime=now))
+    return await _reply(request, pause_entry(state, d, pausing, time.time_ns()))
 
 
 async def allocation_health(request: Request):
@@ -129,21 +108,5 @@ async def allocation_health(request: Request):
         raise ApiError(400, "must specify at least one healthy/unhealthy allocation ID")
     state, d = await _deployment(request, deployment_id,
                                  "can't set health of allocations for a terminal deployment")
-    for alloc_id in healthy + unhealthy:
-        alloc = state.get(t.ALLOCS, alloc_id)
-        if alloc is None:
-            raise ApiError(404, f'unknown alloc "{alloc_id}"')
-        if alloc.DeploymentID != d.ID:
-            raise ApiError(400, f'alloc "{alloc_id}" is not part of deployment "{d.ID}"')
-    now = time.time_ns()
-    update, revert_to = None, None
-    if unhealthy:
-        groups = sorted({state.get(t.ALLOCS, a).TaskGroup for a in unhealthy})
-        description, revert_to = deployment_failure(state, d, dep.DESC_FAILED_ALLOCS, groups)
-        update = e.DeploymentStatusUpdate(DeploymentID=d.ID, Status="failed",
-                                          StatusDescription=description)
-    return await _reply(request, e.DeploymentAllocHealth(
-        DeploymentID=d.ID, HealthyAllocationIDs=healthy or None,
-        UnhealthyAllocationIDs=unhealthy or None, Timestamp=format_rfc3339(now),
-        DeploymentUpdate=update, RevertToVersion=revert_to, Eval=_eval(state, d, now),
-        SubmitTime=now))
+    check_alloc_health(state, d, healthy, unhealthy)
+    return await _reply(request, alloc_health_entry(state, d, healthy, unhealthy, time.time_ns()))

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 PROBE = textwrap.dedent("""
     import sys
-    import caravan.server.entries.allocs, caravan.server.entries.jobs
+    import caravan.server.entries.allocs, caravan.server.entries.deployments
+    import caravan.server.entries.jobs
     import caravan.server.entries.nodes, caravan.server.entries.scale
     print(sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in
                   ("starlette", "uvicorn", "grpc")}))
@@ -27,8 +28,8 @@ def test_the_builders_import_no_web_framework():
 
 
 def test_the_gateway_and_the_simulation_share_the_builders():
-    from caravan.server.entries import allocs, jobs, nodes, scale
-    from caravan.server.http import alloc_writes, job_writes, node_writes
+    from caravan.server.entries import allocs, deployments, jobs, nodes, scale
+    from caravan.server.http import alloc_writes, deployment_writes, job_writes, node_writes
     from caravan.server.http import scale as http_scale
     from tests.sim import world
 
@@ -37,3 +38,5 @@ def test_the_gateway_and_the_simulation_share_the_builders():
     assert node_writes.drain_entry is nodes.drain_entry is world.node_entries.drain_entry
     assert alloc_writes.stop_entry is allocs.stop_entry is world.alloc_entries.stop_entry
     assert http_scale.scale_entry is scale.scale_entry is world.scale_entries.scale_entry
+    assert deployment_writes.promote_entry is deployments.promote_entry
+    assert deployment_writes.alloc_health_entry is deployments.alloc_health_entry
