@@ -128,6 +128,9 @@ class Agent:
         else:
             await self.leader_services.stop()
 
+    def new_id(self) -> str:
+        return ids.uuid4_str()
+
     def leader_rpc(self) -> str:
         """The leader's RPC address (what ``/v1/status/leader`` answers), or ""."""
         raft_addr = self.raft.leader()

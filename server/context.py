@@ -2,7 +2,7 @@
 that the leader's services (``server.leader.LeaderServices``), the heartbeat tracker
 (``server.heartbeats``) and the node RPC service (``server.rpc.node``) use, declared.
 
-``server.agent.Agent`` implements it, and so does the simulation's server
+``server.agent.Agent`` implements it (ids from ``server.ids``), and so does the simulation's server
 (``tests/sim/world.SimServer``); neither inherits from it. A service asks nothing else
 of the agent: a new need is added here first, where both implementations are held to
 it (``tests/unit/test_service_context.py``).
@@ -44,4 +44,9 @@ class ServiceContext(Protocol):
 
     def leader_rpc(self) -> str:
         """The leader's RPC address ("" when none is known)."""
+        ...
+
+    def new_id(self) -> str:
+        """A fresh id (Nomad's UUID form) for an eval the service creates, decided
+        before the entry that carries it is submitted."""
         ...

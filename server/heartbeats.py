@@ -36,7 +36,6 @@ from caravan.fsm import schema as t
 from caravan.fsm.submit import EntryRejected
 from caravan.scheduler.background import LeaderLoop
 from caravan.scheduler.eval_feed import node_update_evals
-from caravan.server import ids
 from caravan.server.context import ServiceContext
 
 log = logging.getLogger("caravan.heartbeats")
@@ -192,7 +191,7 @@ class HeartbeatTracker(LeaderLoop):
             body = e.NodeStatus(NodeID=node_id, Status="down",
                                 UpdatedAt=int(wall),
                                 Evals=node_update_evals(state, node_id, int(wall * 1e9),
-                                                        ids.uuid4_str) or None)
+                                                        self.agent.new_id) or None)
             try:
                 await self.agent.submit(body)
             except EntryRejected as rej:

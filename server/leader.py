@@ -118,7 +118,7 @@ class LeaderServices:
 
     def _eval_failed(self, ev) -> None:
         """Delivery limit reached: mark it failed and create a delayed follow-up."""
-        body = delivery_failed(ev, self.now_ns(), ids.uuid4_str, ids.request_id)
+        body = delivery_failed(ev, self.now_ns(), self.agent.new_id, ids.request_id)
         # cancelled with the other services: a deposed leader's write must not be
         # resubmitted into the next leader's term, which is handling the eval itself
         self._tasks.append(asyncio.ensure_future(self._submit_quietly(body)))

@@ -45,6 +45,7 @@ from caravan.fsm.submit import Submitter
 from caravan.proto import node_pb2 as pb
 from caravan.proto import node_pb2_grpc as pb_grpc
 from caravan.proto import status_pb2_grpc as status_grpc
+from caravan.server import ids as server_ids
 from caravan.server.heartbeats import HeartbeatTracker
 from caravan.server.notify import Notifier
 from caravan.server.rpc.node import register_node_service
@@ -86,7 +87,10 @@ class InProcessServer:
         self._server: grpc.aio.Server | None = None
         self.heartbeats: HeartbeatTracker | None = None
 
-    # what the service reads of an agent
+    # what the service reads of an agent (a server.context.ServiceContext)
+    def new_id(self) -> str:
+        return server_ids.uuid4_str()
+
     def leader_rpc(self) -> str:
         return self.rpc if self.raft.is_leader else self.leader_addr
 

@@ -74,7 +74,8 @@ class _Batch:
         self.future = loop.create_future()
 
 
-def failure_eval(state, alloc, update: e.AllocClientState, now_ns: int) -> Evaluation | None:
+def failure_eval(state, alloc, update: e.AllocClientState, now_ns: int,
+                 new_id: Callable[[], str] = ids.uuid4_str) -> Evaluation | None:
     """An ``alloc-failure`` eval when a report fails an allocation that its job's
     reschedule policy may replace (Nomad's ``Node.UpdateAlloc``); None otherwise."""
     if update.ClientStatus != "failed" or alloc.ClientStatus == "failed" or \
@@ -86,7 +87,7 @@ def failure_eval(state, alloc, update: e.AllocClientState, now_ns: int) -> Evalu
     tg = next((g for g in job.TaskGroups or () if g.Name == alloc.TaskGroup), None)
     if tg is None or not reschedule.eligible(alloc, tg.ReschedulePolicy, now_ns):
         return None
-    return Evaluation(ID=ids.uuid4_str(), Namespace=alloc.Namespace, Priority=job.Priority or 50,
+    return Evaluation(ID=new_id(), Namespace=alloc.Namespace, Priority=job.Priority or 50,
                       Type=job.Type or "service", TriggeredBy="alloc-failure", JobID=alloc.JobID,
                       Status="pending", CreateTime=now_ns, ModifyTime=now_ns)
 
@@ -165,7 +166,7 @@ class NodeService(pb_grpc.NodeServicer):
         if existing is None or existing.Status != "ready":
             # a node that joins (or comes back) may owe system jobs an allocation
             evals = node_update_evals(self._agent.fsm.state, node.ID, int(now * 1e9),
-                                      ids.uuid4_str, system_jobs=True) or None
+                                      self._agent.new_id, system_jobs=True) or None
         result = await self._submit(e.NodeRegister(Node=prepare_node(node, now), Evals=evals))
         ttl = self.tracker.touch(node.ID)
         return pb.RegisterResponse(heartbeat_ttl_ms=int(ttl * 1000), index=result["Index"])
@@ -185,7 +186,7 @@ class NodeService(pb_grpc.NodeServicer):
             state = self._agent.fsm.state
             result = await self._submit(e.NodeStatus(
                 NodeID=node.ID, Status="ready", UpdatedAt=int(now),
-                Evals=node_update_evals(state, node.ID, int(now * 1e9), ids.uuid4_str,
+                Evals=node_update_evals(state, node.ID, int(now * 1e9), self._agent.new_id,
                                         system_jobs=True) or None))
             index = result.get("NodeModifyIndex", result["Index"])
             log.info("node %s is back: marked ready", node.ID)
@@ -351,7 +352,7 @@ class NodeService(pb_grpc.NodeServicer):
             if not u.ModifyTime:
                 u.ModifyTime = now
             checked.append(u)
-            ev = failure_eval(state, alloc, u, now)
+            ev = failure_eval(state, alloc, u, now, self._agent.new_id)
             if ev is not None:
                 evals.append(ev)
         if not checked:

@@ -103,7 +103,7 @@ class SimFailure(Exception):
 
 class SimServer:
     """What ``server.agent.Agent`` is to the services: a ``server.context.ServiceContext``
-    (``fsm``, ``raft``, ``submit``, ``notifier``, ``leader_rpc()``); rebuilt from scratch
+    (``fsm``, ``raft``, ``submit``, ``notifier``, ``leader_rpc()``, ``new_id()``); rebuilt from scratch
     on every (re)start of its replica."""
 
     def __init__(self, world: World, replica: Replica):
@@ -129,6 +129,9 @@ class SimServer:
 
     def leader_rpc(self) -> str:
         return self.raft.leader() or ""
+
+    def new_id(self) -> str:
+        return ids.uuid4_str()   # reseeded by the seed: a run replays its ids
 
     def _booted(self, replica: Replica) -> None:
         loop = asyncio.get_running_loop()

@@ -55,6 +55,9 @@ class FakeAgent:
         # through self.raft at call time: a test may swap its submit
         self.submit = Submitter(lambda *a: self.raft.submit(*a), lambda: f"hb-{next(requests)}")
 
+    def new_id(self) -> str:
+        return ids.uuid4_str()
+
 
 def job(job_id: str, jtype="service", priority=50) -> Job:
     return Job(ID=job_id, Name=job_id, Namespace="default", Type=jtype, Priority=priority,

@@ -20,6 +20,8 @@ def test_the_agent_is_a_service_context(tmp_path):
     agent = Agent(config, config.servers[0], str(tmp_path))
     assert isinstance(agent, ServiceContext)
     assert agent.leader_rpc() == ""
+    first, second = agent.new_id(), agent.new_id()
+    assert first != second and len(first) == 36 and first.count("-") == 4
 
 
 def test_the_simulated_server_is_a_service_context():
