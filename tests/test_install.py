@@ -40,7 +40,7 @@ def _venv(tmp: Path) -> tuple[Path, Path]:
 
 def _installed_top_level(site: Path) -> tuple[set[str], list[str], str]:
     """(top-level names the RECORD puts in site-packages, the RECORD's paths, top_level.txt)."""
-    dist = next(site.glob("caravan-*.dist-info"))
+    dist = next(site.glob("caravan_scheduler-*.dist-info"))
     record = [line.split(",")[0] for line in (dist / "RECORD").read_text().splitlines() if line]
     inside = [p for p in record if not p.startswith("..")]   # scripts go to bin/
     top = {p.split("/")[0] for p in inside}
