@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, Protocol, TypeVar
@@ -39,6 +40,29 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
         return
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def run_passes(notifier: Callable[[], AnyCommits], tables: tuple[str, ...],
+                     run_once: Callable[[], Any], *, log: logging.Logger, what: str,
+                     max_interval: float, pause: Callable[[], float]) -> None:
+    """A leader loop's body: ``run_once`` now, again after every applied entry that
+    touches ``tables`` (and at least every ``max_interval`` seconds), with ``pause()``
+    seconds of sleep after each pass so that a burst of entries is one pass. A pass
+    that fails is logged as ``what`` and the loop goes on; cancelling ends it."""
+    while True:
+        commits = notifier()
+        watch = commits.watch(tables)   # before the pass: no entry slips in between
+        try:
+            try:
+                await run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s pass failed", what)
+            await commits.wait(watch, max_interval)
+        finally:
+            commits.unwatch(watch)
+        await asyncio.sleep(pause())
 
 
 class LeaderLoop(abc.ABC):

@@ -22,7 +22,6 @@ when it starts.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from caravan.fsm.store import State, TableState
 from caravan.fsm.structs import Deployment, DeploymentState, DesiredTransition, Evaluation, Job
 from caravan.fsm.submit import EntryRejected, Submit
 from caravan.fsm.times import parse_rfc3339
-from caravan.scheduler.background import AnyCommits, LeaderLoop, WriteListener, WrittenKeys
+from caravan.scheduler.background import AnyCommits, LeaderLoop, WriteListener, WrittenKeys, run_passes
 
 log = logging.getLogger("caravan.deployments")
 
@@ -216,26 +215,12 @@ class DeploymentWatcher(LeaderLoop):
         self._looked_at = None
 
     async def _run(self) -> None:
+        # A full pass looks at every active deployment; with thousands of them (each
+        # new service job has one) passes are rationed.
         with WrittenKeys[str](self._listeners, t.DEPLOYMENTS) as self._written:
-            await self._loop()
-
-    async def _loop(self) -> None:
-        while True:
-            notifier = self._notifier()
-            watch = notifier.watch((t.DEPLOYMENTS, t.EVALS))
-            try:
-                try:
-                    await self.run_once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("deployment watcher pass failed")
-                await notifier.wait(watch, MAX_PASS_INTERVAL)
-            finally:
-                notifier.unwatch(watch)
-            # A full pass looks at every active deployment; with thousands of them
-            # (each new service job has one) passes are rationed.
-            await asyncio.sleep(max(MIN_PASS_INTERVAL, SCAN_BACKOFF * self._scan_s))
+            await run_passes(self._notifier, (t.DEPLOYMENTS, t.EVALS), self.run_once, log=log,
+                             what="deployment watcher", max_interval=MAX_PASS_INTERVAL,
+                             pause=lambda: max(MIN_PASS_INTERVAL, SCAN_BACKOFF * self._scan_s))
 
     async def run_once(self) -> None:
         """Look at every active deployment that changed since the last look, or whose

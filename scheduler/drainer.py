@@ -24,7 +24,6 @@ new leader carries on where the last one stopped.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from caravan.fsm import schema as t
 from caravan.fsm.structs import Allocation, DesiredTransition, Evaluation, Job, Node, TaskGroup
 from caravan.fsm.submit import EntryRejected, Submit
 from caravan.fsm.times import parse_rfc3339
-from caravan.scheduler.background import AnyCommits, LeaderLoop
+from caravan.scheduler.background import AnyCommits, LeaderLoop, run_passes
 from caravan.scheduler.state import SchedulerState as State
 
 log = logging.getLogger("caravan.drainer")
@@ -191,20 +190,9 @@ class NodeDrainer(LeaderLoop):
         self.completed = 0
 
     async def _run(self) -> None:
-        while True:
-            notifier = self._notifier()
-            watch = notifier.watch((t.NODES, t.ALLOCS))
-            try:
-                try:
-                    await self.run_once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("node drainer pass failed")
-                await notifier.wait(watch, MAX_PASS_INTERVAL)
-            finally:
-                notifier.unwatch(watch)
-            await asyncio.sleep(MIN_PASS_INTERVAL)
+        await run_passes(self._notifier, (t.NODES, t.ALLOCS), self.run_once, log=log,
+                         what="node drainer", max_interval=MAX_PASS_INTERVAL,
+                         pause=lambda: MIN_PASS_INTERVAL)
 
     async def run_once(self) -> None:
         state = self._state()
