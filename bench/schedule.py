@@ -412,9 +412,10 @@ async def measure(leader_url: str, follower_urls: list[str], bodies: list[bytes]
                     continue
                 now, wall = time.perf_counter(), time.time_ns()
                 i = int(header(head, "X-Nomad-Index") or 0)
-                if i > index:
+                if i > index or not seen:   # the first answer is the baseline
                     seen.append((now, wall, i))
-                    index = i
+                # a table never written answers index 0, and ?index=0 does not block
+                index = max(index, i, 1)
         finally:
             conn.close()
 
@@ -428,7 +429,7 @@ async def measure(leader_url: str, follower_urls: list[str], bodies: list[bytes]
                 except (OSError, asyncio.IncompleteReadError):
                     await asyncio.sleep(0.05)
                     continue
-                index = int(header(head, "X-Nomad-Index") or 0)
+                index = max(int(header(head, "X-Nomad-Index") or 0), 1)   # 0 would not block
                 n = sum(group_counts(j.get("JobSummary")) for j in json.loads(body))
                 counts.append((time.perf_counter(), n))
                 if n >= expected:
