@@ -43,7 +43,7 @@ FULL_SIM_SEEDS = 200
 REAL_PROCESS_FIXTURES = frozenset({"dev_agent", "sim_agent", "cluster"})
 PROCESS_STARTERS = frozenset({
     "tests.procs.Server", "tests.procs.Cluster", "tests.procs.dev_server",
-    "tests.procs.make_cluster", "tests.test_scheduling.NodeSim",
+    "tests.procs.make_cluster", "tests.procs.dev_with_client", "tests.test_scheduling.NodeSim",
     "tests.nemesis.cluster.NemesisCluster", "tests.nemesis.run.run",
 })
 # Modules that start caravan processes themselves (`python3 -m caravan`, an installed one).

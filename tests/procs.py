@@ -2,6 +2,7 @@
 and cleanup of every process a test started."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -101,6 +102,24 @@ def dev_server(tmp: Path, client: bool = False, extra_args: tuple[str, ...] = ()
                    "-data-dir", str(tmp / "dev"), *(() if client else ("-no-client",)),
                    *extra_args],
                   tmp / "dev.log")
+
+
+@contextlib.contextmanager
+def dev_with_client(tmp: Path, *, check_exit: bool = True):
+    """A ``caravan agent -dev`` with its client, started and waited on until its node is
+    ready; yields ``(http, agent)`` (an ``httpx.Client`` on the agent). On the way out
+    it stops the agent and, with ``check_exit``, asserts it exited cleanly."""
+    agent = dev_server(tmp, client=True).start()
+    http = httpx.Client(base_url=agent.url, timeout=10)
+    try:
+        wait_until(lambda: [n for n in http.get("/v1/nodes").json() if n["Status"] == "ready"],
+                   30, "the dev client's node")
+        yield http, agent
+    finally:
+        http.close()
+        agent.stop()
+        if check_exit:
+            assert agent.proc.returncode == 0, (tmp / "dev.log").read_text()[-3000:]
 
 
 @dataclass

@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.procs import dev_server, make_cluster, wait_until
+from tests.procs import dev_with_client, make_cluster, wait_until
 
 SEC = 1_000_000_000
 FAST_RESTARTS = {"Attempts": 2, "Interval": 60 * SEC, "Delay": 100_000_000, "Mode": "fail"}
@@ -85,16 +85,8 @@ def logs(http, alloc_id: str, task: str, kind: str = "stdout", **params) -> str:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("client-dev")
-    agent = dev_server(tmp, client=True).start()
-    http = httpx.Client(base_url=agent.url, timeout=10)
-    try:
-        wait_until(lambda: [n for n in http.get("/v1/nodes").json() if n["Status"] == "ready"],
-                   30, "the dev client's node")
+    with dev_with_client(tmp) as (http, agent):
         yield http, tmp
-    finally:
-        http.close()
-        agent.stop()
-        assert agent.proc.returncode == 0, (tmp / "dev.log").read_text()[-3000:]
 
 
 def test_dev_node_is_fingerprinted(dev):

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from caravan.server.commands import main
-from tests.procs import dev_server, wait_until
+from tests.procs import dev_with_client, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "web.nomad.hcl"
@@ -25,16 +25,8 @@ TASK_NETWORK_WARNING = ('Task "app" has warnings: task network resources have be
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("groupnet-dev")
-    agent = dev_server(tmp, client=True).start()
-    http = httpx.Client(base_url=agent.url, timeout=10)
-    try:
-        wait_until(lambda: [n for n in http.get("/v1/nodes").json() if n["Status"] == "ready"],
-                   30, "the dev client's node")
+    with dev_with_client(tmp) as (http, agent):
         yield http
-    finally:
-        http.close()
-        agent.stop()
-        assert agent.proc.returncode == 0, (tmp / "dev.log").read_text()[-3000:]
 
 
 def register(http: httpx.Client, body: dict | bytes) -> dict:

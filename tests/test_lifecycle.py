@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
-from tests.procs import dev_server, wait_until
+from tests.procs import dev_with_client, wait_until
 from tests.test_client import FAST_RESTARTS, allocs_of, event_types, full_alloc, job, processes_with, shell, wait_allocs
 
 SEC = 1_000_000_000
@@ -34,16 +33,8 @@ def alloc_dir_file(tmp, alloc_id: str, name: str) -> str:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lifecycle-dev")
-    agent = dev_server(tmp, client=True).start()
-    http = httpx.Client(base_url=agent.url, timeout=10)
-    try:
-        wait_until(lambda: [n for n in http.get("/v1/nodes").json() if n["Status"] == "ready"],
-                   30, "the dev client's node")
+    with dev_with_client(tmp) as (http, agent):
         yield http, tmp
-    finally:
-        http.close()
-        agent.stop()
-        assert agent.proc.returncode == 0, (tmp / "dev.log").read_text()[-3000:]
 
 
 def test_prestart_runs_to_completion_before_main_then_poststart_and_poststop(dev):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from caravan.fsm.times import parse_rfc3339
-from tests.procs import ROOT, dev_server, wait_until
+from tests.procs import ROOT, dev_server, dev_with_client, wait_until
 from tests.test_scheduling import NodeSim
 
 SEC = 1_000_000_000
@@ -83,15 +83,8 @@ def assert_linked(allocs: list[dict]) -> None:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reschedule")
-    agent = dev_server(tmp, client=True).start()
-    http = httpx.Client(base_url=agent.url, timeout=10)
-    try:
-        wait_until(lambda: [n for n in http.get("/v1/nodes").json() if n["Status"] == "ready"],
-                   30, "the dev client's node")
+    with dev_with_client(tmp, check_exit=False) as (http, agent):
         yield http, agent
-    finally:
-        http.close()
-        agent.stop()
 
 
 def test_exponential_delays_grow_with_followup_evals_and_trackers(dev):

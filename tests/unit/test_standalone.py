@@ -7,8 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 # Built from pieces so this file does not name them itself.
@@ -34,7 +32,13 @@ def tracked_files() -> list[Path]:
         out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
                              check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        pytest.skip("not a git checkout")
+        # not a git checkout (an unpacked sdist, say): every file but caches and builds
+        skip = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".cache",
+                "build", "dist", ".venv", "venv"}
+        return [q for q in ROOT.rglob("*") if q.is_file()
+                and not skip.intersection(q.relative_to(ROOT).parts)
+                and not q.name.endswith((".pyc", ".egg-info"))
+                and ".egg-info" not in str(q.relative_to(ROOT))]
     return [ROOT / p for p in out.decode().split("\0") if p]
 
 
